@@ -1,0 +1,80 @@
+package resources
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+)
+
+// Registry is an immutable set of resources with the scheme that knows their types.
+type Registry struct {
+	Scheme    *runtime.Scheme
+	resources []*Resource
+	byGVR     map[schema.GroupVersionResource]*Resource
+	byGVK     map[schema.GroupVersionKind]*Resource
+}
+
+// NewScheme returns a scheme with every API group Wharf serves.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
+		autoscalingv1.AddToScheme, policyv1.AddToScheme,
+	} {
+		utilruntime.Must(add(s))
+	}
+	metav1.AddToGroupVersion(s, schema.GroupVersion{Version: "v1"})
+	utilruntime.Must(metav1.AddMetaToScheme(s))
+	return s
+}
+
+// NewRegistry builds a registry of the given resources (Builtin() when none given).
+func NewRegistry(scheme *runtime.Scheme, rs ...*Resource) (*Registry, error) {
+	if len(rs) == 0 {
+		rs = Builtin()
+	}
+	reg := &Registry{Scheme: scheme, byGVR: map[schema.GroupVersionResource]*Resource{}, byGVK: map[schema.GroupVersionKind]*Resource{}}
+	for _, r := range rs {
+		if _, dup := reg.byGVR[r.GVR]; dup {
+			return nil, fmt.Errorf("resource %s registered twice", r.GVR)
+		}
+		if !scheme.Recognizes(r.GroupVersionKind()) {
+			return nil, fmt.Errorf("resource %s: kind %s not in scheme", r.GVR, r.GroupVersionKind())
+		}
+		reg.resources = append(reg.resources, r)
+		reg.byGVR[r.GVR] = r
+		reg.byGVK[r.GroupVersionKind()] = r
+	}
+	return reg, nil
+}
+
+// All returns the resources in registration order.
+func (r *Registry) All() []*Resource { return r.resources }
+
+// Get returns the resource for a group, version and plural resource name.
+func (r *Registry) Get(gvr schema.GroupVersionResource) (*Resource, bool) {
+	res, ok := r.byGVR[gvr]
+	return res, ok
+}
+
+// ForKind returns the resource whose objects have the given kind.
+func (r *Registry) ForKind(gvk schema.GroupVersionKind) (*Resource, bool) {
+	res, ok := r.byGVK[gvk]
+	return res, ok
+}
+
+// Builtin returns the core resources of a cluster.
+func Builtin() []*Resource {
+	return []*Resource{
+		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
+		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(),
+	}
+}

@@ -1,0 +1,108 @@
+// Package resources describes every API resource Wharf serves: identity for
+// discovery, defaulting, validation, selectable fields and table columns.
+// The apiserver package handles all kinds generically through Resource.
+package resources
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Resource is one REST resource (e.g. apps/v1 deployments).
+//
+// The generic handlers do the work common to all kinds: on create they clear
+// Status (when HasStatus) and set generation 1; on a main-resource update they
+// keep the stored Status and bump generation when Spec changed; on a status
+// update they keep the stored Spec. Hooks below add what is specific to a kind.
+type Resource struct {
+	GVR          schema.GroupVersionResource
+	Kind         string
+	SingularName string
+	Namespaced   bool
+	ShortNames   []string
+	Categories   []string
+
+	New     func() runtime.Object
+	NewList func() runtime.Object
+
+	// HasStatus adds a /status subresource and the Spec/Status split above.
+	HasStatus bool
+	// KeepStatusOnCreate keeps a Status given on create (nodes register with status).
+	KeepStatusOnCreate bool
+	// Scale, when set, adds a /scale subresource (autoscaling/v1 Scale).
+	Scale *ScaleAccessor
+
+	// Default fills unset fields; called before validation on create and update.
+	Default func(obj runtime.Object)
+	// PrepareForCreate runs after the generic create preparation (e.g. a pod's phase Pending).
+	PrepareForCreate func(obj runtime.Object)
+	// Validate checks a whole object, on create and on update. Object metadata
+	// (name, labels, annotations, ...) is included.
+	Validate func(obj runtime.Object) field.ErrorList
+	// ValidateUpdate checks what may not change between old and obj (immutable fields).
+	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
+	// ValidateStatus checks a status update; nil means only Validate.
+	ValidateStatus func(obj, old runtime.Object) field.ErrorList
+
+	// Columns and Row make the metav1.Table kubectl prints; columns with
+	// Priority > 0 show with -o wide. Row returns one cell per column.
+	Columns []metav1.TableColumnDefinition
+	Row     func(obj runtime.Object) []any
+
+	// Fields returns the selectable fields of obj beyond metadata.name and
+	// metadata.namespace, which the apiserver adds itself.
+	Fields func(obj runtime.Object) fields.Set
+}
+
+// ScaleAccessor reads and writes the replica count and selector behind /scale.
+type ScaleAccessor struct {
+	// Get returns spec replicas, status replicas and the label selector string.
+	Get func(obj runtime.Object) (specReplicas, statusReplicas int32, selector string)
+	// SetReplicas sets spec replicas.
+	SetReplicas func(obj runtime.Object, replicas int32)
+}
+
+// GroupVersionKind returns the kind of the resource's objects.
+func (r *Resource) GroupVersionKind() schema.GroupVersionKind {
+	return r.GVR.GroupVersion().WithKind(r.Kind)
+}
+
+// SelectableFields returns every field usable in a field selector for obj.
+func (r *Resource) SelectableFields(obj runtime.Object) fields.Set {
+	set := fields.Set{}
+	if r.Fields != nil {
+		set = r.Fields(obj)
+	}
+	if m, err := meta.Accessor(obj); err == nil {
+		set["metadata.name"] = m.GetName()
+		if r.Namespaced {
+			set["metadata.namespace"] = m.GetNamespace()
+		}
+	}
+	return set
+}
+
+// typed adapts a function of a concrete type to the runtime.Object signatures above.
+func typed[T runtime.Object](f func(T)) func(runtime.Object) {
+	return func(o runtime.Object) { f(o.(T)) }
+}
+
+func typedValidate[T runtime.Object](f func(T) field.ErrorList) func(runtime.Object) field.ErrorList {
+	return func(o runtime.Object) field.ErrorList { return f(o.(T)) }
+}
+
+func typedValidateUpdate[T runtime.Object](f func(T, T) field.ErrorList) func(runtime.Object, runtime.Object) field.ErrorList {
+	return func(o, old runtime.Object) field.ErrorList { return f(o.(T), old.(T)) }
+}
+
+func typedRow[T runtime.Object](f func(T) []any) func(runtime.Object) []any {
+	return func(o runtime.Object) []any { return f(o.(T)) }
+}
+
+func typedFields[T runtime.Object](f func(T) fields.Set) func(runtime.Object) fields.Set {
+	return func(o runtime.Object) fields.Set { return f(o.(T)) }
+}
