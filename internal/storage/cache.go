@@ -128,6 +128,10 @@ func resourcePrefix(key string) string {
 	return key
 }
 
+// lookup returns the bucket of a key or prefix, or nil; safe under c.mu.RLock.
+func (c *cache) lookup(prefix string) *bucket { return c.buckets[resourcePrefix(prefix)] }
+
+// bucket returns the bucket of a key or prefix, making it; needs c.mu.Lock.
 func (c *cache) bucket(prefix string) *bucket {
 	rp := resourcePrefix(prefix)
 	b, ok := c.buckets[rp]

@@ -89,20 +89,23 @@ func (s *Store) List(ctx context.Context, prefix string, opts ListOptions) (*Lis
 func (s *Store) listCache(prefix, from string, atRev int64, opts ListOptions) (*ListResult, bool) {
 	c := s.cache
 	c.mu.RLock()
-	b := c.bucket(prefix)
-	for b.sorted == nil {
+	b := c.lookup(prefix)
+	for b != nil && b.sorted == nil {
 		c.mu.RUnlock()
 		c.mu.Lock()
 		b.keys()
 		c.mu.Unlock()
 		c.mu.RLock()
-		b = c.bucket(prefix)
+		b = c.lookup(prefix)
 	}
 	defer c.mu.RUnlock()
 	if atRev != 0 && atRev != c.rev {
 		return nil, false
 	}
-	keys := b.sorted
+	var keys []string
+	if b != nil {
+		keys = b.sorted
+	}
 	i := sort.SearchStrings(keys, from)
 	res := &ListResult{ResourceVersion: c.rev}
 	for ; i < len(keys) && hasPrefix(keys[i], prefix); i++ {

@@ -100,11 +100,12 @@ func (s *Store) Get(ctx context.Context, key string, rv string) (runtime.Object,
 	c := s.cache
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	e, ok := c.bucket(key).items[key]
-	if !ok {
-		return nil, keyError(ErrNotFound, key)
+	if b := c.lookup(key); b != nil {
+		if e, ok := b.items[key]; ok {
+			return e.obj, nil
+		}
 	}
-	return e.obj, nil
+	return nil, keyError(ErrNotFound, key)
 }
 
 // waitRV waits until the cache is as new as a read at rv requires.
@@ -240,8 +241,10 @@ func (s *Store) cached(key string) (runtime.Object, []byte, int64, bool) {
 	c := s.cache
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if e, ok := c.bucket(key).items[key]; ok && e.data != nil {
-		return e.obj, e.data, e.rev, true
+	if b := c.lookup(key); b != nil {
+		if e, ok := b.items[key]; ok && e.data != nil {
+			return e.obj, e.data, e.rev, true
+		}
 	}
 	return nil, nil, 0, false
 }
