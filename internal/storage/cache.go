@@ -39,9 +39,9 @@ type event struct {
 
 // bucket holds the objects and recent events of one resource.
 type bucket struct {
-	items  map[string]*entry
-	sorted []string // keys in order; nil when it must be rebuilt
-	ring   []event  // circular, oldest at ringStart
+	items     map[string]*entry
+	sorted    []string // keys in order; nil when it must be rebuilt
+	ring      []event  // circular, oldest at ringStart
 	ringStart int
 	// since: the ring holds every event of this resource with rev > since.
 	since int64

@@ -53,7 +53,8 @@ type Preconditions struct {
 	ResourceVersion string
 }
 
-func (p *Preconditions) check(key string, obj runtime.Object) error {
+// Check reports ErrConflict if obj, stored at key, does not meet p (nil meets all).
+func (p *Preconditions) Check(key string, obj runtime.Object) error {
 	if p == nil {
 		return nil
 	}
@@ -187,7 +188,7 @@ func (s *Store) Update(ctx context.Context, key string, pre *Preconditions, upda
 }
 
 func (s *Store) tryUpdate(key string, cur runtime.Object, pre *Preconditions, update UpdateFunc) (runtime.Object, error) {
-	if err := pre.check(key, cur); err != nil {
+	if err := pre.Check(key, cur); err != nil {
 		return nil, err
 	}
 	return update(cur.DeepCopyObject())
@@ -205,7 +206,7 @@ func (s *Store) Delete(ctx context.Context, key string, pre *Preconditions, vali
 			}
 			fromCache = false
 		}
-		err := pre.check(key, cur)
+		err := pre.Check(key, cur)
 		if err == nil && validate != nil {
 			err = validate(cur)
 		}

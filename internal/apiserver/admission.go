@@ -1,0 +1,265 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"wharf.dev/wharf/internal/storage"
+)
+
+// AdmissionConfig holds the settings of the built-in admission steps.
+type AdmissionConfig struct {
+	// NotReadyTolerationSeconds and UnreachableTolerationSeconds are the
+	// tolerationSeconds of the NoExecute tolerations every pod gets for the
+	// not-ready and unreachable taints: how long its node may be gone before
+	// the pod is evicted (Kubernetes: 300 s).
+	NotReadyTolerationSeconds    int64
+	UnreachableTolerationSeconds int64
+	// ServiceCIDR is where services' cluster IPs come from; its first
+	// address belongs to the "kubernetes" service.
+	ServiceCIDR netip.Prefix
+	// NodePortMin and NodePortMax bound services' node ports.
+	NodePortMin, NodePortMax int32
+}
+
+// DefaultAdmission returns Wharf's defaults.
+func DefaultAdmission() AdmissionConfig {
+	return AdmissionConfig{
+		NotReadyTolerationSeconds: 3, UnreachableTolerationSeconds: 3,
+		ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"), NodePortMin: 30000, NodePortMax: 32767,
+	}
+}
+
+func (s *Server) admitCreate(ctx context.Context, req *request, obj runtime.Object) error {
+	if req.res.Namespaced {
+		if err := s.checkNamespace(ctx, req.namespace); err != nil {
+			return err
+		}
+	}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		s.admitPod(o)
+	case *corev1.Service:
+		return s.allocateService(ctx, req, o, nil)
+	}
+	return nil
+}
+
+func (s *Server) admitUpdate(ctx context.Context, req *request, obj, cur runtime.Object) error {
+	if svc, ok := obj.(*corev1.Service); ok {
+		return s.allocateService(ctx, req, svc, cur.(*corev1.Service))
+	}
+	return nil
+}
+
+// checkNamespace refuses new objects in a namespace that is missing or being deleted.
+func (s *Server) checkNamespace(ctx context.Context, name string) error {
+	key := objectKey(s.namespaces, "", name)
+	obj, err := s.store.Get(ctx, key, "0")
+	if errors.Is(err, storage.ErrNotFound) {
+		obj, err = s.store.Get(ctx, key, "") // the cache may not have seen it yet
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return apierrors.NewNotFound(corev1.Resource("namespaces"), name)
+	}
+	if err != nil {
+		return err
+	}
+	if ns := obj.(*corev1.Namespace); ns.DeletionTimestamp != nil {
+		se := apierrors.NewForbidden(corev1.Resource("namespaces"), name,
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", name))
+		se.ErrStatus.Details.Causes = append(se.ErrStatus.Details.Causes, metaCause("NamespaceTerminating", name))
+		return se
+	}
+	return nil
+}
+
+// admitPod sets the service account and the default eviction tolerations.
+func (s *Server) admitPod(pod *corev1.Pod) {
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = "default"
+	}
+	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
+	cfg := s.cfg.Admission
+	for _, t := range []struct {
+		key     string
+		seconds int64
+	}{
+		{corev1.TaintNodeNotReady, cfg.NotReadyTolerationSeconds},
+		{corev1.TaintNodeUnreachable, cfg.UnreachableTolerationSeconds},
+	} {
+		tolerated := false
+		for _, tol := range pod.Spec.Tolerations {
+			keyMatch := tol.Key == t.key || (tol.Key == "" && tol.Operator == corev1.TolerationOpExists)
+			if keyMatch && (tol.Effect == "" || tol.Effect == corev1.TaintEffectNoExecute) {
+				tolerated = true
+			}
+		}
+		if !tolerated {
+			secs := t.seconds
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
+				Key: t.key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs,
+			})
+		}
+	}
+}
+
+// allocateService gives a service its cluster IP and node ports. Services
+// are written one at a time (s.svcMu), so allocations cannot collide.
+func (s *Server) allocateService(ctx context.Context, req *request, svc, old *corev1.Service) error {
+	if old != nil && svc.Spec.ClusterIP == "" && old.Spec.Type != corev1.ServiceTypeExternalName {
+		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = old.Spec.ClusterIP, old.Spec.ClusterIPs
+	}
+	if old != nil {
+		keepNodePorts(svc, old)
+	}
+	page, err := s.store.List(ctx, resourcePrefix(req.res), storage.ListOptions{})
+	if err != nil {
+		return err
+	}
+	usedIPs, usedPorts := map[netip.Addr]bool{}, map[int32]bool{}
+	for _, o := range page.Items {
+		other := o.(*corev1.Service)
+		if other.UID == svc.UID && svc.UID != "" {
+			continue
+		}
+		for _, ip := range other.Spec.ClusterIPs {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				usedIPs[a] = true
+			}
+		}
+		for _, p := range other.Spec.Ports {
+			usedPorts[p.NodePort] = true
+		}
+	}
+	cidr := s.cfg.Admission.ServiceCIDR
+	var errs field.ErrorList
+	ipPath := field.NewPath("spec", "clusterIPs").Index(0)
+	switch ip := svc.Spec.ClusterIP; {
+	case svc.Spec.Type == corev1.ServiceTypeExternalName, ip == corev1.ClusterIPNone:
+	case ip == "":
+		a, ok := freeIP(cidr, usedIPs, svc.Namespace == "default" && svc.Name == "kubernetes")
+		if !ok {
+			return apierrors.NewInternalError(fmt.Errorf("no free cluster IP in %s", cidr))
+		}
+		svc.Spec.ClusterIP = a.String()
+	default:
+		a, err := netip.ParseAddr(ip)
+		switch {
+		case err != nil:
+			errs = append(errs, field.Invalid(ipPath, ip, "must be a valid IP address"))
+		case !cidr.Contains(a):
+			errs = append(errs, field.Invalid(ipPath, ip, "provided IP is not in the valid range. The range of valid IPs is "+cidr.String()))
+		case usedIPs[a] && (old == nil || old.Spec.ClusterIP != ip):
+			errs = append(errs, field.Invalid(ipPath, ip, "provided IP is already allocated"))
+		}
+	}
+	if svc.Spec.ClusterIP != "" {
+		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
+	}
+	if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		cfg := s.cfg.Admission
+		for i := range svc.Spec.Ports {
+			p := &svc.Spec.Ports[i]
+			path := field.NewPath("spec", "ports").Index(i).Child("nodePort")
+			switch {
+			case p.NodePort == 0:
+				n, ok := freePort(cfg.NodePortMin, cfg.NodePortMax, usedPorts)
+				if !ok {
+					return apierrors.NewInternalError(errors.New("no free node port"))
+				}
+				p.NodePort = n
+			case p.NodePort < cfg.NodePortMin || p.NodePort > cfg.NodePortMax:
+				errs = append(errs, field.Invalid(path, p.NodePort, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", cfg.NodePortMin, cfg.NodePortMax)))
+			case usedPorts[p.NodePort] && !hadNodePort(old, p.NodePort):
+				errs = append(errs, field.Invalid(path, p.NodePort, "provided port is already allocated"))
+			}
+			usedPorts[p.NodePort] = true
+		}
+	}
+	if len(errs) > 0 {
+		return invalid(req, svc.Name, errs)
+	}
+	return nil
+}
+
+func keepNodePorts(svc, old *corev1.Service) {
+	for i := range svc.Spec.Ports {
+		p := &svc.Spec.Ports[i]
+		for _, op := range old.Spec.Ports {
+			if p.NodePort == 0 && op.Port == p.Port && op.Protocol == p.Protocol {
+				p.NodePort = op.NodePort
+			}
+		}
+	}
+}
+
+func hadNodePort(old *corev1.Service, port int32) bool {
+	if old == nil {
+		return false
+	}
+	for _, p := range old.Spec.Ports {
+		if p.NodePort == port {
+			return true
+		}
+	}
+	return false
+}
+
+// freeIP picks an unused address of cidr, starting at a random one so that
+// concurrent servers rarely try the same. The first host address is kept
+// for the kubernetes service (first true).
+func freeIP(cidr netip.Prefix, used map[netip.Addr]bool, first bool) (netip.Addr, bool) {
+	base := cidr.Masked().Addr()
+	reserved := base.Next()
+	if first {
+		return reserved, !used[reserved]
+	}
+	size := uint64(1) << (base.BitLen() - cidr.Bits())
+	if size > 1<<20 {
+		size = 1 << 20
+	}
+	start := rand.Uint64N(size)
+	for i := uint64(0); i < size; i++ {
+		a := addOffset(base, (start+i)%size)
+		if !cidr.Contains(a) || a == base || a == reserved || used[a] || !addOffset(a, 1).IsValid() || !cidr.Contains(addOffset(a, 1)) {
+			continue // network, reserved, used or broadcast address
+		}
+		return a, true
+	}
+	return netip.Addr{}, false
+}
+
+func addOffset(a netip.Addr, n uint64) netip.Addr {
+	b := a.As16()
+	carry := n
+	for i := 15; i >= 0 && carry > 0; i-- {
+		sum := uint64(b[i]) + carry&0xff
+		b[i] = byte(sum)
+		carry = carry>>8 + sum>>8
+	}
+	out := netip.AddrFrom16(b)
+	if a.Is4() {
+		out = out.Unmap()
+	}
+	return out
+}
+
+func freePort(lo, hi int32, used map[int32]bool) (int32, bool) {
+	n := hi - lo + 1
+	start := rand.Int32N(n)
+	for i := int32(0); i < n; i++ {
+		if p := lo + (start+i)%n; !used[p] {
+			return p, true
+		}
+	}
+	return 0, false
+}

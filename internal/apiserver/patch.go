@@ -1,0 +1,99 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"mime"
+	"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+)
+
+// applyPatch applies a patch of the given type to the JSON of an object.
+// kind is an empty object of the kind, for strategic merge's list keys.
+func applyPatch(patchType types.PatchType, original, patch []byte, kind runtime.Object) ([]byte, error) {
+	switch patchType {
+	case types.JSONPatchType:
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid JSON patch: %v", err))
+		}
+		out, err := p.Apply(original)
+		if err != nil {
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", fmt.Sprintf("the JSON patch does not apply: %v", err), 0, false)
+		}
+		return out, nil
+	case types.MergePatchType:
+		out, err := jsonpatch.MergePatch(original, patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid merge patch: %v", err))
+		}
+		return out, nil
+	case types.StrategicMergePatchType:
+		out, err := strategicpatch.StrategicMergePatch(original, patch, kind)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid strategic merge patch: %v", err))
+		}
+		return out, nil
+	}
+	return nil, unsupportedMediaType(string(patchType))
+}
+
+// patchType reads the patch type from Content-Type.
+func patchType(r *http.Request) (types.PatchType, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return "", unsupportedMediaType(r.Header.Get("Content-Type"))
+	}
+	switch pt := types.PatchType(mt); pt {
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+		return pt, nil
+	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
+		return "", apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "", "server-side apply is not supported; use client-side kubectl apply", 0, false)
+	}
+	return "", unsupportedMediaType(mt)
+}
+
+// patchObject applies a request's patch to cur and decodes the result.
+func (s *Server) patchObject(w http.ResponseWriter, r *http.Request, pt types.PatchType, patch []byte, cur runtime.Object, into runtime.Object) error {
+	info, _ := s.serializerFor("application/json")
+	var buf bytes.Buffer
+	if err := info.Serializer.Encode(cur, &buf); err != nil {
+		return err
+	}
+	patched, err := applyPatch(pt, buf.Bytes(), patch, into.DeepCopyObject())
+	if err != nil {
+		return err
+	}
+	gvk := cur.GetObjectKind().GroupVersionKind()
+	return s.decodeWith(w, r, info, patched, into, gvk)
+}
+
+func (s *Server) patch(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, kind writeKind) error {
+	pt, err := patchType(r)
+	if err != nil {
+		return err
+	}
+	patch, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	updated, err := s.updateWith(ctx, r, req, kind, func(cur runtime.Object) (runtime.Object, error) {
+		s.ensureKind(cur)
+		obj := req.res.New()
+		if err := s.patchObject(w, r, pt, patch, cur, obj); err != nil {
+			return nil, err
+		}
+		return obj, nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.writeObject(w, r, http.StatusOK, req, updated)
+}

@@ -1,0 +1,164 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+var (
+	tableGVK    = metav1.SchemeGroupVersion.WithKind("Table")
+	partialGVK  = metav1.SchemeGroupVersion.WithKind("PartialObjectMetadata")
+	partialsGVK = metav1.SchemeGroupVersion.WithKind("PartialObjectMetadataList")
+)
+
+// writeObject writes one object in the negotiated form.
+func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, req *request, obj runtime.Object) error {
+	out, err := s.negotiate(r)
+	if err != nil {
+		return err
+	}
+	switch out.as {
+	case asTable:
+		obj = s.table(r, req, []runtime.Object{obj}, metav1.ListMeta{})
+	case asMetadata:
+		obj = partialMetadata(obj)
+	case asMetadataList:
+		return s.negotiateError(out)
+	default:
+		s.ensureKind(obj)
+	}
+	return s.encode(w, code, out, obj)
+}
+
+// writeList writes a page of objects as the kind's list, a Table or a metadata list.
+func (s *Server) writeList(w http.ResponseWriter, r *http.Request, req *request, items []runtime.Object, lm metav1.ListMeta) error {
+	out, err := s.negotiate(r)
+	if err != nil {
+		return err
+	}
+	var obj runtime.Object
+	switch out.as {
+	case asTable:
+		obj = s.table(r, req, items, lm)
+	case asMetadataList:
+		list := &metav1.PartialObjectMetadataList{ListMeta: lm, Items: make([]metav1.PartialObjectMetadata, len(items))}
+		list.SetGroupVersionKind(partialsGVK)
+		for i, it := range items {
+			list.Items[i] = *partialMetadata(it)
+		}
+		obj = list
+	case asMetadata:
+		return s.negotiateError(out)
+	default:
+		list := req.res.NewList()
+		if err := meta.SetList(list, items); err != nil {
+			return err
+		}
+		lma, err := meta.ListAccessor(list)
+		if err != nil {
+			return err
+		}
+		lma.SetResourceVersion(lm.ResourceVersion)
+		lma.SetContinue(lm.Continue)
+		lma.SetRemainingItemCount(lm.RemainingItemCount)
+		s.ensureKind(list)
+		obj = list
+	}
+	return s.encode(w, http.StatusOK, out, obj)
+}
+
+func (s *Server) negotiateError(out *output) error {
+	_, err := s.negotiate(&http.Request{Header: http.Header{"Accept": {"none/none"}}})
+	return err
+}
+
+func (s *Server) encode(w http.ResponseWriter, code int, out *output, obj runtime.Object) error {
+	enc := out.info.Serializer
+	if out.pretty && out.info.PrettySerializer != nil {
+		enc = out.info.PrettySerializer
+	}
+	w.Header().Set("Content-Type", out.mediaType)
+	w.WriteHeader(code)
+	// The status line is out: an encoding error now can only end the body.
+	if err := enc.Encode(obj, w); err != nil {
+		s.log.Warn("encoding response", "err", err)
+	}
+	return nil
+}
+
+// ensureKind sets the kind of an object this request owns. Cached objects
+// always carry their kind, so shared objects are never written to here.
+func (s *Server) ensureKind(obj runtime.Object) {
+	if !obj.GetObjectKind().GroupVersionKind().Empty() {
+		return
+	}
+	if gvks, _, err := s.reg.Scheme.ObjectKinds(obj); err == nil {
+		obj.GetObjectKind().SetGroupVersionKind(gvks[0])
+	}
+}
+
+func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
+	p := &metav1.PartialObjectMetadata{}
+	p.SetGroupVersionKind(partialGVK)
+	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		p.ObjectMeta = *a.GetObjectMeta().(*metav1.ObjectMeta)
+	}
+	return p
+}
+
+// table renders objects as the rows kubectl prints.
+func (s *Server) table(r *http.Request, req *request, objs []runtime.Object, lm metav1.ListMeta) *metav1.Table {
+	res := req.res
+	t := &metav1.Table{ListMeta: lm, Rows: make([]metav1.TableRow, 0, len(objs))}
+	t.SetGroupVersionKind(tableGVK)
+	if r.URL.Query().Get("noHeaders") != "true" {
+		t.ColumnDefinitions = res.Columns
+	}
+	include := r.URL.Query().Get("includeObject")
+	for _, obj := range objs {
+		row := metav1.TableRow{}
+		if res.Row != nil {
+			row.Cells = res.Row(obj)
+		} else if m, err := meta.Accessor(obj); err == nil {
+			row.Cells = []any{m.GetName()}
+		}
+		switch include {
+		case "None":
+		case "Object":
+			s.ensureKind(obj)
+			row.Object.Object = obj
+		default:
+			row.Object.Object = partialMetadata(obj)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	if res.Columns == nil && t.ColumnDefinitions != nil {
+		t.ColumnDefinitions = []metav1.TableColumnDefinition{{Name: "Name", Type: "string", Format: "name"}}
+	}
+	return t
+}
+
+// writeError writes err as a metav1.Status.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error, req *request) {
+	st := toStatus(err, req).ErrStatus
+	st.SetGroupVersionKind(metav1.SchemeGroupVersion.WithKind("Status"))
+	if st.Code >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, int(st.Code), &st)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(data)
+}

@@ -1,0 +1,211 @@
+// Package apiserver serves the Kubernetes-compatible HTTP API: routing,
+// authentication, content negotiation, the REST verbs on every resource,
+// watch streams, patches, tables, discovery and a small OpenAPI document.
+// Kinds are handled generically through resources.Resource; objects live in
+// storage.Store.
+package apiserver
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/version"
+
+	"wharf.dev/wharf/internal/resources"
+	"wharf.dev/wharf/internal/storage"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	Logger   *slog.Logger
+	Store    *storage.Store
+	Registry *resources.Registry
+	// Authenticate maps a request to a user; nil means anonymous (401).
+	Authenticate Authenticator
+	// Metrics is where the server registers its metrics; nil: a new registry.
+	Metrics *prometheus.Registry
+	// Admission adds cross-object defaults and checks (pods' service
+	// account and tolerations, services' cluster IPs, namespace lifecycle).
+	Admission AdmissionConfig
+	// ExternalAddress is the host:port clients use, for discovery.
+	ExternalAddress string
+	// Version is reported on /version.
+	Version version.Info
+	// Connect serves pods' log, exec, attach and portforward; nil: 501.
+	Connect ConnectFunc
+}
+
+// Server is the HTTP API.
+type Server struct {
+	log     *slog.Logger
+	store   *storage.Store
+	reg     *resources.Registry
+	codecs  serializer.CodecFactory
+	cfg     Config
+	metrics *metrics
+	mux     *http.ServeMux
+	ready   func() error
+	openapi openAPIDocs
+	// namespaces is the namespaces resource, for admission's lookups.
+	namespaces *resources.Resource
+	// svcMu serialises service writes so cluster IP and node port
+	// allocations never collide within this server.
+	svcMu sync.Mutex
+}
+
+// New returns a server; Handler serves it.
+func New(cfg Config) *Server {
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	s := &Server{
+		log:   cfg.Logger,
+		store: cfg.Store,
+		reg:   cfg.Registry,
+		// Streaming collection encoding writes lists item by item instead
+		// of building the whole body in memory.
+		codecs: serializer.NewCodecFactory(cfg.Registry.Scheme, serializer.EnablePretty,
+			serializer.WithStreamingCollectionEncodingToJSON(), serializer.WithStreamingCollectionEncodingToProtobuf()),
+		cfg:     cfg,
+		metrics: newMetrics(cfg.Metrics),
+		mux:     http.NewServeMux(),
+	}
+	s.namespaces, _ = cfg.Registry.Get(corev1.SchemeGroupVersion.WithResource("namespaces"))
+	s.routes()
+	return s
+}
+
+// SetReadiness installs the check behind /readyz (e.g. controllers started).
+func (s *Server) SetReadiness(check func() error) { s.ready = check }
+
+// Handler returns the server's root handler.
+func (s *Server) Handler() http.Handler { return s.withAuth(s.mux) }
+
+func (s *Server) routes() {
+	ok := func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }
+	s.mux.HandleFunc("/healthz", ok)
+	s.mux.HandleFunc("/livez", ok)
+	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.ready != nil {
+			if err := s.ready(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Write([]byte("ok"))
+	})
+	s.mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.cfg.Version) })
+	s.mux.Handle("/metrics", promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/api", s.serveLegacyDiscovery)
+	s.mux.HandleFunc("/apis", s.serveGroupDiscovery)
+	s.mux.HandleFunc("/openapi/v3", s.serveOpenAPIIndex)
+	s.mux.HandleFunc("/openapi/v3/", s.serveOpenAPIGroup)
+	s.mux.HandleFunc("/api/", s.serveAPI)
+	s.mux.HandleFunc("/apis/", s.serveAPI)
+}
+
+// serveAPI serves resource URLs and group-version discovery.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	gv, parts, ok := parsePath(r.URL.Path)
+	if ok && len(parts) == 0 {
+		s.serveResourceList(rw, r, gv)
+		return
+	}
+	if segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/"); len(segs) == 2 && segs[0] == "apis" {
+		s.serveGroup(rw, r, segs[1])
+		return
+	}
+	req, err := s.resolve(r)
+	if err != nil {
+		s.writeError(rw, r, err, nil)
+		return
+	}
+	ctx := r.Context()
+	s.handle(ctx, rw, r, req)
+	resource := req.gvr.Resource
+	if req.subresource != "" {
+		resource += "/" + req.subresource
+	}
+	s.metrics.observe(req.verb, resource, rw.code, time.Since(start))
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("request", "verb", req.verb, "path", r.URL.Path, "code", rw.code, "duration", time.Since(start))
+	}
+}
+
+func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) {
+	var err error
+	switch req.subresource {
+	case "":
+		err = s.handleMain(ctx, w, r, req)
+	case "status":
+		err = s.handleStatus(ctx, w, r, req)
+	case "scale":
+		err = s.handleScale(ctx, w, r, req)
+	case "binding":
+		err = s.handleBinding(ctx, w, r, req)
+	case "eviction":
+		err = s.handleEviction(ctx, w, r, req)
+	case "finalize":
+		err = s.handleFinalize(ctx, w, r, req)
+	default:
+		err = s.handleConnect(ctx, w, r, req)
+	}
+	if err != nil {
+		s.writeError(w, r, err, req)
+	}
+}
+
+func (s *Server) handleMain(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+	switch req.verb {
+	case "get":
+		return s.get(ctx, w, r, req)
+	case "list":
+		return s.list(ctx, w, r, req)
+	case "watch":
+		return s.watch(ctx, w, r, req)
+	case "create":
+		if req.name != "" {
+			return errMethod(r.Method, req)
+		}
+		return s.create(ctx, w, r, req)
+	case "update":
+		return s.update(ctx, w, r, req, mainWrite)
+	case "patch":
+		return s.patch(ctx, w, r, req, mainWrite)
+	case "delete":
+		return s.delete(ctx, w, r, req)
+	case "deletecollection":
+		return s.deleteCollection(ctx, w, r, req)
+	}
+	return errMethod(r.Method, req)
+}
+
+// statusWriter records the response code for metrics and logs.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (exec upgrades).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,329 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"wharf.dev/wharf/internal/storage"
+)
+
+// writeKind says which part of an object a write may change.
+type writeKind int
+
+const (
+	mainWrite     writeKind = iota // everything but status
+	statusWrite                    // only status
+	finalizeWrite                  // a namespace's spec.finalizers, set by the caller
+)
+
+func dryRun(r *http.Request) bool {
+	for _, v := range r.URL.Query()["dryRun"] {
+		if v == "All" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) create(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+	data, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	obj := req.res.New()
+	if err := s.decodeBody(w, r, data, obj, req.res.GroupVersionKind()); err != nil {
+		return err
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	if err := s.setNamespace(req, m); err != nil {
+		return err
+	}
+	generated := m.GetName() == "" && m.GetGenerateName() != ""
+	if generated {
+		m.SetName(m.GetGenerateName() + utilrand.String(5))
+	}
+	req = &request{verb: req.verb, gvr: req.gvr, namespace: req.namespace, name: m.GetName(), res: req.res}
+	if m.GetName() == "" {
+		return invalid(req, "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")})
+	}
+	s.prepareCreate(req, obj, m)
+	defer s.lockServices(req)()
+	if err := s.admitCreate(ctx, req, obj); err != nil {
+		return err
+	}
+	if errs := s.validate(req, obj, nil, mainWrite); len(errs) > 0 {
+		return invalid(req, m.GetName(), errs)
+	}
+	if dryRun(r) {
+		return s.writeObject(w, r, http.StatusCreated, req, obj)
+	}
+	created, err := s.store.Create(ctx, req.key(), obj)
+	for i := 0; generated && errors.Is(err, storage.ErrExists) && i < 5; i++ {
+		m.SetName(m.GetGenerateName() + utilrand.String(5))
+		req.name = m.GetName()
+		created, err = s.store.Create(ctx, req.key(), obj)
+	}
+	if err != nil {
+		return err
+	}
+	return s.writeObject(w, r, http.StatusCreated, req, created)
+}
+
+// setNamespace checks the object's namespace against the URL's.
+func (s *Server) setNamespace(req *request, m metav1.Object) error {
+	if !req.res.Namespaced {
+		m.SetNamespace("")
+		return nil
+	}
+	switch m.GetNamespace() {
+	case "":
+		m.SetNamespace(req.namespace)
+	case req.namespace:
+	default:
+		return apierrors.NewBadRequest(fmt.Sprintf("the namespace of the provided object (%s) does not match the namespace sent on the request (%s)", m.GetNamespace(), req.namespace))
+	}
+	if req.namespace == "" {
+		return apierrors.NewBadRequest("a namespace is required for " + req.gvr.Resource)
+	}
+	return nil
+}
+
+// prepareCreate sets what the server owns on a new object, then defaults it.
+func (s *Server) prepareCreate(req *request, obj runtime.Object, m metav1.Object) {
+	m.SetUID(uuid.NewUUID())
+	m.SetCreationTimestamp(metav1.Now())
+	m.SetResourceVersion("")
+	m.SetGeneration(1)
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	m.SetSelfLink("")
+	m.SetManagedFields(nil)
+	res := req.res
+	if res.HasStatus && !res.KeepStatusOnCreate {
+		clearField(obj, "Status")
+	}
+	if res.Default != nil {
+		res.Default(obj)
+	}
+	if res.PrepareForCreate != nil {
+		res.PrepareForCreate(obj)
+	}
+}
+
+func clearField(obj runtime.Object, name string) {
+	if f := reflect.ValueOf(obj).Elem().FieldByName(name); f.IsValid() && f.CanSet() {
+		f.Set(reflect.Zero(f.Type()))
+	}
+}
+
+// validate defaults and validates obj (cur is nil on create).
+func (s *Server) validate(req *request, obj, cur runtime.Object, kind writeKind) field.ErrorList {
+	res := req.res
+	var errs field.ErrorList
+	if res.Validate != nil {
+		errs = append(errs, res.Validate(obj)...)
+	}
+	if cur == nil {
+		return errs
+	}
+	newM, _ := meta.Accessor(obj)
+	oldM, _ := meta.Accessor(cur)
+	errs = append(errs, apivalidation.ValidateObjectMetaAccessorUpdate(newM, oldM, field.NewPath("metadata"))...)
+	if res.ValidateUpdate != nil {
+		errs = append(errs, res.ValidateUpdate(obj, cur)...)
+	}
+	if kind == statusWrite && res.ValidateStatus != nil {
+		errs = append(errs, res.ValidateStatus(obj, cur)...)
+	}
+	return errs
+}
+
+// prepareUpdate turns a client's new version of an object into what is
+// stored, given the current state: it enforces resourceVersion, keeps what
+// the server owns, and splits spec from status.
+func (s *Server) prepareUpdate(req *request, obj, cur runtime.Object, kind writeKind) error {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	c, err := meta.Accessor(cur)
+	if err != nil {
+		return err
+	}
+	if rv := m.GetResourceVersion(); rv != "" && rv != c.GetResourceVersion() {
+		return fmt.Errorf("resourceVersion %s, current %s: %w", rv, c.GetResourceVersion(), storage.ErrConflict)
+	}
+	if uid := m.GetUID(); uid != "" && uid != c.GetUID() {
+		return fmt.Errorf("uid %s, current %s: %w", uid, c.GetUID(), storage.ErrConflict)
+	}
+	m.SetUID(c.GetUID())
+	m.SetCreationTimestamp(c.GetCreationTimestamp())
+	m.SetDeletionTimestamp(c.GetDeletionTimestamp())
+	m.SetDeletionGracePeriodSeconds(c.GetDeletionGracePeriodSeconds())
+	m.SetGeneration(c.GetGeneration())
+	m.SetResourceVersion(c.GetResourceVersion())
+	m.SetSelfLink("")
+	m.SetManagedFields(c.GetManagedFields())
+	res := req.res
+	switch kind {
+	case mainWrite:
+		if res.HasStatus {
+			copyField(obj, cur, "Status")
+		}
+	case statusWrite:
+		copyField(obj, cur, "Spec")
+		// Status writes change status only: keep the stored metadata.
+		om, _ := obj.(metav1.ObjectMetaAccessor)
+		cm, _ := cur.(metav1.ObjectMetaAccessor)
+		*om.GetObjectMeta().(*metav1.ObjectMeta) = *cm.GetObjectMeta().(*metav1.ObjectMeta).DeepCopy()
+	}
+	if res.Default != nil {
+		res.Default(obj)
+	}
+	if kind == mainWrite && !equalField(obj, cur, "Spec") {
+		m.SetGeneration(c.GetGeneration() + 1)
+	}
+	return nil
+}
+
+// copyField sets dst.<name> to a copy of src.<name> when both have it.
+func copyField(dst, src runtime.Object, name string) {
+	d := reflect.ValueOf(dst).Elem().FieldByName(name)
+	sv := reflect.ValueOf(src).Elem().FieldByName(name)
+	if d.IsValid() && sv.IsValid() && d.CanSet() {
+		d.Set(reflect.ValueOf(deepCopyValue(sv)))
+	}
+}
+
+func deepCopyValue(v reflect.Value) any {
+	if dc := v.Addr().MethodByName("DeepCopy"); dc.IsValid() {
+		return dc.Call(nil)[0].Elem().Interface()
+	}
+	return v.Interface()
+}
+
+func equalField(a, b runtime.Object, name string) bool {
+	av := reflect.ValueOf(a).Elem().FieldByName(name)
+	bv := reflect.ValueOf(b).Elem().FieldByName(name)
+	if !av.IsValid() || !bv.IsValid() {
+		return true
+	}
+	return apiequality.Semantic.DeepEqual(av.Interface(), bv.Interface())
+}
+
+// updateWith runs a read-modify-write where modify builds the new object
+// from a private copy of the current one, then defaults, admits and validates it.
+func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, kind writeKind, modify func(cur runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
+	var dry runtime.Object
+	defer s.lockServices(req)()
+	updated, err := s.store.Update(ctx, req.key(), nil, func(cur runtime.Object) (runtime.Object, error) {
+		obj, err := modify(cur.DeepCopyObject())
+		if err != nil {
+			return nil, err
+		}
+		if err := s.prepareUpdate(req, obj, cur, kind); err != nil {
+			return nil, err
+		}
+		if err := s.admitUpdate(ctx, req, obj, cur); err != nil {
+			return nil, err
+		}
+		m, _ := meta.Accessor(obj)
+		if errs := s.validate(req, obj, cur, kind); len(errs) > 0 {
+			return nil, invalid(req, m.GetName(), errs)
+		}
+		if dryRun(r) {
+			dry = obj
+			return nil, errDryRun
+		}
+		return obj, nil
+	})
+	if errors.Is(err, errDryRun) {
+		return dry, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	obj, _, err := s.finishDeletion(ctx, req, updated)
+	return obj, err
+}
+
+var errDryRun = errors.New("dry run")
+
+func (s *Server) update(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, kind writeKind) error {
+	data, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	obj := req.res.New()
+	if err := s.decodeBody(w, r, data, obj, req.res.GroupVersionKind()); err != nil {
+		return err
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	if m.GetName() != req.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), req.name))
+	}
+	if err := s.setNamespace(req, m); err != nil {
+		return err
+	}
+	updated, err := s.updateWith(ctx, r, req, kind, func(runtime.Object) (runtime.Object, error) {
+		return obj.DeepCopyObject(), nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.writeObject(w, r, http.StatusOK, req, updated)
+}
+
+// finishDeletion removes an object whose deletion has nothing left to wait
+// for: deletionTimestamp set, no finalizers and no grace period running.
+// gone reports that it was deleted.
+func (s *Server) finishDeletion(ctx context.Context, req *request, obj runtime.Object) (out runtime.Object, gone bool, err error) {
+	m, err := meta.Accessor(obj)
+	if err != nil || m.GetDeletionTimestamp() == nil || !s.deletable(obj, m) {
+		return obj, false, err
+	}
+	deleted, err := s.store.Delete(ctx, req.key(), &storage.Preconditions{UID: m.GetUID(), ResourceVersion: m.GetResourceVersion()}, nil)
+	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+		return obj, false, nil // changed again meanwhile: the next writer decides
+	}
+	return deleted, err == nil, err
+}
+
+// deletable: nothing holds the object's deletion back.
+func (s *Server) deletable(obj runtime.Object, m metav1.Object) bool {
+	if len(m.GetFinalizers()) > 0 {
+		return false
+	}
+	if g := m.GetDeletionGracePeriodSeconds(); g != nil && *g > 0 {
+		return false
+	}
+	return len(namespaceFinalizers(obj)) == 0
+}
+
+// lockServices takes s.svcMu for service writes; call the result to release.
+func (s *Server) lockServices(req *request) func() {
+	if req.gvr.Group != "" || req.gvr.Resource != "services" {
+		return func() {}
+	}
+	s.svcMu.Lock()
+	return s.svcMu.Unlock
+}

@@ -1,0 +1,66 @@
+// Package cli implements the wharf command line: one file per command noun.
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+)
+
+// Stdio are the streams a command uses.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// Run runs the wharf command line with args.
+func Run(ctx context.Context, args []string, stdio Stdio) error {
+	root := newRoot(stdio)
+	root.SetArgs(args)
+	root.SetIn(stdio.In)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
+	return root.ExecuteContext(ctx)
+}
+
+type globalFlags struct {
+	logLevel string
+}
+
+func newRoot(stdio Stdio) *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "wharf",
+		Short: "Wharf: a container orchestrator with a Kubernetes-compatible API",
+		Long: `Wharf runs clusters whose API the real kubectl and client-go speak.
+
+  wharf server    run a control plane (API server, etcd, scheduler, controllers)
+  wharf version   print the version`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.AddCommand(newServerCmd(g, stdio), newVersionCmd(stdio))
+	return root
+}
+
+// logger returns the process logger at the chosen level and routes
+// client-go's klog output into it.
+func (g *globalFlags) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(g.logLevel) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	return log
+}

@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"wharf.dev/wharf/internal/controlplane"
+)
+
+func newServerCmd(g *globalFlags, stdio Stdio) *cobra.Command {
+	o := controlplane.Options{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a control plane: Kubernetes-compatible API, etcd, scheduler and controllers",
+		Long: `Run a Wharf control plane in the foreground.
+
+On first start it makes a CA, a serving certificate and tokens in --data-dir,
+and writes:
+  <data-dir>/admin.kubeconfig   for kubectl (export KUBECONFIG=...)
+  <data-dir>/join-token         for agents joining the cluster
+
+Storage is an etcd member embedded in this process (data in <data-dir>/etcd)
+unless --etcd-servers names an external cluster.`,
+		Example: `  wharf server --data-dir /tmp/w1 --listen 127.0.0.1:6443 &
+  export KUBECONFIG=/tmp/w1/admin.kubeconfig
+  kubectl get nodes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.DataDir == "" {
+				return fmt.Errorf("--data-dir is required")
+			}
+			o.Logger = g.logger(stdio.Err)
+			s, err := controlplane.Start(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Err, "wharf server ready at %s\nexport KUBECONFIG=%s\n", s.URL, s.AdminKubeconfig)
+			return s.Wait(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data-dir", "", "directory for certificates, tokens, kubeconfig and etcd data (required)")
+	f.StringVar(&o.Listen, "listen", controlplane.DefaultListen, "HTTPS listen address")
+	f.StringVar(&o.AdvertiseAddress, "advertise-address", "", "address other hosts use to reach this server (default: the listen address, or 127.0.0.1)")
+	f.StringSliceVar(&o.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
+	f.StringSliceVar(&o.EtcdServers, "etcd-servers", nil, "external etcd endpoints (default: embedded etcd)")
+	f.DurationVar(&o.NodeGracePeriod, "node-grace-period", 0, "how long a node may miss lease renewals before it is marked unreachable (default 5s)")
+	f.DurationVar(&o.EvictionTimeout, "eviction-timeout", 0, "how long pods stay on an unreachable node before eviction (default 3s)")
+	f.DurationVar(&o.CompactionInterval, "compaction-interval", controlplane.DefaultCompactionInterval, "how often etcd history is compacted")
+	f.StringVar(&o.ServiceCIDR, "service-cidr", controlplane.DefaultServiceCIDR, "range of service cluster IPs")
+	f.BoolVar(&o.DisableControllers, "disable-controllers", false, "serve the API only: no scheduler or controllers")
+	f.BoolVar(&o.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync etcd writes (tests only: a crash loses acknowledged writes)")
+	f.MarkHidden("unsafe-no-fsync")
+	return cmd
+}

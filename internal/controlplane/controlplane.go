@@ -1,0 +1,353 @@
+// Package controlplane assembles a Wharf server: certificates and tokens,
+// etcd (embedded or external), the API server, and the controllers and
+// scheduler that work through it.
+package controlplane
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/rest"
+
+	"wharf.dev/wharf/internal/apiserver"
+	"wharf.dev/wharf/internal/pki"
+	"wharf.dev/wharf/internal/resources"
+	"wharf.dev/wharf/internal/storage"
+)
+
+// Options configure a server.
+type Options struct {
+	Logger  *slog.Logger
+	DataDir string
+	// Listen is the HTTPS address, e.g. 0.0.0.0:6443 (port 0: any free port).
+	Listen string
+	// AdvertiseAddress is the address other hosts reach this server at; it
+	// goes in the serving certificate and the kubeconfig files.
+	AdvertiseAddress string
+	TLSSANs          []string
+	// EtcdServers selects an external etcd cluster instead of the embedded one.
+	EtcdServers []string
+	// NodeGracePeriod: a node whose lease is not renewed for this long is
+	// unreachable. EvictionTimeout: its pods are evicted after this.
+	NodeGracePeriod time.Duration
+	EvictionTimeout time.Duration
+	// CompactionInterval: how often etcd history older than one interval is discarded.
+	CompactionInterval time.Duration
+	// ServiceCIDR is where services' cluster IPs come from.
+	ServiceCIDR string
+	// DisableControllers serves the API only (benchmarks of the API alone).
+	DisableControllers bool
+	// UnsafeNoFsync is for tests: acknowledged writes may be lost on a crash.
+	UnsafeNoFsync bool
+}
+
+// Defaults for Options; see internal/controllers/nodelifecycle for why.
+const (
+	DefaultListen             = "0.0.0.0:6443"
+	DefaultCompactionInterval = 5 * time.Minute
+	DefaultServiceCIDR        = "10.96.0.0/12"
+)
+
+// Version is what /version reports. The minor picks the kubectl release
+// that /usr/bin/kubectl runs; client-go here speaks the same API.
+var Version = version.Info{
+	Major: "1", Minor: "33", GitVersion: "v1.33.0-wharf", Platform: "linux/amd64", GoVersion: "go1.26",
+}
+
+// Server is a running control plane.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	etcd     *storage.Embedded
+	client   *clientv3.Client
+	http     *http.Server
+	listener net.Listener
+	ca       *pki.CA
+	api      *apiserver.Server
+
+	// URL is where clients reach the server; Loopback is the in-process
+	// clients' configuration; AdminKubeconfig is the path kubectl uses.
+	URL             string
+	Loopback        *rest.Config
+	AdminKubeconfig string
+	JoinToken       string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+}
+
+// Start brings the server up and returns once it serves.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.CompactionInterval == 0 {
+		opts.CompactionInterval = DefaultCompactionInterval
+	}
+	if opts.ServiceCIDR == "" {
+		opts.ServiceCIDR = DefaultServiceCIDR
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Server{opts: opts, log: opts.Logger, cancel: cancel, errs: make(chan error, 4)}
+	if err := s.start(ctx); err != nil {
+		cancel()
+		s.shutdown()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	o := s.opts
+	var err error
+	certDir := filepath.Join(o.DataDir, "pki")
+	if s.ca, err = pki.EnsureCA(certDir, "wharf-ca"); err != nil {
+		return fmt.Errorf("CA: %w", err)
+	}
+	if s.listener, err = net.Listen("tcp", o.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	port := s.listener.Addr().(*net.TCPAddr).Port
+	host := clientHost(o)
+	s.URL = fmt.Sprintf("https://%s", net.JoinHostPort(host, fmt.Sprint(port)))
+	serving, err := s.ca.EnsureServing(certDir, "apiserver", servingHosts(o, host))
+	if err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+	tokens, err := loadTokens(o.DataDir)
+	if err != nil {
+		return err
+	}
+	s.JoinToken = joinToken(s.ca, tokens.join)
+	if err := s.openStorage(ctx); err != nil {
+		return err
+	}
+	st, err := storage.New(ctx, s.log.With("component", "storage"), s.client, storage.NewCodec(resources.NewScheme()))
+	if err != nil {
+		return err
+	}
+	reg, err := resources.NewRegistry(resources.NewScheme())
+	if err != nil {
+		return err
+	}
+	cidr, err := netip.ParsePrefix(o.ServiceCIDR)
+	if err != nil {
+		return fmt.Errorf("service CIDR %q: %w", o.ServiceCIDR, err)
+	}
+	admission := apiserver.DefaultAdmission()
+	admission.ServiceCIDR = cidr
+	if o.EvictionTimeout > 0 {
+		secs := int64((o.EvictionTimeout + time.Second - 1) / time.Second)
+		admission.NotReadyTolerationSeconds, admission.UnreachableTolerationSeconds = secs, secs
+	}
+	loopbackToken := randomToken()
+	s.api = apiserver.New(apiserver.Config{
+		Logger:   s.log.With("component", "apiserver"),
+		Store:    st,
+		Registry: reg,
+		Authenticate: apiserver.TokenAuthenticator(map[string]apiserver.User{
+			tokens.admin:  {Name: "admin", Groups: []string{"system:masters"}},
+			loopbackToken: {Name: "system:apiserver", Groups: []string{"system:masters"}},
+			tokens.join:   {Name: "system:bootstrap", Groups: []string{"system:bootstrappers", "system:nodes"}},
+		}),
+		Metrics:         prometheus.NewRegistry(),
+		Admission:       admission,
+		ExternalAddress: net.JoinHostPort(host, fmt.Sprint(port)),
+		Version:         Version,
+	})
+	s.http = &http.Server{
+		Handler:           s.api.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelDebug),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{serving},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+	}
+	s.goRun(func() error {
+		if err := s.http.ServeTLS(s.listener, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	s.Loopback = &rest.Config{
+		Host:            fmt.Sprintf("https://%s", net.JoinHostPort("127.0.0.1", fmt.Sprint(port))),
+		BearerToken:     loopbackToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: s.ca.CertPEM, ServerName: "127.0.0.1"},
+		// In-process clients are trusted: no client-side throttling, and
+		// protobuf, which costs a third of JSON to decode.
+		QPS: -1, Burst: -1,
+		ContentConfig: rest.ContentConfig{
+			ContentType:        "application/vnd.kubernetes.protobuf",
+			AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json",
+		},
+		UserAgent: "wharf-controlplane",
+	}
+	if err := s.bootstrap(ctx, port); err != nil {
+		return err
+	}
+	if err := s.writeClientFiles(tokens.admin); err != nil {
+		return err
+	}
+	s.goRun(func() error { s.compact(ctx, st); return nil })
+	if !o.DisableControllers {
+		if err := s.startControllers(ctx); err != nil {
+			return err
+		}
+	}
+	s.log.Info("server ready", "url", s.URL, "kubeconfig", s.AdminKubeconfig)
+	return nil
+}
+
+func (s *Server) openStorage(ctx context.Context) error {
+	o := s.opts
+	if len(o.EtcdServers) > 0 {
+		c, err := clientv3.New(clientv3.Config{Endpoints: o.EtcdServers, DialTimeout: 10 * time.Second, Context: ctx})
+		if err != nil {
+			return fmt.Errorf("etcd %v: %w", o.EtcdServers, err)
+		}
+		s.client = c
+		return nil
+	}
+	e, err := storage.StartEmbedded(ctx, s.log, storage.EmbeddedConfig{Dir: filepath.Join(o.DataDir, "etcd"), UnsafeNoFsync: o.UnsafeNoFsync})
+	if err != nil {
+		return err
+	}
+	s.etcd, s.client = e, e.Client
+	return nil
+}
+
+// goRun runs f until the server stops; an error from it stops the server.
+func (s *Server) goRun(f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil {
+			select {
+			case s.errs <- err:
+			default:
+			}
+			s.cancel()
+		}
+	}()
+}
+
+// compact discards etcd history older than one interval, as Kubernetes'
+// API server does: watches further behind get 410 Gone and relist.
+func (s *Server) compact(ctx context.Context, st *storage.Store) {
+	t := time.NewTicker(s.opts.CompactionInterval)
+	defer t.Stop()
+	var prev int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur, err := st.Revision(ctx)
+		if err != nil {
+			continue
+		}
+		if prev > 0 {
+			if err := st.Compact(ctx, prev); err != nil {
+				s.log.Warn("compaction failed", "revision", prev, "err", err)
+			}
+		}
+		prev = cur
+	}
+}
+
+// Wait blocks until the server stops and returns why.
+func (s *Server) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case err := <-s.errs:
+		s.Stop()
+		return err
+	}
+	s.Stop()
+	return nil
+}
+
+// Stop shuts the server down.
+func (s *Server) Stop() {
+	s.cancel()
+	s.shutdown()
+}
+
+func (s *Server) shutdown() {
+	if s.http != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.http.Shutdown(sctx)
+		cancel()
+		s.http.Close()
+	} else if s.listener != nil {
+		s.listener.Close()
+	}
+	s.wg.Wait()
+	if s.etcd != nil {
+		s.etcd.Close()
+	} else if s.client != nil {
+		s.client.Close()
+	}
+}
+
+// clientHost is the host clients on this machine use to reach the server.
+func clientHost(o Options) string {
+	if o.AdvertiseAddress != "" {
+		return o.AdvertiseAddress
+	}
+	h, _, err := net.SplitHostPort(o.Listen)
+	if err != nil || h == "" || h == "0.0.0.0" || h == "::" {
+		return "127.0.0.1"
+	}
+	return h
+}
+
+func servingHosts(o Options, host string) []string {
+	hosts := []string{"127.0.0.1", "localhost", host, "kubernetes", "kubernetes.default", "kubernetes.default.svc"}
+	if name, err := os.Hostname(); err == nil {
+		hosts = append(hosts, name)
+	}
+	if ip, err := netip.ParsePrefix(o.ServiceCIDR); err == nil {
+		hosts = append(hosts, ip.Masked().Addr().Next().String())
+	}
+	return append(hosts, o.TLSSANs...)
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// joinToken is what an agent needs to join: the CA's hash and a secret.
+// Format: wharf1.<sha256 of the CA certificate>.<secret>.
+func joinToken(ca *pki.CA, secret string) string {
+	return "wharf1." + strings.TrimPrefix(ca.Hash(), "sha256:") + "." + secret
+}
