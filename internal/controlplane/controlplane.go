@@ -80,6 +80,7 @@ type Server struct {
 	listener net.Listener
 	ca       *pki.CA
 	api      *apiserver.Server
+	store    *storage.Store
 
 	// URL is where clients reach the server; Loopback is the in-process
 	// clients' configuration; AdminKubeconfig is the path kubectl uses.
@@ -149,6 +150,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.store = st
 	reg, err := resources.NewRegistry(resources.NewScheme())
 	if err != nil {
 		return err
@@ -350,4 +352,14 @@ func randomToken() string {
 // Format: wharf1.<sha256 of the CA certificate>.<secret>.
 func joinToken(ca *pki.CA, secret string) string {
 	return "wharf1." + strings.TrimPrefix(ca.Hash(), "sha256:") + "." + secret
+}
+
+// CompactNow discards all etcd history before the current revision; tests
+// use it to check what clients see once history is gone.
+func (s *Server) CompactNow(ctx context.Context) error {
+	rev, err := s.store.Revision(ctx)
+	if err != nil {
+		return err
+	}
+	return s.store.Compact(ctx, rev)
 }

@@ -46,7 +46,7 @@ func StartEmbedded(ctx context.Context, logger *slog.Logger, c EmbeddedConfig) (
 	}
 	cfg := embed.NewConfig()
 	cfg.Dir = c.Dir
-	cfg.Name = "default"
+	cfg.Name = "wharf"
 	if c.Name != "" {
 		cfg.Name = c.Name
 	}
@@ -138,9 +138,23 @@ func (q *quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Ch
 	return ce
 }
 
+// expectedNoise are etcd messages about choices made here on purpose (one
+// port, simple auth tokens unused by Wharf) or about a fresh member's first start.
+var expectedNoise = []string{
+	"Running http and grpc server on single port",
+	"simple token is not cryptographically signed",
+	"Failed to detect schema version",
+	"failed to update storage version",
+}
+
 func (q *quietCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
 	if q.closing.Load() {
 		return nil
+	}
+	for _, n := range expectedNoise {
+		if strings.HasPrefix(e.Message, n) {
+			return nil
+		}
 	}
 	enc := zapcore.NewMapObjectEncoder()
 	for _, f := range append(append([]zapcore.Field{}, q.fields...), fs...) {

@@ -1,0 +1,35 @@
+# Thin entry points; the logic lives in hack/.
+GO ?= go
+BIN := bin/wharf
+
+.PHONY: all build test unit integration demo bench lint deps clean
+
+all: build
+
+deps:
+	hack/install-deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/wharf
+
+# Every test: unit tests, then integration tests against real servers with the real kubectl.
+test: deps
+	hack/test.sh
+
+unit:
+	$(GO) test ./...
+
+integration: build
+	$(GO) test -tags integration -count=1 ./test/...
+
+demo: deps build
+	hack/demo.sh
+
+bench: build
+	hack/bench.sh
+
+lint:
+	hack/lint.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building, testing and running Wharf need on a Debian machine.
+# Safe to run again: it only installs what is missing. Go modules come
+# through `go` itself.
+set -euo pipefail
+
+packages=(containerd runc containernetworking-plugins busybox-static iproute2 iptables procps psmisc curl)
+
+command -v go >/dev/null || { echo "install-deps: Go is missing (expected /usr/local/go/bin/go on PATH)" >&2; exit 1; }
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Debian package starts a system containerd; Wharf runs its own per host.
+if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
+  systemctl disable --now containerd >/dev/null 2>&1 || true
+fi
+
+if ! command -v kubectl >/dev/null; then
+  echo "install-deps: warning: kubectl is not on PATH; the end-to-end tests that use it will be skipped" >&2
+fi
+go mod download
