@@ -206,8 +206,10 @@ type watchEncoder struct {
 
 func (e *watchEncoder) write(ev watch.Event) error {
 	obj := ev.Object
-	switch e.out.as {
-	case asTable:
+	switch {
+	case ev.Type == watch.Error:
+		// A Status telling the client why the watch ends: sent as is.
+	case e.out.as == asTable:
 		if ev.Type == watch.Bookmark {
 			return nil
 		}
@@ -218,7 +220,7 @@ func (e *watchEncoder) write(ev watch.Event) error {
 		}
 		e.sentCols = true
 		obj = t
-	case asMetadata:
+	case e.out.as == asMetadata:
 		obj = partialMetadata(obj)
 	}
 	e.buf.Reset()

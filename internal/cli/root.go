@@ -39,12 +39,13 @@ func newRoot(stdio Stdio) *cobra.Command {
 		Long: `Wharf runs clusters whose API the real kubectl and client-go speak.
 
   wharf server    run a control plane (API server, etcd, scheduler, controllers)
+  wharf sim-nodes register simulated nodes (demos, benchmarks)
   wharf version   print the version`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newServerCmd(g, stdio), newVersionCmd(stdio))
+	root.AddCommand(newServerCmd(g, stdio), newSimNodesCmd(g, stdio), newVersionCmd(stdio))
 	return root
 }
 

@@ -112,7 +112,7 @@ func register(ctx context.Context, client kubernetes.Interface, cfg Config, name
 
 // nodeIP and podCIDR give node i a made-up address and pod range.
 func nodeIP(i int) netip.Addr {
-	return netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})
+	return netip.AddrFrom4([4]byte{10, 200, byte((i + 1) >> 8), byte(i + 1)})
 }
 
 func podCIDR(i int) netip.Prefix {

@@ -337,9 +337,14 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts WatchOptions) (wa
 			}
 		}
 	} else {
-		if rev < b.since || rev < c.compacted {
+		if rev < c.compacted {
 			c.mu.Unlock()
-			return nil, fmt.Errorf("watch %s from %d (oldest %d): %w", prefix, rev, max(b.since, c.compacted), ErrGone)
+			return nil, fmt.Errorf("watch %s from %d (compacted at %d): %w", prefix, rev, c.compacted, ErrGone)
+		}
+		if rev < b.since {
+			// Older than the cache's history: etcd still has it unless compacted.
+			c.mu.Unlock()
+			return s.watchEtcd(ctx, prefix, rev, opts)
 		}
 		w.startRev = c.rev
 		for _, ev := range b.eventsAfter(rev) {

@@ -334,3 +334,51 @@ func TestCompactionMakesOldRevisionsGone(t *testing.T) {
 		t.Fatalf("continue from compacted revision: got %v, want ErrGone", err)
 	}
 }
+
+// A watch from before the cache's history (e.g. after a restart) is served
+// from etcd; it is Gone only once etcd compacted that revision.
+func TestWatchOlderThanCacheResumesFromEtcd(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	e, err := storage.StartEmbedded(ctx, log, storage.EmbeddedConfig{Dir: dir, UnsafeNoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	scheme := runtime.NewScheme()
+	corev1.AddToScheme(scheme)
+	first, err := storage.New(ctx, log, e.Client, storage.NewCodec(scheme))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := first.Create(ctx, key("a"), cm("a", "1"))
+	first.Create(ctx, key("b"), cm("b", "1"))
+	first.Delete(ctx, key("a"), nil, nil)
+	// A second store over the same etcd plays a restarted server: its cache starts now.
+	second, err := storage.New(ctx, log, e.Client, storage.NewCodec(scheme))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := second.Watch(ctx, prefix, storage.WatchOptions{ResourceVersion: rv(t, a)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	second.Create(ctx, key("c"), cm("c", "1"))
+	if got := summary(collect(t, w, 3)); got != "ADDED:b DELETED:a ADDED:c " {
+		t.Fatalf("resumed watch %q", got)
+	}
+	cur, _ := second.Revision(ctx)
+	if err := second.Compact(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	third, err := storage.New(ctx, log, e.Client, storage.NewCodec(scheme))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := third.Watch(ctx, prefix, storage.WatchOptions{ResourceVersion: rv(t, a)}); !errors.Is(err, storage.ErrGone) {
+		t.Fatalf("watch from a compacted revision: %v, want ErrGone", err)
+	}
+}
