@@ -93,6 +93,9 @@ func (s *Server) bootstrap(ctx context.Context, port int) error {
 		}
 	}
 	// The kubernetes service: how pods find the API.
+	if _, err := client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); err == nil {
+		return nil
+	}
 	return create("service kubernetes", func() error {
 		_, err := client.CoreV1().Services("default").Create(ctx, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
