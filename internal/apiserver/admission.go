@@ -115,7 +115,7 @@ func (s *Server) admitPod(pod *corev1.Pod) {
 // allocateService gives a service its cluster IP and node ports. Services
 // are written one at a time (s.svcMu), so allocations cannot collide.
 func (s *Server) allocateService(ctx context.Context, req *request, svc, old *corev1.Service) error {
-	if old != nil && svc.Spec.ClusterIP == "" && old.Spec.Type != corev1.ServiceTypeExternalName {
+	if old != nil && svc.Spec.ClusterIP == "" && old.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.Type != corev1.ServiceTypeExternalName {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = old.Spec.ClusterIP, old.Spec.ClusterIPs
 	}
 	if old != nil {

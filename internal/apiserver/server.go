@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -104,6 +105,11 @@ func (s *Server) routes() {
 	})
 	s.mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.cfg.Version) })
 	s.mux.Handle("/metrics", promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{}))
+	// Profiles for operators (authenticated like everything else), as
+	// Kubernetes' --profiling offers.
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	s.mux.HandleFunc("/api", s.serveLegacyDiscovery)
 	s.mux.HandleFunc("/apis", s.serveGroupDiscovery)
 	s.mux.HandleFunc("/openapi/v3", s.serveOpenAPIIndex)

@@ -196,6 +196,9 @@ func (s *Server) prepareUpdate(req *request, obj, cur runtime.Object, kind write
 	if res.Default != nil {
 		res.Default(obj)
 	}
+	if kind == mainWrite && res.PrepareForUpdate != nil {
+		res.PrepareForUpdate(obj, cur)
+	}
 	if kind == mainWrite && !equalField(obj, cur, "Spec") {
 		m.SetGeneration(c.GetGeneration() + 1)
 	}

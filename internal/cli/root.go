@@ -40,12 +40,13 @@ func newRoot(stdio Stdio) *cobra.Command {
 
   wharf server    run a control plane (API server, etcd, scheduler, controllers)
   wharf sim-nodes register simulated nodes (demos, benchmarks)
+  wharf bench     measure scheduler throughput, API latency, memory
   wharf version   print the version`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newServerCmd(g, stdio), newSimNodesCmd(g, stdio), newVersionCmd(stdio))
+	root.AddCommand(newServerCmd(g, stdio), newSimNodesCmd(g, stdio), newBenchCmd(g, stdio), newVersionCmd(stdio))
 	return root
 }
 

@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,19 +26,23 @@ func ConfigMaps() *Resource {
 		NewList:      func() runtime.Object { return &corev1.ConfigMapList{} },
 		Validate:     typedValidate(validateConfigMap),
 		ValidateUpdate: typedValidateUpdate(func(cm, old *corev1.ConfigMap) field.ErrorList {
-			if old.Immutable != nil && *old.Immutable && !equalConfigMapData(cm, old) {
-				return field.ErrorList{field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set")}
+			var errs field.ErrorList
+			if old.Immutable != nil && *old.Immutable {
+				if cm.Immutable == nil || !*cm.Immutable {
+					errs = append(errs, field.Forbidden(field.NewPath("immutable"), "field is immutable when `immutable` is set"))
+				}
+				if !equalConfigMapData(cm, old) {
+					errs = append(errs, field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"))
+				}
 			}
-			return nil
+			return errs
 		}),
 		Columns: []metav1.TableColumnDefinition{
 			nameColumn,
-			{Name: "Data", Type: "string", Description: "Number of keys."},
+			{Name: "Data", Type: "string", Description: corev1.ConfigMap{}.SwaggerDoc()["data"]},
 			ageColumn,
 		},
-		Row: typedRow(func(cm *corev1.ConfigMap) []any {
-			return []any{cm.Name, int64(len(cm.Data) + len(cm.BinaryData)), age(cm.CreationTimestamp)}
-		}),
+		Row: typedRowNow(configMapRow),
 	}
 }
 
@@ -70,4 +76,8 @@ func validateDataKey(k string, p *field.Path) field.ErrorList {
 
 func equalConfigMapData(a, b *corev1.ConfigMap) bool {
 	return apiequality.Semantic.DeepEqual(a.Data, b.Data) && apiequality.Semantic.DeepEqual(a.BinaryData, b.BinaryData)
+}
+
+func configMapRow(cm *corev1.ConfigMap, now time.Time) []any {
+	return []any{cm.Name, int64(len(cm.Data) + len(cm.BinaryData)), age(cm.CreationTimestamp, now)}
 }

@@ -9,7 +9,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// validateMeta checks object metadata with the naming rule of the kind.
+// validateMeta checks object metadata with the naming rule of the kind. The
+// apiserver checks metadata updates itself for every kind
+// (ValidateObjectMetaAccessorUpdate), so ValidateUpdate hooks here check only
+// what is specific to their kind.
 func validateMeta(m *metav1.ObjectMeta, namespaced bool, name apivalidation.ValidateNameFunc) field.ErrorList {
 	return apivalidation.ValidateObjectMeta(m, namespaced, name, field.NewPath("metadata"))
 }
@@ -22,15 +25,26 @@ var (
 )
 
 // age renders a timestamp the way kubectl's AGE column does.
-func age(t metav1.Time) string {
+func age(t metav1.Time, now time.Time) string {
 	if t.IsZero() {
 		return "<unknown>"
 	}
-	return duration.HumanDuration(time.Since(t.Time))
+	return duration.HumanDuration(now.Sub(t.Time))
 }
 
-// nameColumn and ageColumn are the columns every kind shows.
+// nameColumn and ageColumn are the columns every kind shows. Kubernetes types
+// AGE as a string: the server renders it, kubectl prints it as is.
 var (
-	nameColumn = metav1.TableColumnDefinition{Name: "Name", Type: "string", Format: "name", Description: "Name must be unique within a namespace."}
-	ageColumn  = metav1.TableColumnDefinition{Name: "Age", Type: "string", Description: "Time since the object was created."}
+	nameColumn = metav1.TableColumnDefinition{Name: "Name", Type: "string", Format: "name", Description: metav1.ObjectMeta{}.SwaggerDoc()["name"]}
+	ageColumn  = metav1.TableColumnDefinition{Name: "Age", Type: "string", Description: metav1.ObjectMeta{}.SwaggerDoc()["creationTimestamp"]}
 )
+
+// orNone is kubectl's placeholder for an empty cell.
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -7,6 +7,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,7 +28,7 @@ func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
-		autoscalingv1.AddToScheme, policyv1.AddToScheme,
+		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
 	}
@@ -75,6 +76,6 @@ func (r *Registry) ForKind(gvk schema.GroupVersionKind) (*Resource, bool) {
 func Builtin() []*Resource {
 	return []*Resource{
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
-		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(),
+		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(), EndpointSlices(),
 	}
 }

@@ -4,6 +4,8 @@
 package resources
 
 import (
+	"time"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -40,6 +42,12 @@ type Resource struct {
 	Default func(obj runtime.Object)
 	// PrepareForCreate runs after the generic create preparation (e.g. a pod's phase Pending).
 	PrepareForCreate func(obj runtime.Object)
+	// PrepareForUpdate, when set, runs on a main-resource update after the
+	// generic update preparation and Default, before admission and validation.
+	// It reconciles what a client cannot be expected to: a service whose type
+	// changes drops the old type's nodePorts and traffic policy, and one sent
+	// without its allocated clusterIP or nodePorts keeps them.
+	PrepareForUpdate func(obj, old runtime.Object)
 	// Validate checks a whole object, on create and on update. Object metadata
 	// (name, labels, annotations, ...) is included.
 	Validate func(obj runtime.Object) field.ErrorList
@@ -101,6 +109,16 @@ func typedValidateUpdate[T runtime.Object](f func(T, T) field.ErrorList) func(ru
 
 func typedRow[T runtime.Object](f func(T) []any) func(runtime.Object) []any {
 	return func(o runtime.Object) []any { return f(o.(T)) }
+}
+
+// typedRowNow adapts a row function that takes the current time, so tests can
+// render ages and "(5s ago)" against a fixed clock.
+func typedRowNow[T runtime.Object](f func(T, time.Time) []any) func(runtime.Object) []any {
+	return func(o runtime.Object) []any { return f(o.(T), time.Now()) }
+}
+
+func typedPrepareUpdate[T runtime.Object](f func(T, T)) func(runtime.Object, runtime.Object) {
+	return func(o, old runtime.Object) { f(o.(T), old.(T)) }
 }
 
 func typedFields[T runtime.Object](f func(T) fields.Set) func(runtime.Object) fields.Set {

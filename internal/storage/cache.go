@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/btree"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -40,26 +40,37 @@ type event struct {
 // bucket holds the objects and recent events of one resource.
 type bucket struct {
 	items     map[string]*entry
-	sorted    []string // keys in order; nil when it must be rebuilt
-	ring      []event  // circular, oldest at ringStart
+	order     *btree.BTreeG[string] // the keys of items, for ordered listing
+	ring      []event               // circular, oldest at ringStart
 	ringStart int
 	// since: the ring holds every event of this resource with rev > since.
 	since int64
 }
 
 func newBucket(since int64) *bucket {
-	return &bucket{items: map[string]*entry{}, since: since}
+	return &bucket{items: map[string]*entry{}, order: btree.NewOrderedG[string](32), since: since}
 }
 
-func (b *bucket) keys() []string {
-	if b.sorted == nil {
-		b.sorted = make([]string, 0, len(b.items))
-		for k := range b.items {
-			b.sorted = append(b.sorted, k)
-		}
-		sort.Strings(b.sorted)
+func (b *bucket) put(key string, e *entry) {
+	if _, had := b.items[key]; !had {
+		b.order.ReplaceOrInsert(key)
 	}
-	return b.sorted
+	b.items[key] = e
+}
+
+func (b *bucket) remove(key string) {
+	delete(b.items, key)
+	b.order.Delete(key)
+}
+
+// ascend calls f for the keys >= from that start with prefix, in order, until f returns false.
+func (b *bucket) ascend(from, prefix string, f func(key string, e *entry) bool) {
+	b.order.AscendGreaterOrEqual(from, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
+			return false
+		}
+		return f(k, b.items[k])
+	})
 }
 
 func (b *bucket) record(ev event) {
@@ -171,7 +182,7 @@ func (c *cache) load(ctx context.Context) (map[string]*bucket, int64, error) {
 				b = newBucket(rev)
 				buckets[rp] = b
 			}
-			b.items[string(kv.Key)] = &entry{obj: obj, data: kv.Value, rev: kv.ModRevision}
+			b.put(string(kv.Key), &entry{obj: obj, data: kv.Value, rev: kv.ModRevision})
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			return buckets, rev, nil
@@ -285,18 +296,15 @@ func (c *cache) apply(evs []*clientv3.Event) {
 		case ev.typ == watch.Deleted && !had:
 			ev.typ = "" // deletion of something never seen: nothing to tell
 		case ev.typ == watch.Deleted:
-			delete(b.items, ev.key)
-			b.sorted = nil
+			b.remove(ev.key)
 			last := old.obj.DeepCopyObject()
 			setRV(last, ev.rev)
 			ev.obj, ev.prev = last, old.obj
 		default:
 			if had {
 				ev.typ, ev.prev = watch.Modified, old.obj
-			} else {
-				b.sorted = nil
 			}
-			b.items[ev.key] = &entry{obj: ev.obj, data: ev.data, rev: ev.rev}
+			b.put(ev.key, &entry{obj: ev.obj, data: ev.data, rev: ev.rev})
 		}
 		ev.data = nil
 		if ev.typ != "" {
@@ -319,6 +327,9 @@ func (c *cache) apply(evs []*clientv3.Event) {
 		for _, w := range watchers {
 			if ev.rev > w.startRev && strings.HasPrefix(ev.key, w.prefix) {
 				if !w.offer(ev, deadline) {
+					if !w.stopped() {
+						c.log.Warn("dropping a watcher that fell behind; its client will re-watch", "prefix", w.prefix, "rev", ev.rev)
+					}
 					c.removeWatcher(w)
 				}
 			}

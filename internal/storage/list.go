@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -89,42 +88,37 @@ func (s *Store) List(ctx context.Context, prefix string, opts ListOptions) (*Lis
 func (s *Store) listCache(prefix, from string, atRev int64, opts ListOptions) (*ListResult, bool) {
 	c := s.cache
 	c.mu.RLock()
-	b := c.lookup(prefix)
-	for b != nil && b.sorted == nil {
-		c.mu.RUnlock()
-		c.mu.Lock()
-		b.keys()
-		c.mu.Unlock()
-		c.mu.RLock()
-		b = c.lookup(prefix)
-	}
 	defer c.mu.RUnlock()
 	if atRev != 0 && atRev != c.rev {
 		return nil, false
 	}
-	var keys []string
-	if b != nil {
-		keys = b.sorted
-	}
-	i := sort.SearchStrings(keys, from)
 	res := &ListResult{ResourceVersion: c.rev}
-	for ; i < len(keys) && hasPrefix(keys[i], prefix); i++ {
-		e := b.items[keys[i]]
+	b := c.lookup(prefix)
+	if b == nil {
+		return res, true
+	}
+	var remaining int64
+	b.ascend(from, prefix, func(k string, e *entry) bool {
+		if res.Continue != "" {
+			remaining++
+			return true
+		}
 		if !opts.Predicate.matches(e.obj) {
-			continue
+			return true
 		}
 		if opts.Limit > 0 && int64(len(res.Items)) == opts.Limit {
-			res.Continue = encodeContinue(c.rev, keys[i][len(prefix):])
-			if opts.Predicate == nil {
-				n := int64(0)
-				for ; i < len(keys) && hasPrefix(keys[i], prefix); i++ {
-					n++
-				}
-				res.RemainingItemCount = &n
+			res.Continue = encodeContinue(c.rev, k[len(prefix):])
+			if opts.Predicate != nil {
+				return false // the count is only given for unfiltered lists
 			}
-			break
+			remaining = 1
+			return true
 		}
 		res.Items = append(res.Items, e.obj)
+		return true
+	})
+	if res.Continue != "" && opts.Predicate == nil {
+		res.RemainingItemCount = &remaining
 	}
 	return res, true
 }

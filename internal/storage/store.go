@@ -92,9 +92,15 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 	return out, nil
 }
 
-// Get returns the object at key. rv "" reads the latest state; "0" whatever
-// the cache holds; any other revision the cache's state once it has seen it.
+// Get returns the object at key. rv "" reads the latest state (from etcd,
+// like Kubernetes: one key costs less than waiting for the cache); "0"
+// whatever the cache holds; any other revision the cache's state once it
+// has seen it.
 func (s *Store) Get(ctx context.Context, key string, rv string) (runtime.Object, error) {
+	if rv == "" {
+		obj, _, _, err := s.read(ctx, key)
+		return obj, err
+	}
 	if err := s.waitRV(ctx, rv); err != nil {
 		return nil, err
 	}
@@ -331,11 +337,10 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts WatchOptions) (wa
 	b := c.bucket(prefix)
 	if initialState {
 		w.startRev = c.rev
-		for _, k := range b.keys() {
-			if e := b.items[k]; hasPrefix(k, prefix) {
-				w.initial = append(w.initial, event{typ: watch.Added, key: k, obj: e.obj, rev: e.rev})
-			}
-		}
+		b.ascend(prefix, prefix, func(k string, e *entry) bool {
+			w.initial = append(w.initial, event{typ: watch.Added, key: k, obj: e.obj, rev: e.rev})
+			return true
+		})
 	} else {
 		if rev < c.compacted {
 			c.mu.Unlock()
@@ -344,6 +349,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts WatchOptions) (wa
 		if rev < b.since {
 			// Older than the cache's history: etcd still has it unless compacted.
 			c.mu.Unlock()
+			s.log.Info("watch older than the cache's history: serving it from etcd", "prefix", prefix, "from", rev, "cacheSince", b.since)
 			return s.watchEtcd(ctx, prefix, rev, opts)
 		}
 		w.startRev = c.rev

@@ -1,0 +1,110 @@
+package resources
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+func TestBuiltinRegistry(t *testing.T) {
+	reg, err := NewRegistry(NewScheme())
+	if err != nil {
+		t.Fatalf("NewRegistry: %v", err)
+	}
+	want := map[string]struct {
+		short, categories []string
+		namespaced        bool
+		status            bool
+		scale             bool
+	}{
+		"namespaces":      {short: []string{"ns"}, status: true},
+		"nodes":           {short: []string{"no"}, status: true},
+		"pods":            {short: []string{"po"}, categories: []string{"all"}, namespaced: true, status: true},
+		"services":        {short: []string{"svc"}, categories: []string{"all"}, namespaced: true, status: true},
+		"endpoints":       {short: []string{"ep"}, namespaced: true},
+		"configmaps":      {short: []string{"cm"}, namespaced: true},
+		"secrets":         {namespaced: true},
+		"events":          {short: []string{"ev"}, namespaced: true},
+		"serviceaccounts": {short: []string{"sa"}, namespaced: true},
+		"deployments":     {short: []string{"deploy"}, categories: []string{"all"}, namespaced: true, status: true, scale: true},
+		"replicasets":     {short: []string{"rs"}, categories: []string{"all"}, namespaced: true, status: true, scale: true},
+		"leases":          {namespaced: true},
+		"endpointslices":  {namespaced: true},
+	}
+	if len(reg.All()) != len(want) {
+		t.Errorf("%d resources, want %d", len(reg.All()), len(want))
+	}
+	for _, r := range reg.All() {
+		t.Run(r.GVR.Resource, func(t *testing.T) {
+			w, ok := want[r.GVR.Resource]
+			if !ok {
+				t.Fatalf("unexpected resource %v", r.GVR)
+			}
+			if diff := cmp.Diff(w.short, r.ShortNames); diff != "" {
+				t.Errorf("short names (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(w.categories, r.Categories); diff != "" {
+				t.Errorf("categories (-want +got):\n%s", diff)
+			}
+			if r.Namespaced != w.namespaced || r.HasStatus != w.status || (r.Scale != nil) != w.scale {
+				t.Errorf("namespaced %v status %v scale %v, want %v %v %v", r.Namespaced, r.HasStatus, r.Scale != nil, w.namespaced, w.status, w.scale)
+			}
+			if got, ok := reg.ForKind(r.GroupVersionKind()); !ok || got != r {
+				t.Errorf("ForKind(%v) does not find the resource", r.GroupVersionKind())
+			}
+			gvks, _, err := reg.Scheme.ObjectKinds(r.New())
+			if err != nil || len(gvks) == 0 || gvks[0] != r.GroupVersionKind() {
+				t.Errorf("New() is %v (%v), want kind %v", gvks, err, r.GroupVersionKind())
+			}
+			if _, err := meta.ExtractList(r.NewList()); err != nil {
+				t.Errorf("NewList() is not a list: %v", err)
+			}
+			if r.SingularName == "" || r.Kind == "" {
+				t.Errorf("singular name %q, kind %q", r.SingularName, r.Kind)
+			}
+
+			// Every hook copes with an empty object.
+			obj := r.New()
+			if r.Default != nil {
+				r.Default(obj)
+			}
+			if r.PrepareForCreate != nil {
+				r.PrepareForCreate(obj)
+			}
+			if r.Validate == nil {
+				t.Errorf("no Validate")
+			} else {
+				_ = r.Validate(obj)
+			}
+			if r.ValidateUpdate != nil {
+				_ = r.ValidateUpdate(obj, r.New())
+			}
+			if r.ValidateStatus != nil {
+				_ = r.ValidateStatus(obj, r.New())
+			}
+			if r.PrepareForUpdate != nil {
+				r.PrepareForUpdate(obj, r.New())
+			}
+			if cells := r.Row(obj); len(cells) != len(r.Columns) {
+				t.Errorf("%d cells for %d columns", len(cells), len(r.Columns))
+			}
+			for _, c := range r.Columns {
+				if c.Type != "string" && c.Type != "integer" && c.Type != "date" {
+					t.Errorf("column %q has type %q", c.Name, c.Type)
+				}
+				if c.Description == "" {
+					t.Errorf("column %q has no description", c.Name)
+				}
+			}
+			f := r.SelectableFields(obj)
+			if _, ok := f["metadata.name"]; !ok {
+				t.Errorf("metadata.name not selectable")
+			}
+		})
+	}
+	if _, ok := reg.Get(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}); !ok {
+		t.Errorf("apps/v1 deployments not found")
+	}
+}
