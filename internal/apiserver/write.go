@@ -170,7 +170,8 @@ func (s *Server) prepareUpdate(req *request, obj, cur runtime.Object, kind write
 		return fmt.Errorf("resourceVersion %s, current %s: %w", rv, c.GetResourceVersion(), storage.ErrConflict)
 	}
 	if uid := m.GetUID(); uid != "" && uid != c.GetUID() {
-		return fmt.Errorf("uid %s, current %s: %w", uid, c.GetUID(), storage.ErrConflict)
+		// As in Kubernetes: a uid in the body is a precondition that fails as an invalid field.
+		return invalid(req, m.GetName(), field.ErrorList{field.Invalid(field.NewPath("metadata", "uid"), uid, "field is immutable")})
 	}
 	m.SetUID(c.GetUID())
 	m.SetCreationTimestamp(c.GetCreationTimestamp())

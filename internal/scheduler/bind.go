@@ -44,6 +44,9 @@ func (s *Scheduler) bindAsync(ctx context.Context, e *entry, p *podInfo, node st
 		case err == nil:
 			s.cache.finishBinding(p.key, s.cfg.now().Add(s.cfg.assumeTTL))
 			s.queue.done(e)
+			if s.recorder != nil {
+				s.recorder.Eventf(p.pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s to %s", p.key, node)
+			}
 		case ctx.Err() != nil:
 			// Shutting down: the next leader or run starts from the informers.
 			s.cache.forget(p.key, node)

@@ -1,0 +1,139 @@
+// Package deployment is Wharf's Deployment controller, modelled on
+// Kubernetes' pkg/controller/deployment. A Deployment owns one ReplicaSet
+// per pod template it has run, named "<deployment>-<pod-template-hash>"; the
+// controller rolls pods over from the old ReplicaSets to the one matching
+// the current template (RollingUpdate within maxSurge/maxUnavailable, or
+// Recreate), scales them proportionally when spec.replicas changes, keeps
+// the revision annotations kubectl rollout history/undo read, and reports
+// the status and conditions kubectl rollout status waits on.
+//
+// Pods are the ReplicaSet controller's business; this one only sizes
+// ReplicaSets. It reads through shared informers and writes through the
+// client only.
+package deployment
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+)
+
+var controllerKind = appsv1.SchemeGroupVersion.WithKind("Deployment")
+
+// Controller rolls Deployments out through ReplicaSets.
+type Controller struct {
+	logger   *slog.Logger
+	client   kubernetes.Interface
+	recorder record.EventRecorder
+
+	dLister   appslisters.DeploymentLister
+	rsLister  appslisters.ReplicaSetLister
+	podLister corelisters.PodLister
+	synced    []cache.InformerSynced
+
+	queue workqueue.TypedRateLimitingInterface[string]
+	now   func() time.Time
+}
+
+// New returns a Deployment controller reading Deployments, ReplicaSets and
+// Pods from factory. The caller starts factory after New and before Run.
+func New(logger *slog.Logger, client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder) *Controller {
+	dInformer := factory.Apps().V1().Deployments()
+	rsInformer := factory.Apps().V1().ReplicaSets()
+	podInformer := factory.Core().V1().Pods()
+	c := &Controller{
+		logger:    logger.With("controller", "deployment"),
+		client:    client,
+		recorder:  recorder,
+		dLister:   dInformer.Lister(),
+		rsLister:  rsInformer.Lister(),
+		podLister: podInformer.Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployment"}),
+		now: time.Now,
+	}
+	for _, h := range []struct {
+		informer cache.SharedIndexInformer
+		funcs    cache.ResourceEventHandlerFuncs
+	}{
+		{dInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addDeployment, UpdateFunc: c.updateDeployment, DeleteFunc: c.deleteDeployment}},
+		{rsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addReplicaSet, UpdateFunc: c.updateReplicaSet, DeleteFunc: c.deleteReplicaSet}},
+		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{DeleteFunc: c.deletePod}},
+	} {
+		reg, err := h.informer.AddEventHandler(h.funcs)
+		if err != nil {
+			c.logger.Error("register event handler", "err", err)
+			continue
+		}
+		c.synced = append(c.synced, reg.HasSynced)
+	}
+	return c
+}
+
+// Run syncs Deployments with workers goroutines until ctx is done.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer c.queue.ShutDown()
+	c.logger.Info("starting")
+	defer c.logger.Info("stopped")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c.processNext(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		// Conflicts are routine: the cache was a write behind. Retry quietly.
+		level := slog.LevelWarn
+		if apierrors.IsConflict(err) {
+			level = slog.LevelDebug
+		}
+		c.logger.Log(ctx, level, "sync failed, requeueing", "deployment", key, "err", err)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+func keyOf(namespace, name string) string {
+	return namespace + "/" + name
+}
+
+func (c *Controller) enqueue(d *appsv1.Deployment) {
+	c.queue.Add(keyOf(d.Namespace, d.Name))
+}
+
+func (c *Controller) enqueueAfter(d *appsv1.Deployment, after time.Duration) {
+	c.queue.AddAfter(keyOf(d.Namespace, d.Name), after)
+}
+
+func (c *Controller) enqueueRateLimited(d *appsv1.Deployment) {
+	c.queue.AddRateLimited(keyOf(d.Namespace, d.Name))
+}

@@ -1,0 +1,149 @@
+// Package replicaset is Wharf's ReplicaSet controller, modelled on
+// Kubernetes' pkg/controller/replicaset: it keeps spec.replicas active pods
+// for every ReplicaSet, adopting matching orphans and releasing pods that no
+// longer match, and reports replicas, readiness and availability in status.
+//
+// It reads through shared informers and writes only through the client, so
+// it runs unchanged in-process against Wharf's API server (loopback client)
+// and in tests against client-go's fake.
+package replicaset
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
+)
+
+// burstReplicas caps the pods created or deleted in one sync, so one huge
+// scale does not monopolise the API server; the next sync does the rest.
+const burstReplicas = 500
+
+// statusUpdateRetries is how often a status write is retried with a fresh
+// read after a conflict before the sync fails and is requeued.
+const statusUpdateRetries = 1
+
+var controllerKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
+
+// Controller syncs ReplicaSets with their pods.
+type Controller struct {
+	logger   *slog.Logger
+	client   kubernetes.Interface
+	recorder record.EventRecorder
+
+	rsLister  appslisters.ReplicaSetLister
+	podLister corelisters.PodLister
+	synced    []cache.InformerSynced
+
+	queue        workqueue.TypedRateLimitingInterface[string]
+	expectations *controllerutil.Expectations
+	burst        int
+	now          func() time.Time
+}
+
+// New returns a ReplicaSet controller reading ReplicaSets and Pods from
+// factory. The caller starts factory after New (so the informers New asked
+// for exist) and before Run.
+func New(logger *slog.Logger, client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder) *Controller {
+	rsInformer := factory.Apps().V1().ReplicaSets()
+	podInformer := factory.Core().V1().Pods()
+	c := &Controller{
+		logger:    logger.With("controller", "replicaset"),
+		client:    client,
+		recorder:  recorder,
+		rsLister:  rsInformer.Lister(),
+		podLister: podInformer.Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
+		expectations: controllerutil.NewExpectations(),
+		burst:        burstReplicas,
+		now:          time.Now,
+	}
+	rsReg, err := rsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.addRS,
+		UpdateFunc: c.updateRS,
+		DeleteFunc: c.deleteRS,
+	})
+	if err != nil {
+		c.logger.Error("register replicaset handler", "err", err)
+	} else {
+		c.synced = append(c.synced, rsReg.HasSynced)
+	}
+	podReg, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.addPod,
+		UpdateFunc: c.updatePod,
+		DeleteFunc: c.deletePod,
+	})
+	if err != nil {
+		c.logger.Error("register pod handler", "err", err)
+	} else {
+		c.synced = append(c.synced, podReg.HasSynced)
+	}
+	return c
+}
+
+// Run syncs ReplicaSets with workers goroutines until ctx is done.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer c.queue.ShutDown()
+	c.logger.Info("starting")
+	defer c.logger.Info("stopped")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c.processNext(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		// Conflicts are routine: the cache was a write behind. Retry quietly.
+		level := slog.LevelWarn
+		if apierrors.IsConflict(err) {
+			level = slog.LevelDebug
+		}
+		c.logger.Log(ctx, level, "sync failed, requeueing", "replicaset", key, "err", err)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {
+	c.queue.Add(keyOf(rs.Namespace, rs.Name))
+}
+
+func (c *Controller) enqueueAfter(rs *appsv1.ReplicaSet, d time.Duration) {
+	c.queue.AddAfter(keyOf(rs.Namespace, rs.Name), d)
+}
+
+func keyOf(namespace, name string) string {
+	return fmt.Sprintf("%s/%s", namespace, name)
+}
