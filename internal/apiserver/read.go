@@ -91,9 +91,17 @@ func (s *Server) list(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return err
 	}
-	return s.writeList(w, r, req, page.Items, metav1.ListMeta{
+	lm := metav1.ListMeta{
 		ResourceVersion: strconv.FormatInt(page.ResourceVersion, 10), Continue: page.Continue, RemainingItemCount: page.RemainingItemCount,
-	})
+	}
+	out, err := s.negotiate(r)
+	if err != nil {
+		return err
+	}
+	if done, err := s.writeCachedList(w, out, req, page, lm); done || err != nil {
+		return err
+	}
+	return s.writeList(w, r, req, page.Items, lm)
 }
 
 func (s *Server) watch(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {

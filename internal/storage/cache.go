@@ -24,6 +24,24 @@ type entry struct {
 	obj  runtime.Object
 	data []byte
 	rev  int64
+	memo Memo
+}
+
+// Memo keeps values derived from one cached object, such as its encoding
+// in a media type, for as long as the object is current.
+type Memo struct{ m sync.Map }
+
+// Get returns the value for key, computing it once.
+func (m *Memo) Get(key string, compute func() ([]byte, error)) ([]byte, error) {
+	if v, ok := m.m.Load(key); ok {
+		return v.([]byte), nil
+	}
+	v, err := compute()
+	if err != nil {
+		return nil, err
+	}
+	m.m.Store(key, v)
+	return v, nil
 }
 
 // event is one change of one object. For a deletion obj is the last state,

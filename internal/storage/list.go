@@ -26,7 +26,9 @@ type ListOptions struct {
 
 // ListResult is one page.
 type ListResult struct {
-	Items              []runtime.Object
+	Items []runtime.Object
+	// Memos, when set, has one Memo per item for values derived from it.
+	Memos              []*Memo
 	ResourceVersion    int64
 	Continue           string
 	RemainingItemCount *int64
@@ -115,6 +117,7 @@ func (s *Store) listCache(prefix, from string, atRev int64, opts ListOptions) (*
 			return true
 		}
 		res.Items = append(res.Items, e.obj)
+		res.Memos = append(res.Memos, &e.memo)
 		return true
 	})
 	if res.Continue != "" && opts.Predicate == nil {
