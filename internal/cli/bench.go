@@ -52,6 +52,7 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 			}
 			defer cleanup()
 			sc.Logger = g.logger(stdio.Err)
+			tuneGC() // the server runs in this process: tune it as `wharf server` is
 			sc.DataDir = filepath.Join(d, "scheduler")
 			return bench.Scheduler(cmd.Context(), stdio.Out, sc)
 		},

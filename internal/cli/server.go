@@ -31,6 +31,7 @@ unless --etcd-servers names an external cluster.`,
 				return fmt.Errorf("--data-dir is required")
 			}
 			o.Logger = g.logger(stdio.Err)
+			tuneGC()
 			s, err := controlplane.Start(cmd.Context(), o)
 			if err != nil {
 				return err

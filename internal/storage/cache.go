@@ -16,7 +16,7 @@ import (
 
 // ringSize is how many events of one resource the cache keeps for watches
 // that resume from an older resourceVersion; older ones get ErrGone and relist.
-const ringSize = 4096
+const ringSize = 1024
 
 // entry is one object as the cache holds it. Cached objects are shared and
 // must never be mutated; data is the stored form, for unchanged-write detection.

@@ -1,0 +1,262 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"wharf.dev/wharf/internal/simnode"
+	"wharf.dev/wharf/internal/testserver"
+)
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func waitFor(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not after 60s (last error: %v)", what, last)
+}
+
+func deployment(name string, replicas int32) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.wharf.local/wharf/testapp:v1"}}},
+			},
+		},
+	}
+}
+
+func runningPods(ctx context.Context, c kubernetes.Interface, ns, app string) (map[string]string, error) {
+	l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, p := range l.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			out[p.Name] = p.Spec.NodeName
+		}
+	}
+	return out, nil
+}
+
+// TestDeadNodeIsMarkedAndItsPodsMove stops one simulated node's lease:
+// the node becomes Unknown with the unreachable taints and its pods are
+// replaced on the live node.
+func TestDeadNodeIsMarkedAndItsPodsMove(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := testContext(t, 3*time.Minute)
+	c := s.Client
+	live, cancelLive := context.WithCancel(ctx)
+	defer cancelLive()
+	doomed, kill := context.WithCancel(ctx)
+	defer kill()
+	go simnode.Run(live, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "live"})
+	go simnode.Run(doomed, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "doomed"})
+	waitFor(t, "two ready nodes", func() (bool, error) {
+		l, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) == 2, err
+	})
+	if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment("spread", 4), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "4 pods running on both nodes", func() (bool, error) {
+		pods, err := runningPods(ctx, c, "default", "spread")
+		nodes := map[string]bool{}
+		for _, n := range pods {
+			nodes[n] = true
+		}
+		return len(pods) == 4 && len(nodes) == 2, err
+	})
+
+	kill() // the doomed node stops renewing its lease, as a dead host would
+	waitFor(t, "the dead node is Unknown and tainted unreachable", func() (bool, error) {
+		n, err := c.CoreV1().Nodes().Get(ctx, "doomed-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		ready := false
+		for _, cond := range n.Status.Conditions {
+			ready = ready || (cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionUnknown)
+		}
+		tainted := false
+		for _, taint := range n.Spec.Taints {
+			tainted = tainted || (taint.Key == corev1.TaintNodeUnreachable && taint.Effect == corev1.TaintEffectNoExecute)
+		}
+		return ready && tainted, nil
+	})
+	waitFor(t, "4 pods running, all on the live node", func() (bool, error) {
+		pods, err := runningPods(ctx, c, "default", "spread")
+		for _, n := range pods {
+			if n != "live-0" {
+				return false, err
+			}
+		}
+		return len(pods) == 4, err
+	})
+}
+
+// TestGarbageCollectionPolicies deletes deployments with each propagation policy.
+func TestGarbageCollectionPolicies(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := testContext(t, 3*time.Minute)
+	c := s.Client
+	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1})
+	for _, policy := range []metav1.DeletionPropagation{metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan} {
+		t.Run(string(policy), func(t *testing.T) {
+			name := map[metav1.DeletionPropagation]string{"Background": "bg", "Foreground": "fg", "Orphan": "orphan"}[policy]
+			if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment(name, 2), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "2 pods running", func() (bool, error) {
+				pods, err := runningPods(ctx, c, "default", name)
+				return len(pods) == 2, err
+			})
+			if err := c.AppsV1().Deployments("default").Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the deployment is gone", func() (bool, error) {
+				_, err := c.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{})
+				return apierrors.IsNotFound(err), nil
+			})
+			rsList := func() int {
+				l, _ := c.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+				return len(l.Items)
+			}
+			if policy == metav1.DeletePropagationOrphan {
+				// The replica set stays, without an owner, and keeps its pods.
+				time.Sleep(time.Second)
+				l, err := c.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+				if err != nil || len(l.Items) != 1 || len(l.Items[0].OwnerReferences) != 0 {
+					t.Fatalf("orphaned replica sets: %v %+v", err, l)
+				}
+				pods, _ := runningPods(ctx, c, "default", name)
+				if len(pods) != 2 {
+					t.Fatalf("%d pods left after orphaning, want 2", len(pods))
+				}
+				return
+			}
+			if policy == metav1.DeletePropagationForeground && rsList() != 0 {
+				t.Fatal("foreground deletion finished before the replica set was gone")
+			}
+			waitFor(t, "replica sets and pods gone", func() (bool, error) {
+				l, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+				return err == nil && len(l.Items) == 0 && rsList() == 0, err
+			})
+		})
+	}
+}
+
+// TestNamespaceDeletionRemovesContent deletes a namespace holding a
+// deployment, a service and a config map.
+func TestNamespaceDeletionRemovesContent(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := testContext(t, 3*time.Minute)
+	c := s.Client
+	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1})
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the default service account", func() (bool, error) {
+		_, err := c.CoreV1().ServiceAccounts("team").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, err
+	})
+	c.AppsV1().Deployments("team").Create(ctx, deployment("app", 2), metav1.CreateOptions{})
+	c.CoreV1().ConfigMaps("team").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"}}, metav1.CreateOptions{})
+	c.CoreV1().Services("team").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "svc"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+	waitFor(t, "2 pods running", func() (bool, error) {
+		pods, err := runningPods(ctx, c, "team", "app")
+		return len(pods) == 2, err
+	})
+	if err := c.CoreV1().Namespaces().Delete(ctx, "team", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the namespace and everything in it gone", func() (bool, error) {
+		_, err := c.CoreV1().Namespaces().Get(ctx, "team", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), err
+	})
+	for _, list := range []func() (int, error){
+		func() (int, error) {
+			l, err := c.CoreV1().Pods("team").List(ctx, metav1.ListOptions{})
+			return len(l.Items), err
+		},
+		func() (int, error) {
+			l, err := c.AppsV1().ReplicaSets("team").List(ctx, metav1.ListOptions{})
+			return len(l.Items), err
+		},
+		func() (int, error) {
+			l, err := c.CoreV1().ConfigMaps("team").List(ctx, metav1.ListOptions{})
+			return len(l.Items), err
+		},
+		func() (int, error) {
+			l, err := c.CoreV1().Services("team").List(ctx, metav1.ListOptions{})
+			return len(l.Items), err
+		},
+	} {
+		if n, err := list(); err != nil || n != 0 {
+			t.Errorf("left in the deleted namespace: %d objects (%v)", n, err)
+		}
+	}
+}
+
+// TestUnschedulablePodWaitsForRoom: a pod that fits nowhere says why, then
+// runs once a node with room appears.
+func TestUnschedulablePodWaitsForRoom(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := testContext(t, 3*time.Minute)
+	c := s.Client
+	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "small", CPU: "1"})
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "big"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.wharf.local/wharf/testapp:v1",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resourceMust("3")}}}}},
+	}
+	if _, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "PodScheduled=False with the reason", func() (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "big", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse && cond.Reason == "Unschedulable" {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("conditions %+v", p.Status.Conditions)
+	})
+	waitFor(t, "a FailedScheduling event naming the shortage", func() (bool, error) {
+		l, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=big,reason=FailedScheduling"})
+		return err == nil && len(l.Items) > 0 && contains1(l.Items[0].Message, "Insufficient cpu"), err
+	})
+	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "large", CPU: "8"})
+	waitFor(t, "the pod runs on the large node", func() (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "big", metav1.GetOptions{})
+		return err == nil && p.Spec.NodeName == "large-0" && p.Status.Phase == corev1.PodRunning, err
+	})
+}
