@@ -17,7 +17,14 @@ import (
 
 // applyPatch applies a patch of the given type to the JSON of an object.
 // kind is an empty object of the kind, for strategic merge's list keys.
-func applyPatch(patchType types.PatchType, original, patch []byte, kind runtime.Object) ([]byte, error) {
+func applyPatch(patchType types.PatchType, original, patch []byte, kind runtime.Object) (out []byte, err error) {
+	// The patch libraries panic on some malformed patches (e.g. a JSON
+	// patch "replace" without a value at the root): that is bad input.
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, apierrors.NewBadRequest(fmt.Sprintf("invalid %s: %v", patchType, r))
+		}
+	}()
 	switch patchType {
 	case types.JSONPatchType:
 		p, err := jsonpatch.DecodePatch(patch)

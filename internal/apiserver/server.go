@@ -7,9 +7,11 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -150,6 +152,17 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) {
 	var err error
+	defer func() {
+		// A bug in one request must not take the connection (or, with
+		// HTTP/2, every request sharing it) down: answer 500 and log it.
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+			s.writeError(w, r, fmt.Errorf("internal error: %v", p), req)
+		}
+	}()
 	switch req.subresource {
 	case "":
 		err = s.handleMain(ctx, w, r, req)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints the figures (recorded in docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== $(date -u +%FT%TZ) on $(nproc) CPUs, $(uname -r)"
+bin/wharf bench scheduler --log-level error
+bin/wharf bench api --log-level error
+bin/wharf bench rss --log-level error
