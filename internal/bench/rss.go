@@ -42,7 +42,7 @@ func RSS(ctx context.Context, out io.Writer, cfg RSSConfig) error {
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go simnode.Run(sctx, cfg.Logger, srv.Client, simnode.Config{Count: cfg.Nodes, Pods: cfg.Pods/cfg.Nodes + 10, CPU: "64", Memory: "256Gi", LeaseInterval: 10 * time.Second})
+	go simnode.Run(sctx, cfg.Logger, srv.Client, simnode.Config{Count: cfg.Nodes, Pods: cfg.Pods/cfg.Nodes + 10, CPU: "64", Memory: "256Gi"})
 	per := 1000
 	for i := 0; i*per < cfg.Pods; i++ {
 		n := int32(min(per, cfg.Pods-i*per))
