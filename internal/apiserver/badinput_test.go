@@ -202,3 +202,21 @@ func TestUnauthenticatedRequestsAreRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestBodyFormats(t *testing.T) {
+	s := startAPIOnly(t)
+	a := newAPI(t, s)
+	cases := []struct{ name, contentType, body string }{
+		{"yaml", "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  k: v\n"},
+		{"json", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"from-json"},"data":{"k":"v"}}`},
+		{"json without kind", "application/json", `{"metadata":{"name":"bare"},"data":{"k":"v"}}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, raw := a.do("POST", "/api/v1/namespaces/default/configmaps", tc.contentType, []byte(tc.body))
+			if code != http.StatusCreated {
+				t.Fatalf("code %d: %s", code, truncate(raw))
+			}
+		})
+	}
+}

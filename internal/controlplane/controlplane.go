@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -191,6 +192,14 @@ func (s *Server) start(ctx context.Context) error {
 			NextProtos:   []string{"h2", "http/1.1"},
 		},
 	}
+	// Ready once bootstrap objects exist and the controllers run.
+	var ready atomic.Bool
+	s.api.SetReadiness(func() error {
+		if !ready.Load() {
+			return errors.New("starting")
+		}
+		return nil
+	})
 	s.goRun(func() error {
 		if err := s.http.ServeTLS(s.listener, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
@@ -222,6 +231,7 @@ func (s *Server) start(ctx context.Context) error {
 			return err
 		}
 	}
+	ready.Store(true)
 	s.log.Info("server ready", "url", s.URL, "kubeconfig", s.AdminKubeconfig)
 	return nil
 }

@@ -230,6 +230,10 @@ func TestUnschedulablePodWaitsForRoom(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	c := s.Client
 	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "small", CPU: "1"})
+	waitFor(t, "the small node", func() (bool, error) {
+		_, err := c.CoreV1().Nodes().Get(ctx, "small-0", metav1.GetOptions{})
+		return err == nil, err
+	})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "big"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.wharf.local/wharf/testapp:v1",
@@ -252,7 +256,15 @@ func TestUnschedulablePodWaitsForRoom(t *testing.T) {
 	})
 	waitFor(t, "a FailedScheduling event naming the shortage", func() (bool, error) {
 		l, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=big,reason=FailedScheduling"})
-		return err == nil && len(l.Items) > 0 && contains1(l.Items[0].Message, "Insufficient cpu"), err
+		if err != nil {
+			return false, err
+		}
+		for _, e := range l.Items {
+			if contains1(e.Message, "Insufficient cpu") {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("events %+v", l.Items)
 	})
 	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "large", CPU: "8"})
 	waitFor(t, "the pod runs on the large node", func() (bool, error) {
