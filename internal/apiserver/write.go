@@ -38,20 +38,27 @@ func dryRun(r *http.Request) bool {
 	return false
 }
 
-func (s *Server) create(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+// decodeObject reads the request body as an object of the URL's kind and
+// checks its namespace against the URL's.
+func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, req *request) (runtime.Object, metav1.Object, error) {
 	data, err := readBody(r)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	obj := req.res.New()
 	if err := s.decodeBody(w, r, data, obj, req.res.GroupVersionKind()); err != nil {
-		return err
+		return nil, nil, err
 	}
 	m, err := meta.Accessor(obj)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := s.setNamespace(req, m); err != nil {
+	return obj, m, s.setNamespace(req, m)
+}
+
+func (s *Server) create(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+	obj, m, err := s.decodeObject(w, r, req)
+	if err != nil {
 		return err
 	}
 	generated := m.GetName() == "" && m.GetGenerateName() != ""
@@ -270,23 +277,12 @@ func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, 
 var errDryRun = errors.New("dry run")
 
 func (s *Server) update(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, kind writeKind) error {
-	data, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	obj := req.res.New()
-	if err := s.decodeBody(w, r, data, obj, req.res.GroupVersionKind()); err != nil {
-		return err
-	}
-	m, err := meta.Accessor(obj)
+	obj, m, err := s.decodeObject(w, r, req)
 	if err != nil {
 		return err
 	}
 	if m.GetName() != req.name {
 		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), req.name))
-	}
-	if err := s.setNamespace(req, m); err != nil {
-		return err
 	}
 	updated, err := s.updateWith(ctx, r, req, kind, func(runtime.Object) (runtime.Object, error) {
 		return obj.DeepCopyObject(), nil

@@ -16,8 +16,6 @@ import (
 
 // APIConfig sizes the API latency benchmark.
 type APIConfig struct {
-	Bin      string // the wharf binary, run as the server
-	WorkDir  string
 	Clients  int
 	Duration time.Duration
 	ListSize int
@@ -27,8 +25,8 @@ type APIConfig struct {
 // `wharf server` child process (API only, so that controllers add no load):
 // each client creates, gets and lists pods in a loop; a watcher measures the
 // delay from a create's response to its ADDED event.
-func API(ctx context.Context, out io.Writer, cfg APIConfig) error {
-	srv, err := startServer(ctx, cfg.Bin, filepath.Join(cfg.WorkDir, "api"), "--disable-controllers")
+func API(ctx context.Context, env Env, out io.Writer, cfg APIConfig) error {
+	srv, err := startServer(ctx, env.Bin, filepath.Join(env.WorkDir, "api"), "--disable-controllers")
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,14 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
+
+// Env is where a benchmark runs: a work directory for servers' data, the
+// wharf binary to start servers from, and a logger.
+type Env struct {
+	WorkDir string
+	Bin     string
+	Logger  *slog.Logger
+}
 
 // Latencies collects durations safely from many goroutines.
 type Latencies struct {

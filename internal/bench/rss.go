@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -17,18 +16,15 @@ import (
 
 // RSSConfig sizes the memory benchmark.
 type RSSConfig struct {
-	Bin     string
-	WorkDir string
-	Pods    int
-	Nodes   int
-	Logger  *slog.Logger
+	Pods  int
+	Nodes int
 }
 
 // RSS measures a `wharf server` child process (etcd, API server,
 // controllers, scheduler) idle, then holding Pods running pods on Nodes
 // simulated nodes (deployments of 1,000 replicas each).
-func RSS(ctx context.Context, out io.Writer, cfg RSSConfig) error {
-	srv, err := startServer(ctx, cfg.Bin, filepath.Join(cfg.WorkDir, "rss"))
+func RSS(ctx context.Context, env Env, out io.Writer, cfg RSSConfig) error {
+	srv, err := startServer(ctx, env.Bin, filepath.Join(env.WorkDir, "rss"))
 	if err != nil {
 		return err
 	}
@@ -42,7 +38,7 @@ func RSS(ctx context.Context, out io.Writer, cfg RSSConfig) error {
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go simnode.Run(sctx, cfg.Logger, srv.Client, simnode.Config{Count: cfg.Nodes, Pods: cfg.Pods/cfg.Nodes + 10, CPU: "64", Memory: "256Gi"})
+	go simnode.Run(sctx, env.Logger, srv.Client, simnode.Config{Count: cfg.Nodes, Pods: cfg.Pods/cfg.Nodes + 10, CPU: "64", Memory: "256Gi"})
 	per := 1000
 	for i := 0; i*per < cfg.Pods; i++ {
 		n := int32(min(per, cfg.Pods-i*per))

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -23,17 +23,15 @@ import (
 // SchedulerConfig sizes the scheduler benchmark.
 type SchedulerConfig struct {
 	Nodes, Pods int
-	DataDir     string
-	Logger      *slog.Logger
 }
 
 // Scheduler measures pods bound per second through the real API: a server
 // in this process holds Nodes ready nodes and Pods pending pods, then the
 // scheduler starts and binds them all.
-func Scheduler(ctx context.Context, out io.Writer, cfg SchedulerConfig) error {
-	quiet := cfg.Logger
+func Scheduler(ctx context.Context, env Env, out io.Writer, cfg SchedulerConfig) error {
+	quiet := env.Logger
 	srv, err := controlplane.Start(ctx, controlplane.Options{
-		Logger: quiet, DataDir: cfg.DataDir, Listen: "127.0.0.1:0", DisableControllers: true,
+		Logger: quiet, DataDir: filepath.Join(env.WorkDir, "scheduler"), Listen: "127.0.0.1:0", DisableControllers: true,
 	})
 	if err != nil {
 		return err

@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"context"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"time"
 
@@ -21,23 +21,38 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	var dir, cpuProfile string
 	cmd.PersistentFlags().StringVar(&dir, "work-dir", "", "where servers keep their data (default: a new temporary directory, removed afterwards)")
 	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process to the file")
-	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
-		if cpuProfile == "" {
-			return nil
+
+	// run wraps a benchmark: its work directory, the binary servers run
+	// from, the logger and the optional profile.
+	run := func(f func(context.Context, bench.Env) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			env := bench.Env{WorkDir: dir, Logger: g.logger(stdio.Err)}
+			if env.WorkDir == "" {
+				d, err := os.MkdirTemp("", "wharf-bench")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(d)
+				env.WorkDir = d
+			} else if err := os.MkdirAll(env.WorkDir, 0o700); err != nil {
+				return err
+			}
+			var err error
+			if env.Bin, err = os.Executable(); err != nil {
+				return err
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			return f(cmd.Context(), env)
 		}
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		return pprof.StartCPUProfile(f)
-	}
-	cmd.PersistentPostRun = func(*cobra.Command, []string) { pprof.StopCPUProfile() }
-	workDir := func() (string, func(), error) {
-		if dir != "" {
-			return dir, func() {}, os.MkdirAll(dir, 0o700)
-		}
-		d, err := os.MkdirTemp("", "wharf-bench")
-		return d, func() { os.RemoveAll(d) }, err
 	}
 
 	sc := bench.SchedulerConfig{}
@@ -45,67 +60,35 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 		Use:   "scheduler",
 		Short: "Pods bound per second with many nodes and pending pods",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, cleanup, err := workDir()
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			sc.Logger = g.logger(stdio.Err)
+		RunE: run(func(ctx context.Context, env bench.Env) error {
 			tuneGC() // the server runs in this process: tune it as `wharf server` is
-			sc.DataDir = filepath.Join(d, "scheduler")
-			return bench.Scheduler(cmd.Context(), stdio.Out, sc)
-		},
+			return bench.Scheduler(ctx, env, stdio.Out, sc)
+		}),
 	}
 	schedCmd.Flags().IntVar(&sc.Nodes, "nodes", 1000, "registered nodes")
 	schedCmd.Flags().IntVar(&sc.Pods, "pods", 10000, "pending pods")
-	cmd.AddCommand(schedCmd)
 
 	ac := bench.APIConfig{}
 	apiCmd := &cobra.Command{
 		Use:   "api",
 		Short: "API latency (create, get, list, watch delay) under concurrent clients",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, cleanup, err := workDir()
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			g.logger(stdio.Err)
-			if ac.Bin, err = os.Executable(); err != nil {
-				return err
-			}
-			ac.WorkDir = d
-			return bench.API(cmd.Context(), stdio.Out, ac)
-		},
+		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.API(ctx, env, stdio.Out, ac) }),
 	}
 	apiCmd.Flags().IntVar(&ac.Clients, "clients", 20, "concurrent clients")
 	apiCmd.Flags().DurationVar(&ac.Duration, "duration", 20*time.Second, "how long the clients run")
 	apiCmd.Flags().IntVar(&ac.ListSize, "list-size", 1000, "pods in the listed namespace")
-	cmd.AddCommand(apiCmd)
 
 	rc := bench.RSSConfig{}
 	rssCmd := &cobra.Command{
 		Use:   "rss",
 		Short: "Server memory idle and holding many pods on simulated nodes",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, cleanup, err := workDir()
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			rc.Logger = g.logger(stdio.Err)
-			if rc.Bin, err = os.Executable(); err != nil {
-				return err
-			}
-			rc.WorkDir = d
-			return bench.RSS(cmd.Context(), stdio.Out, rc)
-		},
+		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.RSS(ctx, env, stdio.Out, rc) }),
 	}
 	rssCmd.Flags().IntVar(&rc.Pods, "pods", 10000, "pods to hold")
 	rssCmd.Flags().IntVar(&rc.Nodes, "nodes", 100, "simulated nodes")
-	cmd.AddCommand(rssCmd)
+
+	cmd.AddCommand(schedCmd, apiCmd, rssCmd)
 	return cmd
 }
