@@ -335,13 +335,17 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts WatchOptions) (wa
 	}
 	c.mu.Lock()
 	b := c.bucket(prefix)
-	if initialState {
+	switch {
+	case initialState:
 		w.startRev = c.rev
 		b.ascend(prefix, prefix, func(k string, e *entry) bool {
 			w.initial = append(w.initial, event{typ: watch.Added, key: k, obj: e.obj, rev: e.rev})
 			return true
 		})
-	} else {
+	case rev == 0:
+		// No initial events and no revision: changes from now on.
+		w.startRev = c.rev
+	default:
 		if rev < c.compacted {
 			c.mu.Unlock()
 			return nil, fmt.Errorf("watch %s from %d (compacted at %d): %w", prefix, rev, c.compacted, ErrGone)

@@ -382,3 +382,25 @@ func TestWatchOlderThanCacheResumesFromEtcd(t *testing.T) {
 		t.Fatalf("watch from a compacted revision: %v, want ErrGone", err)
 	}
 }
+
+// sendInitialEvents=false without a revision starts at the present.
+func TestWatchFromNowWithoutInitialEvents(t *testing.T) {
+	s, _ := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.Create(ctx, key("old"), cm("old", "1"))
+	cur, _ := s.Revision(ctx)
+	if err := s.Compact(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	w, err := s.Watch(ctx, prefix, storage.WatchOptions{SendInitialEvents: &no})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	s.Create(ctx, key("new"), cm("new", "1"))
+	if got := summary(collect(t, w, 1)); got != "ADDED:new " {
+		t.Fatalf("events %q, want only the new object", got)
+	}
+}
