@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"wharf.dev/wharf/internal/controllers/deployment"
+	"wharf.dev/wharf/internal/controllers/endpoints"
 	"wharf.dev/wharf/internal/controllers/gc"
 	"wharf.dev/wharf/internal/controllers/namespace"
 	"wharf.dev/wharf/internal/controllers/nodelifecycle"
@@ -72,6 +73,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"namespace-controller":      namespace.New(log("namespace-controller"), client, meta, factory, namespaced),
 		"serviceaccount-controller": serviceaccount.New(log("serviceaccount-controller"), client, factory),
 		"podgc-controller":          podgc.New(log("podgc-controller"), client, factory),
+		"endpoints-controller":      endpoints.New(log("endpoints-controller"), client, factory),
 		"garbage-collector":         gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
 	}
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))

@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -270,5 +272,48 @@ func TestUnschedulablePodWaitsForRoom(t *testing.T) {
 	waitFor(t, "the pod runs on the large node", func() (bool, error) {
 		p, err := c.CoreV1().Pods("default").Get(ctx, "big", metav1.GetOptions{})
 		return err == nil && p.Spec.NodeName == "large-0" && p.Status.Phase == corev1.PodRunning, err
+	})
+}
+
+// TestServiceEndpointsFollowPods: a service's Endpoints and EndpointSlice
+// list its pods' IPs and go with it.
+func TestServiceEndpointsFollowPods(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := testContext(t, 2*time.Minute)
+	c := s.Client
+	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1})
+	if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment("web", 3), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	if _, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "3 ready addresses on port 8080", func() (bool, error) {
+		ep, err := c.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(ep.Subsets) == 1 && len(ep.Subsets[0].Addresses) == 3 && ep.Subsets[0].Ports[0].Port == 8080, fmt.Errorf("%+v", ep.Subsets)
+	})
+	waitFor(t, "an EndpointSlice with 3 endpoints", func() (bool, error) {
+		l, err := c.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web"})
+		return err == nil && len(l.Items) == 1 && len(l.Items[0].Endpoints) == 3, err
+	})
+	c.AppsV1().Deployments("default").Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{})
+	waitFor(t, "1 address after scaling down", func() (bool, error) {
+		ep, err := c.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && len(ep.Subsets) == 1 && len(ep.Subsets[0].Addresses) == 1, err
+	})
+	if err := c.CoreV1().Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "endpoints and slice gone with the service", func() (bool, error) {
+		_, err := c.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
+		l, lerr := c.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{})
+		return apierrors.IsNotFound(err) && lerr == nil && len(l.Items) == 0, lerr
 	})
 }
