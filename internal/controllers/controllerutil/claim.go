@@ -3,6 +3,7 @@ package controllerutil
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -71,6 +72,28 @@ func (c *Claimer) Claim(ctx context.Context, obj metav1.Object) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// ClaimAll claims each of objs with c and returns those the owner controls.
+// Any error fails the whole claim, the errors joined: the caller must not
+// act on a partial set.
+func ClaimAll[T metav1.Object](ctx context.Context, c *Claimer, objs []T) ([]T, error) {
+	var claimed []T
+	var errs []error
+	for _, obj := range objs {
+		ok, err := c.Claim(ctx, obj)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			claimed = append(claimed, obj)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return claimed, nil
 }
 
 func (c *Claimer) adopt(ctx context.Context, obj metav1.Object) error {

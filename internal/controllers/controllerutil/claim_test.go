@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 )
 
 func TestPatches(t *testing.T) {
@@ -107,3 +108,42 @@ func pod(name string, lbls map[string]string, refs []metav1.OwnerReference) *v1.
 func typesUID(s string) types.UID { return types.UID(s) }
 
 func containsDelete(patch []byte) bool { return strings.Contains(string(patch), `"$patch":"delete"`) }
+
+func TestClaimAll(t *testing.T) {
+	owned := []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "rs-uid", Controller: ptr.To(true)}}
+	web := map[string]string{"app": "web"}
+	tests := []struct {
+		name      string
+		pods      []*v1.Pod
+		patchErr  error
+		want      []string
+		wantErrIs error
+	}{
+		{"owned and adopted, others left", []*v1.Pod{pod("a", web, owned), pod("b", map[string]string{"app": "db"}, nil), pod("c", web, nil)}, nil, []string{"a", "c"}, nil},
+		{"nothing to claim", []*v1.Pod{pod("b", map[string]string{"app": "db"}, nil)}, nil, nil, nil},
+		{"a failed adoption fails all", []*v1.Pod{pod("a", web, owned), pod("c", web, nil)}, errPatch, nil, errPatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Claimer{
+				Owner:    &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "rs-uid"}},
+				OwnerGVK: appsv1.SchemeGroupVersion.WithKind("ReplicaSet"),
+				Selector: labels.SelectorFromSet(web),
+				Patch:    func(context.Context, metav1.Object, []byte) error { return tt.patchErr },
+			}
+			claimed, err := ClaimAll(context.Background(), c, tt.pods)
+			if !errors.Is(err, tt.wantErrIs) || (err == nil) != (tt.wantErrIs == nil) {
+				t.Fatalf("ClaimAll error = %v, want %v", err, tt.wantErrIs)
+			}
+			var got []string
+			for _, p := range claimed {
+				got = append(got, p.Name)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ClaimAll (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+var errPatch = errors.New("patch refused")

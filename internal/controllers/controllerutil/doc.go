@@ -7,6 +7,8 @@
 //   - Pod readiness and availability (Ready condition, minReadySeconds).
 //   - Claimer: adoption of matching orphans and release of owned objects that
 //     stopped matching, through ownerReference patches.
+//   - RunWorkers: the worker loop that syncs a rate-limited queue's keys.
+//   - Event handler pieces: tombstones, controller references, selectors.
 //
 // Everything here talks to the API only through what the caller passes in,
 // so it works the same against the real API server and client-go's fake.

@@ -15,11 +15,9 @@ package deployment
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -27,6 +25,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
 var controllerKind = appsv1.SchemeGroupVersion.WithKind("Deployment")
@@ -90,36 +90,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		// Conflicts are routine: the cache was a write behind. Retry quietly.
-		level := slog.LevelWarn
-		if apierrors.IsConflict(err) {
-			level = slog.LevelDebug
-		}
-		c.logger.Log(ctx, level, "sync failed, requeueing", "deployment", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	controllerutil.RunWorkers(ctx, c.logger, c.queue, workers, c.sync, controllerutil.KeyAttr("deployment"))
 }
 
 func keyOf(namespace, name string) string {

@@ -5,7 +5,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/cache"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
 func (c *Controller) addDeployment(obj any) {
@@ -17,15 +18,9 @@ func (c *Controller) updateDeployment(_, cur any) {
 }
 
 func (c *Controller) deleteDeployment(obj any) {
-	d, ok := obj.(*appsv1.Deployment)
+	d, ok := controllerutil.DeletedObject[*appsv1.Deployment](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if d, ok = tomb.Obj.(*appsv1.Deployment); !ok {
-			return
-		}
+		return
 	}
 	c.enqueue(d)
 }
@@ -74,15 +69,9 @@ func (c *Controller) updateReplicaSet(old, cur any) {
 }
 
 func (c *Controller) deleteReplicaSet(obj any) {
-	rs, ok := obj.(*appsv1.ReplicaSet)
+	rs, ok := controllerutil.DeletedObject[*appsv1.ReplicaSet](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if rs, ok = tomb.Obj.(*appsv1.ReplicaSet); !ok {
-			return
-		}
+		return
 	}
 	if ref := metav1.GetControllerOf(rs); ref != nil {
 		if d := c.resolveControllerRef(rs.Namespace, ref); d != nil {
@@ -95,22 +84,16 @@ func (c *Controller) deleteReplicaSet(obj any) {
 // waits for all old pods to disappear before creating new ones, and no
 // ReplicaSet event says when that happens.
 func (c *Controller) deletePod(obj any) {
-	pod, ok := obj.(*v1.Pod)
+	pod, ok := controllerutil.DeletedObject[*v1.Pod](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*v1.Pod); !ok {
-			return
-		}
-	}
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil || ref.Kind != "ReplicaSet" {
 		return
 	}
-	rs, err := c.rsLister.ReplicaSets(pod.Namespace).Get(ref.Name)
-	if err != nil || rs.UID != ref.UID {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return
+	}
+	rs, ok := controllerutil.ResolveControllerRef(ref, "ReplicaSet", c.rsLister.ReplicaSets(pod.Namespace).Get)
+	if !ok {
 		return
 	}
 	rsRef := metav1.GetControllerOf(rs)
@@ -123,13 +106,7 @@ func (c *Controller) deletePod(obj any) {
 }
 
 func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.Deployment {
-	if ref.Kind != controllerKind.Kind {
-		return nil
-	}
-	d, err := c.dLister.Deployments(namespace).Get(ref.Name)
-	if err != nil || d.UID != ref.UID {
-		return nil
-	}
+	d, _ := controllerutil.ResolveControllerRef(ref, controllerKind.Kind, c.dLister.Deployments(namespace).Get)
 	return d
 }
 
@@ -139,14 +116,7 @@ func (c *Controller) matchingDeployments(rs *appsv1.ReplicaSet) []*appsv1.Deploy
 	if err != nil {
 		return nil
 	}
-	var out []*appsv1.Deployment
-	for _, d := range all {
-		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(rs.Labels)) {
-			continue
-		}
-		out = append(out, d)
-	}
+	out := controllerutil.Selecting(all, func(d *appsv1.Deployment) *metav1.LabelSelector { return d.Spec.Selector }, rs.Labels)
 	if len(out) > 1 {
 		c.logger.Warn("more than one Deployment selects replicaset", "replicaset", keyOf(rs.Namespace, rs.Name), "count", len(out))
 	}

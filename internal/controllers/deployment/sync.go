@@ -2,7 +2,6 @@ package deployment
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 
@@ -98,20 +97,9 @@ func (c *Controller) replicaSetsFor(ctx context.Context, d *appsv1.Deployment) (
 			return err
 		},
 	}
-	var owned []*appsv1.ReplicaSet
-	var errs []error
-	for _, rs := range all {
-		ok, err := claimer.Claim(ctx, rs)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if ok {
-			owned = append(owned, rs)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("claim replicasets for deployment %s/%s: %w", d.Namespace, d.Name, errors.Join(errs...))
+	owned, err := controllerutil.ClaimAll(ctx, claimer, all)
+	if err != nil {
+		return nil, fmt.Errorf("claim replicasets for deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	return owned, nil
 }

@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
 // managedBy marks the EndpointSlices this controller owns.
@@ -89,28 +91,11 @@ func (c *Controller) enqueuePodServices(obj any) {
 
 // Run reconciles with workers goroutines until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return
 	}
-	for range max(workers, 1) {
-		go func() {
-			for {
-				key, quit := c.queue.Get()
-				if quit {
-					return
-				}
-				if err := c.sync(ctx, key); err != nil {
-					c.log.Debug("endpoints sync failed, retrying", "service", key, "err", err)
-					c.queue.AddRateLimited(key)
-				} else {
-					c.queue.Forget(key)
-				}
-				c.queue.Done(key)
-			}
-		}()
-	}
-	<-ctx.Done()
+	controllerutil.RunWorkers(ctx, c.log, c.queue, workers, c.sync, controllerutil.KeyAttr("service"))
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
 // Resource is one API resource the collector watches. Kind and Namespaced
@@ -123,16 +125,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if ctx.Err() != nil {
 		return
 	}
-	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	controllerutil.RunWorkers(ctx, c.logger, c.queue, workers, c.sync)
 }
 
 // waitForSync waits for the informers, but not forever: one resource that
@@ -154,23 +147,19 @@ func (c *Controller) waitForSync(ctx context.Context) {
 	c.logger.Warn("starting before all informers synced", "pending", pending)
 }
 
-func (c *Controller) processNext(ctx context.Context) bool {
-	item, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(item)
+// sync processes item for RunWorkers. Failures are expected here (an owner
+// that cannot be checked yet) and retried with back-off, so they are logged
+// at debug level only.
+func (c *Controller) sync(ctx context.Context, item workItem) error {
 	requeue, err := c.process(ctx, item)
-	switch {
-	case err != nil:
+	if err != nil {
 		c.logger.Debug("retrying", "uid", item.uid, "action", item.act.String(), "err", err)
-		c.queue.AddRateLimited(item)
-	case requeue:
-		c.queue.AddRateLimited(item)
-	default:
-		c.queue.Forget(item)
+		return controllerutil.ErrRequeue
 	}
-	return true
+	if requeue {
+		return controllerutil.ErrRequeue
+	}
+	return nil
 }
 
 func (c *Controller) process(ctx context.Context, item workItem) (requeue bool, err error) {

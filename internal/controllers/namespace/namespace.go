@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -26,10 +25,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
-// errContentRemaining makes the queue retry with back-off while content drains.
-var errContentRemaining = errors.New("content remaining")
+// errContentRemaining makes the queue retry with back-off, quietly, while
+// content drains.
+var errContentRemaining = fmt.Errorf("content remaining: %w", controllerutil.ErrRequeue)
 
 // Controller deletes the content of terminating namespaces.
 type Controller struct {
@@ -106,35 +108,8 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
 		return
 	}
-	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	name, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(name)
-	err := c.sync(ctx, name)
-	switch {
-	case err == nil:
-		c.queue.Forget(name)
-	case errors.Is(err, errContentRemaining):
-		c.queue.AddRateLimited(name)
-	default:
-		c.logger.Warn("namespace deletion failed, retrying", "namespace", name, "err", err)
-		c.queue.AddRateLimited(name)
-	}
-	return true
+	controllerutil.RunWorkers(ctx, c.logger, c.queue, workers, c.sync,
+		controllerutil.KeyAttr("namespace"), controllerutil.FailureMessage("namespace deletion failed, retrying"))
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
 // taintKey identifies a NoExecute taint on a node.
@@ -185,19 +187,9 @@ func (c *Controller) markPodsNotReady(ctx context.Context, now time.Time, node s
 	}
 }
 
-func (c *Controller) processNextEviction(ctx context.Context) bool {
-	key, quit := c.evictions.Get()
-	if quit {
-		return false
-	}
-	defer c.evictions.Done(key)
-	if err := c.evict(ctx, key); err != nil {
-		c.logger.Warn("eviction failed, retrying", "pod", key, "err", err)
-		c.evictions.AddRateLimited(key)
-		return true
-	}
-	c.evictions.Forget(key)
-	return true
+// evictionLog names the pod in the log line of a failed eviction.
+var evictionLog = []controllerutil.WorkerOption{
+	controllerutil.KeyAttr("pod"), controllerutil.FailureMessage("eviction failed, retrying"),
 }
 
 // evict deletes a pod gracefully: its agent, if alive, stops it properly.

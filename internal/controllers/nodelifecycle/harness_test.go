@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
 // agent is a simulated node agent.
@@ -136,7 +138,7 @@ func (h *harness) pass() {
 	h.catchUp()
 	h.c.monitor(h.ctx)
 	for h.c.evictions.Len() > 0 {
-		h.c.processNextEviction(h.ctx)
+		controllerutil.ProcessNext(h.ctx, h.c.logger, h.c.evictions, h.c.evict, evictionLog...)
 	}
 	h.catchUp()
 	for {

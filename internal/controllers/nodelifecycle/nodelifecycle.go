@@ -70,6 +70,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
 const (
@@ -173,19 +175,15 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for c.processNextEviction(ctx) {
-			}
-		})
-	}
+	wg.Go(func() {
+		controllerutil.RunWorkers(ctx, c.logger, c.evictions, workers, c.evict, evictionLog...)
+	})
 	t := c.clock.NewTicker(c.monitorPeriod)
 	for {
 		c.monitor(ctx)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			c.evictions.ShutDown()
 			wg.Wait()
 			return
 		case <-t.C():

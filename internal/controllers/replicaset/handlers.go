@@ -30,15 +30,9 @@ func (c *Controller) updateRS(old, cur any) {
 }
 
 func (c *Controller) deleteRS(obj any) {
-	rs, ok := obj.(*appsv1.ReplicaSet)
+	rs, ok := controllerutil.DeletedObject[*appsv1.ReplicaSet](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if rs, ok = tomb.Obj.(*appsv1.ReplicaSet); !ok {
-			return
-		}
+		return
 	}
 	key := keyOf(rs.Namespace, rs.Name)
 	c.expectations.Delete(key)
@@ -113,17 +107,9 @@ func (c *Controller) updatePod(old, cur any) {
 }
 
 func (c *Controller) deletePod(obj any) {
-	pod, ok := obj.(*v1.Pod)
+	pod, ok := controllerutil.DeletedObject[*v1.Pod](obj)
 	if !ok {
-		// The delete was missed and found by a relist; the object may be
-		// stale, which is fine for finding its owner.
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*v1.Pod); !ok {
-			return
-		}
+		return
 	}
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil {
@@ -141,13 +127,7 @@ func (c *Controller) deletePod(obj any) {
 // resolveControllerRef returns the ReplicaSet ref points to, if it is still
 // the same object (a ReplicaSet recreated under the same name is not).
 func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	if ref.Kind != controllerKind.Kind {
-		return nil
-	}
-	rs, err := c.rsLister.ReplicaSets(namespace).Get(ref.Name)
-	if err != nil || rs.UID != ref.UID {
-		return nil
-	}
+	rs, _ := controllerutil.ResolveControllerRef(ref, controllerKind.Kind, c.rsLister.ReplicaSets(namespace).Get)
 	return rs
 }
 
@@ -157,14 +137,7 @@ func (c *Controller) matchingReplicaSets(pod *v1.Pod) []*appsv1.ReplicaSet {
 	if err != nil {
 		return nil
 	}
-	var out []*appsv1.ReplicaSet
-	for _, rs := range all {
-		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
-			continue
-		}
-		out = append(out, rs)
-	}
+	out := controllerutil.Selecting(all, func(rs *appsv1.ReplicaSet) *metav1.LabelSelector { return rs.Spec.Selector }, pod.Labels)
 	if len(out) > 1 {
 		c.logger.Warn("more than one ReplicaSet selects pod", "pod", keyOf(pod.Namespace, pod.Name), "count", len(out))
 	}

@@ -88,20 +88,9 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, selec
 			return err
 		},
 	}
-	var claimed []*v1.Pod
-	var errs []error
-	for _, pod := range pods {
-		ok, err := claimer.Claim(ctx, pod)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if ok {
-			claimed = append(claimed, pod)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("claim pods for replicaset %s/%s: %w", rs.Namespace, rs.Name, errors.Join(errs...))
+	claimed, err := controllerutil.ClaimAll(ctx, claimer, pods)
+	if err != nil {
+		return nil, fmt.Errorf("claim pods for replicaset %s/%s: %w", rs.Namespace, rs.Name, err)
 	}
 	return claimed, nil
 }
