@@ -185,9 +185,7 @@ func (s *Server) serveGroupDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	list := &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}}
-	for _, g := range s.apiGroups() {
-		list.Groups = append(list.Groups, g)
-	}
+	list.Groups = append(list.Groups, s.apiGroups()...)
 	writeJSON(w, http.StatusOK, list)
 }
 

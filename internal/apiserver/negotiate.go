@@ -69,7 +69,11 @@ func (s *Server) negotiate(r *http.Request) (*output, error) {
 		}
 		return out, nil
 	}
-	return nil, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "", "only application/json, application/yaml and application/vnd.kubernetes.protobuf are supported", 0, false)
+	return nil, errNotAcceptable("only application/json, application/yaml and application/vnd.kubernetes.protobuf are supported")
+}
+
+func errNotAcceptable(msg string) error {
+	return apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "", msg, 0, false)
 }
 
 func (s *Server) serializerFor(mediaType string) (runtime.SerializerInfo, bool) {

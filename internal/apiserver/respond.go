@@ -71,9 +71,10 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, req *request,
 	return s.encode(w, http.StatusOK, out, obj)
 }
 
+// negotiateError refuses a form the request asked for that this kind of
+// response cannot take (e.g. a metadata list for a single object).
 func (s *Server) negotiateError(out *output) error {
-	_, err := s.negotiate(&http.Request{Header: http.Header{"Accept": {"none/none"}}})
-	return err
+	return errNotAcceptable(out.mediaType + " is not available for this request")
 }
 
 func (s *Server) encode(w http.ResponseWriter, code int, out *output, obj runtime.Object) error {

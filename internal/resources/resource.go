@@ -107,10 +107,6 @@ func typedValidateUpdate[T runtime.Object](f func(T, T) field.ErrorList) func(ru
 	return func(o, old runtime.Object) field.ErrorList { return f(o.(T), old.(T)) }
 }
 
-func typedRow[T runtime.Object](f func(T) []any) func(runtime.Object) []any {
-	return func(o runtime.Object) []any { return f(o.(T)) }
-}
-
 // typedRowNow adapts a row function that takes the current time, so tests can
 // render ages and "(5s ago)" against a fixed clock.
 func typedRowNow[T runtime.Object](f func(T, time.Time) []any) func(runtime.Object) []any {

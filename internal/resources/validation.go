@@ -155,10 +155,6 @@ func validateLabelName(k string, p *field.Path) field.ErrorList {
 	return metav1validation.ValidateLabelName(k, p)
 }
 
-func validateLabelValue(v string, p *field.Path) field.ErrorList {
-	return messages(p, v, validation.IsValidLabelValue(v))
-}
-
 func oneOf[T comparable](v T, valid ...T) bool {
 	for _, x := range valid {
 		if v == x {

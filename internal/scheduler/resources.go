@@ -84,18 +84,6 @@ func (r *resources) setMax(o *resources) {
 	}
 }
 
-func (r *resources) isZero() bool {
-	if r.milliCPU != 0 || r.memory != 0 || r.ephemeral != 0 {
-		return false
-	}
-	for _, s := range r.scalars {
-		if s.value != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 func (r *resources) equal(o *resources) bool {
 	if r.milliCPU != o.milliCPU || r.memory != o.memory || r.ephemeral != o.ephemeral {
 		return false

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -380,6 +379,3 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts WatchOptions) (wa
 }
 
 func hasPrefix(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
-
-// rvString formats a revision as a resourceVersion.
-func rvString(rev int64) string { return strconv.FormatInt(rev, 10) }

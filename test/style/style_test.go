@@ -6,7 +6,6 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,22 +32,23 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 		t.Fatal(err)
 	}
 	for dir := range dirs {
-		fset := token.NewFileSet()
-		pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments|parser.PackageClauseOnly)
-		if err != nil {
-			t.Errorf("%s: %v", dir, err)
-			continue
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		documented := false
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ParseComments|parser.PackageClauseOnly)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			if f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "" {
+				documented = true
+			}
 		}
-		for name, pkg := range pkgs {
-			documented := false
-			for _, f := range pkg.Files {
-				if f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "" {
-					documented = true
-				}
-			}
-			if !documented {
-				t.Errorf("package %s in %s has no doc comment saying what it is for", name, dir)
-			}
+		if !documented {
+			t.Errorf("the package in %s has no doc comment saying what it is for", dir)
 		}
 	}
 	if len(dirs) < 10 {
