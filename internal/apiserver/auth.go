@@ -54,13 +54,11 @@ func UserFrom(ctx context.Context) (*User, bool) {
 	return u, ok
 }
 
-// publicPaths answer without authentication: health checks for load
-// balancers and supervisors, which hold no credentials.
-var publicPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true}
-
 func (s *Server) withAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if publicPaths[r.URL.Path] {
+		// Health checks (load balancers and supervisors hold no
+		// credentials) and public routes answer without authentication.
+		if s.public[r.URL.Path] {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -76,4 +74,19 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	})
+}
+
+// Authenticators tries each authenticator in turn.
+func Authenticators(as ...Authenticator) Authenticator {
+	return func(r *http.Request) (*User, bool) {
+		for _, a := range as {
+			if a == nil {
+				continue
+			}
+			if u, ok := a(r); ok {
+				return u, true
+			}
+		}
+		return nil, false
+	}
 }

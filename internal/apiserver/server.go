@@ -44,6 +44,18 @@ type Config struct {
 	Version version.Info
 	// Connect serves pods' log, exec, attach and portforward; nil: 501.
 	Connect ConnectFunc
+	// Routes are extra HTTP handlers served beside the API (the image
+	// registry, the agents' join endpoint).
+	Routes []Route
+}
+
+// Route is an extra handler on a path pattern (http.ServeMux syntax).
+type Route struct {
+	Pattern string
+	Handler http.Handler
+	// Public routes need no authentication (e.g. the CA, which joining
+	// agents check against the hash in their join token).
+	Public bool
 }
 
 // Server is the HTTP API.
@@ -62,6 +74,8 @@ type Server struct {
 	// svcMu serialises service writes so cluster IP and node port
 	// allocations never collide within this server.
 	svcMu sync.Mutex
+	// public are the paths served without authentication.
+	public map[string]bool
 }
 
 // New returns a server; Handler serves it.
@@ -80,6 +94,7 @@ func New(cfg Config) *Server {
 		cfg:     cfg,
 		metrics: newMetrics(cfg.Metrics),
 		mux:     http.NewServeMux(),
+		public:  map[string]bool{"/healthz": true, "/livez": true, "/readyz": true},
 	}
 	s.namespaces, _ = cfg.Registry.Get(corev1.SchemeGroupVersion.WithResource("namespaces"))
 	s.routes()
@@ -118,6 +133,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/openapi/v3/", s.serveOpenAPIGroup)
 	s.mux.HandleFunc("/api/", s.serveAPI)
 	s.mux.HandleFunc("/apis/", s.serveAPI)
+	for _, r := range s.cfg.Routes {
+		s.mux.Handle(r.Pattern, r.Handler)
+		if r.Public {
+			s.public[r.Pattern] = true
+		}
+	}
 }
 
 // serveAPI serves resource URLs and group-version discovery.

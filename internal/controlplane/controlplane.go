@@ -180,6 +180,7 @@ func (s *Server) start(ctx context.Context) error {
 		Admission:       admission,
 		ExternalAddress: net.JoinHostPort(host, fmt.Sprint(port)),
 		Version:         Version,
+		Routes:          s.routes(),
 	})
 	s.http = &http.Server{
 		Handler:           s.api.Handler(),
