@@ -2,15 +2,19 @@
 GO ?= go
 BIN := bin/wharf
 
-.PHONY: all build test unit integration demo bench lint deps clean
+.PHONY: all build images test unit integration demo bench lint deps clean
 
 all: build
 
 deps:
 	hack/install-deps.sh
 
+# The binary, then the images clusters run (bin/images/*.tar, see internal/images).
 build:
 	$(GO) build -o $(BIN) ./cmd/wharf
+	$(BIN) image build --out bin/images --log-level warn
+
+images: build
 
 # Every test: unit tests, then integration tests against real servers with the real kubectl.
 test: deps
