@@ -1,0 +1,93 @@
+package cni
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestConflist(t *testing.T) {
+	data, err := Conflist(Options{PodCIDR: "10.244.1.7/24", MTU: 1450, IPAMDataDir: "/s/cni/ipam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	json.Unmarshal([]byte(`{
+	  "cniVersion": "1.0.0",
+	  "name": "wharf",
+	  "plugins": [
+	    {
+	      "type": "bridge", "bridge": "wharf0", "isGateway": true, "ipMasq": true, "hairpinMode": true, "mtu": 1450,
+	      "ipam": {
+	        "type": "host-local",
+	        "ranges": [[{"subnet": "10.244.1.0/24"}]],
+	        "routes": [{"dst": "0.0.0.0/0"}],
+	        "dataDir": "/s/cni/ipam"
+	      }
+	    },
+	    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+	  ]
+	}`), &want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("conflist (-want +got):\n%s", diff)
+	}
+
+	v6, err := Conflist(Options{PodCIDR: "fd00:10::/64", Bridge: "br-x", IPAMDataDir: "/s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		Plugins []struct {
+			Bridge string
+			MTU    *int
+			IPAM   struct{ Routes []struct{ Dst string } }
+		}
+	}
+	json.Unmarshal(v6, &conf)
+	if b := conf.Plugins[0]; b.Bridge != "br-x" || b.MTU != nil || b.IPAM.Routes[0].Dst != "::/0" {
+		t.Errorf("IPv6 conflist: %s", v6)
+	}
+}
+
+func TestConflistRejects(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"no CIDR":         {IPAMDataDir: "/s"},
+		"bad CIDR":        {PodCIDR: "10.244.1.0", IPAMDataDir: "/s"},
+		"relative IPAM":   {PodCIDR: "10.244.1.0/24", IPAMDataDir: "ipam"},
+		"long bridge":     {PodCIDR: "10.244.1.0/24", IPAMDataDir: "/s", Bridge: "a-very-long-bridge"},
+		"no IPAM dataDir": {PodCIDR: "10.244.1.0/24"},
+	} {
+		if _, err := Conflist(opts); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestWriteConflistOnlyWhenChanged(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "net.d")
+	opts := Options{PodCIDR: "10.244.1.0/24", IPAMDataDir: "/s/cni/ipam"}
+	for i, want := range []bool{true, false} {
+		changed, err := WriteConflist(dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed != want {
+			t.Errorf("write %d: changed = %v, want %v", i, changed, want)
+		}
+	}
+	opts.PodCIDR = "10.244.2.0/24"
+	if changed, err := WriteConflist(dir, opts); err != nil || !changed {
+		t.Errorf("new CIDR: changed = %v, %v", changed, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != ConflistFile {
+		t.Errorf("directory holds %v, want only %s", entries, ConflistFile)
+	}
+}
