@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"wharf.dev/wharf/internal/images"
 )
@@ -68,11 +65,11 @@ reached with its credentials, which must be a cluster admin's.`,
   wharf image push --name myteam/app:v2 app.tar   # pods use registry.wharf.local/myteam/app:v2`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			r, err := registryFor(kubeconfig)
+			r, err := images.RemoteFor(kubeconfig)
 			if err != nil {
 				return err
 			}
-			return pushImages(cmd.Context(), stdio.Out, r, files, rename)
+			return images.PushFiles(cmd.Context(), stdio.Out, r, files, rename)
 		},
 	}
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster (default $KUBECONFIG)")
@@ -87,7 +84,7 @@ func newImageListCmd(stdio Stdio) *cobra.Command {
 		Short: "List the repositories, tags, digests and sizes in the cluster's registry",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := registryFor(kubeconfig)
+			r, err := images.RemoteFor(kubeconfig)
 			if err != nil {
 				return err
 			}
@@ -97,69 +94,6 @@ func newImageListCmd(stdio Stdio) *cobra.Command {
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster (default $KUBECONFIG)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
-}
-
-// registryFor is the registry of the cluster a kubeconfig names: its
-// server's host, with the kubeconfig's CA and credentials on every request.
-func registryFor(kubeconfig string) (images.Remote, error) {
-	if kubeconfig == "" {
-		return images.Remote{}, fmt.Errorf("no kubeconfig: pass --kubeconfig or set KUBECONFIG")
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return images.Remote{}, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
-	}
-	u, err := url.Parse(rc.Host)
-	if err != nil || u.Host == "" {
-		return images.Remote{}, fmt.Errorf("kubeconfig %s: server %q is not a URL", kubeconfig, rc.Host)
-	}
-	rt, err := rest.TransportFor(rc)
-	if err != nil {
-		return images.Remote{}, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
-	}
-	return images.Remote{Host: u.Host, Transport: rt}, nil
-}
-
-// pushImages pushes every image of every file; rename applies to a lone image.
-func pushImages(ctx context.Context, out io.Writer, r images.Remote, files []string, rename string) error {
-	for _, file := range files {
-		a, err := images.OpenArchive(file)
-		if err != nil {
-			return err
-		}
-		err = pushArchive(ctx, out, r, file, a, rename, len(files))
-		a.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func pushArchive(ctx context.Context, out io.Writer, r images.Remote, file string, a *images.Archive, rename string, files int) error {
-	if rename != "" && (files > 1 || len(a.Items) != 1) {
-		return fmt.Errorf("--name needs exactly one image, %s holds %d (of %d files)", file, len(a.Items), files)
-	}
-	for _, it := range a.Items {
-		ref := it.Ref
-		if rename != "" {
-			ref = rename
-		}
-		if ref == "" {
-			return fmt.Errorf("%s: an image has no name: use --name", file)
-		}
-		target, err := r.Target(ref)
-		if err != nil {
-			return fmt.Errorf("%s: name %q: %w", file, ref, err)
-		}
-		digest, err := r.Push(ctx, it, target)
-		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		inCluster, _ := images.Remote{Host: images.Registry}.Target(ref)
-		fmt.Fprintf(out, "pushed %s as %s@%s\n", file, inCluster, digest)
-	}
-	return nil
 }
 
 func listImages(ctx context.Context, out io.Writer, r images.Remote, format string) error {
