@@ -48,7 +48,8 @@ func newRoot(stdio Stdio) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newServerCmd(g, stdio), newSimNodesCmd(g, stdio), newBenchCmd(g, stdio), newImageCmd(g, stdio), newVersionCmd(stdio))
+	root.AddCommand(newServerCmd(g, stdio), newSimNodesCmd(g, stdio), newBenchCmd(g, stdio), newImageCmd(g, stdio), newVersionCmd(stdio), newUpCmd(g, stdio), newDownCmd(g, stdio))
+	root.AddCommand(newAgentCmd(g, stdio))
 	return root
 }
 

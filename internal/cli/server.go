@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controlplane"
 )
 
@@ -50,6 +51,8 @@ unless --etcd-servers names an external cluster.`,
 	f.DurationVar(&o.EvictionTimeout, "eviction-timeout", 0, "how long pods stay on an unreachable node before eviction (default 3s)")
 	f.DurationVar(&o.CompactionInterval, "compaction-interval", controlplane.DefaultCompactionInterval, "how often etcd history is compacted")
 	f.StringVar(&o.ServiceCIDR, "service-cidr", controlplane.DefaultServiceCIDR, "range of service cluster IPs")
+	f.StringVar(&o.ClusterCIDR, "cluster-cidr", controlplane.DefaultClusterCIDR, "range of pod IPs: each node gets a block of it as spec.podCIDR")
+	f.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultMaskSize, "prefix length of each node's pod CIDR")
 	f.BoolVar(&o.DisableControllers, "disable-controllers", false, "serve the API only: no scheduler or controllers")
 	f.BoolVar(&o.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync etcd writes (tests only: a crash loses acknowledged writes)")
 	f.MarkHidden("unsafe-no-fsync")

@@ -20,13 +20,35 @@ const CNIResultsDir = "/var/lib/cni/results"
 const shimSocketDir = "/run/containerd/s"
 
 // Cleanup removes every trace of a host, for `wharf down --purge` and host
-// removal: it kills every process in the host's cgroup subtree
-// (containerd, shims, containers), unmounts everything under stateDir,
-// removes the shim sockets and the cached CNI results of the host's
-// sandboxes, the cgroup directories and finally stateDir itself. It goes
-// on after a failure and returns what it could not remove. A Daemon still
-// watching this host must be stopped first, or it restarts containerd.
+// removal: Shutdown, then the state dir itself.
 func Cleanup(ctx context.Context, stateDir, cgroupRoot string) error {
+	err := Shutdown(ctx, stateDir, cgroupRoot)
+	if ctx.Err() != nil {
+		return err
+	}
+	abs, aerr := filepath.Abs(stateDir)
+	if aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	// Never RemoveAll through a mount that is still there: it could be
+	// a bind mount of something that is not ours.
+	if left, merr := mountsUnder(abs); merr != nil || len(left) > 0 {
+		return errors.Join(err, fmt.Errorf("cleanup state dir: not removed, still mounted: %v %v", left, merr))
+	}
+	if rerr := os.RemoveAll(abs); rerr != nil {
+		return errors.Join(err, fmt.Errorf("cleanup state dir: %w", rerr))
+	}
+	return err
+}
+
+// Shutdown stops a host and leaves its files: it kills every process in
+// the host's cgroup subtree (containerd, shims, containers), unmounts
+// everything under stateDir,
+// removes the shim sockets and the cached CNI results of the host's
+// sandboxes and the cgroup directories. It goes on after a failure and
+// returns what it could not do. A Daemon still watching this host must be
+// stopped first, or it restarts containerd.
+func Shutdown(ctx context.Context, stateDir, cgroupRoot string) error {
 	if stateDir == "" {
 		return errors.New("cleanup: no state dir")
 	}
@@ -62,14 +84,6 @@ func Cleanup(ctx context.Context, stateDir, cgroupRoot string) error {
 	fail("mounts", unmountAll(stateDir))
 	if cgroupRoot != "" && filepath.Clean(cgroupRoot) != "/" {
 		fail("cgroups", removeCgroups(cgroupRoot))
-	}
-
-	// Never RemoveAll through a mount that is still there: it could be
-	// a bind mount of something that is not ours.
-	if left, err := mountsUnder(stateDir); err != nil || len(left) > 0 {
-		fail("state dir", fmt.Errorf("not removed, still mounted: %v %v", left, err))
-	} else {
-		fail("state dir", os.RemoveAll(stateDir))
 	}
 	return errors.Join(errs...)
 }

@@ -19,6 +19,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/endpoints"
 	"wharf.dev/wharf/internal/controllers/gc"
 	"wharf.dev/wharf/internal/controllers/namespace"
+	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controllers/nodelifecycle"
 	"wharf.dev/wharf/internal/controllers/podgc"
 	"wharf.dev/wharf/internal/controllers/replicaset"
@@ -74,6 +75,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"serviceaccount-controller": serviceaccount.New(log("serviceaccount-controller"), client, factory),
 		"podgc-controller":          podgc.New(log("podgc-controller"), client, factory),
 		"endpoints-controller":      endpoints.New(log("endpoints-controller"), client, factory),
+		"nodeipam-controller":       nodeipam.New(log("nodeipam-controller"), client, factory, s.clusterCIDR, nodeipam.WithMaskSize(s.opts.NodeCIDRMaskSize)),
 		"garbage-collector":         gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
 	}
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,9 +25,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"wharf.dev/wharf/internal/apiserver"
+	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/pki"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/storage"
@@ -52,6 +55,10 @@ type Options struct {
 	CompactionInterval time.Duration
 	// ServiceCIDR is where services' cluster IPs come from.
 	ServiceCIDR string
+	// ClusterCIDR is where nodes' pod CIDRs come from, NodeCIDRMaskSize
+	// long each (0: nodeipam.DefaultMaskSize).
+	ClusterCIDR      string
+	NodeCIDRMaskSize int
 	// DisableControllers serves the API only (benchmarks of the API alone).
 	DisableControllers bool
 	// UnsafeNoFsync is for tests: acknowledged writes may be lost on a crash.
@@ -63,6 +70,7 @@ const (
 	DefaultListen             = "0.0.0.0:6443"
 	DefaultCompactionInterval = 5 * time.Minute
 	DefaultServiceCIDR        = "10.96.0.0/12"
+	DefaultClusterCIDR        = "10.244.0.0/16"
 )
 
 // Version is what /version reports. The minor picks the kubectl release
@@ -82,6 +90,9 @@ type Server struct {
 	ca       *pki.CA
 	api      *apiserver.Server
 	store    *storage.Store
+	// kube is the loopback client of the server's own handlers (join).
+	kube        kubernetes.Interface
+	clusterCIDR netip.Prefix
 
 	// URL is where clients reach the server; Loopback is the in-process
 	// clients' configuration; AdminKubeconfig is the path kubectl uses.
@@ -108,6 +119,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.ServiceCIDR == "" {
 		opts.ServiceCIDR = DefaultServiceCIDR
+	}
+	if opts.ClusterCIDR == "" {
+		opts.ClusterCIDR = DefaultClusterCIDR
+	}
+	if opts.NodeCIDRMaskSize == 0 {
+		opts.NodeCIDRMaskSize = nodeipam.DefaultMaskSize
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -160,6 +177,16 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("service CIDR %q: %w", o.ServiceCIDR, err)
 	}
+	if s.clusterCIDR, err = netip.ParsePrefix(o.ClusterCIDR); err == nil {
+		err = nodeipam.Check(s.clusterCIDR, o.NodeCIDRMaskSize)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster CIDR %q: %w", o.ClusterCIDR, err)
+	}
+	nodeTransport, err := s.nodeTransport(certDir)
+	if err != nil {
+		return err
+	}
 	admission := apiserver.DefaultAdmission()
 	admission.ServiceCIDR = cidr
 	if o.EvictionTimeout > 0 {
@@ -171,16 +198,20 @@ func (s *Server) start(ctx context.Context) error {
 		Logger:   s.log.With("component", "apiserver"),
 		Store:    st,
 		Registry: reg,
-		Authenticate: apiserver.TokenAuthenticator(map[string]apiserver.User{
-			tokens.admin:  {Name: "admin", Groups: []string{"system:masters"}},
-			loopbackToken: {Name: "system:apiserver", Groups: []string{"system:masters"}},
-			tokens.join:   {Name: "system:bootstrap", Groups: []string{"system:bootstrappers", "system:nodes"}},
-		}),
+		Authenticate: apiserver.Authenticators(
+			apiserver.TokenAuthenticator(map[string]apiserver.User{
+				tokens.admin:  {Name: "admin", Groups: []string{"system:masters"}},
+				loopbackToken: {Name: "system:apiserver", Groups: []string{"system:masters"}},
+				tokens.join:   {Name: "system:bootstrap", Groups: []string{bootstrappers, "system:nodes"}},
+			}),
+			s.authenticateNodeToken,
+		),
 		Metrics:         prometheus.NewRegistry(),
 		Admission:       admission,
 		ExternalAddress: net.JoinHostPort(host, fmt.Sprint(port)),
 		Version:         Version,
 		Routes:          s.routes(),
+		Connect:         apiserver.NewNodeProxy(s.log.With("component", "node-proxy"), st, reg, nodeTransport).Connect,
 	})
 	s.http = &http.Server{
 		Handler:           s.api.Handler(),
@@ -219,6 +250,9 @@ func (s *Server) start(ctx context.Context) error {
 			AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json",
 		},
 		UserAgent: "wharf-controlplane",
+	}
+	if s.kube, err = kubernetes.NewForConfig(s.Loopback); err != nil {
+		return err
 	}
 	if err := s.bootstrap(ctx, port); err != nil {
 		return err
@@ -363,6 +397,29 @@ func randomToken() string {
 // Format: wharf1.<sha256 of the CA certificate>.<secret>.
 func joinToken(ca *pki.CA, secret string) string {
 	return "wharf1." + strings.TrimPrefix(ca.Hash(), "sha256:") + "." + secret
+}
+
+// nodeTransport is how the API server reaches agents (logs, exec): it
+// trusts serving certificates from the cluster CA and presents a client
+// certificate of its own. HTTP/1.1 only: exec's upgrades need it.
+func (s *Server) nodeTransport(certDir string) (*http.Transport, error) {
+	certFile, keyFile, err := s.ca.IssueClient(certDir, "apiserver-node-client", "system:apiserver", []string{"system:masters"})
+	if err != nil {
+		return nil, fmt.Errorf("client certificate for agents: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate for agents: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(s.ca.Cert)
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConnsPerHost: 16,
+	}, nil
 }
 
 // CompactNow discards all etcd history before the current revision; tests

@@ -22,7 +22,8 @@ type spec struct {
 
 var specs = []spec{
 	{name: "pause", files: goBinaryFiles("wharf.dev/wharf/images/pause", "pause"), entrypoint: []string{"/pause"}},
-	{name: "testapp", files: goBinaryFiles("wharf.dev/wharf/images/testapp", "testapp"), entrypoint: []string{"/testapp"}, cmd: []string{"serve"}},
+	// testapp carries busybox too, so that `kubectl exec -it … -- sh` works in it.
+	{name: "testapp", files: union(busyboxFiles, goBinaryFiles("wharf.dev/wharf/images/testapp", "testapp")), entrypoint: []string{"/testapp"}, cmd: []string{"serve"}},
 	{name: "busybox", files: busyboxFiles, cmd: []string{"sh"}},
 }
 
@@ -36,6 +37,21 @@ func (s spec) build(ctx context.Context, o BuildOptions) (v1.Image, error) {
 		return nil, err
 	}
 	return newImage(layer, imageConfig{name: s.name, entrypoint: s.entrypoint, cmd: s.cmd})
+}
+
+// union is the files of several sources in one layer.
+func union(sources ...func(context.Context, BuildOptions) ([]file, error)) func(context.Context, BuildOptions) ([]file, error) {
+	return func(ctx context.Context, o BuildOptions) ([]file, error) {
+		var all []file
+		for _, src := range sources {
+			files, err := src(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, files...)
+		}
+		return all, nil
+	}
 }
 
 // goBinaryFiles compiles a main package of this module into a static

@@ -1,0 +1,219 @@
+// Package agent runs one host of a Wharf cluster (`wharf agent`), what the
+// kubelet and kube-proxy are to Kubernetes: it joins the cluster, starts
+// containerd (or uses one already running), registers the Node and keeps
+// its status and lease current (package node), configures pod networking
+// once the control plane assigns the node a pod CIDR, runs the pods bound
+// to the node (package pods) and serves their logs and exec to the API
+// server (package stream). docs/agent.md fixes the contracts between them.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"wharf.dev/wharf/internal/agent/node"
+	"wharf.dev/wharf/internal/agent/stream"
+)
+
+// Defaults of Config.
+const (
+	DefaultStateDir      = "/var/lib/wharf/agent"
+	DefaultListen        = stream.DefaultListen
+	DefaultClusterCIDR   = "10.244.0.0/16"
+	DefaultClusterDomain = "cluster.local"
+	// DefaultExternalCNIConfDir is where an external containerd reads CNI
+	// configuration unless told otherwise.
+	DefaultExternalCNIConfDir = "/etc/cni/net.d"
+)
+
+// Config says how an agent runs.
+type Config struct {
+	// ServerURL is the control plane's URL, e.g. https://10.0.0.1:6443.
+	ServerURL string
+	// Token is the join token (wharf1.<CA hash>.<secret>, or just the
+	// secret with CAFile).
+	Token  string
+	CAFile string
+	// StateDir holds credentials, containerd, CNI state, pods' volumes and logs.
+	StateDir string
+	NodeName string
+	// NodeIP is the InternalIP; empty: detected (node.DetectNodeIP).
+	NodeIP string
+	// Listen is the HTTPS address for logs and exec (default DefaultListen).
+	Listen string
+	// CgroupRoot holds containerd (CgroupRoot/daemon) and the pods
+	// (CgroupRoot/pod<uid>); default /wharf/<node>.
+	CgroupRoot string
+	// ContainerdSocket selects a containerd already running; empty: the
+	// agent writes the config of its own and starts (or adopts) it.
+	ContainerdSocket string
+	// CNIConfDir is where the CNI conflist goes: the managed containerd's
+	// (StateDir/cni/net.d) or, with ContainerdSocket, /etc/cni/net.d.
+	CNIConfDir string
+	// ClusterCIDR is the range of all pods' addresses: traffic between pods
+	// is not masqueraded inside it.
+	ClusterCIDR   string
+	ClusterDNS    []string
+	ClusterDomain string
+	// Version is reported as the node's kubelet version.
+	Version string
+	Logger  *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.ServerURL == "" || c.Token == "" || c.NodeName == "" {
+		return c, errors.New("agent: the server URL, a join token and a node name are required")
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	abs, err := filepath.Abs(c.StateDir)
+	if err != nil {
+		return c, fmt.Errorf("state dir: %w", err)
+	}
+	c.StateDir = abs
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.CgroupRoot == "" {
+		c.CgroupRoot = "/wharf/" + c.NodeName
+	}
+	if c.CNIConfDir == "" {
+		c.CNIConfDir = filepath.Join(c.StateDir, "cni", "net.d")
+		if c.ContainerdSocket != "" {
+			c.CNIConfDir = DefaultExternalCNIConfDir
+		}
+	}
+	if c.ClusterCIDR == "" {
+		c.ClusterCIDR = DefaultClusterCIDR
+	}
+	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
+		return c, fmt.Errorf("cluster CIDR %q: %w", c.ClusterCIDR, err)
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = DefaultClusterDomain
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.NodeIP == "" {
+		ip, err := node.DetectNodeIP()
+		if err != nil {
+			return c, fmt.Errorf("node IP: %w", err)
+		}
+		c.NodeIP = ip.String()
+	} else if _, err := netip.ParseAddr(c.NodeIP); err != nil {
+		return c, fmt.Errorf("node IP %q: %w", c.NodeIP, err)
+	}
+	return c, nil
+}
+
+// Run runs the agent until ctx is done or a part of it fails.
+func Run(ctx context.Context, cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger.With("node", cfg.NodeName)
+	// Listen first: the node reports the port actually bound (":0" in tests).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	port := int32(ln.Addr().(*net.TCPAddr).Port)
+
+	addresses := slices.Compact([]string{cfg.NodeIP, cfg.NodeName})
+	creds, err := joinRetrying(ctx, log, cfg, addresses)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(creds.RESTConfig(cfg.ServerURL, "wharf-agent/"+cfg.NodeName))
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	rt, err := startRuntime(ctx, log, cfg, creds)
+	if err != nil {
+		return err
+	}
+	defer rt.Close(context.WithoutCancel(ctx))
+	sys, err := node.DetectSystem(cfg.StateDir)
+	if err != nil {
+		return fmt.Errorf("describe host: %w", err)
+	}
+	pool, err := creds.CAPool()
+	if err != nil {
+		return err
+	}
+	nodes := node.New(node.Config{
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Port: port, Version: cfg.Version, System: sys,
+		Client: client, Runtime: rt, Network: networkFunc(cfg, log), Logger: log.With("component", "node"),
+	})
+	pods := newPods(cfg, client, rt, log.With("component", "pods"))
+	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream")})
+	return runAll(ctx, map[string]func(context.Context) error{
+		"node status": nodes.Run,
+		"pods":        pods.Run,
+		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
+	})
+}
+
+// joinRetrying joins, waiting out a server that is not up yet. A refusal
+// (wrong token, wrong CA) is final.
+func joinRetrying(ctx context.Context, log *slog.Logger, cfg Config, addresses []string) (*Credentials, error) {
+	wait := time.Second
+	for {
+		creds, err := Join(ctx, cfg.ServerURL, cfg.Token, cfg.StateDir, cfg.NodeName, addresses,
+			WithCAFile(cfg.CAFile), WithJoinLogger(log))
+		var refused *HTTPError
+		switch {
+		case err == nil:
+			return creds, nil
+		case errors.As(err, &refused) && refused.Code < 500, errors.Is(err, ErrCAMismatch), ctx.Err() != nil:
+			return nil, err
+		}
+		log.Warn("cannot join yet, retrying", "server", cfg.ServerURL, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// runAll runs the agent's parts until ctx is done or one of them returns:
+// an agent missing a part is not a working node, so the rest stop too.
+func runAll(parent context.Context, parts map[string]func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	type result struct {
+		name string
+		err  error
+	}
+	done := make(chan result, len(parts))
+	for name, run := range parts {
+		go func() { done <- result{name, run(ctx)} }()
+	}
+	first := <-done
+	cancel()
+	for range len(parts) - 1 {
+		<-done
+	}
+	switch {
+	case first.err != nil:
+		return fmt.Errorf("%s: %w", first.name, first.err)
+	case parent.Err() != nil:
+		return nil
+	}
+	return fmt.Errorf("%s stopped", first.name)
+}

@@ -1,0 +1,166 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"wharf.dev/wharf/internal/agent/pods/probe"
+)
+
+// killContainer stops a running container: its preStop hook (when pod is
+// known), then SIGTERM and, after what is left of grace, SIGKILL (the
+// runtime's StopContainer timeout).
+func (m *Manager) killContainer(ctx context.Context, pod *v1.Pod, c *container, grace time.Duration, message string) error {
+	start := m.clock.Now()
+	if pod != nil {
+		m.containerEvent(pod, c.name, v1.EventTypeNormal, eventKilling, "%s", message)
+		if spec := findContainer(pod, c.name); spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil {
+			target := probe.Target{PodIP: m.statuses.current(pod).PodIP, ContainerID: c.id, Container: spec}
+			if out, err := m.runner.Hook(ctx, spec.Lifecycle.PreStop, target, grace); err != nil {
+				m.containerEvent(pod, c.name, v1.EventTypeWarning, eventHookFailed, "PreStopHook failed: %v %s", err, out)
+			}
+		}
+	}
+	left := max(grace-m.clock.Since(start), minGracePeriod)
+	timeout := int64(math.Ceil(left.Seconds()))
+	if err := m.cfg.Runtime.StopContainer(ctx, c.id, timeout); err != nil {
+		return fmt.Errorf("container %q (%s): stop: %w", c.name, c.id, err)
+	}
+	m.log.Info("container stopped", "container", c.name, "id", c.id, "reason", message)
+	return nil
+}
+
+// killAll stops the running containers in parallel, each with grace(c).
+func (m *Manager) killAll(ctx context.Context, pod *v1.Pod, rt *podRuntime, grace func(*container) time.Duration, message string) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, c := range rt.containers {
+		if !c.running() {
+			continue
+		}
+		wg.Go(func() {
+			if err := m.killContainer(ctx, pod, c, grace(c), message); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// terminate carries out a graceful deletion: stop everything within the
+// grace period, remove the pod from the node, then delete its object.
+func (m *Manager) terminate(ctx context.Context, w *podWorker, pod *v1.Pod, rt *podRuntime) (syncResult, error) {
+	if w.killDeadline.IsZero() {
+		grace := int64(v1.DefaultTerminationGracePeriodSeconds)
+		switch {
+		case pod.DeletionGracePeriodSeconds != nil:
+			grace = *pod.DeletionGracePeriodSeconds
+		case pod.Spec.TerminationGracePeriodSeconds != nil:
+			grace = *pod.Spec.TerminationGracePeriodSeconds
+		}
+		w.killDeadline = m.clock.Now().Add(time.Duration(grace) * time.Second)
+		m.log.Info("terminating pod", "pod", podRef(pod), "gracePeriod", grace)
+	}
+	m.probes.Remove(pod.UID)
+	left := w.killDeadline.Sub(m.clock.Now())
+	if err := m.killAll(ctx, pod, rt, func(*container) time.Duration { return left }, "Stopping container"); err != nil {
+		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
+	}
+	if err := m.removeFromNode(ctx, pod.UID, rt); err != nil {
+		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
+	}
+	// The UID precondition keeps a namesake created meanwhile alive.
+	err := m.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: new(int64),
+		Preconditions:      metav1.NewUIDPreconditions(string(pod.UID)),
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return syncResult{requeue: pendingResync}, fmt.Errorf("pod %q: delete: %w", podRef(pod), err)
+	}
+	m.log.Info("pod deleted", "pod", podRef(pod))
+	// The logs outlive the containers until the object is gone, for
+	// `kubectl logs` on a terminating pod.
+	return syncResult{requeue: pendingResync}, m.removeLogs(pod.UID)
+}
+
+// cleanupGone removes a pod the API no longer has: deleted while the agent
+// was down, force-deleted, or just finalized by terminate.
+func (m *Manager) cleanupGone(ctx context.Context, uid types.UID, rt *podRuntime) (syncResult, error) {
+	m.probes.Remove(uid)
+	// Without a spec, a container gets the grace period it was created with.
+	grace := func(c *container) time.Duration {
+		if s, err := strconv.ParseInt(c.annotations[annotationGracePeriod], 10, 64); err == nil {
+			return time.Duration(s) * time.Second
+		}
+		return v1.DefaultTerminationGracePeriodSeconds * time.Second
+	}
+	if err := m.killAll(ctx, nil, rt, grace, "pod is gone"); err != nil {
+		return syncResult{}, fmt.Errorf("pod %s: %w", uid, err)
+	}
+	if err := m.removeFromNode(ctx, uid, rt); err != nil {
+		return syncResult{}, fmt.Errorf("pod %s: %w", uid, err)
+	}
+	if err := m.removeLogs(uid); err != nil {
+		return syncResult{}, err
+	}
+	return syncResult{done: true}, nil
+}
+
+// removeFromNode removes the pod's containers, sandboxes (the runtime
+// releases their network), volumes and cgroups.
+func (m *Manager) removeFromNode(ctx context.Context, uid types.UID, rt *podRuntime) error {
+	for _, s := range rt.sandboxes {
+		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			if err := m.cfg.Runtime.StopPodSandbox(ctx, s.Id); err != nil {
+				return fmt.Errorf("stop sandbox %s: %w", s.Id, err)
+			}
+		}
+	}
+	for _, c := range rt.containers {
+		if err := m.cfg.Runtime.RemoveContainer(ctx, c.id); err != nil {
+			return fmt.Errorf("remove container %s: %w", c.id, err)
+		}
+		m.reader.forget(c.id)
+	}
+	for _, s := range rt.sandboxes {
+		if err := m.cfg.Runtime.RemovePodSandbox(ctx, s.Id); err != nil {
+			return fmt.Errorf("remove sandbox %s: %w", s.Id, err)
+		}
+	}
+	if len(rt.sandboxes)+len(rt.containers) > 0 {
+		m.log.Info("pod removed from the runtime", "uid", uid, "sandboxes", len(rt.sandboxes), "containers", len(rt.containers))
+	}
+	if err := m.volumes.Teardown(uid); err != nil {
+		return err
+	}
+	if err := m.removeCgroups(uid); err != nil {
+		return fmt.Errorf("remove cgroups: %w", err)
+	}
+	return nil
+}
+
+// removeLogs removes the pod's log directory.
+func (m *Manager) removeLogs(uid types.UID) error {
+	for _, dir := range m.logDirsFor(uid) {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("pod %s: remove logs: %w", uid, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"wharf.dev/wharf/internal/local"
+)
+
+const defaultStateDir = "/var/lib/wharf"
+
+func newUpCmd(g *globalFlags, stdio Stdio) *cobra.Command {
+	o := local.Options{}
+	var foreground bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a one-node cluster on this machine (root): server, agent and containerd",
+		Long: `Start a Wharf cluster on this machine, or check that it runs and start
+what is missing (running it again is harmless).
+
+The server and the agent run in the background with pid files under
+<state-dir>/run and logs under <state-dir>/log; the agent starts containerd.
+The built-in images (pause, testapp, busybox; 'make build' makes them) are
+pushed to the cluster's registry. wharf up returns once the node is Ready and
+prints the kubeconfig to use. Needs root and the Debian packages containerd,
+runc, containernetworking-plugins and iptables.`,
+		Example: `  sudo wharf up
+  export KUBECONFIG=/var/lib/wharf/server/admin.kubeconfig
+  kubectl apply -f examples/hello/
+  sudo wharf down --purge`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			g.logger(stdio.Err)
+			if err := local.Up(cmd.Context(), stdio.Out, o); err != nil {
+				return err
+			}
+			if !foreground {
+				return nil
+			}
+			<-cmd.Context().Done()
+			return local.Down(cmd.Context(), stdio.Out, o, false)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.StateDir, "state-dir", defaultStateDir, "directory for everything the cluster keeps")
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:6443", "the server's HTTPS address")
+	f.StringVar(&o.NodeName, "node-name", "", "the node's name (default: the host name)")
+	f.StringVar(&o.NodeIP, "node-ip", "", "the node's address (default: the address of the interface with the default route)")
+	f.StringVar(&o.AgentListen, "agent-listen", "", "the agent's HTTPS address for logs and exec (default 0.0.0.0:10250)")
+	f.StringVar(&o.ImagesDir, "images", "", "directory of the built-in image tarballs (default: images/ next to the wharf binary)")
+	f.BoolVar(&foreground, "foreground", false, "stay attached; stop the cluster (keeping its data) on Ctrl-C")
+	return cmd
+}
+
+func newDownCmd(g *globalFlags, stdio Stdio) *cobra.Command {
+	o := local.Options{}
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the cluster wharf up started; --purge also removes its data and every trace",
+		Long: `Stop the agent, every pod, containerd and the server of the cluster in
+--state-dir. Its data stays, so wharf up brings the same cluster back; with
+--purge the state dir, mounts, cgroups, the pods' bridge and iptables rules go
+too, and nothing is left behind.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			g.logger(stdio.Err)
+			return local.Down(cmd.Context(), stdio.Out, o, purge)
+		},
+	}
+	cmd.Flags().StringVar(&o.StateDir, "state-dir", defaultStateDir, "the cluster's state directory")
+	cmd.Flags().BoolVar(&purge, "purge", false, "also remove all data and every trace (mounts, cgroups, bridge, iptables rules)")
+	return cmd
+}

@@ -1,0 +1,263 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"wharf.dev/wharf/internal/images"
+)
+
+// Options describe the cluster on this machine.
+type Options struct {
+	// StateDir holds everything: server data, the node's state, pid files, logs.
+	StateDir string
+	// Listen is the server's address (default 127.0.0.1:6443).
+	Listen string
+	// NodeName defaults to the host name; NodeIP to the agent's detection.
+	NodeName, NodeIP string
+	// AgentListen is the agent's HTTPS address for logs and exec.
+	AgentListen string
+	// ImagesDir holds the built-in image tarballs to push (default: images/
+	// next to the wharf binary, where `make build` puts them).
+	ImagesDir string
+	// Binary is the wharf executable to run (default: this one).
+	Binary string
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.StateDir == "" {
+		return o, errors.New("a state dir is required")
+	}
+	abs, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return o, err
+	}
+	o.StateDir = abs
+	// What an earlier `wharf up` chose stays: down and a second up find the
+	// same node (its cgroup root depends on the name).
+	if saved, err := loadCluster(o.StateDir); err == nil && o.NodeName == "" {
+		o.NodeName = saved.NodeName
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:6443"
+	}
+	if o.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return o, err
+		}
+		o.NodeName = strings.ToLower(h)
+	}
+	if o.Binary == "" {
+		if o.Binary, err = os.Executable(); err != nil {
+			return o, err
+		}
+	}
+	if o.ImagesDir == "" {
+		o.ImagesDir = filepath.Join(filepath.Dir(o.Binary), "images")
+	}
+	return o, nil
+}
+
+// layout names the files of a cluster under its state dir.
+type layout struct {
+	serverDir, nodeDir, cgroupRoot string
+	server, agent                  proc
+}
+
+func layoutOf(o Options) layout {
+	run, log := filepath.Join(o.StateDir, "run"), filepath.Join(o.StateDir, "log")
+	return layout{
+		serverDir:  filepath.Join(o.StateDir, "server"),
+		nodeDir:    filepath.Join(o.StateDir, "node"),
+		cgroupRoot: "/wharf/" + o.NodeName,
+		server:     proc{name: "server", pidFile: filepath.Join(run, "server.pid"), logFile: filepath.Join(log, "server.log")},
+		agent:      proc{name: "agent", pidFile: filepath.Join(run, "agent.pid"), logFile: filepath.Join(log, "agent.log")},
+	}
+}
+
+func (l layout) kubeconfig() string { return filepath.Join(l.serverDir, "admin.kubeconfig") }
+
+// Up brings the cluster up, or checks that it is and starts what is missing.
+// It returns once the node is Ready.
+func Up(ctx context.Context, out io.Writer, o Options) error {
+	start := time.Now()
+	if err := preflight(); err != nil {
+		return err
+	}
+	o, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	l := layoutOf(o)
+	if err := saveCluster(o); err != nil {
+		return err
+	}
+	tarballs, err := filepath.Glob(filepath.Join(o.ImagesDir, "*.tar"))
+	if err != nil || len(tarballs) == 0 {
+		return fmt.Errorf("no image tarballs in %s: build them with `make build` (or `wharf image build --out %s`)", o.ImagesDir, o.ImagesDir)
+	}
+
+	if pid := l.server.pid(); pid != 0 {
+		fmt.Fprintf(out, "server already running (pid %d)\n", pid)
+	} else {
+		if _, err := l.server.start(o.Binary, "server", "--data-dir", l.serverDir, "--listen", o.Listen); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "server started (log %s)\n", l.server.logFile)
+	}
+	client, err := waitServer(ctx, l)
+	if err != nil {
+		return err
+	}
+
+	remote, err := images.RemoteFor(l.kubeconfig())
+	if err != nil {
+		return err
+	}
+	if err := images.PushFiles(ctx, io.Discard, remote, tarballs, ""); err != nil {
+		return fmt.Errorf("push the built-in images: %w", err)
+	}
+	fmt.Fprintf(out, "images pushed: %s\n", strings.Join(baseNames(tarballs), ", "))
+
+	if pid := l.agent.pid(); pid != 0 {
+		fmt.Fprintf(out, "agent already running (pid %d)\n", pid)
+	} else {
+		cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig())
+		if err != nil {
+			return err
+		}
+		args := []string{"agent", "--server", cfg.Host, "--token-file", filepath.Join(l.serverDir, "join-token"),
+			"--state-dir", l.nodeDir, "--node-name", o.NodeName, "--cgroup-root", l.cgroupRoot}
+		if o.NodeIP != "" {
+			args = append(args, "--node-ip", o.NodeIP)
+		}
+		if o.AgentListen != "" {
+			args = append(args, "--listen", o.AgentListen)
+		}
+		if _, err := l.agent.start(o.Binary, args...); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "agent started (log %s)\n", l.agent.logFile)
+	}
+	if err := waitNodeReady(ctx, client, o.NodeName, l); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "node %s Ready; cluster up in %s\n\n", o.NodeName, time.Since(start).Round(10*time.Millisecond))
+	fmt.Fprintf(out, "  export KUBECONFIG=%s\n  kubectl get nodes -o wide\n  kubectl apply -f examples/hello/\n  wharf down --state-dir %s [--purge]\n", l.kubeconfig(), o.StateDir)
+	return nil
+}
+
+func baseNames(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = strings.TrimSuffix(filepath.Base(p), ".tar")
+	}
+	return out
+}
+
+// waitServer waits until the server answers /readyz with its kubeconfig.
+func waitServer(ctx context.Context, l layout) (kubernetes.Interface, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		if l.server.pid() == 0 {
+			return nil, fmt.Errorf("the server exited; its log:\n%s", tail(l.server.logFile, 20))
+		}
+		cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig())
+		if err == nil {
+			cfg.Timeout = 2 * time.Second
+			var c *kubernetes.Clientset
+			if c, err = kubernetes.NewForConfig(cfg); err == nil {
+				if _, err = c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err == nil {
+					cfg.Timeout = 0
+					return kubernetes.NewForConfig(cfg)
+				}
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("the server is not ready after 60s (%v); its log:\n%s", last, tail(l.server.logFile, 20))
+}
+
+// waitNodeReady polls the node until its Ready condition is True.
+func waitNodeReady(ctx context.Context, c kubernetes.Interface, name string, l layout) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err == nil && nodeReady(n) {
+			return nil
+		}
+		if l.agent.pid() == 0 {
+			return fmt.Errorf("the agent exited; its log:\n%s", tail(l.agent.logFile, 20))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("node %s not Ready after 90s; the agent's log:\n%s", name, tail(l.agent.logFile, 20))
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cluster records the choices of `wharf up` in the state dir.
+type cluster struct {
+	NodeName string `json:"nodeName"`
+}
+
+func clusterFile(stateDir string) string { return filepath.Join(stateDir, "cluster.json") }
+
+func saveCluster(o Options) error {
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(cluster{NodeName: o.NodeName})
+	return os.WriteFile(clusterFile(o.StateDir), data, 0o644)
+}
+
+func loadCluster(stateDir string) (cluster, error) {
+	var c cluster
+	data, err := os.ReadFile(clusterFile(stateDir))
+	if err == nil {
+		err = json.Unmarshal(data, &c)
+	}
+	return c, err
+}
