@@ -16,8 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"wharf.dev/wharf/internal/agent/pods/internal/critest"
+	critest "k8s.io/cri-api/pkg/apis/testing"
 )
 
 func exists(path string) bool {

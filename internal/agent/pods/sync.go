@@ -3,11 +3,9 @@ package pods
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"wharf.dev/wharf/internal/agent/pods/fieldpath"
 	"wharf.dev/wharf/internal/agent/pods/probe"
@@ -146,37 +144,6 @@ func (m *Manager) syncFinished(ctx context.Context, pod *v1.Pod, rt *podRuntime)
 	return syncResult{}, m.gcContainers(ctx, pod, rt)
 }
 
-// activeDeadline is how long the pod may still run under
-// activeDeadlineSeconds; ok is false without a deadline or start time.
-func (m *Manager) activeDeadline(pod *v1.Pod) (time.Duration, bool) {
-	start := m.statuses.current(pod).StartTime
-	if pod.Spec.ActiveDeadlineSeconds == nil || start == nil {
-		return 0, false
-	}
-	deadline := start.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second)
-	return deadline.Sub(m.clock.Now()), true
-}
-
-// failDeadline ends a pod that ran past its activeDeadlineSeconds, as the
-// kubelet does: every container is killed and the pod fails.
-func (m *Manager) failDeadline(ctx context.Context, pod *v1.Pod, rt *podRuntime) (syncResult, error) {
-	const msg = "Pod was active on the node longer than the specified deadline"
-	m.podEvent(pod, v1.EventTypeNormal, "DeadlineExceeded", msg)
-	if err := m.killAll(ctx, pod, rt, func(c *container) time.Duration { return m.podGrace(pod, c.name) }, msg); err != nil {
-		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
-	}
-	if err := m.stopRemaining(ctx, pod, rt); err != nil {
-		return syncResult{}, err
-	}
-	rt, err := m.reader.read(ctx, pod.UID)
-	if err != nil {
-		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
-	}
-	s := m.computeStatus(pod, rt)
-	s.Phase, s.Reason, s.Message = v1.PodFailed, "DeadlineExceeded", msg
-	return syncResult{}, m.writeStatus(ctx, pod, s)
-}
-
 // stopRemaining stops the pod's sandboxes and probes.
 func (m *Manager) stopRemaining(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
 	m.probes.Remove(pod.UID)
@@ -291,62 +258,4 @@ func (m *Manager) podAddresses(pod *v1.Pod, rt *podRuntime) fieldpath.Addresses 
 		addr.PodIPs = addr.HostIPs
 	}
 	return addr
-}
-
-// sandboxRef is the current sandbox and the config it was made from,
-// which PullImage and CreateContainer take.
-type sandboxRef struct {
-	id     string
-	config *runtimeapi.PodSandboxConfig
-	addr   fieldpath.Addresses
-}
-
-func (m *Manager) sandboxRef(pod *v1.Pod, rt *podRuntime) sandboxRef {
-	s := rt.sandbox()
-	return sandboxRef{
-		id:     s.Id,
-		config: sandboxConfig(pod, s.GetMetadata().GetAttempt(), m.layout, m.dns),
-		addr:   m.podAddresses(pod, rt),
-	}
-}
-
-// createSandbox runs a new sandbox for pod.
-func (m *Manager) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) error {
-	cfg := sandboxConfig(pod, attempt, m.layout, m.dns)
-	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
-		return fmt.Errorf("create log directory: %w", err)
-	}
-	id, err := m.cfg.Runtime.RunPodSandbox(ctx, cfg, "")
-	if err != nil {
-		return fmt.Errorf("run sandbox: %w", err)
-	}
-	m.log.Info("pod sandbox started", "pod", podRef(pod), "sandbox", id, "attempt", attempt)
-	return nil
-}
-
-// stopSandboxes stops every ready sandbox of the pod (the runtime tears
-// its network down).
-func (m *Manager) stopSandboxes(ctx context.Context, rt *podRuntime) error {
-	for _, s := range rt.sandboxes {
-		if s.State != runtimeapi.PodSandboxState_SANDBOX_READY {
-			continue
-		}
-		if err := m.cfg.Runtime.StopPodSandbox(ctx, s.Id); err != nil {
-			return fmt.Errorf("stop sandbox %s: %w", s.Id, err)
-		}
-	}
-	return nil
-}
-
-// podGrace is how long a container of pod gets to stop when the agent
-// kills it for the pod's sake (probe failure, sandbox change).
-func (m *Manager) podGrace(pod *v1.Pod, container string) time.Duration {
-	grace := int64(v1.DefaultTerminationGracePeriodSeconds)
-	if pod.Spec.TerminationGracePeriodSeconds != nil {
-		grace = *pod.Spec.TerminationGracePeriodSeconds
-	}
-	if c := findContainer(pod, container); c != nil && c.LivenessProbe != nil && c.LivenessProbe.TerminationGracePeriodSeconds != nil {
-		grace = *c.LivenessProbe.TerminationGracePeriodSeconds
-	}
-	return time.Duration(grace) * time.Second
 }

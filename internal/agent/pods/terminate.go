@@ -164,3 +164,47 @@ func (m *Manager) removeLogs(uid types.UID) error {
 	}
 	return nil
 }
+
+// activeDeadline is how long the pod may still run under
+// activeDeadlineSeconds; ok is false without a deadline or start time.
+func (m *Manager) activeDeadline(pod *v1.Pod) (time.Duration, bool) {
+	start := m.statuses.current(pod).StartTime
+	if pod.Spec.ActiveDeadlineSeconds == nil || start == nil {
+		return 0, false
+	}
+	deadline := start.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second)
+	return deadline.Sub(m.clock.Now()), true
+}
+
+// failDeadline ends a pod that ran past its activeDeadlineSeconds, as the
+// kubelet does: every container is killed and the pod fails.
+func (m *Manager) failDeadline(ctx context.Context, pod *v1.Pod, rt *podRuntime) (syncResult, error) {
+	const msg = "Pod was active on the node longer than the specified deadline"
+	m.podEvent(pod, v1.EventTypeNormal, "DeadlineExceeded", msg)
+	if err := m.killAll(ctx, pod, rt, func(c *container) time.Duration { return m.podGrace(pod, c.name) }, msg); err != nil {
+		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
+	}
+	if err := m.stopRemaining(ctx, pod, rt); err != nil {
+		return syncResult{}, err
+	}
+	rt, err := m.reader.read(ctx, pod.UID)
+	if err != nil {
+		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
+	}
+	s := m.computeStatus(pod, rt)
+	s.Phase, s.Reason, s.Message = v1.PodFailed, "DeadlineExceeded", msg
+	return syncResult{}, m.writeStatus(ctx, pod, s)
+}
+
+// podGrace is how long a container of pod gets to stop when the agent
+// kills it for the pod's sake (probe failure, sandbox change).
+func (m *Manager) podGrace(pod *v1.Pod, container string) time.Duration {
+	grace := int64(v1.DefaultTerminationGracePeriodSeconds)
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if c := findContainer(pod, container); c != nil && c.LivenessProbe != nil && c.LivenessProbe.TerminationGracePeriodSeconds != nil {
+		grace = *c.LivenessProbe.TerminationGracePeriodSeconds
+	}
+	return time.Duration(grace) * time.Second
+}

@@ -18,8 +18,9 @@ import (
 	"time"
 )
 
-// Defaults of Config.
+// Defaults.
 const (
+	// DefaultListen is the kubelet's port.
 	DefaultListen = "0.0.0.0:10250"
 	// DefaultLogPoll is how often a followed log is checked for growth.
 	DefaultLogPoll = 200 * time.Millisecond
@@ -35,10 +36,8 @@ type Config struct {
 	Runtime Runtime
 	Logger  *slog.Logger
 	// Cert is the agent's serving certificate; ClientCAs verify clients.
-	Cert      tls.Certificate
-	ClientCAs *x509.CertPool
-	// Listen is the address to serve on (default DefaultListen).
-	Listen      string
+	Cert        tls.Certificate
+	ClientCAs   *x509.CertPool
 	LogPoll     time.Duration
 	IdleTimeout time.Duration
 }
@@ -56,9 +55,6 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Listen == "" {
-		cfg.Listen = DefaultListen
 	}
 	if cfg.LogPoll <= 0 {
 		cfg.LogPoll = DefaultLogPoll
@@ -95,15 +91,6 @@ func (s *Server) TLSConfig() *tls.Config {
 		// HTTP/1.1 only: exec and port forwarding upgrade the connection.
 		NextProtos: []string{"http/1.1"},
 	}
-}
-
-// Run serves HTTPS on the configured address until ctx is done.
-func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
-	}
-	return s.Serve(ctx, ln)
 }
 
 // Serve serves HTTPS on ln until ctx is done.

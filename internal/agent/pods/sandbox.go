@@ -1,10 +1,15 @@
 package pods
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"wharf.dev/wharf/internal/agent/pods/fieldpath"
 )
 
 // maxHostnameLen is the longest hostname Linux and DNS labels allow.
@@ -129,4 +134,49 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// sandboxRef is the current sandbox and the config it was made from,
+// which PullImage and CreateContainer take.
+type sandboxRef struct {
+	id     string
+	config *runtimeapi.PodSandboxConfig
+	addr   fieldpath.Addresses
+}
+
+func (m *Manager) sandboxRef(pod *v1.Pod, rt *podRuntime) sandboxRef {
+	s := rt.sandbox()
+	return sandboxRef{
+		id:     s.Id,
+		config: sandboxConfig(pod, s.GetMetadata().GetAttempt(), m.layout, m.dns),
+		addr:   m.podAddresses(pod, rt),
+	}
+}
+
+// createSandbox runs a new sandbox for pod.
+func (m *Manager) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) error {
+	cfg := sandboxConfig(pod, attempt, m.layout, m.dns)
+	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
+		return fmt.Errorf("create log directory: %w", err)
+	}
+	id, err := m.cfg.Runtime.RunPodSandbox(ctx, cfg, "")
+	if err != nil {
+		return fmt.Errorf("run sandbox: %w", err)
+	}
+	m.log.Info("pod sandbox started", "pod", podRef(pod), "sandbox", id, "attempt", attempt)
+	return nil
+}
+
+// stopSandboxes stops every ready sandbox of the pod (the runtime tears
+// its network down).
+func (m *Manager) stopSandboxes(ctx context.Context, rt *podRuntime) error {
+	for _, s := range rt.sandboxes {
+		if s.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+			continue
+		}
+		if err := m.cfg.Runtime.StopPodSandbox(ctx, s.Id); err != nil {
+			return fmt.Errorf("stop sandbox %s: %w", s.Id, err)
+		}
+	}
+	return nil
 }

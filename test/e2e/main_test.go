@@ -1,0 +1,186 @@
+//go:build e2e
+
+// Package e2e runs a whole cluster on this machine with `wharf up` (root,
+// Debian's containerd, runc and CNI plugins) and drives it with the real
+// kubectl, as a user would. Run with: go test -tags e2e ./test/e2e/
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+var (
+	wharfBin string
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: skipped, needs root")
+		os.Exit(0)
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		panic(err)
+	}
+	repoRoot = root
+	dir, err := os.MkdirTemp("", "wharf-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	wharfBin = filepath.Join(dir, "wharf")
+	for _, c := range [][]string{
+		{"go", "build", "-o", wharfBin, "./cmd/wharf"},
+		{wharfBin, "image", "build", "--out", filepath.Join(dir, "images")},
+	} {
+		cmd := exec.Command(c[0], c[1:]...)
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "%v: %v\n%s", c, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cluster is one `wharf up` for the duration of a test.
+type cluster struct {
+	t        *testing.T
+	stateDir string
+	home     string
+	client   kubernetes.Interface
+}
+
+// upCluster runs `wharf up` in a fresh state dir and purges it when the test ends.
+func upCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t, stateDir: t.TempDir() + "/state", home: t.TempDir()}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, f := range []string{"log/server.log", "log/agent.log"} {
+				t.Logf("--- %s (tail)\n%s", f, tailFile(filepath.Join(c.stateDir, f), 40))
+			}
+		}
+		c.wharf("down", "--state-dir", c.stateDir, "--purge")
+	})
+	c.up()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.client = kubernetes.NewForConfigOrDie(cfg)
+	return c
+}
+
+// up runs `wharf up` (again): it starts whatever is not running.
+func (c *cluster) up() {
+	c.t.Helper()
+	// Loopback only: the node is reached at 127.0.0.1 by the server.
+	out, err := c.wharf("up", "--state-dir", c.stateDir, "--node-ip", "127.0.0.1", "--node-name", "e2e")
+	if err != nil {
+		c.t.Fatalf("wharf up: %v\n%s", err, out)
+	}
+}
+
+func (c *cluster) kubeconfig() string { return filepath.Join(c.stateDir, "server", "admin.kubeconfig") }
+
+func (c *cluster) wharf(args ...string) (string, error) {
+	cmd := exec.Command(wharfBin, args...)
+	cmd.Dir = repoRoot
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (c *cluster) kubectlCmd(stdin string, args ...string) *exec.Cmd {
+	cmd := exec.Command("/usr/lib/google-cloud-sdk/bin/kubectl.1.33", args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig(), "HOME="+c.home)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	return cmd
+}
+
+// kubectl runs kubectl and fails the test unless it succeeds.
+func (c *cluster) kubectl(args ...string) string {
+	c.t.Helper()
+	out, err := c.kubectlCmd("", args...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// eventually runs kubectl until its output matches re (within a generous deadline).
+func (c *cluster) eventually(re string, args ...string) string {
+	c.t.Helper()
+	var out []byte
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ = c.kubectlCmd("", args...).CombinedOutput()
+		if regexp.MustCompile(re).Match(out) {
+			return string(out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.t.Fatalf("kubectl %s never matched %q; last output:\n%s", strings.Join(args, " "), re, out)
+	return ""
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not after %s (last: %v)", what, d, last)
+}
+
+func contains(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var _ = bytes.NewReader

@@ -1,0 +1,112 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUserSession is the issue's session: up, the hello app, logs, exec,
+// HTTP to a pod, down --purge with nothing left behind.
+func TestUserSession(t *testing.T) {
+	c := upCluster(t)
+	c.eventually(`e2e\s+Ready`, "get", "nodes", "-o", "wide")
+
+	contains(t, c.kubectl("apply", "-f", "examples/hello/"), "configmap/hello created", "deployment.apps/hello created")
+	contains(t, c.kubectl("rollout", "status", "deployment/hello", "--timeout=90s"), "successfully rolled out")
+	pods := c.kubectl("get", "pods", "-o", "wide", "-l", "app=hello")
+	if strings.Count(pods, "Running") != 3 {
+		t.Fatalf("want 3 running pods:\n%s", pods)
+	}
+
+	// HTTP from the host to a pod, answered with the ConfigMap's message.
+	ip := strings.TrimSpace(c.kubectl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].status.podIP}"))
+	var answer struct {
+		Hostname, PodIP, Message string
+	}
+	body := httpGet(t, "http://"+ip+":8080/")
+	if err := json.Unmarshal([]byte(body), &answer); err != nil {
+		t.Fatalf("answer %q: %v", body, err)
+	}
+	if answer.PodIP != ip || answer.Message != "Hello from Wharf!" {
+		t.Errorf("pod answered %+v, want its IP %s and the ConfigMap's message", answer, ip)
+	}
+
+	// Logs: the app logs a line per request.
+	contains(t, c.kubectl("logs", "deploy/hello", "--tail", "5"), "path=/")
+	follow := c.kubectlCmd("", "logs", "-f", "deploy/hello")
+	var fout bytes.Buffer
+	follow.Stdout = &fout
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // readiness probes every second add lines
+	follow.Process.Kill()
+	follow.Wait()
+	if strings.Count(fout.String(), "/readyz") < 2 {
+		t.Errorf("logs -f showed no new lines:\n%s", fout.String())
+	}
+
+	// Exec: output, stdin, exit codes, over WebSocket (kubectl's default) and SPDY.
+	for _, proto := range []string{"websocket", "spdy"} {
+		t.Run("exec-"+proto, func(t *testing.T) {
+			cmd := c.kubectlCmd("cat /etc/hello/message; echo; hostname; exit 3\n", "exec", "-i", "deploy/hello", "--", "sh")
+			if proto == "spdy" {
+				cmd.Env = append(cmd.Env, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false")
+			}
+			out, err := cmd.CombinedOutput()
+			contains(t, string(out), "Hello from Wharf!", "hello-")
+			if cmd.ProcessState.ExitCode() != 3 {
+				t.Errorf("exit code %d (%v), want 3:\n%s", cmd.ProcessState.ExitCode(), err, out)
+			}
+		})
+	}
+	// A terminal: kubectl -t needs one on its own stdin; script(1) gives it one.
+	tty := c.kubectlCmd("", "exec", "-it", "deploy/hello", "--", "sh", "-c", "tty; test -t 0 && echo tty-ok")
+	tty.Args = []string{"script", "-qec", strings.Join(tty.Args, " "), "/dev/null"}
+	tty.Path = "/usr/bin/script"
+	if out, err := tty.CombinedOutput(); err != nil || !strings.Contains(string(out), "tty-ok") {
+		t.Errorf("exec -it: %v\n%s", err, out)
+	}
+
+	contains(t, c.kubectl("delete", "-f", "examples/hello/"), `deployment.apps "hello" deleted`)
+	c.eventually(`^No resources found`, "get", "pods", "-l", "app=hello")
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	var last error
+	for i := 0; i < 50; i++ {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+		if err == nil {
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: %v", url, last)
+	return ""
+}
+
+func httpPost(t *testing.T, url string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Post(url, "text/plain", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("POST %s: %s", url, resp.Status)
+	}
+}
+
+var _ = fmt.Sprint
