@@ -16,15 +16,19 @@ build:
 
 images: build
 
-# Every test: unit tests, then integration tests against real servers with the real kubectl.
+# Every test: lint, unit tests, integration tests against real servers with the
+# real kubectl, end-to-end tests on this machine's containerd (root).
 test: deps
 	hack/test.sh
 
 unit:
 	$(GO) test ./...
 
+e2e: build
+	$(GO) test -tags e2e -count=1 ./test/e2e/...
+
 integration: build
-	$(GO) test -tags integration -count=1 ./test/...
+	$(GO) test -tags integration -count=1 ./test/integration/...
 
 demo: deps build
 	hack/demo.sh
