@@ -89,6 +89,27 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	rssCmd.Flags().IntVar(&rc.Pods, "pods", 10000, "pods to hold")
 	rssCmd.Flags().IntVar(&rc.Nodes, "nodes", 100, "simulated nodes")
 
-	cmd.AddCommand(schedCmd, apiCmd, rssCmd)
+	uc := bench.UpConfig{}
+	upCmd := &cobra.Command{
+		Use:   "up",
+		Short: "Time `wharf up` from nothing to the node Ready (root, containerd)",
+		Args:  cobra.NoArgs,
+		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.Up(ctx, env, stdio.Out, uc) }),
+	}
+	upCmd.Flags().IntVar(&uc.Runs, "runs", 5, "how many times")
+
+	pc := bench.PodsConfig{}
+	podsCmd := &cobra.Command{
+		Use:   "pods",
+		Short: "Pod startup latency, crash-to-restart time and agent memory on this machine (root, containerd)",
+		Args:  cobra.NoArgs,
+		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.Pods(ctx, env, stdio.Out, pc) }),
+	}
+	podsCmd.Flags().IntVar(&pc.Pods, "pods", 100, "pods to start")
+	podsCmd.Flags().IntVar(&pc.Batch, "batch", 10, "pods created at a time")
+	podsCmd.Flags().IntVar(&pc.Crashes, "crashes", 10, "containers crashed (each once)")
+	podsCmd.Flags().IntVar(&pc.RSSPods, "rss-pods", 30, "pods running when the agent's memory is read")
+
+	cmd.AddCommand(schedCmd, apiCmd, rssCmd, upCmd, podsCmd)
 	return cmd
 }

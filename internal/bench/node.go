@@ -1,0 +1,254 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"wharf.dev/wharf/internal/images"
+	"wharf.dev/wharf/internal/local"
+)
+
+// UpConfig sizes the `wharf up` benchmark.
+type UpConfig struct{ Runs int }
+
+// Up measures `wharf up` from nothing (a fresh state dir) to the node
+// Ready, Runs times, purging in between. Needs root and containerd.
+func Up(ctx context.Context, env Env, out io.Writer, cfg UpConfig) error {
+	var times Latencies
+	for i := 0; i < cfg.Runs; i++ {
+		o := local.Options{StateDir: filepath.Join(env.WorkDir, fmt.Sprintf("up-%d", i)), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
+		start := time.Now()
+		err := local.Up(ctx, io.Discard, o)
+		d := time.Since(start)
+		if derr := local.Down(context.WithoutCancel(ctx), io.Discard, o, true); err == nil {
+			err = derr
+		}
+		if err != nil {
+			return err
+		}
+		times.Add(d)
+		fmt.Fprintf(out, "up: run %d: node Ready %s after wharf up started\n", i+1, round(d))
+	}
+	fmt.Fprintf(out, "up: wharf up to node Ready: %s\n", times.Summary())
+	return nil
+}
+
+// PodsConfig sizes the node benchmark.
+type PodsConfig struct {
+	Pods, Batch, Crashes, RSSPods int
+}
+
+// Pods measures, on a one-node cluster of this machine: pod startup
+// latency (create to Running as a watch sees it, image present), container
+// crash to restarted, and the agent's memory with RSSPods pods running.
+func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
+	o := local.Options{StateDir: filepath.Join(env.WorkDir, "node"), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
+	if err := local.Up(ctx, io.Discard, o); err != nil {
+		return err
+	}
+	defer local.Down(context.WithoutCancel(ctx), io.Discard, o, true)
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(o.StateDir, "server", "admin.kubeconfig"))
+	if err != nil {
+		return err
+	}
+	rc.QPS, rc.Burst = -1, -1
+	c := kubernetes.NewForConfigOrDie(rc)
+	pods := c.CoreV1().Pods("default")
+
+	// Warm up: the image is pulled once, so every measured pod has it.
+	if err := runPods(ctx, c, []*corev1.Pod{sleepPod("warmup")}, nil); err != nil {
+		return err
+	}
+	pods.Delete(ctx, "warmup", metav1.DeleteOptions{})
+
+	var startup Latencies
+	fmt.Fprintf(out, "pods: starting %d pods, %d at a time...\n", cfg.Pods, cfg.Batch)
+	for i := 0; i < cfg.Pods; i += cfg.Batch {
+		var batch []*corev1.Pod
+		for j := i; j < i+cfg.Batch && j < cfg.Pods; j++ {
+			batch = append(batch, sleepPod(fmt.Sprintf("start-%d", j)))
+		}
+		if err := runPods(ctx, c, batch, &startup); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "pods: create to Running (watch)  %s\n", startup.Summary())
+
+	if rss, err := agentRSS(o.StateDir); err == nil {
+		fmt.Fprintf(out, "pods: agent RSS with %d pods running: %s\n", cfg.Pods, mb(rss))
+	}
+	// Down to RSSPods pods for the agent's memory at that size.
+	for j := cfg.RSSPods; j < cfg.Pods; j++ {
+		pods.Delete(ctx, fmt.Sprintf("start-%d", j), metav1.DeleteOptions{})
+	}
+	if err := waitCount(ctx, c, cfg.RSSPods); err != nil {
+		return err
+	}
+	time.Sleep(5 * time.Second)
+	if rss, err := agentRSS(o.StateDir); err == nil {
+		fmt.Fprintf(out, "pods: agent RSS with %d pods running: %s\n", cfg.RSSPods, mb(rss))
+	}
+
+	var crash Latencies
+	for i := 0; i < cfg.Crashes; i++ {
+		d, err := crashOnce(ctx, c, fmt.Sprintf("crash-%d", i))
+		if err != nil {
+			return err
+		}
+		crash.Add(d)
+	}
+	fmt.Fprintf(out, "pods: container crash to running again (first restart) %s\n", crash.Summary())
+	return nil
+}
+
+func sleepPod(name string) *corev1.Pod {
+	grace := int64(0)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"bench": "pods"}},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []corev1.Container{{
+				Name: "c", Image: images.Ref("testapp"), Args: []string{"sleep"}, ImagePullPolicy: corev1.PullIfNotPresent,
+			}},
+		},
+	}
+}
+
+// runPods creates pods at once and waits until all run, recording each
+// one's create-to-Running time as a watch sees it.
+func runPods(ctx context.Context, c kubernetes.Interface, batch []*corev1.Pod, lat *Latencies) error {
+	w, err := c.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	created := map[string]time.Time{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, len(batch))
+	for _, p := range batch {
+		wg.Add(1)
+		go func(p *corev1.Pod) {
+			defer wg.Done()
+			start := time.Now()
+			if _, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			created[p.Name] = start
+			mu.Unlock()
+		}(p)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	left := map[string]bool{}
+	for _, p := range batch {
+		left[p.Name] = true
+	}
+	timeout := time.After(2 * time.Minute)
+	for len(left) > 0 {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return fmt.Errorf("watch ended with %d pods not running", len(left))
+			}
+			p, isPod := ev.Object.(*corev1.Pod)
+			if !isPod || ev.Type == watch.Deleted || !left[p.Name] || p.Status.Phase != corev1.PodRunning {
+				continue
+			}
+			delete(left, p.Name)
+			if lat != nil {
+				mu.Lock()
+				lat.Add(time.Since(created[p.Name]))
+				mu.Unlock()
+			}
+		case <-timeout:
+			return fmt.Errorf("%d pods not running after 2 minutes", len(left))
+		}
+	}
+	return nil
+}
+
+func waitCount(ctx context.Context, c kubernetes.Interface, n int) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		l, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "bench=pods"})
+		if err == nil && len(l.Items) == n {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("pods did not go down to %d", n)
+}
+
+// crashOnce runs a testapp server, makes its process exit (GET /exit) and
+// measures until the watch shows it running again with one restart.
+func crashOnce(ctx context.Context, c kubernetes.Interface, name string) (time.Duration, error) {
+	p := sleepPod(name)
+	p.Spec.Containers[0].Args = []string{"serve", "--port=8080"}
+	if err := runPods(ctx, c, []*corev1.Pod{p}, nil); err != nil {
+		return 0, err
+	}
+	got, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return 0, err
+	}
+	w, err := c.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: got.ResourceVersion})
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	start := time.Now()
+	// The server exits before it answers: an error here is expected.
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + got.Status.PodIP + ":8080/exit?code=1")
+	if err == nil {
+		resp.Body.Close()
+	}
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case ev := <-w.ResultChan():
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok || len(pod.Status.ContainerStatuses) == 0 {
+				continue
+			}
+			cs := pod.Status.ContainerStatuses[0]
+			if cs.RestartCount >= 1 && cs.State.Running != nil {
+				return time.Since(start), nil
+			}
+		case <-timeout:
+			return 0, fmt.Errorf("%s not restarted within a minute", name)
+		}
+	}
+}
+
+// agentRSS reads the agent's resident memory through its pid file.
+func agentRSS(stateDir string) (int64, error) {
+	data, err := os.ReadFile(filepath.Join(stateDir, "run", "agent.pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, err
+	}
+	return rssOf(pid)
+}
