@@ -67,7 +67,7 @@ func networkFunc(cfg Config, log *slog.Logger) node.NetworkFunc {
 		if err := cni.AllowForward(ctx, podCIDR); err != nil {
 			return fmt.Errorf("forwarding of %s: %w", podCIDR, err)
 		}
-		if err := cni.KeepClusterSource(ctx, podCIDR, cfg.ClusterCIDR); err != nil {
+		if err := cni.Masquerade(ctx, podCIDR, cfg.ClusterCIDR); err != nil {
 			return fmt.Errorf("masquerading of %s: %w", podCIDR, err)
 		}
 		return nil

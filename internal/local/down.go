@@ -122,7 +122,7 @@ func removeNetwork(ctx context.Context, podCIDR string) error {
 		}
 	}
 	if podCIDR != "" {
-		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveClusterSource(ctx, podCIDR, agent.DefaultClusterCIDR))
+		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, agent.DefaultClusterCIDR))
 	}
 	return errors.Join(errs...)
 }

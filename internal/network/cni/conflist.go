@@ -102,7 +102,7 @@ func Conflist(opts Options) ([]byte, error) {
 		"type":        "bridge",
 		"bridge":      opts.Bridge,
 		"isGateway":   true,
-		"ipMasq":      true,
+		"ipMasq":      false, // one rule per node instead: see Masquerade
 		"hairpinMode": true,
 		"ipam": map[string]any{
 			"type":    "host-local",

@@ -24,7 +24,7 @@ func TestConflist(t *testing.T) {
 	  "name": "wharf",
 	  "plugins": [
 	    {
-	      "type": "bridge", "bridge": "wharf0", "isGateway": true, "ipMasq": true, "hairpinMode": true, "mtu": 1450,
+	      "type": "bridge", "bridge": "wharf0", "isGateway": true, "ipMasq": false, "hairpinMode": true, "mtu": 1450,
 	      "ipam": {
 	        "type": "host-local",
 	        "ranges": [[{"subnet": "10.244.1.0/24"}]],

@@ -29,14 +29,16 @@ func forwardRules(cidr netip.Prefix) []rule {
 	}
 }
 
-// clusterSourceRules exempt pod-to-pod traffic across hosts from the
-// bridge plugin's ipMasq (which masquerades everything leaving the pod
-// CIDR), so pods see each other's real addresses.
-func clusterSourceRules(podCIDR, clusterCIDR netip.Prefix) []rule {
+// masqueradeRules give pods' traffic leaving the cluster's pod network the
+// host's address, and leave pod-to-pod traffic across hosts alone, so pods
+// see each other's real addresses. One rule per node, written once, rather
+// than the bridge plugin's ipMasq, which runs iptables for every pod and
+// made up much of a pod's start-up cost on a busy host.
+func masqueradeRules(podCIDR, clusterCIDR netip.Prefix) []rule {
 	return []rule{{"nat", "POSTROUTING", []string{
-		"-s", podCIDR.String(), "-d", clusterCIDR.String(),
-		"-m", "comment", "--comment", "wharf: no masquerade inside " + clusterCIDR.String(),
-		"-j", "RETURN",
+		"-s", podCIDR.String(), "!", "-d", clusterCIDR.String(),
+		"-m", "comment", "--comment", "wharf: masquerade pods leaving " + clusterCIDR.String(),
+		"-j", "MASQUERADE",
 	}}}
 }
 
@@ -60,31 +62,32 @@ func RemoveForward(ctx context.Context, podCIDR string) error {
 	return remove(ctx, cidr, forwardRules(cidr))
 }
 
-// KeepClusterSource makes traffic from podCIDR to clusterCIDR (the
-// other hosts' pods) leave unmasqueraded; idempotent.
-func KeepClusterSource(ctx context.Context, podCIDR, clusterCIDR string) error {
-	pod, err := parseCIDR(podCIDR)
+// Masquerade makes traffic from podCIDR to outside clusterCIDR leave with
+// the host's address (pod to pod keeps its source); idempotent.
+func Masquerade(ctx context.Context, podCIDR, clusterCIDR string) error {
+	pod, cluster, err := parseCIDRs(podCIDR, clusterCIDR)
 	if err != nil {
-		return fmt.Errorf("keep cluster source: %w", err)
+		return fmt.Errorf("masquerade: %w", err)
 	}
-	cluster, err := parseCIDR(clusterCIDR)
-	if err != nil {
-		return fmt.Errorf("keep cluster source: %w", err)
-	}
-	return ensure(ctx, pod, clusterSourceRules(pod, cluster))
+	return ensure(ctx, pod, masqueradeRules(pod, cluster))
 }
 
-// RemoveClusterSource removes the rule KeepClusterSource added.
-func RemoveClusterSource(ctx context.Context, podCIDR, clusterCIDR string) error {
+// RemoveMasquerade removes the rule Masquerade added.
+func RemoveMasquerade(ctx context.Context, podCIDR, clusterCIDR string) error {
+	pod, cluster, err := parseCIDRs(podCIDR, clusterCIDR)
+	if err != nil {
+		return fmt.Errorf("remove masquerade: %w", err)
+	}
+	return remove(ctx, pod, masqueradeRules(pod, cluster))
+}
+
+func parseCIDRs(podCIDR, clusterCIDR string) (netip.Prefix, netip.Prefix, error) {
 	pod, err := parseCIDR(podCIDR)
 	if err != nil {
-		return fmt.Errorf("remove cluster source: %w", err)
+		return pod, pod, err
 	}
 	cluster, err := parseCIDR(clusterCIDR)
-	if err != nil {
-		return fmt.Errorf("remove cluster source: %w", err)
-	}
-	return remove(ctx, pod, clusterSourceRules(pod, cluster))
+	return pod, cluster, err
 }
 
 func parseCIDR(s string) (netip.Prefix, error) {

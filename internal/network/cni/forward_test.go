@@ -57,7 +57,7 @@ func TestForwardRulesIdempotent(t *testing.T) {
 	iptables("-A", "FORWARD", "-j", "DROP") // our rules must come before it
 	for i := 0; i < 2; i++ {
 		in(func() error { return cni.AllowForward(ctx, "10.244.3.0/24") })
-		in(func() error { return cni.KeepClusterSource(ctx, "10.244.3.0/24", "10.244.0.0/16") })
+		in(func() error { return cni.Masquerade(ctx, "10.244.3.0/24", "10.244.0.0/16") })
 	}
 	if n := count("filter", "FORWARD", "10.244.3.0/24"); n != 2 {
 		t.Errorf("FORWARD has %d rules for the pod CIDR, want 2:\n%s", n, iptables("-S", "FORWARD"))
@@ -66,12 +66,12 @@ func TestForwardRulesIdempotent(t *testing.T) {
 		t.Errorf("first FORWARD rule %q: want ours ahead of the DROP", first)
 	}
 	if n := count("nat", "POSTROUTING", "10.244.0.0/16"); n != 1 {
-		t.Errorf("POSTROUTING has %d cluster-source rules, want 1:\n%s", n, iptables("-t", "nat", "-S", "POSTROUTING"))
+		t.Errorf("POSTROUTING has %d masquerade rules, want 1:\n%s", n, iptables("-t", "nat", "-S", "POSTROUTING"))
 	}
 
 	for i := 0; i < 2; i++ {
 		in(func() error { return cni.RemoveForward(ctx, "10.244.3.0/24") })
-		in(func() error { return cni.RemoveClusterSource(ctx, "10.244.3.0/24", "10.244.0.0/16") })
+		in(func() error { return cni.RemoveMasquerade(ctx, "10.244.3.0/24", "10.244.0.0/16") })
 	}
 	if n := count("filter", "FORWARD", "10.244.3.0/24") + count("nat", "POSTROUTING", "10.244.0.0/16"); n != 0 {
 		t.Errorf("%d rules left after removal", n)
