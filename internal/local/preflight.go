@@ -30,24 +30,35 @@ func preflight() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("wharf up needs root: it starts containerd and configures networking (run it with sudo)")
 	}
+	return missingError(missingPackages(onThisMachine))
+}
+
+// onThisMachine: an absolute path exists, or a command is on PATH.
+func onThisMachine(path string) bool {
+	if strings.HasPrefix(path, "/") {
+		_, err := os.Stat(path)
+		return err == nil
+	}
+	_, err := exec.LookPath(path)
+	return err == nil
+}
+
+// missingPackages lists, once each, the packages of the requirements not found.
+func missingPackages(found func(string) bool) []string {
 	var pkgs []string
 	seen := map[string]bool{}
 	for _, r := range requirements {
-		found := false
-		if strings.HasPrefix(r.path, "/") {
-			_, err := os.Stat(r.path)
-			found = err == nil
-		} else {
-			_, err := exec.LookPath(r.path)
-			found = err == nil
-		}
-		if !found && !seen[r.pkg] {
+		if !found(r.path) && !seen[r.pkg] {
 			seen[r.pkg] = true
 			pkgs = append(pkgs, r.pkg)
 		}
 	}
-	if len(pkgs) > 0 {
-		return fmt.Errorf("missing Debian packages %s: run apt-get install -y %s (or hack/install-deps.sh)", strings.Join(pkgs, ", "), strings.Join(pkgs, " "))
+	return pkgs
+}
+
+func missingError(pkgs []string) error {
+	if len(pkgs) == 0 {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("missing Debian packages %s: run apt-get install -y %s (or hack/install-deps.sh)", strings.Join(pkgs, ", "), strings.Join(pkgs, " "))
 }

@@ -83,6 +83,8 @@ func TestResilience(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitRestarts(p, before+1)
+		// The previous container's log is still there.
+		contains(t, c.kubectl("logs", p.Name, "--previous"), "serving")
 	})
 
 	t.Run("a failing liveness probe restarts the container", func(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +78,47 @@ func TestUserSession(t *testing.T) {
 		t.Errorf("exec -it: %v\n%s", err, out)
 	}
 
+	// Pod to pod: one pod fetches another's page by pod IP.
+	ip2 := strings.TrimSpace(c.kubectl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[1].status.podIP}"))
+	first := strings.TrimSpace(c.kubectl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].metadata.name}"))
+	contains(t, c.kubectl("exec", first, "--", "wget", "-qO-", "http://"+ip2+":8080/"), `"podIP": "`+ip2+`"`)
+
+	// A host port reaches the pod through the node's address.
+	out, err := c.kubectlCmd(`apiVersion: v1
+kind: Pod
+metadata: {name: hostport}
+spec:
+  containers:
+  - name: c
+    image: registry.wharf.local/wharf/testapp:v1
+    args: ["serve", "--port=8080"]
+    ports: [{containerPort: 8080, hostPort: 18080}]
+`, "apply", "-f", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	c.eventually(`hostport\s+1/1\s+Running`, "get", "pod", "hostport")
+	contains(t, httpGet(t, "http://127.0.0.1:18080/"), `"hostname": "hostport"`)
+
+	uids := strings.Fields(c.kubectl("get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"))
 	contains(t, c.kubectl("delete", "-f", "examples/hello/"), `deployment.apps "hello" deleted`)
-	c.eventually(`^No resources found`, "get", "pods", "-l", "app=hello")
+	c.kubectl("delete", "pod", "hostport", "--grace-period=1")
+	c.eventually(`^No resources found`, "get", "pods")
+	// Deleted pods leave no cgroups and no network namespaces.
+	waitFor(t, "the pods' cgroups and network namespaces gone", 30*time.Second, func() (bool, error) {
+		for _, uid := range uids {
+			if left, _ := filepath.Glob("/sys/fs/cgroup/*/wharf/e2e/pod" + uid); len(left) > 0 {
+				return false, fmt.Errorf("cgroups %v", left)
+			}
+		}
+		mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
+		for _, line := range strings.Split(string(mountinfo), "\n") {
+			if strings.Contains(line, c.stateDir) && strings.Contains(line, " nsfs ") {
+				return false, fmt.Errorf("netns mount %s", line)
+			}
+		}
+		return true, nil
+	})
 }
 
 func httpGet(t *testing.T, url string) string {
