@@ -6,3 +6,9 @@ echo "== $(date -u +%FT%TZ) on $(nproc) CPUs, $(uname -r)"
 bin/wharf bench scheduler --log-level error
 bin/wharf bench api --log-level error
 bin/wharf bench rss --log-level error
+if [ "$(id -u)" -eq 0 ]; then
+  bin/wharf bench up --log-level error
+  bin/wharf bench pods --log-level error
+else
+  echo "bench up / bench pods: skipped, they need root (they run wharf up)"
+fi

@@ -88,9 +88,7 @@ func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
 	}
 	fmt.Fprintf(out, "pods: create to Running (watch)  %s\n", startup.Summary())
 
-	if rss, err := agentRSS(o.StateDir); err == nil {
-		fmt.Fprintf(out, "pods: agent RSS with %d pods running: %s\n", cfg.Pods, mb(rss))
-	}
+	fmt.Fprintf(out, "pods: agent memory with %d pods running: %s\n", cfg.Pods, agentMemory(o.StateDir))
 	// Down to RSSPods pods for the agent's memory at that size.
 	for j := cfg.RSSPods; j < cfg.Pods; j++ {
 		pods.Delete(ctx, fmt.Sprintf("start-%d", j), metav1.DeleteOptions{})
@@ -99,9 +97,7 @@ func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
 		return err
 	}
 	time.Sleep(5 * time.Second)
-	if rss, err := agentRSS(o.StateDir); err == nil {
-		fmt.Fprintf(out, "pods: agent RSS with %d pods running: %s\n", cfg.RSSPods, mb(rss))
-	}
+	fmt.Fprintf(out, "pods: agent memory with %d pods running: %s\n", cfg.RSSPods, agentMemory(o.StateDir))
 
 	var crash Latencies
 	for i := 0; i < cfg.Crashes; i++ {
@@ -240,15 +236,29 @@ func crashOnce(ctx context.Context, c kubernetes.Interface, name string) (time.D
 	}
 }
 
-// agentRSS reads the agent's resident memory through its pid file.
-func agentRSS(stateDir string) (int64, error) {
+// agentMemory describes the agent's memory: RSS, the anonymous part (its
+// own heap and stacks) and PSS, which splits the pages of the wharf binary
+// it shares with the server between them.
+func agentMemory(stateDir string) string {
 	data, err := os.ReadFile(filepath.Join(stateDir, "run", "agent.pid"))
 	if err != nil {
-		return 0, err
+		return err.Error()
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil {
-		return 0, err
+		return err.Error()
 	}
-	return rssOf(pid)
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	rollup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	field := func(text []byte, name string) int64 {
+		for _, line := range strings.Split(string(text), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == name {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+		return 0
+	}
+	return fmt.Sprintf("RSS %s (anonymous %s, file-backed %s), PSS %s",
+		mb(field(status, "VmRSS:")), mb(field(status, "RssAnon:")), mb(field(status, "RssFile:")), mb(field(rollup, "Pss:")))
 }

@@ -40,10 +40,13 @@ func newRoot(stdio Stdio) *cobra.Command {
 		Short: "Wharf: a container orchestrator with a Kubernetes-compatible API",
 		Long: `Wharf runs clusters whose API the real kubectl and client-go speak.
 
-  wharf server    run a control plane (API server, etcd, scheduler, controllers)
-  wharf sim-nodes register simulated nodes (demos, benchmarks)
-  wharf bench     measure scheduler throughput, API latency, memory
-  wharf version   print the version`,
+  wharf up / down  a one-node cluster on this machine (root): server, agent, containerd
+  wharf server     run a control plane (API server, etcd, scheduler, controllers, registry)
+  wharf agent      run a node: containerd, pods, logs and exec
+  wharf image      build, push and list the cluster's images
+  wharf sim-nodes  register simulated nodes (demos, benchmarks)
+  wharf bench      measure scheduler, API, memory, start-up and pods
+  wharf version    print the version`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
