@@ -37,9 +37,14 @@ func (p proc) pid() int {
 	if syscall.Kill(pid, 0) != nil {
 		return 0
 	}
-	// A reused pid would belong to another program: check the command line.
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), "wharf") && !strings.Contains(string(cmdline), p.name) {
+	// A reused pid would belong to another program: check what it runs.
+	// The executable's path, not the command line, which is empty for a
+	// moment while a new process execs.
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return 0
+	}
+	if base := filepath.Base(exe); !strings.Contains(base, "wharf") && !strings.Contains(base, p.name) {
 		return 0
 	}
 	return pid
