@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"wharf.dev/wharf/internal/local"
@@ -36,8 +38,10 @@ runc, containernetworking-plugins and iptables.`,
 			if !foreground {
 				return nil
 			}
-			<-cmd.Context().Done()
-			return local.Down(cmd.Context(), stdio.Out, o, false)
+			// Attached: the server's and the agent's logs until Ctrl-C,
+			// then the cluster stops (its data stays).
+			local.Follow(cmd.Context(), stdio.Out, o)
+			return local.Down(context.WithoutCancel(cmd.Context()), stdio.Out, o, false)
 		},
 	}
 	f := cmd.Flags()
@@ -47,7 +51,7 @@ runc, containernetworking-plugins and iptables.`,
 	f.StringVar(&o.NodeIP, "node-ip", "", "the node's address (default: the address of the interface with the default route)")
 	f.StringVar(&o.AgentListen, "agent-listen", "", "the agent's HTTPS address for logs and exec (default 0.0.0.0:10250)")
 	f.StringVar(&o.ImagesDir, "images", "", "directory of the built-in image tarballs (default: images/ next to the wharf binary)")
-	f.BoolVar(&foreground, "foreground", false, "stay attached; stop the cluster (keeping its data) on Ctrl-C")
+	f.BoolVar(&foreground, "foreground", false, "stay attached, showing the server's and agent's logs; stop the cluster (keeping its data) on Ctrl-C")
 	return cmd
 }
 
