@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -65,29 +63,4 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// KubectlDir is where the real kubectl releases are installed, one binary per minor.
-const KubectlDir = "/usr/lib/google-cloud-sdk/bin"
-
-// Kubectl returns the path of kubectl 1.<minor>, skipping the test when it is not installed.
-func Kubectl(t testing.TB, minor string) string {
-	t.Helper()
-	p := filepath.Join(KubectlDir, "kubectl.1."+minor)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("kubectl 1.%s not installed at %s", minor, p)
-	}
-	return p
-}
-
-// Run runs kubectl against the server and returns its combined output.
-func (s *Server) Run(t testing.TB, kubectl string, stdin string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(kubectl, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.AdminKubeconfig, "HOME="+s.DataDir)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }

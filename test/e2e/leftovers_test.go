@@ -50,8 +50,8 @@ func snapshot(t *testing.T) machineState {
 func TestNoLeftoversAfterPurge(t *testing.T) {
 	before := snapshot(t)
 	c := upCluster(t)
-	c.kubectl("apply", "-f", "examples/hello/")
-	c.kubectl("rollout", "status", "deployment/hello", "--timeout=90s")
+	c.Run("apply", "-f", "examples/hello/")
+	c.Run("rollout", "status", "deployment/hello", "--timeout=90s")
 	if out, err := c.wharf("down", "--state-dir", c.stateDir, "--purge"); err != nil {
 		t.Fatalf("wharf down --purge: %v\n%s", err, out)
 	}

@@ -12,13 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"wharf.dev/wharf/internal/testserver"
 )
 
 var (
@@ -61,14 +62,14 @@ func TestMain(m *testing.M) {
 type cluster struct {
 	t        *testing.T
 	stateDir string
-	home     string
 	client   kubernetes.Interface
+	*testserver.KubectlRunner
 }
 
 // upCluster runs `wharf up` in a fresh state dir and purges it when the test ends.
 func upCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, stateDir: t.TempDir() + "/state", home: t.TempDir()}
+	c := &cluster{t: t, stateDir: t.TempDir() + "/state"}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, f := range []string{"log/server.log", "log/agent.log"} {
@@ -78,6 +79,8 @@ func upCluster(t *testing.T) *cluster {
 		c.wharf("down", "--state-dir", c.stateDir, "--purge")
 	})
 	c.up()
+	c.KubectlRunner = testserver.NewKubectl(t, "33", c.kubeconfig())
+	c.KubectlRunner.Dir = repoRoot
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig())
 	if err != nil {
 		t.Fatal(err)
@@ -103,66 +106,6 @@ func (c *cluster) wharf(args ...string) (string, error) {
 	cmd.Dir = repoRoot
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-func (c *cluster) kubectlCmd(stdin string, args ...string) *exec.Cmd {
-	cmd := exec.Command("/usr/lib/google-cloud-sdk/bin/kubectl.1.33", args...)
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig(), "HOME="+c.home)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	return cmd
-}
-
-// kubectl runs kubectl and fails the test unless it succeeds.
-func (c *cluster) kubectl(args ...string) string {
-	c.t.Helper()
-	out, err := c.kubectlCmd("", args...).CombinedOutput()
-	if err != nil {
-		c.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// eventually runs kubectl until its output matches re (within a generous deadline).
-func (c *cluster) eventually(re string, args ...string) string {
-	c.t.Helper()
-	var out []byte
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ = c.kubectlCmd("", args...).CombinedOutput()
-		if regexp.MustCompile(re).Match(out) {
-			return string(out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	c.t.Fatalf("kubectl %s never matched %q; last output:\n%s", strings.Join(args, " "), re, out)
-	return ""
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not after %s (last: %v)", what, d, last)
-}
-
-func contains(t *testing.T, out string, want ...string) {
-	t.Helper()
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			t.Errorf("output lacks %q:\n%s", w, out)
-		}
-	}
 }
 
 func tailFile(path string, n int) string {

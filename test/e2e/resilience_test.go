@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"wharf.dev/wharf/internal/testserver"
 )
 
 const testapp = "registry.wharf.local/wharf/testapp:v1"
@@ -27,7 +29,7 @@ func TestResilience(t *testing.T) {
 	ctx := testContext(t)
 	apply := func(manifest string) {
 		t.Helper()
-		out, err := c.kubectlCmd(manifest, "apply", "-f", "-").CombinedOutput()
+		out, err := c.Cmd(manifest, "apply", "-f", "-").CombinedOutput()
 		if err != nil {
 			t.Fatalf("apply: %v\n%s", err, out)
 		}
@@ -35,7 +37,7 @@ func TestResilience(t *testing.T) {
 	pod := func(selector string) *corev1.Pod {
 		t.Helper()
 		var found *corev1.Pod
-		waitFor(t, "a running pod "+selector, 90*time.Second, func() (bool, error) {
+		testserver.WaitFor(t, "a running pod "+selector, 90*time.Second, func() (bool, error) {
 			l, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
 			if err != nil {
 				return false, err
@@ -60,7 +62,7 @@ func TestResilience(t *testing.T) {
 	}
 	waitRestarts := func(p *corev1.Pod, want int32) {
 		t.Helper()
-		waitFor(t, fmt.Sprintf("%s restarted %d times and running", p.Name, want), 60*time.Second, func() (bool, error) {
+		testserver.WaitFor(t, fmt.Sprintf("%s restarted %d times and running", p.Name, want), 60*time.Second, func() (bool, error) {
 			got, err := c.client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -84,7 +86,7 @@ func TestResilience(t *testing.T) {
 		}
 		waitRestarts(p, before+1)
 		// The previous container's log is still there.
-		contains(t, c.kubectl("logs", p.Name, "--previous"), "serving")
+		testserver.Contains(t, c.Run("logs", p.Name, "--previous"), "serving")
 	})
 
 	t.Run("a failing liveness probe restarts the container", func(t *testing.T) {
@@ -102,7 +104,7 @@ spec:
       failureThreshold: 1
 `)
 		p := pod("app=live")
-		c.kubectl("exec", "live", "--", "rm", "/tmp/healthy")
+		c.Run("exec", "live", "--", "rm", "/tmp/healthy")
 		waitRestarts(p, 1)
 	})
 
@@ -110,7 +112,7 @@ spec:
 		p := pod("app=app")
 		ready := func(want bool) {
 			t.Helper()
-			waitFor(t, fmt.Sprintf("Ready=%v", want), 30*time.Second, func() (bool, error) {
+			testserver.WaitFor(t, fmt.Sprintf("Ready=%v", want), 30*time.Second, func() (bool, error) {
 				got, err := c.client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
 				return err == nil && podReady(got) == want, err
 			})
@@ -145,13 +147,13 @@ spec:
 		pidFile := filepath.Join(c.stateDir, "node", "containerd", "containerd.pid")
 		old := killPidFile(t, pidFile)
 		httpGet(t, "http://"+p.Status.PodIP+":8080/") // served while containerd is down or restarting
-		waitFor(t, "containerd restarted by the agent", 30*time.Second, func() (bool, error) {
+		testserver.WaitFor(t, "containerd restarted by the agent", 30*time.Second, func() (bool, error) {
 			pid, err := readPid(pidFile)
 			return err == nil && pid != old && syscall.Kill(pid, 0) == nil, err
 		})
 		// The agent carries on: it still sees and reports the pod.
 		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=false")
-		waitFor(t, "Ready=false reported after the restart", 30*time.Second, func() (bool, error) {
+		testserver.WaitFor(t, "Ready=false reported after the restart", 30*time.Second, func() (bool, error) {
 			got, err := c.client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
 			return err == nil && !podReady(got), err
 		})
@@ -164,8 +166,8 @@ spec:
 	t.Run("an agent away longer than the grace period: NotReady, eviction, recovery", func(t *testing.T) {
 		old := pod("app=app")
 		killPidFile(t, filepath.Join(c.stateDir, "run", "agent.pid"))
-		c.eventually(`e2e\s+NotReady`, "get", "nodes")
-		waitFor(t, "the pod evicted and a replacement pending", 60*time.Second, func() (bool, error) {
+		c.Eventually(`e2e\s+NotReady`, "get", "nodes")
+		testserver.WaitFor(t, "the pod evicted and a replacement pending", 60*time.Second, func() (bool, error) {
 			l, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=app"})
 			if err != nil {
 				return false, err
@@ -178,8 +180,8 @@ spec:
 			return evicted && pending, nil
 		})
 		c.up()
-		c.eventually(`e2e\s+Ready`, "get", "nodes")
-		waitFor(t, "the replacement running and the old pod gone", 90*time.Second, func() (bool, error) {
+		c.Eventually(`e2e\s+Ready`, "get", "nodes")
+		testserver.WaitFor(t, "the replacement running and the old pod gone", 90*time.Second, func() (bool, error) {
 			l, err := c.client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: labels.Set{"app": "app"}.String()})
 			if err != nil || len(l.Items) != 1 {
 				return false, err
@@ -202,12 +204,12 @@ metadata: {name: nocommand}
 spec:
   containers: [{name: c, image: ` + testapp + `, command: ["/no/such/command"]}]
 `)
-		c.eventually(`noimage\s+0/1\s+(ErrImagePull|ImagePullBackOff)`, "get", "pod", "noimage")
-		c.eventually(`noimage\s+0/1\s+ImagePullBackOff`, "get", "pod", "noimage")
-		out := c.eventually(`nocommand\s+0/1\s+(RunContainerError|CreateContainerError|StartError|CrashLoopBackOff|Error)`, "get", "pod", "nocommand")
+		c.Eventually(`noimage\s+0/1\s+(ErrImagePull|ImagePullBackOff)`, "get", "pod", "noimage")
+		c.Eventually(`noimage\s+0/1\s+ImagePullBackOff`, "get", "pod", "noimage")
+		out := c.Eventually(`nocommand\s+0/1\s+(RunContainerError|CreateContainerError|StartError|CrashLoopBackOff|Error)`, "get", "pod", "nocommand")
 		t.Logf("%s", out)
-		desc := c.kubectl("describe", "pod", "nocommand")
-		contains(t, desc, "/no/such/command")
+		desc := c.Run("describe", "pod", "nocommand")
+		testserver.Contains(t, desc, "/no/such/command")
 		// Nothing else suffered.
 		p := pod("app=app")
 		httpGet(t, "http://"+p.Status.PodIP+":8080/healthz")
@@ -274,7 +276,7 @@ func killPidFile(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	waitFor(t, fmt.Sprintf("pid %d gone", pid), 10*time.Second, func() (bool, error) {
+	testserver.WaitFor(t, fmt.Sprintf("pid %d gone", pid), 10*time.Second, func() (bool, error) {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		// Gone, or a zombie whose parent has not reaped it yet.
 		return err != nil || strings.Contains(string(data), ") Z "), nil

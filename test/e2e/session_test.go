@@ -13,23 +13,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wharf.dev/wharf/internal/testserver"
 )
 
 // TestUserSession is the issue's session: up, the hello app, logs, exec,
 // HTTP to a pod, down --purge with nothing left behind.
 func TestUserSession(t *testing.T) {
 	c := upCluster(t)
-	c.eventually(`e2e\s+Ready`, "get", "nodes", "-o", "wide")
+	c.Eventually(`e2e\s+Ready`, "get", "nodes", "-o", "wide")
 
-	contains(t, c.kubectl("apply", "-f", "examples/hello/"), "configmap/hello created", "deployment.apps/hello created")
-	contains(t, c.kubectl("rollout", "status", "deployment/hello", "--timeout=90s"), "successfully rolled out")
-	pods := c.kubectl("get", "pods", "-o", "wide", "-l", "app=hello")
+	testserver.Contains(t, c.Run("apply", "-f", "examples/hello/"), "configmap/hello created", "deployment.apps/hello created")
+	testserver.Contains(t, c.Run("rollout", "status", "deployment/hello", "--timeout=90s"), "successfully rolled out")
+	pods := c.Run("get", "pods", "-o", "wide", "-l", "app=hello")
 	if strings.Count(pods, "Running") != 3 {
 		t.Fatalf("want 3 running pods:\n%s", pods)
 	}
 
 	// HTTP from the host to a pod, answered with the ConfigMap's message.
-	ip := strings.TrimSpace(c.kubectl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].status.podIP}"))
+	ip := strings.TrimSpace(c.Run("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].status.podIP}"))
 	var answer struct {
 		Hostname, PodIP, Message string
 	}
@@ -42,8 +44,8 @@ func TestUserSession(t *testing.T) {
 	}
 
 	// Logs: the app logs a line per request.
-	contains(t, c.kubectl("logs", "deploy/hello", "--tail", "5"), "path=/")
-	follow := c.kubectlCmd("", "logs", "-f", "deploy/hello")
+	testserver.Contains(t, c.Run("logs", "deploy/hello", "--tail", "5"), "path=/")
+	follow := c.Cmd("", "logs", "-f", "deploy/hello")
 	var fout bytes.Buffer
 	follow.Stdout = &fout
 	if err := follow.Start(); err != nil {
@@ -59,19 +61,19 @@ func TestUserSession(t *testing.T) {
 	// Exec: output, stdin, exit codes, over WebSocket (kubectl's default) and SPDY.
 	for _, proto := range []string{"websocket", "spdy"} {
 		t.Run("exec-"+proto, func(t *testing.T) {
-			cmd := c.kubectlCmd("cat /etc/hello/message; echo; hostname; exit 3\n", "exec", "-i", "deploy/hello", "--", "sh")
+			cmd := c.Cmd("cat /etc/hello/message; echo; hostname; exit 3\n", "exec", "-i", "deploy/hello", "--", "sh")
 			if proto == "spdy" {
 				cmd.Env = append(cmd.Env, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false")
 			}
 			out, err := cmd.CombinedOutput()
-			contains(t, string(out), "Hello from Wharf!", "hello-")
+			testserver.Contains(t, string(out), "Hello from Wharf!", "hello-")
 			if cmd.ProcessState.ExitCode() != 3 {
 				t.Errorf("exit code %d (%v), want 3:\n%s", cmd.ProcessState.ExitCode(), err, out)
 			}
 		})
 	}
 	// A terminal: kubectl -t needs one on its own stdin; script(1) gives it one.
-	tty := c.kubectlCmd("", "exec", "-it", "deploy/hello", "--", "sh", "-c", "tty; test -t 0 && echo tty-ok")
+	tty := c.Cmd("", "exec", "-it", "deploy/hello", "--", "sh", "-c", "tty; test -t 0 && echo tty-ok")
 	tty.Args = []string{"script", "-qec", strings.Join(tty.Args, " "), "/dev/null"}
 	tty.Path = "/usr/bin/script"
 	if out, err := tty.CombinedOutput(); err != nil || !strings.Contains(string(out), "tty-ok") {
@@ -79,12 +81,12 @@ func TestUserSession(t *testing.T) {
 	}
 
 	// Pod to pod: one pod fetches another's page by pod IP.
-	ip2 := strings.TrimSpace(c.kubectl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[1].status.podIP}"))
-	first := strings.TrimSpace(c.kubectl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].metadata.name}"))
-	contains(t, c.kubectl("exec", first, "--", "wget", "-qO-", "http://"+ip2+":8080/"), `"podIP": "`+ip2+`"`)
+	ip2 := strings.TrimSpace(c.Run("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[1].status.podIP}"))
+	first := strings.TrimSpace(c.Run("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].metadata.name}"))
+	testserver.Contains(t, c.Run("exec", first, "--", "wget", "-qO-", "http://"+ip2+":8080/"), `"podIP": "`+ip2+`"`)
 
 	// A host port reaches the pod through the node's address.
-	out, err := c.kubectlCmd(`apiVersion: v1
+	out, err := c.Cmd(`apiVersion: v1
 kind: Pod
 metadata: {name: hostport}
 spec:
@@ -97,15 +99,15 @@ spec:
 	if err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
-	c.eventually(`hostport\s+1/1\s+Running`, "get", "pod", "hostport")
-	contains(t, httpGet(t, "http://127.0.0.1:18080/"), `"hostname": "hostport"`)
+	c.Eventually(`hostport\s+1/1\s+Running`, "get", "pod", "hostport")
+	testserver.Contains(t, httpGet(t, "http://127.0.0.1:18080/"), `"hostname": "hostport"`)
 
-	uids := strings.Fields(c.kubectl("get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"))
-	contains(t, c.kubectl("delete", "-f", "examples/hello/"), `deployment.apps "hello" deleted`)
-	c.kubectl("delete", "pod", "hostport", "--grace-period=1")
-	c.eventually(`^No resources found`, "get", "pods")
+	uids := strings.Fields(c.Run("get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"))
+	testserver.Contains(t, c.Run("delete", "-f", "examples/hello/"), `deployment.apps "hello" deleted`)
+	c.Run("delete", "pod", "hostport", "--grace-period=1")
+	c.Eventually(`^No resources found`, "get", "pods")
 	// Deleted pods leave no cgroups and no network namespaces.
-	waitFor(t, "the pods' cgroups and network namespaces gone", 30*time.Second, func() (bool, error) {
+	testserver.WaitFor(t, "the pods' cgroups and network namespaces gone", 30*time.Second, func() (bool, error) {
 		for _, uid := range uids {
 			if left, _ := filepath.Glob("/sys/fs/cgroup/*/wharf/e2e/pod" + uid); len(left) > 0 {
 				return false, fmt.Errorf("cgroups %v", left)

@@ -21,22 +21,6 @@ import (
 	"wharf.dev/wharf/internal/testserver"
 )
 
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not after 60s (last error: %v)", what, last)
-}
-
 func deployment(name string, replicas int32) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
 	return &appsv1.Deployment{
@@ -79,14 +63,14 @@ func TestDeadNodeIsMarkedAndItsPodsMove(t *testing.T) {
 	defer kill()
 	go simnode.Run(live, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "live"})
 	go simnode.Run(doomed, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "doomed"})
-	waitFor(t, "two ready nodes", func() (bool, error) {
+	testserver.WaitFor(t, "two ready nodes", 60*time.Second, func() (bool, error) {
 		l, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err == nil && len(l.Items) == 2, err
 	})
 	if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment("spread", 4), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "4 pods running on both nodes", func() (bool, error) {
+	testserver.WaitFor(t, "4 pods running on both nodes", 60*time.Second, func() (bool, error) {
 		pods, err := runningPods(ctx, c, "default", "spread")
 		nodes := map[string]bool{}
 		for _, n := range pods {
@@ -96,7 +80,7 @@ func TestDeadNodeIsMarkedAndItsPodsMove(t *testing.T) {
 	})
 
 	kill() // the doomed node stops renewing its lease, as a dead host would
-	waitFor(t, "the dead node is Unknown and tainted unreachable", func() (bool, error) {
+	testserver.WaitFor(t, "the dead node is Unknown and tainted unreachable", 60*time.Second, func() (bool, error) {
 		n, err := c.CoreV1().Nodes().Get(ctx, "doomed-0", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -111,7 +95,7 @@ func TestDeadNodeIsMarkedAndItsPodsMove(t *testing.T) {
 		}
 		return ready && tainted, nil
 	})
-	waitFor(t, "4 pods running, all on the live node", func() (bool, error) {
+	testserver.WaitFor(t, "4 pods running, all on the live node", 60*time.Second, func() (bool, error) {
 		pods, err := runningPods(ctx, c, "default", "spread")
 		for _, n := range pods {
 			if n != "live-0" {
@@ -134,14 +118,14 @@ func TestGarbageCollectionPolicies(t *testing.T) {
 			if _, err := c.AppsV1().Deployments("default").Create(ctx, deployment(name, 2), metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "2 pods running", func() (bool, error) {
+			testserver.WaitFor(t, "2 pods running", 60*time.Second, func() (bool, error) {
 				pods, err := runningPods(ctx, c, "default", name)
 				return len(pods) == 2, err
 			})
 			if err := c.AppsV1().Deployments("default").Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the deployment is gone", func() (bool, error) {
+			testserver.WaitFor(t, "the deployment is gone", 60*time.Second, func() (bool, error) {
 				_, err := c.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{})
 				return apierrors.IsNotFound(err), nil
 			})
@@ -165,7 +149,7 @@ func TestGarbageCollectionPolicies(t *testing.T) {
 			if policy == metav1.DeletePropagationForeground && rsList() != 0 {
 				t.Fatal("foreground deletion finished before the replica set was gone")
 			}
-			waitFor(t, "replica sets and pods gone", func() (bool, error) {
+			testserver.WaitFor(t, "replica sets and pods gone", 60*time.Second, func() (bool, error) {
 				l, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
 				return err == nil && len(l.Items) == 0 && rsList() == 0, err
 			})
@@ -183,21 +167,21 @@ func TestNamespaceDeletionRemovesContent(t *testing.T) {
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the default service account", func() (bool, error) {
+	testserver.WaitFor(t, "the default service account", 60*time.Second, func() (bool, error) {
 		_, err := c.CoreV1().ServiceAccounts("team").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, err
 	})
 	c.AppsV1().Deployments("team").Create(ctx, deployment("app", 2), metav1.CreateOptions{})
 	c.CoreV1().ConfigMaps("team").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"}}, metav1.CreateOptions{})
 	c.CoreV1().Services("team").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "svc"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
-	waitFor(t, "2 pods running", func() (bool, error) {
+	testserver.WaitFor(t, "2 pods running", 60*time.Second, func() (bool, error) {
 		pods, err := runningPods(ctx, c, "team", "app")
 		return len(pods) == 2, err
 	})
 	if err := c.CoreV1().Namespaces().Delete(ctx, "team", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the namespace and everything in it gone", func() (bool, error) {
+	testserver.WaitFor(t, "the namespace and everything in it gone", 60*time.Second, func() (bool, error) {
 		_, err := c.CoreV1().Namespaces().Get(ctx, "team", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), err
 	})
@@ -232,7 +216,7 @@ func TestUnschedulablePodWaitsForRoom(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	c := s.Client
 	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "small", CPU: "1"})
-	waitFor(t, "the small node", func() (bool, error) {
+	testserver.WaitFor(t, "the small node", 60*time.Second, func() (bool, error) {
 		_, err := c.CoreV1().Nodes().Get(ctx, "small-0", metav1.GetOptions{})
 		return err == nil, err
 	})
@@ -244,7 +228,7 @@ func TestUnschedulablePodWaitsForRoom(t *testing.T) {
 	if _, err := c.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "PodScheduled=False with the reason", func() (bool, error) {
+	testserver.WaitFor(t, "PodScheduled=False with the reason", 60*time.Second, func() (bool, error) {
 		p, err := c.CoreV1().Pods("default").Get(ctx, "big", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -256,7 +240,7 @@ func TestUnschedulablePodWaitsForRoom(t *testing.T) {
 		}
 		return false, fmt.Errorf("conditions %+v", p.Status.Conditions)
 	})
-	waitFor(t, "a FailedScheduling event naming the shortage", func() (bool, error) {
+	testserver.WaitFor(t, "a FailedScheduling event naming the shortage", 60*time.Second, func() (bool, error) {
 		l, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=big,reason=FailedScheduling"})
 		if err != nil {
 			return false, err
@@ -269,7 +253,7 @@ func TestUnschedulablePodWaitsForRoom(t *testing.T) {
 		return false, fmt.Errorf("events %+v", l.Items)
 	})
 	go simnode.Run(ctx, testserver.Logger(t), c, simnode.Config{Count: 1, Prefix: "large", CPU: "8"})
-	waitFor(t, "the pod runs on the large node", func() (bool, error) {
+	testserver.WaitFor(t, "the pod runs on the large node", 60*time.Second, func() (bool, error) {
 		p, err := c.CoreV1().Pods("default").Get(ctx, "big", metav1.GetOptions{})
 		return err == nil && p.Spec.NodeName == "large-0" && p.Status.Phase == corev1.PodRunning, err
 	})
@@ -292,26 +276,26 @@ func TestServiceEndpointsFollowPods(t *testing.T) {
 	if _, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "3 ready addresses on port 8080", func() (bool, error) {
+	testserver.WaitFor(t, "3 ready addresses on port 8080", 60*time.Second, func() (bool, error) {
 		ep, err := c.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
 		return len(ep.Subsets) == 1 && len(ep.Subsets[0].Addresses) == 3 && ep.Subsets[0].Ports[0].Port == 8080, fmt.Errorf("%+v", ep.Subsets)
 	})
-	waitFor(t, "an EndpointSlice with 3 endpoints", func() (bool, error) {
+	testserver.WaitFor(t, "an EndpointSlice with 3 endpoints", 60*time.Second, func() (bool, error) {
 		l, err := c.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web"})
 		return err == nil && len(l.Items) == 1 && len(l.Items[0].Endpoints) == 3, err
 	})
 	c.AppsV1().Deployments("default").Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{})
-	waitFor(t, "1 address after scaling down", func() (bool, error) {
+	testserver.WaitFor(t, "1 address after scaling down", 60*time.Second, func() (bool, error) {
 		ep, err := c.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
 		return err == nil && len(ep.Subsets) == 1 && len(ep.Subsets[0].Addresses) == 1, err
 	})
 	if err := c.CoreV1().Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "endpoints and slice gone with the service", func() (bool, error) {
+	testserver.WaitFor(t, "endpoints and slice gone with the service", 60*time.Second, func() (bool, error) {
 		_, err := c.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
 		l, lerr := c.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{})
 		return apierrors.IsNotFound(err) && lerr == nil && len(l.Items) == 0, lerr
