@@ -22,6 +22,7 @@ import (
 
 	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/agent/stream"
+	"wharf.dev/wharf/internal/network/routes"
 )
 
 // Defaults of Config.
@@ -61,7 +62,16 @@ type Config struct {
 	CNIConfDir string
 	// ClusterCIDR is the range of all pods' addresses: traffic between pods
 	// is not masqueraded inside it.
-	ClusterCIDR   string
+	ClusterCIDR string
+	// RegistryURL, if set, serves registry.wharf.local instead of the
+	// cluster's server: the cluster service's registry, for hosts it
+	// made. RegistryCAFile is the CA its certificate is checked against
+	// (empty: the system roots) and RegistryTokenFile holds the bearer
+	// token sent with each request (empty: none); both need RegistryURL.
+	RegistryURL       string
+	RegistryCAFile    string
+	RegistryTokenFile string
+
 	ClusterDNS    []string
 	ClusterDomain string
 	// Version is reported as the node's kubelet version.
@@ -98,6 +108,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
 		return c, fmt.Errorf("cluster CIDR %q: %w", c.ClusterCIDR, err)
+	}
+	if c.RegistryURL == "" && (c.RegistryCAFile != "" || c.RegistryTokenFile != "") {
+		return c, errors.New("agent: a registry CA or token file needs a registry URL")
+	}
+	for _, f := range []*string{&c.RegistryCAFile, &c.RegistryTokenFile} {
+		if *f != "" {
+			// containerd reads the CA file, from its own working directory.
+			if *f, err = filepath.Abs(*f); err != nil {
+				return c, fmt.Errorf("registry file: %w", err)
+			}
+		}
 	}
 	if c.ClusterDomain == "" {
 		c.ClusterDomain = DefaultClusterDomain
@@ -164,6 +185,8 @@ func Run(ctx context.Context, cfg Config) error {
 		"node status": nodes.Run,
 		"pods":        pods.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
+		// host-gw: routes to the other nodes' pod CIDRs via their addresses.
+		"routes": routes.New(routes.Config{NodeName: cfg.NodeName, Client: client, Logger: log.With("component", "routes")}).Run,
 	})
 }
 

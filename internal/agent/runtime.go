@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -23,15 +25,17 @@ import (
 func startRuntime(ctx context.Context, log *slog.Logger, cfg Config, creds *Credentials) (*cri.Client, error) {
 	socket := cfg.ContainerdSocket
 	if socket == "" {
+		registry, err := registryEndpoint(cfg, creds)
+		if err != nil {
+			return nil, err
+		}
 		ccfg := containerd.Config{
 			StateDir:     cfg.StateDir,
 			CgroupRoot:   cfg.CgroupRoot,
 			SandboxImage: images.PauseImage,
-			Registries: map[string][]containerd.Endpoint{images.Registry: {{
-				URL: cfg.ServerURL, CAFile: filepath.Join(creds.Dir, caFile), BearerToken: creds.Token,
-			}}},
-			CNIConfDir: cfg.CNIConfDir,
-			Logger:     log.With("component", "containerd"),
+			Registries:   map[string][]containerd.Endpoint{images.Registry: {registry}},
+			CNIConfDir:   cfg.CNIConfDir,
+			Logger:       log.With("component", "containerd"),
 		}
 		if err := containerd.WriteConfig(ccfg); err != nil {
 			return nil, fmt.Errorf("containerd config: %w", err)
@@ -48,6 +52,30 @@ func startRuntime(ctx context.Context, log *slog.Logger, cfg Config, creds *Cred
 		return nil, fmt.Errorf("CRI at %s: %w", socket, err)
 	}
 	return rt, nil
+}
+
+// registryEndpoint is where containerd pulls registry.wharf.local from:
+// the cluster's server with the node token, or the registry the flags
+// name (the cluster service's, for the hosts it made: every cluster pulls
+// the same images from there, and a new cluster's server starts empty).
+func registryEndpoint(cfg Config, creds *Credentials) (containerd.Endpoint, error) {
+	if cfg.RegistryURL == "" {
+		return containerd.Endpoint{URL: cfg.ServerURL, CAFile: filepath.Join(creds.Dir, caFile), BearerToken: creds.Token}, nil
+	}
+	ep := containerd.Endpoint{URL: cfg.RegistryURL, CAFile: cfg.RegistryCAFile}
+	if cfg.RegistryTokenFile != "" {
+		data, err := os.ReadFile(cfg.RegistryTokenFile)
+		if err != nil {
+			return ep, fmt.Errorf("registry token: %w", err)
+		}
+		ep.BearerToken = strings.TrimSpace(string(data))
+	}
+	if cfg.RegistryCAFile != "" {
+		if _, err := os.Stat(cfg.RegistryCAFile); err != nil {
+			return ep, fmt.Errorf("registry CA: %w", err)
+		}
+	}
+	return ep, nil
 }
 
 // networkFunc configures pod networking for the node's pod CIDR: the CNI

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -58,6 +59,19 @@ func (s *Server) admitUpdate(ctx context.Context, req *request, obj, cur runtime
 		return s.allocateService(ctx, req, svc, cur.(*corev1.Service))
 	}
 	return nil
+}
+
+// admitKind runs the kind's own cross-object check (Resource.Admit) on a
+// create (cur nil) or a main-resource update, once the object is valid:
+// reading other objects for an invalid one would only add noise.
+func (s *Server) admitKind(ctx context.Context, req *request, obj, cur runtime.Object) error {
+	if req.res.Admit == nil {
+		return nil
+	}
+	if m, err := meta.Accessor(obj); err == nil && m.GetDeletionTimestamp() != nil {
+		return nil // finishing a deletion (finalizers) must not be held up
+	}
+	return req.res.Admit(ctx, obj, cur, storeObjects{s})
 }
 
 // checkNamespace refuses new objects in a namespace that is missing or being deleted.

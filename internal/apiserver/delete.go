@@ -161,6 +161,11 @@ func (s *Server) deleteObject(ctx context.Context, r *http.Request, req *request
 			return nil, false, err
 		}
 		m, _ := meta.Accessor(cur)
+		if v := req.res.ValidateDelete; v != nil && m.GetDeletionTimestamp() == nil {
+			if err := v(ctx, cur, storeObjects{s}); err != nil {
+				return nil, false, err
+			}
+		}
 		grace := gracePeriod(cur, opts)
 		finalizers := m.GetFinalizers()
 		if finalizer != "" && !slices.Contains(finalizers, finalizer) {

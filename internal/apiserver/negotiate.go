@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"wharf.dev/wharf/internal/resources"
 )
 
 // Forms of a response besides the object itself, chosen with Accept's "as" parameter.
@@ -31,7 +33,13 @@ type output struct {
 // negotiate picks the response format from the Accept header. Clients list
 // preferences in order (e.g. kubectl: Table as JSON, then plain JSON); the
 // first one this server can produce wins.
-func (s *Server) negotiate(r *http.Request) (*output, error) {
+func (s *Server) negotiate(r *http.Request) (*output, error) { return s.negotiateFor(r, nil) }
+
+// negotiateFor is negotiate for objects of res: kinds without protobuf
+// encoding (wharf.dev's, like Kubernetes' custom resources) skip protobuf,
+// so a client listing it before JSON (the in-process clients) gets JSON.
+func (s *Server) negotiateFor(r *http.Request, res *resources.Resource) (*output, error) {
+	noProto := res != nil && !hasProtobuf(res)
 	accept := r.Header.Get("Accept")
 	if accept == "" {
 		accept = "application/json"
@@ -46,6 +54,9 @@ func (s *Server) negotiate(r *http.Request) (*output, error) {
 			continue
 		}
 		as := params["as"]
+		if noProto && as == asObject && info.MediaType == runtime.ContentTypeProtobuf {
+			continue
+		}
 		if as != "" {
 			if params["g"] != "meta.k8s.io" || params["v"] != "v1" {
 				continue
@@ -70,6 +81,11 @@ func (s *Server) negotiate(r *http.Request) (*output, error) {
 		return out, nil
 	}
 	return nil, errNotAcceptable("only application/json, application/yaml and application/vnd.kubernetes.protobuf are supported")
+}
+
+func hasProtobuf(res *resources.Resource) bool {
+	_, ok := res.New().(interface{ Marshal() ([]byte, error) })
+	return ok
 }
 
 func errNotAcceptable(msg string) error {

@@ -94,7 +94,7 @@ func (s *Server) list(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	lm := metav1.ListMeta{
 		ResourceVersion: strconv.FormatInt(page.ResourceVersion, 10), Continue: page.Continue, RemainingItemCount: page.RemainingItemCount,
 	}
-	out, err := s.negotiate(r)
+	out, err := s.negotiateFor(r, req.res)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (s *Server) watch(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			timeout = time.Duration(n) * time.Second
 		}
 	}
-	out, err := s.negotiate(r)
+	out, err := s.negotiateFor(r, req.res)
 	if err != nil {
 		return err
 	}

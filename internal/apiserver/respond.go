@@ -17,7 +17,7 @@ var (
 
 // writeObject writes one object in the negotiated form.
 func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, req *request, obj runtime.Object) error {
-	out, err := s.negotiate(r)
+	out, err := s.negotiateFor(r, req.res)
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, r
 
 // writeList writes a page of objects as the kind's list, a Table or a metadata list.
 func (s *Server) writeList(w http.ResponseWriter, r *http.Request, req *request, items []runtime.Object, lm metav1.ListMeta) error {
-	out, err := s.negotiate(r)
+	out, err := s.negotiateFor(r, req.res)
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,9 @@ func (s *Server) create(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if errs := s.validate(req, obj, nil, mainWrite); len(errs) > 0 {
 		return invalid(req, m.GetName(), errs)
 	}
+	if err := s.admitKind(ctx, req, obj, nil); err != nil {
+		return err
+	}
 	if dryRun(r) {
 		return s.writeObject(w, r, http.StatusCreated, req, obj)
 	}
@@ -257,6 +260,11 @@ func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, 
 		m, _ := meta.Accessor(obj)
 		if errs := s.validate(req, obj, cur, kind); len(errs) > 0 {
 			return nil, invalid(req, m.GetName(), errs)
+		}
+		if kind == mainWrite {
+			if err := s.admitKind(ctx, req, obj, cur); err != nil {
+				return nil, err
+			}
 		}
 		if dryRun(r) {
 			dry = obj

@@ -77,5 +77,8 @@ adopts them.`,
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "range of all pods' addresses, as the server's --cluster-cidr")
 	f.StringSliceVar(&cfg.ClusterDNS, "cluster-dns", nil, "DNS servers of pods with dnsPolicy ClusterFirst")
 	f.StringVar(&cfg.ClusterDomain, "cluster-domain", agent.DefaultClusterDomain, "the cluster's DNS domain")
+	f.StringVar(&cfg.RegistryURL, "registry-url", "", "pull registry.wharf.local images from this registry (https://host:port) instead of the cluster's server")
+	f.StringVar(&cfg.RegistryCAFile, "registry-ca-file", "", "CA certificate (PEM) of --registry-url (default: the system roots)")
+	f.StringVar(&cfg.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token sent to --registry-url")
 	return cmd
 }

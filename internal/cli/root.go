@@ -53,6 +53,8 @@ func newRoot(stdio Stdio) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(newServerCmd(g, stdio), newSimNodesCmd(g, stdio), newBenchCmd(g, stdio), newImageCmd(g, stdio), newVersionCmd(stdio), newUpCmd(g, stdio), newDownCmd(g, stdio))
 	root.AddCommand(newAgentCmd(g, stdio))
+	root.AddCommand(newServiceCmd(g, stdio), newClusterCmd(stdio), newNodeGroupCmd(stdio))
+	root.AddCommand(newHostctlCmd(stdio))
 	return root
 }
 

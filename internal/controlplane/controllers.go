@@ -94,5 +94,6 @@ func (s *Server) startControllers(ctx context.Context) error {
 		s.goRun(func() error { r.Run(ctx, 5); return nil })
 	}
 	s.goRun(func() error { <-ctx.Done(); broadcaster.Shutdown(); return nil })
+	s.startServiceController(ctx)
 	return nil
 }

@@ -63,6 +63,19 @@ type Options struct {
 	DisableControllers bool
 	// UnsafeNoFsync is for tests: acknowledged writes may be lost on a crash.
 	UnsafeNoFsync bool
+
+	// Service makes this server the cluster service (service.go): it also
+	// serves wharf.dev/v1 (resources.Service()) and runs ServiceController
+	// with the controllers.
+	Service bool
+	// ProviderNetwork is the local provider's host network (default
+	// DefaultProviderNetwork); its first address, the service address,
+	// is added to TLSSANs. Service mode only.
+	ProviderNetwork string
+	// HostsDir is where providers keep hosts (default <data-dir>/hosts).
+	HostsDir string
+	// ServiceController runs the cluster controller; nil serves the API only.
+	ServiceController ServiceController
 }
 
 // Defaults for Options; see internal/controllers/nodelifecycle for why.
@@ -126,6 +139,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.NodeCIDRMaskSize == 0 {
 		opts.NodeCIDRMaskSize = nodeipam.DefaultMaskSize
 	}
+	if err := opts.serviceDefaults(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -169,7 +185,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.store = st
-	reg, err := resources.NewRegistry(resources.NewScheme())
+	reg, err := resources.NewRegistry(resources.NewScheme(), o.servedResources()...)
 	if err != nil {
 		return err
 	}

@@ -102,3 +102,28 @@ func (p proc) stop(grace time.Duration) error {
 	}
 	return nil
 }
+
+// Proc is a background process known by its pid file, for other commands
+// that run one (wharf service start|stop|status).
+type Proc struct {
+	// Name is the process's name in messages; the pid is trusted only if
+	// its executable's name contains "wharf" or Name.
+	Name    string
+	PidFile string
+	LogFile string
+}
+
+func (p Proc) proc() proc { return proc{name: p.Name, pidFile: p.PidFile, logFile: p.LogFile} }
+
+// Pid returns the pid of the recorded process if it still runs, else 0.
+func (p Proc) Pid() int { return p.proc().pid() }
+
+// Start runs bin with args in its own session (it outlives this process),
+// output appended to LogFile, and records its pid in PidFile.
+func (p Proc) Start(bin string, args ...string) (int, error) { return p.proc().start(bin, args...) }
+
+// Stop sends SIGTERM, waits up to grace, then SIGKILL; the pid file goes.
+func (p Proc) Stop(grace time.Duration) error { return p.proc().stop(grace) }
+
+// Tail returns the last n lines of a file (a log), or why it cannot.
+func Tail(path string, n int) string { return tail(path, n) }

@@ -43,6 +43,10 @@ type HostSpec struct {
 	Role string
 	// CPU and Memory limit the host (quantities; empty: no limit).
 	CPU, Memory string
+	// HostCIDR, if set, is the range the host's address comes from (a
+	// template's network.hostCIDR); providers that do not allocate
+	// addresses ignore it.
+	HostCIDR string
 	// Files are written below the host's state dir before the process
 	// starts (relative path → content, mode 0600): certificates, tokens.
 	Files map[string][]byte

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+
+	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 )
 
 // Registry is an immutable set of resources with the scheme that knows their types.
@@ -29,6 +31,7 @@ func NewScheme() *runtime.Scheme {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
 		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme,
+		wharfv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
 	}
@@ -78,4 +81,10 @@ func Builtin() []*Resource {
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
 		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(), EndpointSlices(),
 	}
+}
+
+// Service returns the resources of the cluster service: a cluster's, and
+// the cluster templates, clusters and node groups it manages.
+func Service() []*Resource {
+	return append(Builtin(), ClusterTemplates(), Clusters(), NodeGroups())
 }

@@ -4,6 +4,7 @@
 package resources
 
 import (
+	"context"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -56,6 +57,19 @@ type Resource struct {
 	// ValidateStatus checks a status update; nil means only Validate.
 	ValidateStatus func(obj, old runtime.Object) field.ErrorList
 
+	// Admit, when set, checks obj against other objects on create (old is
+	// nil) and on a main-resource update (not on status updates), after
+	// validation passed. objs reads the current state through the store;
+	// what it returns is shared and read-only. Return an *errors.StatusError
+	// (apierrors.NewInvalid for a field, NewConflict, ...) for the client to
+	// see; any other error is a 500. A Cluster uses it to check that its
+	// template exists and may be used from its namespace.
+	Admit func(ctx context.Context, obj, old runtime.Object, objs Objects) error
+	// ValidateDelete, when set, may refuse to start deleting obj (one not
+	// already being deleted), with an *errors.StatusError like Admit's: a
+	// Cluster being created answers 409 Conflict.
+	ValidateDelete func(ctx context.Context, obj runtime.Object, objs Objects) error
+
 	// Columns and Row make the metav1.Table kubectl prints; columns with
 	// Priority > 0 show with -o wide. Row returns one cell per column.
 	Columns []metav1.TableColumnDefinition
@@ -64,6 +78,14 @@ type Resource struct {
 	// Fields returns the selectable fields of obj beyond metadata.name and
 	// metadata.namespace, which the apiserver adds itself.
 	Fields func(obj runtime.Object) fields.Set
+}
+
+// Objects reads other objects of the server, for Admit and ValidateDelete.
+// A missing object is an error for which apierrors.IsNotFound is true.
+type Objects interface {
+	Get(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (runtime.Object, error)
+	// List returns the objects of a resource in namespace ("" all).
+	List(ctx context.Context, gvr schema.GroupVersionResource, namespace string) ([]runtime.Object, error)
 }
 
 // ScaleAccessor reads and writes the replica count and selector behind /scale.

@@ -50,6 +50,13 @@ func Start(t testing.TB, opts ...func(*controlplane.Options)) *Server {
 	return &Server{Server: s, Client: client, DataDir: o.DataDir}
 }
 
+// Service is an option of Start: the control plane runs in service mode
+// (wharf.dev/v1 served) with no cluster controller, so a test plays the
+// controller's part through the API.
+func Service(o *controlplane.Options) {
+	o.Service = true
+}
+
 // Logger logs to the test's output when WHARF_TEST_LOG is set, else nowhere.
 func Logger(t testing.TB) *slog.Logger {
 	if os.Getenv("WHARF_TEST_LOG") == "" {

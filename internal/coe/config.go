@@ -1,0 +1,136 @@
+package coe
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"wharf.dev/wharf/internal/client/wharf"
+	"wharf.dev/wharf/internal/provider"
+)
+
+// Defaults of Config's timing knobs.
+const (
+	DefaultHealthPeriod  = 3 * time.Second
+	DefaultAutoHealAfter = 10 * time.Second
+	DefaultDrainTimeout  = 30 * time.Second
+	DefaultUpdateTimeout = 10 * time.Minute
+	DefaultResyncPeriod  = time.Minute
+	DefaultAPIPort       = 6443
+	DefaultWorkers       = 16
+)
+
+// Config is what the controller needs. Kube, Wharf and Providers are required.
+type Config struct {
+	// Kube is the service's own API: the clusters' credentials Secrets
+	// and the registry pull tokens in kube-system.
+	Kube kubernetes.Interface
+	// Wharf reaches the service's wharf.dev/v1 objects.
+	Wharf *wharf.Client
+	// Providers make hosts, by the name templates use in spec.provider.
+	Providers map[string]provider.Provider
+	// RegistryURL is the service's image registry as hosts reach it
+	// (https://<service address>:<port>); RegistryCA is the service's CA
+	// (PEM). Workers get the --registry-* flags only when both are set.
+	RegistryURL string
+	RegistryCA  []byte
+
+	Logger *slog.Logger
+	Clock  clock.WithTicker
+
+	// APIPort is the port of the clusters' API servers on their masters.
+	APIPort int
+	// HealthPeriod: how often each cluster's API and nodes are checked.
+	HealthPeriod time.Duration
+	// AutoHealAfter: how long a worker stays NotReady before it is
+	// replaced, in clusters with auto_healing_enabled=true.
+	AutoHealAfter time.Duration
+	// DrainTimeout bounds waiting for a removed node's pods to go.
+	DrainTimeout time.Duration
+	// UpdateTimeout bounds one resize or repair.
+	UpdateTimeout time.Duration
+	// ResyncPeriod: every cluster is reconciled at least this often, so
+	// drift (a host gone behind the service's back) is repaired.
+	ResyncPeriod time.Duration
+	// Workers is how many clusters are reconciled at once; a create holds
+	// one worker for its duration.
+	Workers int
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.HealthPeriod, DefaultHealthPeriod)
+	def(&cfg.AutoHealAfter, DefaultAutoHealAfter)
+	def(&cfg.DrainTimeout, DefaultDrainTimeout)
+	def(&cfg.UpdateTimeout, DefaultUpdateTimeout)
+	def(&cfg.ResyncPeriod, DefaultResyncPeriod)
+	if cfg.APIPort == 0 {
+		cfg.APIPort = DefaultAPIPort
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+}
+
+// Controller reconciles Clusters and NodeGroups.
+type Controller struct {
+	cfg   Config
+	log   *slog.Logger
+	clock clock.WithTicker
+	obj   objects
+
+	clusters cache.SharedIndexInformer
+	groups   cache.SharedIndexInformer
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+
+	mu sync.Mutex
+	// creds and clients are per cluster uid: credentials never change,
+	// and a cluster's API client is reused by syncs and health checks.
+	creds   map[types.UID]*credentials
+	clients map[types.UID]*clusterClient
+	// ops cancels a cluster's running sync when the cluster is deleted.
+	ops map[types.UID]context.CancelCauseFunc
+	// health is what the health loop last saw of each cluster.
+	health map[types.UID]*healthState
+}
+
+// New returns a controller; Run starts it.
+func New(cfg Config) *Controller {
+	cfg.setDefaults()
+	c := &Controller{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		clock: cfg.Clock,
+		obj:   newObjects(cfg.Wharf),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "coe"}),
+		creds:   map[types.UID]*credentials{},
+		clients: map[types.UID]*clusterClient{},
+		ops:     map[types.UID]context.CancelCauseFunc{},
+		health:  map[types.UID]*healthState{},
+	}
+	c.clusters = cfg.Wharf.ClusterInformer("", cfg.ResyncPeriod)
+	c.groups = cfg.Wharf.NodeGroupInformer("", cfg.ResyncPeriod)
+	c.registerHandlers()
+	return c
+}

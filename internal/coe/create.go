@@ -1,0 +1,216 @@
+package coe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
+	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/resources"
+)
+
+// errCreateTimeout is the cause of a create's context when createTimeout ran out.
+var errCreateTimeout = errors.New("create timed out")
+
+// create provisions a cluster. Every step is idempotent, so a create
+// interrupted by a crash of the service resumes where it stopped; it fails
+// cleanly (CREATE_FAILED, with the step and hosts to blame) on an error or
+// once createTimeout, counted from the cluster's creation, has passed.
+func (c *Controller) create(ctx context.Context, cl *wharfv1.Cluster, e *env) error {
+	timeout := resources.DefaultCreateTimeout
+	if cl.Spec.CreateTimeout != nil && cl.Spec.CreateTimeout.Duration > 0 {
+		timeout = cl.Spec.CreateTimeout.Duration
+	}
+	if cl.Status.Status == "" {
+		var err error
+		cl, err = c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {
+			st.Status, st.StatusReason = wharfv1.StatusCreateInProgress, ""
+		})
+		if err != nil {
+			return err
+		}
+		c.log.Info("creating cluster", "cluster", cl.Namespace+"/"+cl.Name, "provider", e.prov.Name(),
+			"masters", masterCount(cl), "nodes", cl.Spec.NodeCount)
+	}
+	start := c.clock.Now()
+	remaining := cl.CreationTimestamp.Add(timeout).Sub(start)
+	cctx, cancel := context.WithTimeoutCause(ctx, remaining, errCreateTimeout)
+	defer cancel()
+	err := c.provision(cctx, cl, e)
+	if err == nil {
+		c.log.Info("cluster created", "cluster", cl.Namespace+"/"+cl.Name, "took", c.clock.Since(start))
+		return nil
+	}
+	if ctx.Err() != nil {
+		// Shutdown or deletion, not a failure: a later sync resumes or deletes.
+		return ctx.Err()
+	}
+	step, faults := "create", map[string]string(nil)
+	var se *stepError
+	if errors.As(err, &se) {
+		step, faults, err = se.step, se.faults, se.err
+	}
+	if errors.Is(context.Cause(cctx), errCreateTimeout) {
+		err = fmt.Errorf("timed out after %s: %w", timeout, err)
+	}
+	c.log.Warn("cluster create failed", "cluster", cl.Namespace+"/"+cl.Name, "step", step, "err", err)
+	_, werr := c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {
+		failStatus(st, wharfv1.StatusCreateFailed, step, faults, err)
+	})
+	return werr
+}
+
+// provision runs the create's steps; a failure is a *stepError.
+func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env) error {
+	cr, err := c.ensureCredentials(ctx, cl)
+	if err != nil {
+		return failStep(stepCredentials, nil, err)
+	}
+	pull, err := c.ensurePullToken(ctx, cl)
+	if err != nil {
+		return failStep(stepCredentials, nil, err)
+	}
+	if cl, err = c.addStep(ctx, cl, stepCredentials, nil); err != nil {
+		return err
+	}
+	cl, groups, err := c.ensureGroups(ctx, cl)
+	if err != nil {
+		return failStep("node groups", nil, err)
+	}
+	existing, err := e.prov.ListHosts(ctx, e.ref)
+	if err != nil {
+		return failStep(stepMasterHosts, nil, fmt.Errorf("list hosts: %w", err))
+	}
+	plans, _ := planGroups(cl.Name, groups, existing)
+	var masterPlan *plan
+	var workerPlans []*plan
+	for _, p := range plans {
+		if p.invalid != "" {
+			return failStep("node groups", map[string]string{p.group.Name: p.invalid}, fmt.Errorf("node group %q: %s", p.group.Name, p.invalid))
+		}
+		if p.role() == provider.RoleMaster {
+			masterPlan = p
+		} else {
+			workerPlans = append(workerPlans, p)
+		}
+	}
+
+	// Masters, then their API: workers need its address.
+	if masterPlan == nil {
+		return failStep("node groups", nil, fmt.Errorf("no node group %q", defaultMasterGroup(cl.Name)))
+	}
+	specs := c.specsFor(e, cr, "", pull)
+	masters, errs := createHosts(ctx, e.prov, specsOf(specs, provider.RoleMaster, masterPlan.names()))
+	if faults, err := hostErrors(errs); err != nil {
+		return failStep(stepMasterHosts, faults, err)
+	}
+	master := masters[masterPlan.names()[0]]
+	specs.apiAddress = apiAddressOf(master, c.cfg.APIPort)
+	if cl, err = c.addStep(ctx, cl, stepMasterHosts, func(st *wharfv1.ClusterStatus) {
+		st.APIAddress, st.MasterAddresses = specs.apiAddress, addresses(masters)
+	}); err != nil {
+		return err
+	}
+	kube, err := c.clusterAPI(cl, cr, specs.apiAddress)
+	if err != nil {
+		return failStep(stepControlPlane, nil, err)
+	}
+	if err := c.waitAPI(ctx, kube, specs.apiAddress); err != nil {
+		return failStep(stepControlPlane, nil, err)
+	}
+	version, err := kube.Discovery().ServerVersion()
+	if err != nil {
+		return failStep(stepControlPlane, nil, fmt.Errorf("version: %w", err))
+	}
+	if cl, err = c.addStep(ctx, cl, stepControlPlane, func(st *wharfv1.ClusterStatus) {
+		st.COEVersion = version.GitVersion
+	}); err != nil {
+		return err
+	}
+
+	// Workers, all groups at once.
+	var workerSpecs []provider.HostSpec
+	var names []string
+	for _, p := range workerPlans {
+		workerSpecs = append(workerSpecs, specsOf(specs, provider.RoleWorker, p.names())...)
+		names = append(names, p.names()...)
+	}
+	workers, errs := createHosts(ctx, e.prov, workerSpecs)
+	if faults, err := hostErrors(errs); err != nil {
+		return failStep(stepWorkerHosts, faults, err)
+	}
+	if cl, err = c.addStep(ctx, cl, stepWorkerHosts, func(st *wharfv1.ClusterStatus) {
+		st.NodeAddresses = addresses(workers)
+	}); err != nil {
+		return err
+	}
+	nodes, err := waitNodes(ctx, kube, names)
+	if err != nil {
+		var ne *nodesError
+		errors.As(err, &ne)
+		return failStep(stepNodesReady, ne.reasons, err)
+	}
+	for _, p := range workerPlans {
+		if err := applyGroup(ctx, kube, p.group, p.names()); err != nil {
+			return failStep(stepNodesReady, nil, err)
+		}
+	}
+	for _, p := range plans {
+		if err := c.groupDone(ctx, p, p.names(), true, ""); err != nil {
+			return failStep(stepNodesReady, nil, err)
+		}
+	}
+	reasons := map[string]string{"api": "ok"}
+	for n := range nodes {
+		reasons[n] = readyReason
+	}
+	_, err = c.addStep(ctx, cl, stepNodesReady, func(st *wharfv1.ClusterStatus) {
+		st.Status, st.StatusReason, st.Faults = wharfv1.StatusCreateComplete, "", nil
+		st.ContainerVersion = containerVersion(nodes)
+		st.HealthStatus, st.HealthStatusReason = wharfv1.HealthHealthy, reasons
+	})
+	return err
+}
+
+// addStep records a finished step, with more status from mutate.
+func (c *Controller) addStep(ctx context.Context, cl *wharfv1.Cluster, step string, mutate func(*wharfv1.ClusterStatus)) (*wharfv1.Cluster, error) {
+	now := c.now()
+	return c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {
+		addStep(st, step, now)
+		if mutate != nil {
+			mutate(st)
+		}
+	})
+}
+
+func specsOf(s *hostSpecs, role string, names []string) []provider.HostSpec {
+	out := make([]provider.HostSpec, len(names))
+	for i, n := range names {
+		out[i] = s.forRole(role, n)
+	}
+	return out
+}
+
+// addresses lists hosts' addresses, ordered by host name.
+func addresses(hosts map[string]provider.Host) []string {
+	var out []string
+	for _, n := range slices.Sorted(maps.Keys(hosts)) {
+		out = append(out, hosts[n].Address)
+	}
+	return out
+}
+
+// containerVersion is the runtime of the first node, by name.
+func containerVersion(nodes map[string]*corev1.Node) string {
+	for _, n := range slices.Sorted(maps.Keys(nodes)) {
+		if v := nodes[n].Status.NodeInfo.ContainerRuntimeVersion; v != "" {
+			return v
+		}
+	}
+	return ""
+}

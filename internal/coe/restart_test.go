@@ -1,0 +1,64 @@
+package coe
+
+import (
+	"slices"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
+	"wharf.dev/wharf/internal/provider"
+)
+
+// The service dies mid-create (its controller stops with workers being
+// made); a new one finishes the create, and another adopts the cluster
+// without making anything again.
+func TestRestartMidCreate(t *testing.T) {
+	e := newEnv(t, nil)
+	gate := make(chan struct{})
+	e.rt.setGate(gate)
+	e.start()
+	e.createCluster("k1", 2)
+	e.waitFor("k1", "control plane ready", func(cl *wharfv1.Cluster) bool {
+		return slices.ContainsFunc(cl.Status.Steps, func(s wharfv1.Step) bool { return s.Name == stepControlPlane })
+	})
+	e.stop()
+	if cl := e.cluster("k1"); cl.Status.Status != wharfv1.StatusCreateInProgress {
+		t.Fatalf("after the service stopped: %s (%s), want CREATE_IN_PROGRESS", cl.Status.Status, cl.Status.StatusReason)
+	}
+	close(gate)
+
+	e.start()
+	cl := e.waitStatus("k1", wharfv1.StatusCreateComplete)
+	var steps []string
+	for _, s := range cl.Status.Steps {
+		steps = append(steps, s.Name)
+	}
+	if want := []string{stepCredentials, stepMasterHosts, stepControlPlane, stepWorkerHosts, stepNodesReady}; !slices.Equal(steps, want) {
+		t.Errorf("steps %v, want %v", steps, want)
+	}
+	ref := provider.ClusterRef{Namespace: ns, Name: "k1", UID: string(cl.UID)}
+	hosts, err := e.prov.ListHosts(e.ctx, ref)
+	if len(hosts) != 3 {
+		t.Fatalf("hosts %+v, want 3", hosts)
+	}
+
+	// A third controller adopts the cluster as it is.
+	e.stop()
+	creates := e.prov.Creates("k1-master-0") + e.prov.Creates("k1-node-0") + e.prov.Creates("k1-node-1")
+	e.start()
+	// A change of the cluster's spec makes the new controller reconcile it.
+	cl = e.cluster("k1")
+	cl.Spec.Labels = map[string]string{"owner": "k"}
+	if cl, err = e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("k1", "reconciled", func(c *wharfv1.Cluster) bool {
+		return c.Status.ObservedGeneration == cl.Generation && c.Status.HealthStatus == wharfv1.HealthHealthy &&
+			c.Status.Status == wharfv1.StatusCreateComplete
+	})
+	e.stop()
+	if now := e.prov.Creates("k1-master-0") + e.prov.Creates("k1-node-0") + e.prov.Creates("k1-node-1"); now != creates {
+		t.Errorf("the adopting controller called CreateHost %d times", now-creates)
+	}
+}

@@ -1,0 +1,142 @@
+package coe
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"wharf.dev/wharf/internal/controlplane"
+	"wharf.dev/wharf/internal/provider"
+)
+
+// What runs on hosts, as docs/service.md fixes it.
+
+// Files and paths on a host, below its state dir.
+const (
+	fileRegistryCA    = "registry/ca.crt"
+	fileRegistryToken = "registry/token"
+)
+
+// hostSpecs holds what a cluster's host specs are made from.
+type hostSpecs struct {
+	e          *env
+	cr         *credentials
+	apiPort    int
+	apiAddress string // the cluster's API, for workers
+	pullToken  string // "" without a registry
+	registry   string // the service's registry URL ("" none)
+	registryCA []byte
+}
+
+func (c *Controller) specsFor(e *env, cr *credentials, apiAddress, pullToken string) *hostSpecs {
+	s := &hostSpecs{e: e, cr: cr, apiPort: c.cfg.APIPort, apiAddress: apiAddress, pullToken: pullToken}
+	if pullToken != "" {
+		s.registry, s.registryCA = c.cfg.RegistryURL, c.cfg.RegistryCA
+	}
+	return s
+}
+
+func (s *hostSpecs) cidrs() (pods, services string) {
+	pods, services = s.e.tmpl.Network.PodCIDR, s.e.tmpl.Network.ServiceCIDR
+	if pods == "" {
+		pods = controlplane.DefaultClusterCIDR
+	}
+	if services == "" {
+		services = controlplane.DefaultServiceCIDR
+	}
+	return pods, services
+}
+
+func (s *hostSpecs) base(name, role string) provider.HostSpec {
+	return provider.HostSpec{
+		Cluster: s.e.ref, Name: name, Role: role,
+		CPU: s.e.tmpl.Flavor.CPU, Memory: s.e.tmpl.Flavor.Memory,
+		HostCIDR: s.e.tmpl.Network.HostCIDR,
+	}
+}
+
+// master is a control plane host: a wharf server with the cluster's CA
+// and tokens.
+func (s *hostSpecs) master(name string) provider.HostSpec {
+	tokens, _ := json.Marshal(map[string]string{"admin": s.cr.adminToken, "join": s.cr.joinSecret})
+	pods, services := s.cidrs()
+	spec := s.base(name, provider.RoleMaster)
+	spec.Files = map[string][]byte{
+		"server/pki/ca.crt":  s.cr.caPEM,
+		"server/pki/ca.key":  s.cr.caKeyPEM,
+		"server/tokens.json": tokens,
+	}
+	spec.Args = []string{"server",
+		"--data-dir", "$(STATE_DIR)/server",
+		"--listen", "$(HOST_IP):" + strconv.Itoa(s.apiPort),
+		"--advertise-address", "$(HOST_IP)",
+		"--cluster-cidr", pods,
+		"--service-cidr", services,
+	}
+	return spec
+}
+
+// worker is a node: a wharf agent that joins the cluster and pulls from
+// the service's registry.
+func (s *hostSpecs) worker(name string) provider.HostSpec {
+	pods, _ := s.cidrs()
+	spec := s.base(name, provider.RoleWorker)
+	spec.Args = []string{"agent",
+		"--server", s.apiAddress,
+		"--token", s.cr.joinToken,
+		"--state-dir", "$(STATE_DIR)/agent",
+		"--node-name", name,
+		"--node-ip", "$(HOST_IP)",
+		"--cgroup-root", "/wharf/" + s.e.ref.Key() + "/" + name,
+		"--cluster-cidr", pods,
+	}
+	if s.registry != "" {
+		spec.Files = map[string][]byte{fileRegistryCA: s.registryCA, fileRegistryToken: []byte(s.pullToken)}
+		spec.Args = append(spec.Args,
+			"--registry-url", s.registry,
+			"--registry-ca-file", "$(STATE_DIR)/"+fileRegistryCA,
+			"--registry-token-file", "$(STATE_DIR)/"+fileRegistryToken)
+	}
+	return spec
+}
+
+func (s *hostSpecs) forRole(role, name string) provider.HostSpec {
+	if role == provider.RoleMaster {
+		return s.master(name)
+	}
+	return s.worker(name)
+}
+
+// apiAddressOf is the cluster API's URL on a master.
+func apiAddressOf(master provider.Host, port int) string {
+	return "https://" + net.JoinHostPort(master.Address, strconv.Itoa(port))
+}
+
+// createHosts makes hosts in parallel. A host that fails is in errs; the
+// others are made regardless, so a retry or a delete finds them all.
+func createHosts(ctx context.Context, p provider.Provider, specs []provider.HostSpec) (map[string]provider.Host, map[string]error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	hosts, errs := map[string]provider.Host{}, map[string]error{}
+	for _, spec := range specs {
+		wg.Go(func() {
+			h, err := p.CreateHost(ctx, spec)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[spec.Name] = err
+				return
+			}
+			if !h.Running {
+				errs[spec.Name] = fmt.Errorf("host %q made but not running", spec.Name)
+				return
+			}
+			hosts[spec.Name] = h
+		})
+	}
+	wg.Wait()
+	return hosts, errs
+}

@@ -1,0 +1,169 @@
+package routes
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// testNetNS returns a netlink handle of a fresh network namespace with a
+// link 10.50.0.1/24 (so 10.50.0.0/24 is on-link), deleted when the
+// test ends. Nothing here touches the machine's own routes.
+func testNetNS(t *testing.T) *netlink.Handle {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "wharf-rt-" + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "d0"
+	// A veth pair, not a dummy link: this machine's kernel has none.
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	d1, _ := h.LinkByName("d1")
+	if err := h.LinkSetUp(d1); err != nil {
+		t.Fatal(err)
+	}
+	d0, _ := h.LinkByName("d0")
+	if err := h.AddrAdd(d0, &netlink.Addr{IPNet: ipNet(netip.MustParsePrefix("10.50.0.1/24"))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(d0); err != nil {
+		t.Fatal(err)
+	}
+	// Routes of others: one apart, one on a destination a node claims.
+	for _, r := range []struct {
+		dst, via string
+		proto    netlink.RouteProtocol
+	}{{"10.244.9.0/24", "10.50.0.9", 4}, {"10.244.3.0/24", "10.50.0.8", 3}} {
+		err := h.RouteAdd(&netlink.Route{Dst: ipNet(netip.MustParsePrefix(r.dst)), Gw: net.ParseIP(r.via), LinkIndex: d0.Attrs().Index, Protocol: r.proto})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h
+}
+
+// routesIn returns the namespace's routes of a protocol as "dst via gw".
+func routesIn(t *testing.T, h *netlink.Handle, proto netlink.RouteProtocol) []string {
+	t.Helper()
+	rs, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: proto}, netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Dst.String()+" via "+r.Gw.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func checkRoutes(t *testing.T, h *netlink.Handle, want ...string) {
+	t.Helper()
+	if got := routesIn(t, h, Protocol); !slices.Equal(got, want) {
+		t.Errorf("our routes: %q, want %q", got, want)
+	}
+	others := append(routesIn(t, h, 3), routesIn(t, h, 4)...)
+	if want := []string{"10.244.3.0/24 via 10.50.0.8", "10.244.9.0/24 via 10.50.0.9"}; !slices.Equal(others, want) {
+		t.Errorf("others' routes: %q, want %q (untouched)", others, want)
+	}
+}
+
+func TestApply(t *testing.T) {
+	h := testNetNS(t)
+	a := &applier{h: h, log: slog.Default(), skipped: map[netip.Prefix]string{}}
+	steps := []struct {
+		desired []Route
+		want    []string
+	}{
+		{[]Route{
+			route("10.244.1.0/24", "10.50.0.2", "b"),
+			route("10.244.2.0/24", "10.50.0.3", "c"),
+			route("10.244.3.0/24", "10.50.0.4", "d"),  // someone else's destination
+			route("10.244.4.0/24", "172.16.0.1", "e"), // not on a link
+		}, []string{"10.244.1.0/24 via 10.50.0.2", "10.244.2.0/24 via 10.50.0.3"}},
+		// b moved, c left.
+		{[]Route{route("10.244.1.0/24", "10.50.0.5", "b")}, []string{"10.244.1.0/24 via 10.50.0.5"}},
+		{[]Route{route("10.244.1.0/24", "10.50.0.5", "b")}, []string{"10.244.1.0/24 via 10.50.0.5"}},
+		{nil, nil},
+	}
+	for i, s := range steps {
+		if err := a.apply(s.desired); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		checkRoutes(t, h, s.want...)
+	}
+}
+
+func TestController(t *testing.T) {
+	h := testNetNS(t)
+	client := fake.NewClientset(node("a", "10.244.0.0/24", "10.50.0.1"), node("b", "10.244.1.0/24", "10.50.0.2"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- New(Config{NodeName: "a", Client: client, Netlink: h}).Run(ctx)
+	}()
+	waitRoutes(t, ctx, h, "10.244.1.0/24 via 10.50.0.2")
+
+	nodes := client.CoreV1().Nodes()
+	if _, err := nodes.Create(ctx, node("c", "10.244.2.0/24", "10.50.0.3"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes(t, ctx, h, "10.244.1.0/24 via 10.50.0.2", "10.244.2.0/24 via 10.50.0.3")
+	if _, err := nodes.Update(ctx, node("b", "10.244.1.0/24", "10.50.0.7"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.Delete(ctx, "c", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes(t, ctx, h, "10.244.1.0/24 via 10.50.0.7")
+	checkRoutes(t, h, "10.244.1.0/24 via 10.50.0.7")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+// waitRoutes waits until our routes are want (or the test's time is up).
+func waitRoutes(t *testing.T, ctx context.Context, h *netlink.Handle, want ...string) {
+	t.Helper()
+	for !slices.Equal(routesIn(t, h, Protocol), want) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("our routes: %q, want %q", routesIn(t, h, Protocol), want)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"wharf.dev/wharf/internal/containerd"
+	"wharf.dev/wharf/internal/provider"
+)
+
+// PowerOff stops a host as a power cut would: every process of its cgroup
+// subtree (the wharf process, containerd, shims, containers) is killed
+// while frozen, so none can fork away; what a reboot would not find
+// either goes too (mounts below the state dir, shim sockets, cached CNI
+// results, the cgroups). Files, the namespace and the veth stay;
+// CreateHost starts the host again. A missing host is ErrNotFound.
+func (p *Provider) PowerOff(ctx context.Context, cluster provider.ClusterRef, name string) error {
+	n := p.namesFor(cluster, name)
+	defer lockHost(n.dir)()
+	r, err := readRecord(n.dir)
+	if err == nil && r.Cluster.UID != cluster.UID {
+		err = provider.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("power off host %q of cluster %s: %w", name, cluster.Key(), err)
+	}
+	start := time.Now()
+	if err := p.stopHost(ctx, n); err != nil {
+		return fmt.Errorf("power off host %q: %w", name, err)
+	}
+	r.PID, r.StartTime = 0, 0
+	if err := writeRecord(n.dir, r); err != nil {
+		return fmt.Errorf("power off host %q: %w", name, err)
+	}
+	p.log.Info("host powered off", "cluster", cluster.Key(), "host", name, "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// DeleteHost powers the host off and removes every trace of it: the
+// containerd leftovers outside its state dir, the veth and namespace, the
+// cgroups, the state dir with the record (which frees its address). Names
+// are derived, not read from the record, so a host a crash left half
+// made or half removed goes too; a missing host is not an error.
+func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, name string) error {
+	if checkName("cluster name", cluster.Name) != nil || checkName("host name", name) != nil {
+		return nil // no such host can exist
+	}
+	n := p.namesFor(cluster, name)
+	defer lockHost(n.dir)()
+	if r, err := readRecord(n.dir); err == nil && r.Cluster.UID != cluster.UID {
+		return nil // another cluster's host, whose key is the same
+	}
+	_, statErr := os.Stat(n.dir)
+	start := time.Now()
+	err := p.stopHost(ctx, n)
+	// Processes left alive would go on in a namespace no one can reach
+	// and hold the cgroups: keep everything for the next attempt.
+	if left := subtreePids(n.cgroupRoot); len(left) > 0 {
+		return fmt.Errorf("delete host %q: processes %v survived: %w", name, left, err)
+	}
+	errs := []error{err, deleteVeth(n), deleteNetNS(n)}
+	errs = append(errs, containerd.Cleanup(ctx, n.dir, n.cgroupRoot))
+	// The cluster's own levels go with its last host.
+	removeEmptyCgroup(filepath.Dir(n.cgroupRoot))
+	os.Remove(filepath.Dir(n.dir))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("delete host %q: %w", name, err)
+	}
+	if statErr != nil {
+		return nil // nothing was there (but leftovers of a crash, gone now)
+	}
+	p.log.Info("host deleted", "cluster", cluster.Key(), "host", name, "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// stopHost kills the host's processes and removes what would not survive
+// a power cut. containerd.Shutdown does it per containerd state dir (the
+// agent's is $(STATE_DIR)/agent; the spec's Args decide), then once for
+// the whole state dir: mounts outside a containerd's dir, the cgroups.
+func (p *Provider) stopHost(ctx context.Context, n names) error {
+	var errs []error
+	for _, d := range containerdStateDirs(n.dir) {
+		errs = append(errs, containerd.Shutdown(ctx, d, n.cgroupRoot))
+	}
+	errs = append(errs, containerd.Shutdown(ctx, n.dir, n.cgroupRoot))
+	return errors.Join(errs...)
+}
+
+// containerdStateDirs returns the directories below a host's state dir
+// (at most one level down) that hold a containerd's files.
+func containerdStateDirs(dir string) []string {
+	var out []string
+	matches, _ := filepath.Glob(filepath.Join(dir, "*", "containerd"))
+	if fi, err := os.Stat(filepath.Join(dir, "containerd")); err == nil && fi.IsDir() {
+		matches = append(matches, filepath.Join(dir, "containerd"))
+	}
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+			out = append(out, filepath.Dir(m))
+		}
+	}
+	return out
+}

@@ -1,0 +1,148 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// joinAndExec is run by /bin/sh: it moves itself into each cgroup.procs
+// file given before "--", then execs the rest. The host process thus
+// starts in its host's cgroups before it runs a single instruction of its
+// own (Go cannot run code between fork and exec, and CLONE_INTO_CGROUP is
+// cgroup v2 only); containerd, its shims and the pods inherit the subtree.
+const joinAndExec = `while [ "$1" != -- ]; do echo $$ > "$1" || exit 1; shift; done; shift; exec "$@"`
+
+// defaultPath is the PATH of host processes when the service has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// expandArgs replaces $(HOST_IP) and $(STATE_DIR) in args.
+func expandArgs(args []string, hostIP, stateDir string) []string {
+	r := strings.NewReplacer("$(HOST_IP)", hostIP, "$(STATE_DIR)", stateDir)
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = r.Replace(a)
+	}
+	return out
+}
+
+// maxSocketPath is the longest unix socket path (sun_path, without NUL).
+const maxSocketPath = 107
+
+// containerdSocket is the longest socket path below an agent's state dir.
+const containerdSocket = "/containerd/containerd.sock.ttrpc"
+
+// checkSocketPaths refuses an agent whose --state-dir would make its
+// containerd's socket path too long: the agent would fail in its log
+// only, long after CreateHost said yes. Host state dirs are long
+// (S/hosts/<cluster key>/<host>), so long cluster names hit this.
+func checkSocketPaths(args []string) error {
+	if len(args) == 0 || args[0] != "agent" {
+		return nil
+	}
+	for i, a := range args {
+		dir, ok := strings.CutPrefix(a, "--state-dir=")
+		if !ok && a == "--state-dir" && i+1 < len(args) {
+			dir, ok = args[i+1], true
+		}
+		if ok && len(dir)+len(containerdSocket) > maxSocketPath {
+			return fmt.Errorf("the agent's state dir %q makes containerd's socket path %d bytes long, more than %d: use a shorter state dir or cluster name",
+				dir, len(dir)+len(containerdSocket), maxSocketPath)
+		}
+	}
+	return nil
+}
+
+// startProcess starts the host's wharf process: in its own session (it
+// must outlive the service, as a VM outlives magnum-conductor), in the
+// host's network namespace through nsenter (not `ip netns exec`, which
+// remounts /sys: runc then finds no cgroups), joining procs first, with
+// its output appended to the host's log. It returns the pid and start
+// time that identify the process later.
+func (p *Provider) startProcess(n names, procs, args []string) (int, uint64, error) {
+	logf, err := os.OpenFile(filepath.Join(n.dir, logFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, 0, fmt.Errorf("host log: %w", err)
+	}
+	defer logf.Close()
+	shArgs := append([]string{"-c", joinAndExec, "wharf-host"}, procs...)
+	shArgs = append(shArgs, "--", p.nsenter, "--net="+n.netnsPath(), p.cfg.Binary)
+	shArgs = append(shArgs, args...)
+	cmd := exec.Command("/bin/sh", shArgs...)
+	cmd.Dir = n.dir
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = defaultPath
+	}
+	// A host is a machine of its own: it gets none of the service's
+	// environment but a PATH (for containerd, iptables, nsenter).
+	cmd.Env = []string{"PATH=" + path, "HOME=" + n.dir}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, fmt.Errorf("start host process: %w", err)
+	}
+	pid := cmd.Process.Pid
+	// The shell joins the cgroups itself before it execs; joining it here
+	// too means it is there when CreateHost returns (and a PowerOff right
+	// after finds it), whether or not the shell has run yet.
+	for _, f := range procs {
+		if err := os.WriteFile(f, []byte(strconv.Itoa(pid)), 0o644); err != nil && !errors.Is(err, syscall.ESRCH) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return 0, 0, fmt.Errorf("host process %d: %s: %w", pid, f, err)
+		}
+	}
+	// Reap it when it dies, as long as this service runs; after a
+	// restart of the service the process is init's child.
+	go cmd.Wait()
+	st, err := procStartTime(pid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("host process %d: %w", pid, err)
+	}
+	return pid, st, nil
+}
+
+// procStat returns a process's state letter and start time (field 22 of
+// /proc/<pid>/stat, clock ticks after boot).
+func procStat(pid int) (byte, uint64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: fields
+	// are counted after its closing parenthesis.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	st, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return fields[0][0], st, nil
+}
+
+func procStartTime(pid int) (uint64, error) {
+	_, st, err := procStat(pid)
+	return st, err
+}
+
+// alive says whether the recorded process still runs: same pid, same
+// start time (pids are reused), and not a zombie.
+func (r *record) alive() bool {
+	if r.PID <= 0 {
+		return false
+	}
+	state, st, err := procStat(r.PID)
+	return err == nil && st == r.StartTime && state != 'Z' && state != 'X'
+}

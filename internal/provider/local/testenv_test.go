@@ -1,0 +1,212 @@
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+
+	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/provider/providertest"
+)
+
+func TestMain(m *testing.M) {
+	providertest.RunHelperIfAsked()
+	os.Exit(m.Run())
+}
+
+// requireHost skips tests that need root, cgroup v1 with a freezer and
+// nsenter.
+func requireHost(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/freezer"); err != nil {
+		t.Skip("needs the cgroup v1 freezer")
+	}
+	for _, bin := range []string{"nsenter", "iptables"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s", bin)
+		}
+	}
+}
+
+// testConfig is a provider config of the test's own: a fresh state dir, a
+// bridge of its own on a /24 that no interface of the machine uses (so
+// the tests never touch a running service's hosts or other traffic), and
+// the test binary as the hosts' program. Hosts left by a failed test and
+// the bridge go when the test ends.
+func testConfig(t testing.TB) Config {
+	t.Helper()
+	requireHost(t)
+	b := make([]byte, 4)
+	var network netip.Prefix
+	for i := 0; ; i++ {
+		rand.Read(b)
+		network = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 124 + b[0]%4, b[1], 0}), 24)
+		if !inUse(t, network) {
+			break
+		}
+		if i == 20 {
+			t.Fatalf("no free test network found")
+		}
+	}
+	cfg := Config{
+		StateDir: t.TempDir(),
+		Network:  network.String(),
+		Bridge:   "wht" + hex.EncodeToString(b[2:]),
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	t.Cleanup(func() {
+		p, err := New(cfg)
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		recs, _ := p.allRecords()
+		for _, r := range recs {
+			t.Errorf("cleanup: host %s of cluster %s was left", r.Name, r.Cluster.Key())
+			if err := p.DeleteHost(context.Background(), r.Cluster, r.Name); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+		if err := p.RemoveNetwork(context.Background()); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return cfg
+}
+
+func inUse(t testing.TB, network netip.Prefix) bool {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatalf("routes: %v", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		if ones == 0 {
+			continue // the default route
+		}
+		if a, ok := netip.AddrFromSlice(r.Dst.IP.To4()); ok && netip.PrefixFrom(a, ones).Overlaps(network) {
+			return true
+		}
+	}
+	return false
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func newTestProvider(t testing.TB, cfg Config) *Provider {
+	t.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// processesUsing returns the pids of processes whose command line
+// mentions s (a host's state dir: the helper gets it as an argument).
+func processesUsing(s string) []string {
+	var pids []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		cmdline, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			pids = append(pids, filepath.Base(d))
+		}
+	}
+	return pids
+}
+
+// cgroupsOf returns the host's cgroup root in every hierarchy that has it.
+func cgroupsOf(t testing.TB, rel string) []string {
+	hs, err := hierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, h := range hs {
+		if _, err := os.Stat(filepath.Join(h.dir, rel)); err == nil {
+			out = append(out, filepath.Join(h.dir, rel))
+		}
+	}
+	return out
+}
+
+// checkOff: no process of the host, its plumbing and state still there.
+func checkOff(t *testing.T, p *Provider, h provider.Host) {
+	t.Helper()
+	n := p.namesFor(h.Cluster, h.Name)
+	if pids := processesUsing(n.dir); len(pids) > 0 {
+		t.Errorf("host %s is off, and processes %v still run", h.Name, pids)
+	}
+	if pids := subtreePids(n.cgroupRoot); len(pids) > 0 {
+		t.Errorf("host %s is off, and its cgroups hold %v", h.Name, pids)
+	}
+	for _, path := range []string{n.netnsPath(), filepath.Join(n.dir, recordFile), filepath.Join(n.dir, "providertest/starts")} {
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("host %s is off: %v", h.Name, err)
+		}
+	}
+	if _, err := netlink.LinkByName(n.veth); err != nil {
+		t.Errorf("host %s is off: veth %s: %v", h.Name, n.veth, err)
+	}
+}
+
+// checkGone: nothing of the host is left.
+func checkGone(t *testing.T, p *Provider, h provider.Host) {
+	t.Helper()
+	n := p.namesFor(h.Cluster, h.Name)
+	if pids := processesUsing(n.dir); len(pids) > 0 {
+		t.Errorf("host %s was deleted, and processes %v still run", h.Name, pids)
+	}
+	// The cluster's own levels go with its last host.
+	others, err := p.ListHosts(context.Background(), h.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cgroup, paths := n.cgroupRoot, []string{n.netnsPath(), n.dir}
+	if len(others) == 0 {
+		cgroup, paths = filepath.Dir(n.cgroupRoot), append(paths, filepath.Dir(n.dir))
+	}
+	for _, path := range paths {
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("host %s was deleted, and %s is left (%v)", h.Name, path, err)
+		}
+	}
+	if _, err := netlink.LinkByName(n.veth); err == nil {
+		t.Errorf("host %s was deleted, and its veth %s is left", h.Name, n.veth)
+	}
+	if left := cgroupsOf(t, cgroup); len(left) > 0 {
+		t.Errorf("host %s was deleted, and cgroups are left: %v", h.Name, left)
+	}
+	recs, err := p.allRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Address == h.Address {
+			t.Errorf("host %s was deleted, and its address %s is still taken by %s", h.Name, h.Address, r.Name)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"wharf.dev/wharf/internal/provider"
+)
+
+// CreateHost takes a free machine for the host (or the one already
+// serving it), makes sure the machine has the packages and the binary,
+// writes the host's files and starts its process. A host whose process
+// runs is returned as it is.
+func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (provider.Host, error) {
+	if !validName(spec.Name) || !validName(spec.Cluster.Key()) {
+		return provider.Host{}, fmt.Errorf("host %q of cluster %q: names must be lower-case DNS labels", spec.Name, spec.Cluster.Key())
+	}
+	if len(spec.Args) == 0 {
+		return provider.Host{}, fmt.Errorf("host %q: no args", spec.Name)
+	}
+	mu := p.hostLock(spec.Cluster, spec.Name)
+	mu.Lock()
+	defer mu.Unlock()
+	start := time.Now()
+
+	rec, err := p.store.claim(spec, p.cfg.Hosts)
+	if err != nil {
+		return provider.Host{}, err
+	}
+	l := p.layoutOf(spec.Cluster, spec.Name)
+	host := p.hostOf(rec)
+	log := p.log.With("cluster", spec.Cluster.Key(), "host", spec.Name, "machine", rec.Machine)
+
+	out, err := p.run(ctx, rec.Machine, "probe", probeScript(l), nil)
+	if err != nil {
+		return host, fmt.Errorf("host %q: %w", spec.Name, err)
+	}
+	pr := parseProbe(out)
+	if pr.running {
+		host.Running = true
+		return host, p.setInit(rec, pr.init)
+	}
+	if len(pr.missing) > 0 {
+		log.Info("installing packages", "packages", pr.missing)
+		t := time.Now()
+		if _, err := p.run(ctx, rec.Machine, "install packages", installScript(pr.missing), nil); err != nil {
+			return host, fmt.Errorf("host %q: %w", spec.Name, err)
+		}
+		log.Info("installed packages", "duration", time.Since(t).Round(time.Millisecond))
+	}
+	if err := p.upload(ctx, rec.Machine, l, pr.sum); err != nil {
+		return host, fmt.Errorf("host %q: %w", spec.Name, err)
+	}
+	files, err := hostTar(spec, l, host.Address)
+	if err != nil {
+		return host, fmt.Errorf("host %q: %w", spec.Name, err)
+	}
+	if _, err := p.run(ctx, rec.Machine, "start", startScript(l, pr.init, unitFile(l, spec)), bytes.NewReader(files)); err != nil {
+		return host, fmt.Errorf("host %q: %w", spec.Name, err)
+	}
+	if err := p.setInit(rec, pr.init); err != nil {
+		return host, err
+	}
+	host.Running = true
+	log.Info("host started", "address", host.Address, "init", pr.init, "duration", time.Since(start).Round(time.Millisecond))
+	return host, nil
+}
+
+// upload copies the wharf binary to the host unless the machine has it.
+func (p *Provider) upload(ctx context.Context, machine string, l layout, remoteSum string) error {
+	sum, err := p.bin.checksum()
+	if err != nil {
+		return err
+	}
+	if sum == remoteSum {
+		return nil
+	}
+	f, err := os.Open(p.bin.path)
+	if err != nil {
+		return fmt.Errorf("wharf binary: %w", err)
+	}
+	defer f.Close()
+	t := time.Now()
+	if _, err := p.run(ctx, machine, "copy wharf binary", uploadScript(l, sum), f); err != nil {
+		return err
+	}
+	p.log.Debug("copied wharf binary", "machine", machine, "path", l.Binary(), "duration", time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+// setInit records how the host's process was started.
+func (p *Provider) setInit(rec record, init string) error {
+	if rec.Init == init {
+		return nil
+	}
+	rec.Init = init
+	return p.store.put(rec)
+}
+
+// hostOf is what a record says of a host, without asking its machine.
+func (p *Provider) hostOf(rec record) provider.Host {
+	_, addr := machineAddr(rec.Machine)
+	return provider.Host{
+		Name:     rec.Name,
+		Role:     rec.Role,
+		Cluster:  rec.Cluster,
+		Address:  addr,
+		StateDir: p.layoutOf(rec.Cluster, rec.Name).State(),
+	}
+}

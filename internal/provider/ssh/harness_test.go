@@ -1,0 +1,251 @@
+package ssh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"wharf.dev/wharf/internal/provider/ssh/hostctl"
+)
+
+// lab is a set of test "machines": network namespaces on a bridge of
+// their own, each running Debian's sshd with its own host key, all
+// accepting one client key. The machines share this machine's file
+// system (the provider's BaseDir keeps their hosts apart).
+type lab struct {
+	id       string
+	gateway  string // the bridge's address: the service address
+	machines []*machine
+	key      []byte // the client's private key (OpenSSH PEM)
+	known    []byte // known_hosts lines of every machine
+	baseDir  string
+}
+
+type machine struct {
+	ns, addr, dir string
+}
+
+// needLab skips unless a lab can be made here.
+func needLab(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, sshd)")
+	}
+	for _, bin := range []string{"/usr/sbin/sshd", "ip", "nsenter", "iptables"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s (Debian openssh-server, iproute2, util-linux, iptables: hack/install-deps.sh)", bin)
+		}
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/freezer"); err != nil {
+		t.Skip("needs the cgroup v1 freezer")
+	}
+}
+
+// newLab makes n machines; everything goes when the test ends, failed or not.
+func newLab(t *testing.T, n int) *lab {
+	t.Helper()
+	needLab(t)
+	b := make([]byte, 3)
+	rand.Read(b)
+	l := &lab{id: hex.EncodeToString(b)}
+	l.baseDir = "/tmp/wsh-" + l.id // short: containerd's socket path must stay under 108 bytes
+	prefix := freeSubnet(t)
+	l.gateway = prefix + "1"
+	bridge := "wshb" + l.id
+	sh(t, "ip", "link", "add", bridge, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	sh(t, "ip", "addr", "add", l.gateway+"/24", "dev", bridge)
+	sh(t, "ip", "link", "set", bridge, "up")
+	// With br_netfilter, bridged traffic crosses FORWARD, which a Docker
+	// machine drops by default.
+	rule := []string{"FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"}
+	sh(t, "iptables", append([]string{"-I"}, rule...)...)
+	t.Cleanup(func() { exec.Command("iptables", append([]string{"-D"}, rule...)...).Run() })
+
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	l.key = pemKey(t, priv)
+	clientPub, _ := ssh.NewPublicKey(pub)
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation dir
+		t.Fatal(err)
+	}
+	for i := range n {
+		m := &machine{ns: fmt.Sprintf("wsh-%s-%d", l.id, i), addr: prefix + strconv.Itoa(10+i), dir: t.TempDir()}
+		l.addMachine(t, m, bridge, clientPub)
+		l.machines = append(l.machines, m)
+	}
+	// Registered last, so it runs first: whatever a failed test left of
+	// its hosts goes before the machines do.
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob(filepath.Join(l.baseDir, "*", "*"))
+		for _, d := range dirs {
+			key, name := filepath.Base(filepath.Dir(d)), filepath.Base(d)
+			if err := hostctl.Cleanup(context.Background(), d, "/wharf/"+key+"/"+name); err != nil {
+				t.Errorf("lab cleanup of %s: %v", d, err)
+			}
+		}
+		os.RemoveAll(l.baseDir)
+	})
+	return l
+}
+
+// addMachine makes a namespace on the bridge and starts sshd in it.
+func (l *lab) addMachine(t *testing.T, m *machine, bridge string, clientPub ssh.PublicKey) {
+	t.Helper()
+	sh(t, "ip", "netns", "add", m.ns)
+	t.Cleanup(func() {
+		killNetns(m.ns)
+		exec.Command("ip", "netns", "del", m.ns).Run()
+	})
+	veth := fmt.Sprintf("wshv%s%d", l.id, len(l.machines))
+	sh(t, "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", m.ns)
+	sh(t, "ip", "link", "set", veth, "master", bridge, "up")
+	sh(t, "ip", "-n", m.ns, "addr", "add", m.addr+"/24", "dev", "eth0")
+	sh(t, "ip", "-n", m.ns, "link", "set", "eth0", "up")
+	sh(t, "ip", "-n", m.ns, "link", "set", "lo", "up")
+	sh(t, "ip", "-n", m.ns, "route", "add", "default", "via", l.gateway)
+
+	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	hostKey := filepath.Join(m.dir, "ssh_host_ed25519_key")
+	write(t, hostKey, pemKey(t, hostPriv))
+	write(t, filepath.Join(m.dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub))
+	config := filepath.Join(m.dir, "sshd_config")
+	write(t, config, []byte(fmt.Sprintf(`ListenAddress %s:22
+HostKey %s
+AuthorizedKeysFile %s/authorized_keys
+PidFile none
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+MaxSessions 64
+MaxStartups 64
+LogLevel ERROR
+`, m.addr, hostKey, m.dir)))
+	signer, _ := ssh.NewSignerFromKey(hostPriv)
+	l.known = append(l.known, knownhosts.Line([]string{m.addr}, signer.PublicKey())+"\n"...)
+
+	logf, err := os.Create(filepath.Join(m.dir, "sshd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nsenter", "--net=/var/run/netns/"+m.ns, "/usr/sbin/sshd", "-D", "-e", "-f", config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("sshd: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(logf.Name())
+			t.Logf("sshd of %s:\n%s", m.addr, data)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", m.addr+":22", time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd on %s never listened: %v", m.addr, err)
+		}
+	}
+}
+
+// config is a provider config for the lab's machines.
+func (l *lab) config(t *testing.T, stateDir, binary string) Config {
+	var hosts []string
+	for _, m := range l.machines {
+		hosts = append(hosts, m.addr)
+	}
+	return Config{
+		Hosts: hosts, Key: l.key, KnownHosts: l.known, Binary: binary,
+		StateDir: stateDir, BaseDir: l.baseDir, ServiceAddress: l.gateway, Logger: testLogger(t),
+	}
+}
+
+// machineOf returns the machine at addr.
+func (l *lab) machineOf(addr string) *machine {
+	for _, m := range l.machines {
+		if m.addr == addr {
+			return m
+		}
+	}
+	return nil
+}
+
+// processes lists the pids in the machine's namespace other than sshd's.
+func (m *machine) processes() []string {
+	out, _ := exec.Command("ip", "netns", "pids", m.ns).Output()
+	var pids []string
+	for _, pid := range strings.Fields(string(out)) {
+		if exe, _ := os.Readlink("/proc/" + pid + "/exe"); exe != "/usr/sbin/sshd" {
+			pids = append(pids, pid+"("+exe+")")
+		}
+	}
+	return pids
+}
+
+// freeSubnet picks a 10.124.x.0/24 that no route on this machine uses.
+func freeSubnet(t *testing.T) string {
+	routes, _ := exec.Command("ip", "-4", "route").Output()
+	b := make([]byte, 1)
+	for range 50 {
+		rand.Read(b)
+		prefix := fmt.Sprintf("10.124.%d.", 1+int(b[0])%250)
+		if !strings.Contains(string(routes), prefix+"0/24") {
+			return prefix
+		}
+	}
+	t.Fatal("no free 10.124.x.0/24")
+	return ""
+}
+
+func killNetns(ns string) {
+	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func pemKey(t *testing.T, priv ed25519.PrivateKey) []byte {
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(block)
+}
+
+func sh(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
