@@ -2,6 +2,7 @@ package coe
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"wharf.dev/wharf/internal/client/wharf"
+	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/provider"
 )
 
@@ -88,6 +90,25 @@ func (cfg *Config) setDefaults() {
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
+}
+
+// ConfigFromService is the Config of a controller running in a `wharf
+// service` process (controlplane.Options.ServiceController): its clients
+// are the service's loopback ones, its registry the service's.
+func ConfigFromService(env controlplane.ServiceEnv, providers map[string]provider.Provider) (Config, error) {
+	kube, err := kubernetes.NewForConfig(env.Loopback)
+	if err != nil {
+		return Config{}, fmt.Errorf("cluster controller: %w", err)
+	}
+	wc, err := wharf.NewForConfig(env.Loopback)
+	if err != nil {
+		return Config{}, fmt.Errorf("cluster controller: %w", err)
+	}
+	return Config{
+		Kube: kube, Wharf: wc, Providers: providers,
+		RegistryURL: env.RegistryURL, RegistryCA: env.CACertPEM,
+		Logger: env.Logger,
+	}, nil
 }
 
 // Controller reconciles Clusters and NodeGroups.

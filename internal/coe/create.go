@@ -41,7 +41,13 @@ func (c *Controller) create(ctx context.Context, cl *wharfv1.Cluster, e *env) er
 	remaining := cl.CreationTimestamp.Add(timeout).Sub(start)
 	cctx, cancel := context.WithTimeoutCause(ctx, remaining, errCreateTimeout)
 	defer cancel()
-	err := c.provision(cctx, cl, e)
+	var err error
+	if remaining > 0 {
+		err = c.provision(cctx, cl, e)
+	} else {
+		// Resumed after the service was down for longer than the timeout.
+		err = failStep("create", nil, fmt.Errorf("not finished %s after the cluster was created", timeout))
+	}
 	if err == nil {
 		c.log.Info("cluster created", "cluster", cl.Namespace+"/"+cl.Name, "took", c.clock.Since(start))
 		return nil
@@ -156,7 +162,7 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 		return failStep(stepNodesReady, ne.reasons, err)
 	}
 	for _, p := range workerPlans {
-		if err := applyGroup(ctx, kube, p.group, p.names()); err != nil {
+		if err := applyGroup(ctx, kube, p.group, p.names(), nodes); err != nil {
 			return failStep(stepNodesReady, nil, err)
 		}
 	}

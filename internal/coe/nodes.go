@@ -123,11 +123,18 @@ func splitList(s string) []string {
 	return strings.Split(s, ",")
 }
 
-// applyGroup puts g's labels and taints on the nodes of its hosts that
-// exist; it is called again whenever the group changes.
-func applyGroup(ctx context.Context, kube kubernetes.Interface, g *wharfv1.NodeGroup, names []string) error {
+// applyGroup puts g's labels and taints on the nodes of its hosts, as
+// listed in known (nodes not there are not registered yet); it is called
+// again whenever the group changes. Only nodes that need a change are
+// read afresh and written.
+func applyGroup(ctx context.Context, kube kubernetes.Interface, g *wharfv1.NodeGroup, names []string, known map[string]*corev1.Node) error {
 	nodes := kube.CoreV1().Nodes()
 	for _, name := range names {
+		if n := known[name]; n == nil {
+			continue
+		} else if _, changed := withGroup(n, g); !changed {
+			continue
+		}
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			n, err := nodes.Get(ctx, name, metav1.GetOptions{})
 			if err != nil {

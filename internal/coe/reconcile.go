@@ -55,7 +55,15 @@ func (c *Controller) reconcile(ctx context.Context, cl *wharfv1.Cluster, e *env)
 			return err
 		}
 	}
-	u := &update{orphans: orphans, heal: c.dueForHealing(cl, e, plans)}
+	u := &update{heal: c.dueForHealing(cl, e, plans)}
+	for _, h := range orphans {
+		if h.Role == provider.RoleMaster {
+			// Only a bug could orphan a master; removing it would lose the cluster.
+			c.log.Error("master host of no node group left alone", "cluster", cl.Namespace+"/"+cl.Name, "host", h.Name)
+			continue
+		}
+		u.orphans = append(u.orphans, h)
+	}
 	for _, p := range plans {
 		if p.role() == provider.RoleMaster || groupBlocked(p.group) {
 			p.create, p.remove = nil, nil

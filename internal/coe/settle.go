@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
@@ -28,6 +30,13 @@ func (c *Controller) settle(ctx context.Context, cl *wharfv1.Cluster, e *env, ku
 	}
 	now, _ := planGroups(cl.Name, groups, hosts)
 	var errs []error
+	var nodes map[string]*corev1.Node
+	if kube != nil {
+		if nodes, err = listNodes(ctx, kube); err != nil {
+			errs = append(errs, err)
+			kube = nil // labels and taints wait for the next round
+		}
+	}
 	var invalid []string
 	workers := map[string]provider.Host{}
 	for _, fresh := range now {
@@ -41,7 +50,7 @@ func (c *Controller) settle(ctx context.Context, cl *wharfv1.Cluster, e *env, ku
 			}
 		}
 		if kube != nil && fresh.role() == provider.RoleWorker {
-			if err := applyGroup(ctx, kube, p.group, names); err != nil {
+			if err := applyGroup(ctx, kube, p.group, names, nodes); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -78,6 +87,18 @@ func (c *Controller) settle(ctx context.Context, cl *wharfv1.Cluster, e *env, ku
 		}
 	}
 	return errors.Join(append(errs, err)...)
+}
+
+func listNodes(ctx context.Context, kube kubernetes.Interface) (map[string]*corev1.Node, error) {
+	l, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	out := make(map[string]*corev1.Node, len(l.Items))
+	for i := range l.Items {
+		out[l.Items[i].Name] = &l.Items[i]
+	}
+	return out, nil
 }
 
 // clearNodesToRemove drops the hosts that were removed from the group's

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"k8s.io/client-go/rest"
@@ -69,7 +70,7 @@ func (o *Options) serviceDefaults() error {
 	if err != nil {
 		return err
 	}
-	o.TLSSANs = append(o.TLSSANs, addr.String())
+	o.TLSSANs = append(slices.Clip(o.TLSSANs), addr.String()) // not the caller's array
 	if o.HostsDir == "" {
 		o.HostsDir = filepath.Join(o.DataDir, "hosts")
 	}

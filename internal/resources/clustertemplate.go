@@ -242,12 +242,10 @@ func validateClusterTemplateDelete(ctx context.Context, obj runtime.Object, objs
 
 // templateUsers names the clusters made from t ("ns/name" for other
 // projects'), deleting ones included: their controller still needs it.
+// Every project is searched: a template made private since keeps the
+// clusters other projects made while it was public.
 func templateUsers(ctx context.Context, t *wharfv1.ClusterTemplate, objs Objects) ([]string, error) {
-	namespace := t.Namespace
-	if t.Spec.Public {
-		namespace = "" // other projects may use it
-	}
-	clusters, err := objs.List(ctx, wharfv1.SchemeGroupVersion.WithResource("clusters"), namespace)
+	clusters, err := objs.List(ctx, wharfv1.SchemeGroupVersion.WithResource("clusters"), "")
 	if err != nil {
 		return nil, fmt.Errorf("list the clusters of template %s/%s: %w", t.Namespace, t.Name, err)
 	}

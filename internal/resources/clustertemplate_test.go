@@ -1,11 +1,15 @@
 package resources
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 )
@@ -99,5 +103,38 @@ func TestClusterTemplateRow(t *testing.T) {
 	got := clusterTemplateRow(tpl, testNow)
 	if diff := cmp.Diff([]any{"k8s-local", "kubernetes", "local", "false", "90s"}, got); diff != "" {
 		t.Errorf("row (-want +got):\n%s", diff)
+	}
+}
+
+func TestClusterTemplateInUse(t *testing.T) {
+	ctx := context.Background()
+	cluster := func(ns, name, template string) runtime.Object {
+		return &wharfv1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: wharfv1.ClusterSpec{Template: template}}
+	}
+	objs := memObjects{wharfv1.SchemeGroupVersion.WithResource("clusters"): {
+		cluster("default", "a", "k8s-local"), cluster("team", "b", "default/k8s-local"), cluster("team", "c", "k8s-local"),
+	}}
+	tpl := newClusterTemplate() // private now, public when team/b was made
+	err := ClusterTemplates().ValidateDelete(ctx, tpl, objs)
+	if !apierrors.IsConflict(err) || !strings.Contains(err.Error(), `cluster template "k8s-local" is used by clusters a, team/b: delete them first`) {
+		t.Errorf("delete: %v", err)
+	}
+	if err := ClusterTemplates().ValidateDelete(ctx, newClusterTemplate(func(t *wharfv1.ClusterTemplate) { t.Name = "unused" }), objs); err != nil {
+		t.Errorf("delete of an unused template: %v", err)
+	}
+	for _, tt := range []struct {
+		name    string
+		change  func(*wharfv1.ClusterTemplate)
+		refused bool
+	}{
+		{"public", func(t *wharfv1.ClusterTemplate) { t.Spec.Public, t.Spec.Hidden = true, true }, false},
+		{"labels", func(t *wharfv1.ClusterTemplate) { t.Spec.Labels = map[string]string{"a": "b"} }, true},
+		{"flavor", func(t *wharfv1.ClusterTemplate) { t.Spec.Flavor.CPU = "1" }, true},
+	} {
+		changed := tpl.DeepCopy()
+		tt.change(changed)
+		if err := ClusterTemplates().Admit(ctx, changed, tpl, objs); apierrors.IsConflict(err) != tt.refused {
+			t.Errorf("%s change: %v, want refused %v", tt.name, err, tt.refused)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"wharf.dev/wharf/internal/provider"
@@ -53,6 +54,8 @@ type Provider struct {
 	bridgeAddr netip.Addr
 	nsenter    string
 	log        *slog.Logger
+	// forwardOK: the bridge's FORWARD rule was checked.
+	forwardOK atomic.Bool
 }
 
 var _ provider.Provider = (*Provider)(nil)

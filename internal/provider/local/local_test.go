@@ -2,11 +2,13 @@ package local
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,4 +154,58 @@ func BenchmarkHost(b *testing.B) {
 	}
 	b.ReportMetric(float64(create.Microseconds())/1000/float64(b.N), "create-ms/op")
 	b.ReportMetric(float64(del.Microseconds())/1000/float64(b.N), "delete-ms/op")
+}
+
+// TestRecovery: a host whose process died and whose veth went is made
+// whole by CreateHost; a host whose record is gone is still deleted.
+func TestRecovery(t *testing.T) {
+	cfg := testConfig(t)
+	p := newTestProvider(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := provider.ClusterRef{Namespace: "t", Name: "recover", UID: "aabbccddeeff0011"}
+	spec := provider.HostSpec{Cluster: c, Name: "recover-node-0", Role: provider.RoleWorker,
+		Args: []string{providertest.HelperCommand, "--listen", "$(HOST_IP):7777", "--state-dir", "$(STATE_DIR)"}}
+	t.Cleanup(func() { p.DeleteHost(context.Background(), c, spec.Name) })
+	h, err := p.CreateHost(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := p.namesFor(c, spec.Name)
+	r, err := readRecord(n.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(r.PID, syscall.SIGKILL)
+	if err := deleteVeth(n); err != nil {
+		t.Fatal(err)
+	}
+	for r.alive() {
+		sleepOrFail(t, ctx, "host process %d does not die", r.PID)
+	}
+	if hosts, err := p.ListHosts(ctx, c); err != nil || len(hosts) != 1 || hosts[0].Running {
+		t.Errorf("ListHosts after the process died = %+v, %v; want it not running", hosts, err)
+	}
+	again, err := p.CreateHost(ctx, spec)
+	if err != nil || !again.Running || again.Address != h.Address {
+		t.Fatalf("CreateHost after a crash = %+v, %v; want %s running", again, err, h.Address)
+	}
+	// The helper answers through the new veth.
+	url := "http://" + h.Address + ":7777/report"
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		sleepOrFail(t, ctx, "%s: %v", url, err)
+	}
+
+	if err := os.Remove(filepath.Join(n.dir, recordFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DeleteHost(ctx, c, spec.Name); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, p, h)
 }

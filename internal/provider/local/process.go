@@ -1,7 +1,6 @@
 package local
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,12 +10,14 @@ import (
 	"syscall"
 )
 
-// joinAndExec is run by /bin/sh: it moves itself into each cgroup.procs
-// file given before "--", then execs the rest. The host process thus
-// starts in its host's cgroups before it runs a single instruction of its
-// own (Go cannot run code between fork and exec, and CLONE_INTO_CGROUP is
-// cgroup v2 only); containerd, its shims and the pods inherit the subtree.
-const joinAndExec = `while [ "$1" != -- ]; do echo $$ > "$1" || exit 1; shift; done; shift; exec "$@"`
+// waitAndExec is run by /bin/sh: it waits until the provider has moved
+// it into the host's cgroups and says so on fd 3, then execs its
+// arguments. The host process thus starts in its host's cgroups before it
+// runs a single instruction of its own (Go cannot run code between fork
+// and exec, and CLONE_INTO_CGROUP is cgroup v2 only); containerd, its
+// shims and the pods inherit the subtree. Without the word (the provider
+// died) it exits instead of running outside them.
+const waitAndExec = `read -r go <&3 && [ "$go" = go ] || exit 1; exec 3<&-; exec "$@"`
 
 // defaultPath is the PATH of host processes when the service has none.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -70,9 +71,13 @@ func (p *Provider) startProcess(n names, procs, args []string) (int, uint64, err
 		return 0, 0, fmt.Errorf("host log: %w", err)
 	}
 	defer logf.Close()
-	shArgs := append([]string{"-c", joinAndExec, "wharf-host"}, procs...)
-	shArgs = append(shArgs, "--", p.nsenter, "--net="+n.netnsPath(), p.cfg.Binary)
-	shArgs = append(shArgs, args...)
+	release, hold, err := os.Pipe()
+	if err != nil {
+		return 0, 0, fmt.Errorf("start host process: %w", err)
+	}
+	defer release.Close()
+	defer hold.Close()
+	shArgs := append([]string{"-c", waitAndExec, "wharf-host", p.nsenter, "--net=" + n.netnsPath(), p.cfg.Binary}, args...)
 	cmd := exec.Command("/bin/sh", shArgs...)
 	cmd.Dir = n.dir
 	path := os.Getenv("PATH")
@@ -83,28 +88,34 @@ func (p *Provider) startProcess(n names, procs, args []string) (int, uint64, err
 	// environment but a PATH (for containerd, iptables, nsenter).
 	cmd.Env = []string{"PATH=" + path, "HOME=" + n.dir}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{release} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, 0, fmt.Errorf("start host process: %w", err)
 	}
 	pid := cmd.Process.Pid
-	// The shell joins the cgroups itself before it execs; joining it here
-	// too means it is there when CreateHost returns (and a PowerOff right
-	// after finds it), whether or not the shell has run yet.
+	fail := func(err error) (int, uint64, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, 0, fmt.Errorf("host process %d: %w", pid, err)
+	}
+	// Moving a process between v1 cgroups costs ~1 ms per hierarchy (an
+	// RCU grace period): done once, here, while the shell waits.
 	for _, f := range procs {
-		if err := os.WriteFile(f, []byte(strconv.Itoa(pid)), 0o644); err != nil && !errors.Is(err, syscall.ESRCH) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return 0, 0, fmt.Errorf("host process %d: %s: %w", pid, f, err)
+		if err := os.WriteFile(f, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return fail(fmt.Errorf("%s: %w", f, err))
 		}
+	}
+	st, err := procStartTime(pid)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := hold.Write([]byte("go\n")); err != nil {
+		return fail(err)
 	}
 	// Reap it when it dies, as long as this service runs; after a
 	// restart of the service the process is init's child.
 	go cmd.Wait()
-	st, err := procStartTime(pid)
-	if err != nil {
-		return 0, 0, fmt.Errorf("host process %d: %w", pid, err)
-	}
 	return pid, st, nil
 }
 

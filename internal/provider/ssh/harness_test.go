@@ -41,7 +41,7 @@ type machine struct {
 }
 
 // needLab skips unless a lab can be made here.
-func needLab(t *testing.T) {
+func needLab(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, sshd)")
@@ -57,7 +57,7 @@ func needLab(t *testing.T) {
 }
 
 // newLab makes n machines; everything goes when the test ends, failed or not.
-func newLab(t *testing.T, n int) *lab {
+func newLab(t testing.TB, n int) *lab {
 	t.Helper()
 	needLab(t)
 	b := make([]byte, 3)
@@ -104,7 +104,7 @@ func newLab(t *testing.T, n int) *lab {
 }
 
 // addMachine makes a namespace on the bridge and starts sshd in it.
-func (l *lab) addMachine(t *testing.T, m *machine, bridge string, clientPub ssh.PublicKey) {
+func (l *lab) addMachine(t testing.TB, m *machine, bridge string, clientPub ssh.PublicKey) {
 	t.Helper()
 	sh(t, "ip", "netns", "add", m.ns)
 	t.Cleanup(func() {
@@ -171,7 +171,7 @@ LogLevel ERROR
 }
 
 // config is a provider config for the lab's machines.
-func (l *lab) config(t *testing.T, stateDir, binary string) Config {
+func (l *lab) config(t testing.TB, stateDir, binary string) Config {
 	var hosts []string
 	for _, m := range l.machines {
 		hosts = append(hosts, m.addr)
@@ -205,7 +205,7 @@ func (m *machine) processes() []string {
 }
 
 // freeSubnet picks a 10.124.x.0/24 that no route on this machine uses.
-func freeSubnet(t *testing.T) string {
+func freeSubnet(t testing.TB) string {
 	routes, _ := exec.Command("ip", "-4", "route").Output()
 	b := make([]byte, 1)
 	for range 50 {
@@ -228,7 +228,7 @@ func killNetns(ns string) {
 	}
 }
 
-func pemKey(t *testing.T, priv ed25519.PrivateKey) []byte {
+func pemKey(t testing.TB, priv ed25519.PrivateKey) []byte {
 	block, err := ssh.MarshalPrivateKey(priv, "")
 	if err != nil {
 		t.Fatal(err)
@@ -236,14 +236,14 @@ func pemKey(t *testing.T, priv ed25519.PrivateKey) []byte {
 	return pem.EncodeToMemory(block)
 }
 
-func sh(t *testing.T, name string, args ...string) {
+func sh(t testing.TB, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }
 
-func write(t *testing.T, path string, data []byte) {
+func write(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)

@@ -142,6 +142,47 @@ func TestHostKeys(t *testing.T) {
 	}
 }
 
+// BenchmarkHost measures a host's life over ssh on a lab machine, with
+// the test binary as wharf: create (binary copied, as on every new
+// host), power off, start again (binary kept), delete.
+func BenchmarkHost(b *testing.B) {
+	l := newLab(b, 1)
+	self, _ := os.Executable()
+	cfg := l.config(b, b.TempDir(), self)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	p, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	c := provider.ClusterRef{Namespace: "bench", Name: "bench", UID: randHex(8)}
+	spec := provider.HostSpec{Cluster: c, Name: "bench-node-0", Role: provider.RoleWorker,
+		Args: []string{providertest.HelperCommand, "--name", "bench-node-0", "--listen", "$(HOST_IP):7777", "--state-dir", "$(STATE_DIR)"}}
+	var create, off, restart, del time.Duration
+	step := func(d *time.Duration, fn func() error) {
+		t := time.Now()
+		if err := fn(); err != nil {
+			b.Fatal(err)
+		}
+		*d += time.Since(t)
+	}
+	createHost := func() error { _, err := p.CreateHost(ctx, spec); return err }
+	for b.Loop() {
+		step(&create, createHost)
+		step(&off, func() error { return p.PowerOff(ctx, c, spec.Name) })
+		step(&restart, createHost)
+		step(&del, func() error { return p.DeleteHost(ctx, c, spec.Name) })
+	}
+	n := float64(b.N)
+	fi, _ := os.Stat(self)
+	b.ReportMetric(float64(fi.Size())/1e6, "binary-MB")
+	b.ReportMetric(float64(create.Milliseconds())/n, "create-ms")
+	b.ReportMetric(float64(off.Milliseconds())/n, "poweroff-ms")
+	b.ReportMetric(float64(restart.Milliseconds())/n, "restart-ms")
+	b.ReportMetric(float64(del.Milliseconds())/n, "delete-ms")
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {

@@ -96,7 +96,7 @@ func (s *store) put(r record) error {
 		return fmt.Errorf("host record: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err == nil {
+	if _, err = tmp.Write(append(data, '\n')); err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -34,23 +34,24 @@ systemd() { [ -f /etc/systemd/system/%[3]s ] && [ -d /run/systemd/system ]; }
 `, l.ChildPid(), l.Binary(), l.Unit)
 }
 
-// probeScript reports, one key=value a line: the missing packages, the
-// checksum of the host's binary, the machine's init and whether the
+// probeScript reports, one key=value a line: the status of each package,
+// the checksum of the host's binary, the machine's init and whether the
 // host's process runs.
 func probeScript(l layout) string {
-	return prelude(l) + fmt.Sprintf(`missing=
-for p in %s; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
-done
-echo "missing=$missing"
-echo "sum=$(sha256sum %s 2>/dev/null | cut -d' ' -f1)"
+	return prelude(l) + fmt.Sprintf(`dpkg-query -W -f='package=${Package} ${Status}\n' %[1]s 2>/dev/null
+if [ -f %[2]s ]; then echo "sum=$(cat %[2]s)"; else echo "sum=$(sha256sum %[3]s 2>/dev/null | cut -d' ' -f1)"; fi
 case "$(systemctl is-system-running 2>/dev/null)" in
   running|degraded|starting|initializing|maintenance) echo init=systemd;;
   *) echo init=process;;
 esac
 alive && echo running=yes || echo running=no
-`, strings.Join(Packages, " "), l.Binary())
+`, strings.Join(Packages, " "), sumFile(l), l.Binary())
 }
+
+// sumFile keeps the checksum of the host's binary, so that a probe need
+// not hash 100 MB each time. The binary changes only through
+// uploadScript, which removes it first and writes it last.
+func sumFile(l layout) string { return l.Binary() + ".sha256" }
 
 type probe struct {
 	missing []string
@@ -61,17 +62,24 @@ type probe struct {
 
 func parseProbe(out string) probe {
 	var pr probe
+	installed := map[string]bool{}
 	for _, line := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		switch k {
-		case "missing":
-			pr.missing = strings.Fields(v)
+		case "package":
+			name, status, _ := strings.Cut(v, " ")
+			installed[name] = status == "install ok installed"
 		case "sum":
 			pr.sum = strings.TrimSpace(v)
 		case "init":
 			pr.init = strings.TrimSpace(v)
 		case "running":
 			pr.running = strings.TrimSpace(v) == "yes"
+		}
+	}
+	for _, p := range Packages {
+		if !installed[p] {
+			pr.missing = append(pr.missing, p)
 		}
 	}
 	return pr
@@ -104,8 +112,10 @@ chmod 0700 %[2]s
 cat > %[3]s
 echo "%[4]s  %[3]s" | sha256sum -c --status - || { rm -f %[3]s; echo "checksum mismatch after upload" >&2; exit 1; }
 chmod 0755 %[3]s
+rm -f %[6]s
 mv -f %[3]s %[5]s
-`, path.Dir(l.Binary()), l.Dir, tmp, sum, l.Binary())
+echo %[4]s > %[6]s
+`, path.Dir(l.Binary()), l.Dir, tmp, sum, l.Binary(), sumFile(l))
 }
 
 // startScript unpacks the host's files (a tar on stdin) and starts its

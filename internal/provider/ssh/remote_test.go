@@ -53,7 +53,8 @@ func TestScriptsParse(t *testing.T) {
 }
 
 func TestParseProbe(t *testing.T) {
-	got := parseProbe("missing= runc iptables\nsum=abc\ninit=systemd\nrunning=yes\n")
+	got := parseProbe("package=containerd install ok installed\npackage=runc deinstall ok config-files\n" +
+		"package=containernetworking-plugins install ok installed\nsum=abc\ninit=systemd\nrunning=yes\n")
 	want := probe{missing: []string{"runc", "iptables"}, sum: "abc", init: "systemd", running: true}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(probe{})); diff != "" {
 		t.Errorf("parseProbe (-want +got):\n%s", diff)
