@@ -41,6 +41,9 @@ func newRoot(stdio Stdio) *cobra.Command {
 		Long: `Wharf runs clusters whose API the real kubectl and client-go speak.
 
   wharf up / down  a one-node cluster on this machine (root): server, agent, containerd
+  wharf service    the cluster service: makes clusters on hosts (start, stop, status, run)
+  wharf cluster    clusters of the service, like openstack coe cluster (create, show, resize, ...)
+  wharf nodegroup  a cluster's groups of hosts
   wharf server     run a control plane (API server, etcd, scheduler, controllers, registry)
   wharf agent      run a node: containerd, pods, logs and exec
   wharf image      build, push and list the cluster's images
