@@ -41,7 +41,7 @@ var (
 	apiPort  int // one free port for every cluster API in this process
 )
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	portOnce.Do(func() {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -54,7 +54,7 @@ func freePort(t *testing.T) int {
 }
 
 type testEnv struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	svc  *testserver.Server
 	wc   *wharf.Client
@@ -65,8 +65,10 @@ type testEnv struct {
 
 // newEnv starts a service and a template "local" of the fake provider
 // (labels become the template's).
-func newEnv(t *testing.T, labels map[string]string) *testEnv {
-	t.Parallel()
+func newEnv(t testing.TB, labels map[string]string) *testEnv {
+	if t, ok := t.(*testing.T); ok {
+		t.Parallel()
+	}
 	svc := testserver.Start(t, testserver.Service)
 	wc, err := wharf.NewForConfig(svc.Loopback)
 	if err != nil {

@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,12 +57,13 @@ func (a *applier) apply(desired []Route) error {
 	for _, d := range desired {
 		want[d.Dst] = true
 		if foreign[d.Dst] {
-			a.skip(d, "another route has this destination")
+			a.skip(d, slog.LevelWarn, "another route has this destination")
 			continue
 		}
 		link, ok := a.onLink(d.Via)
 		if !ok {
-			a.skip(d, "the node's address is not on a link of this host")
+			// Expected off one segment, and for simulated nodes: no warning.
+			a.skip(d, slog.LevelInfo, "the node's address is not on a link of this host")
 			continue
 		}
 		delete(a.skipped, d.Dst)
@@ -93,12 +95,12 @@ func (a *applier) apply(desired []Route) error {
 	return errors.Join(errs...)
 }
 
-func (a *applier) skip(d Route, why string) {
+func (a *applier) skip(d Route, level slog.Level, why string) {
 	if a.skipped[d.Dst] == why {
 		return
 	}
 	a.skipped[d.Dst] = why
-	a.log.Warn("no route to a node's pods", "podCIDR", d.Dst, "via", d.Via, "node", d.Node, "reason", why)
+	a.log.Log(context.Background(), level, "no route to a node's pods", "podCIDR", d.Dst, "via", d.Via, "node", d.Node, "reason", why)
 }
 
 // list returns the main table's routes; a dump the kernel interrupted

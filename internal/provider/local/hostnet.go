@@ -116,7 +116,7 @@ func (p *Provider) ensureVeth(n names, h *netlink.Handle, ns netns.NsHandle, br 
 	return nil
 }
 
-// firstAddr and friends: address arithmetic on IPv4 prefixes.
+// lastAddr is the broadcast address of an IPv4 prefix.
 func lastAddr(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr().As4()
 	mask := net.CIDRMask(p.Bits(), 32)

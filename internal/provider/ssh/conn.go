@@ -21,6 +21,10 @@ const (
 	// sessionTimeout bounds opening a session on a pooled connection; a
 	// connection that cannot open one in time is dropped and redialed.
 	sessionTimeout = 15 * time.Second
+	// keepaliveInterval and keepaliveTimeout: how often a pooled
+	// connection is checked, and how long its machine has to answer.
+	keepaliveInterval = 15 * time.Second
+	keepaliveTimeout  = 10 * time.Second
 )
 
 // hostKeyCallback pins host keys: to the given known_hosts lines, or,
@@ -107,6 +111,9 @@ func (p *Provider) client(ctx context.Context, machine string) (*ssh.Client, err
 		}
 		p.mu.Unlock()
 		close(wait)
+		if err == nil {
+			go p.keepalive(machine, c)
+		}
 		return c, err
 	}
 }
@@ -132,6 +139,40 @@ func (p *Provider) dial(ctx context.Context, machine string) (*ssh.Client, error
 	}
 	conn.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// keepalive drops a pooled connection whose machine stops answering (a
+// reboot, a cut network), which TCP alone notices only after minutes;
+// the next call then dials again instead of waiting on a dead connection.
+func (p *Provider) keepalive(machine string, c *ssh.Client) {
+	closed := make(chan struct{})
+	go func() { c.Wait(); close(closed) }()
+	tick := time.NewTicker(keepaliveInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-closed:
+			return
+		case <-tick.C:
+		}
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		select {
+		case <-closed:
+			return
+		case err := <-answered:
+			if err == nil {
+				continue
+			}
+		case <-time.After(keepaliveTimeout):
+		}
+		p.log.Debug("dropping a connection that stopped answering", "machine", machine)
+		p.drop(machine, c)
+		return
+	}
 }
 
 // drop closes a machine's pooled connection if it is still c.

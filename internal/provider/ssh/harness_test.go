@@ -38,6 +38,7 @@ type lab struct {
 
 type machine struct {
 	ns, addr, dir string
+	sshd          int // the listening sshd's pid
 }
 
 // needLab skips unless a lab can be made here.
@@ -149,6 +150,7 @@ LogLevel ERROR
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("sshd: %v", err)
 	}
+	m.sshd = cmd.Process.Pid // nsenter execs sshd
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -202,6 +204,21 @@ func (m *machine) processes() []string {
 		}
 	}
 	return pids
+}
+
+// cutConnections kills the sshd processes serving connections (not the
+// listener): every client connection to the machine breaks.
+func (m *machine) cutConnections() int {
+	out, _ := exec.Command("ip", "netns", "pids", m.ns).Output()
+	n := 0
+	for _, f := range strings.Fields(string(out)) {
+		pid, _ := strconv.Atoi(f)
+		if exe, _ := os.Readlink("/proc/" + f + "/exe"); exe == "/usr/sbin/sshd" && pid != m.sshd {
+			syscall.Kill(pid, syscall.SIGKILL)
+			n++
+		}
+	}
+	return n
 }
 
 // freeSubnet picks a 10.124.x.0/24 that no route on this machine uses.

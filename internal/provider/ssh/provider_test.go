@@ -142,6 +142,31 @@ func TestHostKeys(t *testing.T) {
 	}
 }
 
+// TestReconnect: a pooled connection that breaks (the machine's sshd
+// restarted, the machine rebooted) is replaced on the next call.
+func TestReconnect(t *testing.T) {
+	l := newLab(t, 1)
+	self, _ := os.Executable()
+	cfg := l.config(t, t.TempDir(), self)
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := p.run(ctx, cfg.Hosts[0], "check", "true", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.machines[0].cutConnections(); n == 0 {
+		t.Fatal("no connection to cut")
+	}
+	out, err := p.run(ctx, cfg.Hosts[0], "check", "echo ok", nil)
+	if err != nil || strings.TrimSpace(out) != "ok" {
+		t.Fatalf("after the connection broke: %q, %v", out, err)
+	}
+}
+
 // BenchmarkHost measures a host's life over ssh on a lab machine, with
 // the test binary as wharf: create (binary copied, as on every new
 // host), power off, start again (binary kept), delete.
