@@ -19,8 +19,9 @@ var errCreateTimeout = errors.New("create timed out")
 
 // create provisions a cluster. Every step is idempotent, so a create
 // interrupted by a crash of the service resumes where it stopped; it fails
-// cleanly (CREATE_FAILED, with the step and hosts to blame) on an error or
-// once createTimeout, counted from the cluster's creation, has passed.
+// cleanly (CREATE_FAILED, with the step and hosts to blame) when a step
+// fails or once createTimeout, counted from the cluster's creation, has
+// passed. Errors of the service's own API are retried within that time.
 func (c *Controller) create(ctx context.Context, cl *wharfv1.Cluster, e *env) error {
 	timeout := resources.DefaultCreateTimeout
 	if cl.Spec.CreateTimeout != nil && cl.Spec.CreateTimeout.Duration > 0 {
@@ -58,10 +59,13 @@ func (c *Controller) create(ctx context.Context, cl *wharfv1.Cluster, e *env) er
 	}
 	step, faults := "create", map[string]string(nil)
 	var se *stepError
+	timedOut := errors.Is(context.Cause(cctx), errCreateTimeout)
 	if errors.As(err, &se) {
 		step, faults, err = se.step, se.faults, se.err
+	} else if !timedOut {
+		return fmt.Errorf("cluster %s/%s: create: %w", cl.Namespace, cl.Name, err)
 	}
-	if errors.Is(context.Cause(cctx), errCreateTimeout) {
+	if timedOut {
 		err = fmt.Errorf("timed out after %s: %w", timeout, err)
 	}
 	c.log.Warn("cluster create failed", "cluster", cl.Namespace+"/"+cl.Name, "step", step, "err", err)
@@ -71,22 +75,23 @@ func (c *Controller) create(ctx context.Context, cl *wharfv1.Cluster, e *env) er
 	return werr
 }
 
-// provision runs the create's steps; a failure is a *stepError.
+// provision runs the create's steps. A step that failed is a *stepError;
+// other errors are the service API's, worth retrying.
 func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env) error {
 	cr, err := c.ensureCredentials(ctx, cl)
 	if err != nil {
-		return failStep(stepCredentials, nil, err)
+		return err
 	}
 	pull, err := c.ensurePullToken(ctx, cl)
 	if err != nil {
-		return failStep(stepCredentials, nil, err)
+		return err
 	}
 	if cl, err = c.addStep(ctx, cl, stepCredentials, nil); err != nil {
 		return err
 	}
 	cl, groups, err := c.ensureGroups(ctx, cl)
 	if err != nil {
-		return failStep("node groups", nil, err)
+		return err
 	}
 	existing, err := e.prov.ListHosts(ctx, e.ref)
 	if err != nil {
@@ -124,14 +129,14 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 	kube, err := c.clusterAPI(cl, cr, specs.apiAddress)
 	if err != nil {
-		return failStep(stepControlPlane, nil, err)
+		return err
 	}
 	if err := c.waitAPI(ctx, kube, specs.apiAddress); err != nil {
 		return failStep(stepControlPlane, nil, err)
 	}
 	version, err := kube.Discovery().ServerVersion()
 	if err != nil {
-		return failStep(stepControlPlane, nil, fmt.Errorf("version: %w", err))
+		return fmt.Errorf("version of %s: %w", specs.apiAddress, err)
 	}
 	if cl, err = c.addStep(ctx, cl, stepControlPlane, func(st *wharfv1.ClusterStatus) {
 		st.COEVersion = version.GitVersion
@@ -157,18 +162,20 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 	nodes, err := waitNodes(ctx, kube, names)
 	if err != nil {
-		var ne *nodesError
-		errors.As(err, &ne)
-		return failStep(stepNodesReady, ne.reasons, err)
+		var faults map[string]string
+		if ne := (*nodesError)(nil); errors.As(err, &ne) {
+			faults = ne.reasons
+		}
+		return failStep(stepNodesReady, faults, err)
 	}
 	for _, p := range workerPlans {
 		if err := applyGroup(ctx, kube, p.group, p.names(), nodes); err != nil {
-			return failStep(stepNodesReady, nil, err)
+			return err
 		}
 	}
 	for _, p := range plans {
 		if err := c.groupDone(ctx, p, p.names(), true, ""); err != nil {
-			return failStep(stepNodesReady, nil, err)
+			return err
 		}
 	}
 	reasons := map[string]string{"api": "ok"}

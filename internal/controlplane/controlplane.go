@@ -254,10 +254,11 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		return nil
 	})
+	loopback := loopbackHost(o.Listen)
 	s.Loopback = &rest.Config{
-		Host:            fmt.Sprintf("https://%s", net.JoinHostPort("127.0.0.1", fmt.Sprint(port))),
+		Host:            fmt.Sprintf("https://%s", net.JoinHostPort(loopback, fmt.Sprint(port))),
 		BearerToken:     loopbackToken,
-		TLSClientConfig: rest.TLSClientConfig{CAData: s.ca.CertPEM, ServerName: "127.0.0.1"},
+		TLSClientConfig: rest.TLSClientConfig{CAData: s.ca.CertPEM, ServerName: loopback},
 		// In-process clients are trusted: no client-side throttling, and
 		// protobuf, which costs a third of JSON to decode.
 		QPS: -1, Burst: -1,
@@ -378,6 +379,16 @@ func (s *Server) shutdown() {
 	} else if s.client != nil {
 		s.client.Close()
 	}
+}
+
+// loopbackHost is where in-process clients reach the server: 127.0.0.1
+// when it listens on every address, else the one address it listens on.
+func loopbackHost(listen string) string {
+	h, _, err := net.SplitHostPort(listen)
+	if err != nil || h == "" || h == "0.0.0.0" || h == "::" {
+		return "127.0.0.1"
+	}
+	return h
 }
 
 // clientHost is the host clients on this machine use to reach the server.

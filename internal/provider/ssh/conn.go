@@ -27,6 +27,9 @@ const (
 	keepaliveTimeout  = 10 * time.Second
 )
 
+// errDial: the machine could not be reached or refused the login.
+var errDial = errors.New("cannot connect")
+
 // hostKeyCallback pins host keys: to the given known_hosts lines, or,
 // with none, to the keys first seen (kept in file).
 func hostKeyCallback(known []byte, file string) (ssh.HostKeyCallback, error) {
@@ -124,7 +127,7 @@ func (p *Provider) dial(ctx context.Context, machine string) (*ssh.Client, error
 	defer cancel()
 	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("machine %s: %w", machine, err)
+		return nil, fmt.Errorf("machine %s: %w: %w", machine, errDial, err)
 	}
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline)
@@ -135,7 +138,7 @@ func (p *Provider) dial(ctx context.Context, machine string) (*ssh.Client, error
 	})
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("machine %s: ssh: %w", machine, err)
+		return nil, fmt.Errorf("machine %s: %w: ssh: %w", machine, errDial, err)
 	}
 	conn.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), nil

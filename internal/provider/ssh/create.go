@@ -3,6 +3,7 @@ package ssh
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -26,18 +27,13 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 	defer mu.Unlock()
 	start := time.Now()
 
-	rec, err := p.store.claim(spec, p.cfg.Hosts)
+	l := p.layoutOf(spec.Cluster, spec.Name)
+	rec, out, err := p.claimAndProbe(ctx, spec, l)
 	if err != nil {
 		return provider.Host{}, err
 	}
-	l := p.layoutOf(spec.Cluster, spec.Name)
 	host := p.hostOf(rec)
 	log := p.log.With("cluster", spec.Cluster.Key(), "host", spec.Name, "machine", rec.Machine)
-
-	out, err := p.run(ctx, rec.Machine, "probe", probeScript(l), nil)
-	if err != nil {
-		return host, fmt.Errorf("host %q: %w", spec.Name, err)
-	}
 	pr := parseProbe(out)
 	if pr.running {
 		host.Running = true
@@ -67,6 +63,46 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 	host.Running = true
 	log.Info("host started", "address", host.Address, "init", pr.init, "duration", time.Since(start).Round(time.Millisecond))
 	return host, nil
+}
+
+// claimAndProbe returns the host's record and what its machine says of
+// it. A machine that cannot be reached when it is first given a host is
+// released and skipped for a while, so that a dead machine in the list
+// does not stop the others from being used.
+func (p *Provider) claimAndProbe(ctx context.Context, spec provider.HostSpec, l layout) (record, string, error) {
+	for {
+		rec, fresh, err := p.store.claim(spec, p.cfg.Hosts, p.unreachable())
+		if err != nil {
+			return rec, "", err
+		}
+		out, err := p.run(ctx, rec.Machine, "probe", probeScript(l), nil)
+		if err == nil {
+			return rec, out, nil
+		}
+		if !fresh || !errors.Is(err, errDial) || ctx.Err() != nil {
+			return rec, "", fmt.Errorf("host %q: %w", spec.Name, err)
+		}
+		p.log.Warn("machine unreachable; trying another", "machine", rec.Machine, "host", spec.Name, "err", err)
+		if rerr := p.store.remove(spec.Cluster, spec.Name); rerr != nil {
+			return rec, "", errors.Join(err, rerr)
+		}
+		p.mu.Lock()
+		p.down[normalize(rec.Machine)] = time.Now()
+		p.mu.Unlock()
+	}
+}
+
+// unreachable returns the machines that could not be reached lately.
+func (p *Provider) unreachable() map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	skip := map[string]bool{}
+	for m, t := range p.down {
+		if time.Since(t) < downFor {
+			skip[m] = true
+		}
+	}
+	return skip
 }
 
 // upload copies the wharf binary to the host unless the machine has it.

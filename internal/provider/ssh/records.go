@@ -154,11 +154,10 @@ func (s *store) list(c *provider.ClusterRef) ([]record, error) {
 	return out, nil
 }
 
-// claim returns the host's record, or makes one on the first machine of
-// machines that serves no host.
-func (s *store) claim(spec provider.HostSpec, machines []string) (record, error) {
-	var r record
-	err := s.locked(func() error {
+// claim returns the host's record, or makes one (fresh) on the first
+// machine of machines that serves no host and is not in skip.
+func (s *store) claim(spec provider.HostSpec, machines []string, skip map[string]bool) (r record, fresh bool, err error) {
+	err = s.locked(func() error {
 		var err error
 		if r, err = s.get(spec.Cluster, spec.Name); err == nil || !errors.Is(err, provider.ErrNotFound) {
 			return err
@@ -172,14 +171,18 @@ func (s *store) claim(spec provider.HostSpec, machines []string) (record, error)
 			used = append(used, normalize(o.Machine))
 		}
 		for _, m := range machines {
-			if !slices.Contains(used, normalize(m)) {
+			if !slices.Contains(used, normalize(m)) && !skip[normalize(m)] {
 				r = record{Cluster: spec.Cluster, Name: spec.Name, Role: spec.Role, Machine: m, Created: time.Now().UTC()}
+				fresh = true
 				return s.put(r)
 			}
 		}
+		if len(skip) > 0 {
+			return fmt.Errorf("host %q: no free machine: of %d, %d are in use and %d unreachable", spec.Name, len(machines), len(used), len(skip))
+		}
 		return fmt.Errorf("host %q: no free machine: all %d are in use", spec.Name, len(machines))
 	})
-	return r, err
+	return r, fresh, err
 }
 
 // normalize makes "h" and "h:22" the same machine.

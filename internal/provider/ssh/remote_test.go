@@ -154,7 +154,7 @@ func TestClaims(t *testing.T) {
 			s = b
 		}
 		wg.Go(func() {
-			got[i], errs[i] = s.claim(provider.HostSpec{Cluster: c, Name: "h" + string(rune('0'+i))}, machines)
+			got[i], _, errs[i] = s.claim(provider.HostSpec{Cluster: c, Name: "h" + string(rune('0'+i))}, machines, nil)
 		})
 	}
 	wg.Wait()
@@ -173,15 +173,15 @@ func TestClaims(t *testing.T) {
 		t.Errorf("%d claims failed, want 1 (3 machines, 4 hosts): %v", failed, errs)
 	}
 	// "10.0.0.2" is "10.0.0.2:22": taken.
-	if _, err := a.claim(provider.HostSpec{Cluster: c, Name: "x"}, []string{"10.0.0.2"}); err == nil {
+	if _, _, err := a.claim(provider.HostSpec{Cluster: c, Name: "x"}, []string{"10.0.0.2"}, nil); err == nil {
 		t.Error("10.0.0.2 handed out while 10.0.0.2:22 serves a host")
 	}
 	recs, _ := a.list(&c)
 	if err := b.remove(c, recs[0].Name); err != nil {
 		t.Fatal(err)
 	}
-	r, err := a.claim(provider.HostSpec{Cluster: c, Name: "again"}, machines)
-	if err != nil || r.Machine != recs[0].Machine {
+	r, fresh, err := a.claim(provider.HostSpec{Cluster: c, Name: "again"}, machines, nil)
+	if err != nil || !fresh || r.Machine != recs[0].Machine {
 		t.Errorf("claim after release: %+v, %v; want machine %s", r, err, recs[0].Machine)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "hosts", c.Key(), "again.json")); err != nil {

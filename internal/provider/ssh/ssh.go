@@ -18,6 +18,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -65,7 +66,12 @@ type Provider struct {
 	conns map[string]*ssh.Client   // by machine
 	locks map[string]*sync.Mutex   // by host, so one host's calls do not race
 	dials map[string]chan struct{} // by machine, one dial at a time
+	down  map[string]time.Time     // by machine: when it was last unreachable
 }
+
+// downFor is how long a machine that could not be reached is skipped
+// when choosing machines for new hosts.
+const downFor = time.Minute
 
 var _ provider.Provider = (*Provider)(nil)
 
@@ -108,6 +114,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg: cfg, log: log.With("provider", "ssh"), signer: signer, store: st,
 		bin:   &binary{path: cfg.Binary},
 		conns: map[string]*ssh.Client{}, locks: map[string]*sync.Mutex{}, dials: map[string]chan struct{}{},
+		down: map[string]time.Time{},
 	}
 	if p.hostKey, err = hostKeyCallback(cfg.KnownHosts, st.knownHostsFile()); err != nil {
 		return nil, fmt.Errorf("ssh provider: %w", err)
