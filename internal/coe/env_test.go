@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,8 +203,6 @@ func (e *testEnv) group(name string) *wharfv1.NodeGroup {
 	}
 	return g
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 func (e *testEnv) createGroup(name, cluster string, count int32, labels map[string]string, taints []corev1.Taint) {
 	e.t.Helper()

@@ -208,16 +208,24 @@ func (c *Controller) dueForHealing(cl *wharfv1.Cluster, e *env, plans []*plan) [
 	hs := c.healthOf(cl.UID)
 	now := c.clock.Now()
 	var out []string
+	workers := 0
 	for _, p := range plans {
 		if p.role() != provider.RoleWorker || p.invalid != "" {
 			continue
 		}
 		for _, h := range p.hosts {
+			workers++
 			since, ok := hs.notReadySince[h.Name]
 			if ok && now.Sub(since) >= c.cfg.AutoHealAfter && !slices.Contains(p.remove, h.Name) {
 				out = append(out, h.Name)
 			}
 		}
+	}
+	if workers > 1 && len(out) == workers {
+		// Every worker at once: a shared cause (the network, the control
+		// plane) is likelier than dead hosts, and new hosts would not help.
+		c.log.Warn("auto-healing held: every worker is NotReady", "cluster", cl.Namespace+"/"+cl.Name, "workers", workers)
+		return nil
 	}
 	return out
 }

@@ -78,8 +78,11 @@ func (c *Controller) reconcile(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 
 	c.log.Info("updating cluster", "cluster", cl.Namespace+"/"+cl.Name, "groups", len(u.work), "orphans", len(u.orphans), "heal", u.heal)
-	healing := map[string]string{}
+	var healing map[string]string
 	for _, n := range u.heal {
+		if healing == nil {
+			healing = map[string]string{}
+		}
 		healing[n] = fmt.Sprintf("NotReady for %s or more: replacing the host (auto-healing)", c.cfg.AutoHealAfter)
 	}
 	if cl, err = c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {

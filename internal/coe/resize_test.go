@@ -36,7 +36,7 @@ func TestResize(t *testing.T) {
 	if _, err := e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cl = e.waitFor("r1", "3 nodes, UPDATE_COMPLETE", func(cl *wharfv1.Cluster) bool {
+	e.waitFor("r1", "3 nodes, UPDATE_COMPLETE", func(cl *wharfv1.Cluster) bool {
 		return cl.Status.Status == wharfv1.StatusUpdateComplete && len(cl.Status.NodeAddresses) == 3
 	})
 	if g := e.group("r1-default-worker"); g.Spec.NodeCount != 3 || !slices.Equal(g.Status.Nodes, []string{"r1-node-0", "r1-node-1", "r1-node-2"}) {
@@ -54,7 +54,7 @@ func TestResize(t *testing.T) {
 		g := e.group("r1-default-worker")
 		return g.Status.Status == wharfv1.StatusUpdateComplete && slices.Equal(g.Status.Nodes, []string{"r1-node-1"}), nil
 	})
-	cl = e.waitFor("r1", "nodeCount 1, UPDATE_COMPLETE", func(cl *wharfv1.Cluster) bool {
+	e.waitFor("r1", "nodeCount 1, UPDATE_COMPLETE", func(cl *wharfv1.Cluster) bool {
 		return cl.Spec.NodeCount == 1 && cl.Status.Status == wharfv1.StatusUpdateComplete && len(cl.Status.NodeAddresses) == 1
 	})
 	if g := e.group("r1-default-worker"); len(g.Spec.NodesToRemove) != 0 {

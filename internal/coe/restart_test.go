@@ -39,7 +39,7 @@ func TestRestartMidCreate(t *testing.T) {
 	}
 	ref := provider.ClusterRef{Namespace: ns, Name: "k1", UID: string(cl.UID)}
 	hosts, err := e.prov.ListHosts(e.ctx, ref)
-	if len(hosts) != 3 {
+	if err != nil || len(hosts) != 3 {
 		t.Fatalf("hosts %+v, want 3", hosts)
 	}
 

@@ -44,7 +44,9 @@ func WithName(name string) Option { return func(p *Provider) { p.name = name } }
 // WithNetwork sets the network hosts' addresses come from: its first
 // address is the service address, hosts get the next free ones (default
 // 192.0.2.0/24, a documentation range nothing answers on).
-func WithNetwork(prefix netip.Prefix) Option { return func(p *Provider) { p.network = prefix.Masked() } }
+func WithNetwork(prefix netip.Prefix) Option {
+	return func(p *Provider) { p.network = prefix.Masked() }
+}
 
 // WithStateRoot keeps each host's state dir under root (root/<cluster
 // key>/<host>) and writes the spec's Files there, as a real provider does.

@@ -76,7 +76,7 @@ func (p *Provider) reserve(r *record, hostCIDR string) error {
 		return fmt.Errorf("no free address in %s for host %q", pool, r.Name)
 	}
 	r.Address = addr.String()
-	dir := filepath.Join(p.cfg.StateDir, r.Cluster.Key(), r.Name)
+	dir := p.namesFor(r.Cluster, r.Name).dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("host state dir: %w", err)
 	}

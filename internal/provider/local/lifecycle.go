@@ -64,9 +64,8 @@ func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, 
 	}
 	errs := []error{err, deleteVeth(n), deleteNetNS(n)}
 	errs = append(errs, containerd.Cleanup(ctx, n.dir, n.cgroupRoot))
-	// The cluster's own levels go with its last host.
+	// The cluster's own cgroup level goes with its last host.
 	removeEmptyCgroup(filepath.Dir(n.cgroupRoot))
-	os.Remove(filepath.Dir(n.dir))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("delete host %q: %w", name, err)
 	}

@@ -198,7 +198,7 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 
 // ListHosts returns the cluster's hosts, sorted by name.
 func (p *Provider) ListHosts(ctx context.Context, cluster provider.ClusterRef) ([]provider.Host, error) {
-	files, err := filepath.Glob(filepath.Join(p.cfg.StateDir, cluster.Key(), "*", recordFile))
+	files, err := filepath.Glob(filepath.Join(p.cfg.StateDir, "*", recordFile))
 	if err != nil {
 		return nil, err
 	}

@@ -40,8 +40,8 @@ const containerdSocket = "/containerd/containerd.sock.ttrpc"
 
 // checkSocketPaths refuses an agent whose --state-dir would make its
 // containerd's socket path too long: the agent would fail in its log
-// only, long after CreateHost said yes. Host state dirs are long
-// (S/hosts/<cluster key>/<host>), so long cluster names hit this.
+// only, long after CreateHost said yes. Host state dirs have a fixed
+// length (S/<12 hex digits>), so only a long S can hit this.
 func checkSocketPaths(args []string) error {
 	if len(args) == 0 || args[0] != "agent" {
 		return nil

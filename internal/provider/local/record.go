@@ -71,7 +71,9 @@ func (p *Provider) namesFor(cluster provider.ClusterRef, host string) names {
 	// Interface names have at most 15 bytes; a hash keeps them unique.
 	sum := sha256.Sum256([]byte(key + "/" + host))
 	return names{
-		dir:        filepath.Join(p.cfg.StateDir, key, host),
+		// Short, fixed-length directories: containerd's sockets live below
+		// them, and a unix socket path has at most 107 bytes.
+		dir:        filepath.Join(p.cfg.StateDir, hex.EncodeToString(sum[:])[:12]),
 		netns:      "wh-" + key + "-" + host,
 		veth:       "wh" + hex.EncodeToString(sum[:])[:11],
 		cgroupRoot: "/wharf/" + key + "/" + host,
@@ -143,7 +145,7 @@ func writeFileAtomic(path string, data []byte) error {
 // allRecords reads every host record under the state dir, of every
 // cluster: address allocation must see them all.
 func (p *Provider) allRecords() ([]*record, error) {
-	files, err := filepath.Glob(filepath.Join(p.cfg.StateDir, "*", "*", recordFile))
+	files, err := filepath.Glob(filepath.Join(p.cfg.StateDir, "*", recordFile))
 	if err != nil {
 		return nil, err
 	}

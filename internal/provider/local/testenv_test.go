@@ -180,14 +180,14 @@ func checkGone(t *testing.T, p *Provider, h provider.Host) {
 	if pids := processesUsing(n.dir); len(pids) > 0 {
 		t.Errorf("host %s was deleted, and processes %v still run", h.Name, pids)
 	}
-	// The cluster's own levels go with its last host.
+	// The cluster's own cgroup level goes with its last host.
 	others, err := p.ListHosts(context.Background(), h.Cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cgroup, paths := n.cgroupRoot, []string{n.netnsPath(), n.dir}
 	if len(others) == 0 {
-		cgroup, paths = filepath.Dir(n.cgroupRoot), append(paths, filepath.Dir(n.dir))
+		cgroup = filepath.Dir(n.cgroupRoot)
 	}
 	for _, path := range paths {
 		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {

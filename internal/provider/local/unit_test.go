@@ -20,11 +20,13 @@ func TestNames(t *testing.T) {
 	if want := "/wharf/a-rather-long-cluster-name-01234567/a-rather-long-cluster-name-node-12"; n.cgroupRoot != want {
 		t.Errorf("cgroup root %q, want %q", n.cgroupRoot, want)
 	}
-	if want := "/var/lib/wharf-service/hosts/a-rather-long-cluster-name-01234567/a-rather-long-cluster-name-node-12"; n.dir != want {
-		t.Errorf("state dir %q, want %q", n.dir, want)
+	// Long names still leave containerd's socket under the host's state
+	// dir within the 107 bytes of a unix socket path.
+	if sock := n.dir + "/agent" + containerdSocket; len(sock) > maxSocketPath {
+		t.Errorf("socket path %q is %d bytes", sock, len(sock))
 	}
 	other := p.namesFor(provider.ClusterRef{Name: c.Name, UID: "fedcba9876543210"}, "a-rather-long-cluster-name-node-12")
-	if other.veth == n.veth || other.netns == n.netns {
+	if other.veth == n.veth || other.netns == n.netns || other.dir == n.dir {
 		t.Errorf("two clusters' hosts share names: %+v %+v", n, other)
 	}
 	for _, bad := range []string{"", ".", "..", "a/b", "a b"} {

@@ -167,6 +167,43 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
+// TestUnreachableMachine: a host goes to the next machine when the first
+// free one cannot be reached, and the dead one is not retried at once.
+func TestUnreachableMachine(t *testing.T) {
+	l := newLab(t, 1)
+	self, _ := os.Executable()
+	cfg := l.config(t, t.TempDir(), self)
+	dead := l.machines[0].addr + ":2222" // nothing listens there
+	cfg.Hosts = []string{dead, l.machines[0].addr}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := provider.ClusterRef{Namespace: "default", Name: "dead", UID: randHex(8)}
+	spec := provider.HostSpec{Cluster: c, Name: "dead-node-0", Role: provider.RoleWorker,
+		Args: []string{providertest.HelperCommand, "--name", "dead-node-0", "--listen", "$(HOST_IP):7777", "--state-dir", "$(STATE_DIR)"}}
+	h, err := p.CreateHost(ctx, spec)
+	if err != nil {
+		t.Fatalf("CreateHost: %v", err)
+	}
+	defer p.DeleteHost(context.Background(), c, spec.Name)
+	rec, err := p.store.get(c, spec.Name)
+	if err != nil || rec.Machine != l.machines[0].addr || !h.Running {
+		t.Fatalf("host %+v on machine %q (%v), want it running on %s", h, rec.Machine, err, l.machines[0].addr)
+	}
+	spec.Name = "dead-node-1"
+	_, err = p.CreateHost(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), "1 unreachable") {
+		t.Errorf("CreateHost with only a dead machine left: %v, want no free machine, 1 unreachable", err)
+	}
+	if _, err := p.store.get(c, spec.Name); err == nil {
+		t.Error("a record was left for the host that got no machine")
+	}
+}
+
 // BenchmarkHost measures a host's life over ssh on a lab machine, with
 // the test binary as wharf: create (binary copied, as on every new
 // host), power off, start again (binary kept), delete.
