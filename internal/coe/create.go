@@ -93,6 +93,7 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if err != nil {
 		return err
 	}
+	gen := cl.Generation
 	existing, err := e.prov.ListHosts(ctx, e.ref)
 	if err != nil {
 		return failStep(stepMasterHosts, nil, fmt.Errorf("list hosts: %w", err))
@@ -184,6 +185,7 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 	_, err = c.addStep(ctx, cl, stepNodesReady, func(st *wharfv1.ClusterStatus) {
 		st.Status, st.StatusReason, st.Faults = wharfv1.StatusCreateComplete, "", nil
+		st.ObservedGeneration = gen
 		st.ContainerVersion = containerVersion(nodes)
 		st.HealthStatus, st.HealthStatusReason = wharfv1.HealthHealthy, reasons
 	})

@@ -186,6 +186,10 @@ func (c *Controller) clusterAPI(cl *wharfv1.Cluster, cr *credentials, address st
 		// The service drives many clusters; its own requests are few and
 		// must not queue behind client-side throttling.
 		QPS: 200, Burst: 400,
+		ContentConfig: rest.ContentConfig{
+			ContentType:        "application/vnd.kubernetes.protobuf",
+			AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json",
+		},
 		UserAgent: "wharf-service",
 	})
 	if err != nil {

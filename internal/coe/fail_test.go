@@ -42,8 +42,8 @@ func TestCreateFailures(t *testing.T) {
 	}, {
 		name:    "f4",
 		inject:  func(e *testEnv) { e.rt.broken["f4-node-0"] = true },
-		timeout: 3 * time.Second,
-		reason:  []string{"nodes ready", "timed out after 3s", "f4-node-0 NotReady: not registered"},
+		timeout: 6 * time.Second,
+		reason:  []string{"nodes ready", "timed out after 6s", "f4-node-0 NotReady: not registered"},
 		fault:   "f4-node-0", why: "NotReady: not registered",
 	}}
 	for _, tt := range tests {

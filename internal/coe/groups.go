@@ -39,6 +39,10 @@ func (c *Controller) groupsOf(ctx context.Context, cl *wharfv1.Cluster) ([]*whar
 // yet observed; otherwise the group was resized (`wharf cluster resize`
 // may write either) and the cluster's spec follows it. A cluster nodeCount
 // outside the group's bounds fails the update and leaves the group as it is.
+//
+// The caller records the generation as observed together with the outcome
+// (UPDATE_IN_PROGRESS, or nothing to do): `wharf cluster resize --wait`
+// takes an observed generation with a *_COMPLETE status as done.
 func (c *Controller) ensureGroups(ctx context.Context, cl *wharfv1.Cluster) (*wharfv1.Cluster, []*wharfv1.NodeGroup, error) {
 	groups, err := c.groupsOf(ctx, cl)
 	if err != nil {
@@ -84,11 +88,11 @@ func (c *Controller) ensureGroups(ctx context.Context, cl *wharfv1.Cluster) (*wh
 			}
 		}
 	}
-	if cl.Status.ObservedGeneration != cl.Generation || violation != "" {
+	if violation != "" {
 		gen := cl.Generation
 		if cl, err = c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {
 			st.ObservedGeneration = gen
-			if violation != "" && st.Status != wharfv1.StatusCreateInProgress {
+			if st.Status != wharfv1.StatusCreateInProgress {
 				st.Status, st.StatusReason = wharfv1.StatusUpdateFailed, violation
 			}
 		}); err != nil {

@@ -130,7 +130,7 @@ func (c *Controller) probe(ctx context.Context, cl *wharfv1.Cluster) (string, ma
 	if err != nil {
 		return unknown(err.Error())
 	}
-	if err := readyz(ctx, kube); err != nil {
+	if err := readyz(ctx, kube, readyzTimeout); err != nil {
 		return unknown(err.Error())
 	}
 	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})

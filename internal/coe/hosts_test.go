@@ -22,9 +22,10 @@ import (
 // Each test's hosts have loopback addresses of their own (127.77.<n>.x),
 // so a cluster's API is at the address and port the controller computes.
 //
-// The control plane's in-process clients dial 127.0.0.1, so it listens
-// there on a free port, and a small TCP proxy serves the host's
-// $(HOST_IP):<port> from --listen; TLS passes through it untouched.
+// A master's control plane listens on 127.0.0.1 on a free port, and a
+// small TCP proxy serves the host's $(HOST_IP):<port> from --listen (TLS
+// passes through it untouched): a power cut then cuts every connection at
+// once, where stopping the server gracefully would wait for watches.
 
 // hostRuntime starts hosts' processes (it is a fake.Runtime).
 type hostRuntime struct {

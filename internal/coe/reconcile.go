@@ -44,6 +44,7 @@ func (c *Controller) reconcile(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if err != nil {
 		return err
 	}
+	gen := cl.Generation // what this round acts on
 	hosts, err := e.prov.ListHosts(ctx, e.ref)
 	if err != nil {
 		return fmt.Errorf("cluster %s/%s: list hosts: %w", cl.Namespace, cl.Name, err)
@@ -74,7 +75,7 @@ func (c *Controller) reconcile(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 	resuming := cl.Status.Status == wharfv1.StatusUpdateInProgress
 	if u.empty() && !resuming {
-		return c.settle(ctx, cl, e, kube, plans, nil)
+		return c.settle(ctx, cl, gen, e, kube, plans, nil)
 	}
 
 	c.log.Info("updating cluster", "cluster", cl.Namespace+"/"+cl.Name, "groups", len(u.work), "orphans", len(u.orphans), "heal", u.heal)
@@ -88,6 +89,7 @@ func (c *Controller) reconcile(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if cl, err = c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {
 		st.Status, st.StatusReason = wharfv1.StatusUpdateInProgress, ""
 		st.Faults = maps.Clone(healing)
+		st.ObservedGeneration = gen
 	}); err != nil {
 		return err
 	}
@@ -103,7 +105,7 @@ func (c *Controller) reconcile(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if ctx.Err() != nil {
 		return ctx.Err() // shutdown or deletion: a later sync resumes
 	}
-	err = c.settle(ctx, cl, e, kube, plans, u)
+	err = c.settle(ctx, cl, gen, e, kube, plans, u)
 	c.checkHealth(ctx, cl)
 	return err
 }
@@ -124,6 +126,13 @@ func (c *Controller) apply(ctx context.Context, kube kubernetes.Interface, e *en
 			fail(name, err)
 		}
 	})
+	var remove []string
+	for _, p := range u.work {
+		remove = append(remove, p.remove...)
+	}
+	for _, h := range u.orphans {
+		remove = append(remove, h.Name)
+	}
 	var create []provider.HostSpec
 	for _, p := range u.work {
 		create = append(create, specsOf(specs, provider.RoleWorker, p.create)...)
@@ -133,17 +142,24 @@ func (c *Controller) apply(ctx context.Context, kube kubernetes.Interface, e *en
 			create = append(create, specs.worker(name))
 		}
 	}
-	made, createErrs := createHosts(ctx, e.prov, create)
-	maps.Copy(errs, createErrs)
-	wait := slices.Collect(maps.Keys(made))
+	var wait []string
 	if resuming {
-		// An earlier round may have made hosts that never got Ready.
+		// A round the service did not live to finish may have left hosts
+		// made but not started, or started but not yet Ready.
 		for _, h := range hosts {
-			if h.Role == provider.RoleWorker && h.Running && !slices.Contains(wait, h.Name) {
+			if h.Role != provider.RoleWorker || slices.Contains(remove, h.Name) || slices.Contains(u.heal, h.Name) {
+				continue
+			}
+			if h.Running {
 				wait = append(wait, h.Name)
+			} else {
+				create = append(create, specs.worker(h.Name))
 			}
 		}
 	}
+	made, createErrs := createHosts(ctx, e.prov, create)
+	maps.Copy(errs, createErrs)
+	wait = append(wait, slices.Collect(maps.Keys(made))...)
 	if len(wait) > 0 {
 		if kube == nil {
 			u.err = fmt.Errorf("the cluster has no API address to see its nodes at")
@@ -155,13 +171,6 @@ func (c *Controller) apply(ctx context.Context, kube kubernetes.Interface, e *en
 				}
 			}
 		}
-	}
-	var remove []string
-	for _, p := range u.work {
-		remove = append(remove, p.remove...)
-	}
-	for _, h := range u.orphans {
-		remove = append(remove, h.Name)
 	}
 	parallel(remove, func(name string) {
 		if err := c.removeHost(ctx, kube, e, name); err != nil {

@@ -33,12 +33,18 @@ func TestResize(t *testing.T) {
 
 	// Grow through the cluster's nodeCount: the default worker group follows.
 	cl.Spec.NodeCount = 3
-	if _, err := e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{}); err != nil {
+	cl, err := e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	done := watchUpdated(t, e, "r1", cl.Generation)
 	e.waitFor("r1", "3 nodes, UPDATE_COMPLETE", func(cl *wharfv1.Cluster) bool {
 		return cl.Status.Status == wharfv1.StatusUpdateComplete && len(cl.Status.NodeAddresses) == 3
 	})
+	// What `wharf cluster resize --wait` takes as done must be done.
+	if first := done(); first == nil || len(first.Status.NodeAddresses) != 3 {
+		t.Errorf("first status with the generation observed and *_COMPLETE: %+v, want 3 node addresses", first)
+	}
 	if g := e.group("r1-default-worker"); g.Spec.NodeCount != 3 || !slices.Equal(g.Status.Nodes, []string{"r1-node-0", "r1-node-1", "r1-node-2"}) {
 		t.Fatalf("worker group after growing: spec %d, status %+v", g.Spec.NodeCount, g.Status)
 	}
@@ -197,5 +203,34 @@ func watchNodes(t *testing.T, kube kubernetes.Interface) func() map[string]int {
 		mu.Lock()
 		defer mu.Unlock()
 		return maps.Clone(seen)
+	}
+}
+
+// watchUpdated returns the first state of the cluster in which generation
+// gen is observed and the status is *_COMPLETE, as the CLI's wait sees it.
+func watchUpdated(t *testing.T, e *testEnv, name string, gen int64) func() *wharfv1.Cluster {
+	w, err := e.wc.Clusters(ns).Watch(e.ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var first *wharfv1.Cluster
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			cl, ok := ev.Object.(*wharfv1.Cluster)
+			mu.Lock()
+			if ok && first == nil && cl.Status.ObservedGeneration >= gen && strings.HasSuffix(cl.Status.Status, "_COMPLETE") {
+				first = cl
+			}
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { w.Stop(); <-done })
+	return func() *wharfv1.Cluster {
+		mu.Lock()
+		defer mu.Unlock()
+		return first
 	}
 }

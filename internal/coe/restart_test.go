@@ -62,3 +62,39 @@ func TestRestartMidCreate(t *testing.T) {
 		t.Errorf("the adopting controller called CreateHost %d times", now-creates)
 	}
 }
+
+// The service dies while a resize makes a host; the next one finishes it.
+func TestRestartMidResize(t *testing.T) {
+	e := newEnv(t, nil)
+	e.start()
+	e.createCluster("k2", 1)
+	cl := e.waitStatus("k2", wharfv1.StatusCreateComplete)
+	gate := make(chan struct{})
+	e.rt.setGate(gate)
+	cl.Spec.NodeCount = 2
+	if _, err := e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus("k2", wharfv1.StatusUpdateInProgress)
+	e.stop()
+	close(gate)
+
+	e.start()
+	cl = e.waitStatus("k2", wharfv1.StatusUpdateComplete)
+	nodes, err := e.kube(cl).CoreV1().Nodes().List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready []string
+	for _, n := range nodes.Items {
+		if nodeReady(&n) {
+			ready = append(ready, n.Name)
+		}
+	}
+	if !slices.Equal(ready, []string{"k2-node-0", "k2-node-1"}) {
+		t.Errorf("ready nodes %v, want k2-node-0 and k2-node-1", ready)
+	}
+	if g := e.group("k2-default-worker"); g.Status.Status != wharfv1.StatusUpdateComplete || len(g.Status.Nodes) != 2 {
+		t.Errorf("worker group status %+v", g.Status)
+	}
+}

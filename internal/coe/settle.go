@@ -18,8 +18,9 @@ import (
 
 // settle records what a created cluster is now: its groups' labels and
 // taints on their nodes, each group's hosts and outcome, the cluster's
-// node addresses, and the outcome of update u (nil: none ran).
-func (c *Controller) settle(ctx context.Context, cl *wharfv1.Cluster, e *env, kube kubernetes.Interface, plans []*plan, u *update) error {
+// node addresses, the outcome of update u (nil: none ran) and generation
+// gen of the cluster as observed.
+func (c *Controller) settle(ctx context.Context, cl *wharfv1.Cluster, gen int64, e *env, kube kubernetes.Interface, plans []*plan, u *update) error {
 	hosts, err := e.prov.ListHosts(ctx, e.ref)
 	if err != nil {
 		return fmt.Errorf("cluster %s/%s: list hosts: %w", cl.Namespace, cl.Name, err)
@@ -68,6 +69,7 @@ func (c *Controller) settle(ctx context.Context, cl *wharfv1.Cluster, e *env, ku
 	}
 	_, err = c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {
 		st.NodeAddresses = addresses(workers)
+		st.ObservedGeneration = max(st.ObservedGeneration, gen)
 		switch {
 		case u != nil && u.err != nil:
 			st.Faults = nil
@@ -77,6 +79,9 @@ func (c *Controller) settle(ctx context.Context, cl *wharfv1.Cluster, e *env, ku
 		}
 		if len(invalid) > 0 {
 			st.Status, st.StatusReason = wharfv1.StatusUpdateFailed, strings.Join(invalid, "; ")
+		}
+		if strings.HasSuffix(st.Status, "_COMPLETE") {
+			st.StatusReason = "" // e.g. a lost provider's, now found again
 		}
 	})
 	if u != nil {

@@ -85,6 +85,11 @@ func (c *Controller) prepare(ctx context.Context, cl *wharfv1.Cluster) (*wharfv1
 	if ok && slices.Contains(cl.Finalizers, Finalizer) {
 		e, err := c.envFor(cl, raw)
 		if err != nil {
+			// The service lost the cluster's provider (configuration): say
+			// so and retry, the hosts may still be there.
+			if _, werr := c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) { st.StatusReason = err.Error() }); werr != nil {
+				c.log.Warn("status reason not written", "cluster", cl.Namespace+"/"+cl.Name, "err", werr)
+			}
 			return nil, nil, fmt.Errorf("cluster %s/%s: %w", cl.Namespace, cl.Name, err)
 		}
 		return cl, e, nil

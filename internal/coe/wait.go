@@ -17,8 +17,13 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 )
 
-// readyzTimeout bounds one /readyz request.
-const readyzTimeout = 2 * time.Second
+// readyzTimeout bounds one /readyz request of the health loop; while a
+// create waits, attempts are shorter so a connection that hangs (a host
+// whose network is not up yet) does not hold up the next one.
+const (
+	readyzTimeout     = 2 * time.Second
+	readyzWaitTimeout = time.Second
+)
 
 // waitAPI polls the cluster's /readyz until it answers. Readiness cannot
 // be watched; the first retries come quickly because a server starts in
@@ -27,7 +32,7 @@ const readyzTimeout = 2 * time.Second
 func (c *Controller) waitAPI(ctx context.Context, kube kubernetes.Interface, address string) error {
 	delay := 10 * time.Millisecond
 	for {
-		err := readyz(ctx, kube)
+		err := readyz(ctx, kube, readyzWaitTimeout)
 		if err == nil {
 			return nil
 		}
@@ -36,12 +41,12 @@ func (c *Controller) waitAPI(ctx context.Context, kube kubernetes.Interface, add
 			return fmt.Errorf("API at %s not ready (last answer: %v): %w", address, err, context.Cause(ctx))
 		case <-c.clock.After(delay):
 		}
-		delay = min(delay*2, 200*time.Millisecond)
+		delay = min(delay*2, 50*time.Millisecond)
 	}
 }
 
-func readyz(ctx context.Context, kube kubernetes.Interface) error {
-	ctx, cancel := context.WithTimeout(ctx, readyzTimeout)
+func readyz(ctx context.Context, kube kubernetes.Interface, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	_, err := kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 	return err

@@ -83,9 +83,7 @@ func TestCluster(t *testing.T) {
 	master, err := p.CreateHost(ctx, provider.HostSpec{
 		Cluster: c, Name: "demo-master-0", Role: provider.RoleMaster,
 		Files: map[string][]byte{"server/pki/ca.crt": ca.CertPEM, "server/pki/ca.key": caKey, "server/tokens.json": tokens},
-		// Not --listen $(HOST_IP):6443: the server's loopback client
-		// dials 127.0.0.1. The machine's namespace has no other address.
-		Args: []string{"server", "--data-dir", "$(STATE_DIR)/server", "--listen", "0.0.0.0:6443", "--advertise-address", "$(HOST_IP)", "--unsafe-no-fsync"},
+		Args:  []string{"server", "--data-dir", "$(STATE_DIR)/server", "--listen", "$(HOST_IP):6443", "--advertise-address", "$(HOST_IP)", "--unsafe-no-fsync"},
 	})
 	if err != nil {
 		t.Fatalf("master: %v", err)
@@ -122,10 +120,13 @@ func TestCluster(t *testing.T) {
 	})
 	t.Logf("node Ready %v after the worker's creation began", time.Since(start).Round(time.Millisecond))
 
+	start = time.Now()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "sleeper"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "main", Image: images.Ref("busybox"), Command: []string{"sleep", "3600"},
+			// portmap's rules live outside the state dir: they must go too.
+			Ports: []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 18080}},
 		}}},
 	}
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
@@ -135,6 +136,7 @@ func TestCluster(t *testing.T) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "sleeper", metav1.GetOptions{})
 		return err == nil && p.Status.Phase == corev1.PodRunning
 	})
+	t.Logf("pod Running %v after its creation (images pulled from the master)", time.Since(start).Round(time.Millisecond))
 	shims, sandboxes := containerdTraces(worker.StateDir)
 	if len(shims) == 0 || len(sandboxes) == 0 {
 		t.Fatal("the worker's containerd has no shim sockets: the pod runs elsewhere?")
@@ -143,6 +145,12 @@ func TestCluster(t *testing.T) {
 		t.Fatal("no mounts below the worker's state dir while a pod runs")
 	}
 
+	workerMachine := l.machineOf(worker.Address)
+	traces := workerMachine.netTraces()
+	t.Logf("the worker's network set-up: %q", traces)
+	if len(traces) == 0 {
+		t.Error("the worker's machine shows no network set-up while a pod runs")
+	}
 	for _, h := range []provider.Host{worker, master} {
 		start := time.Now()
 		if err := p.DeleteHost(ctx, c, h.Name); err != nil {
@@ -150,6 +158,9 @@ func TestCluster(t *testing.T) {
 		}
 		t.Logf("host %s deleted in %v", h.Name, time.Since(start).Round(time.Millisecond))
 		checkGone(t, l, h)
+	}
+	if left := workerMachine.netTraces(); len(left) > 0 {
+		t.Errorf("the worker's machine still has %q", left)
 	}
 	for _, s := range shims {
 		if _, err := os.Stat(s); !os.IsNotExist(err) {

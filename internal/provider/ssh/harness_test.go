@@ -206,6 +206,35 @@ func (m *machine) processes() []string {
 	return pids
 }
 
+// netTraces lists what a host left in the machine's network namespace:
+// links other than lo and eth0, iptables rules naming wharf, routes of
+// the routes package (protocol 87).
+func (m *machine) netTraces() []string {
+	var out []string
+	links, _ := exec.Command("ip", "-n", m.ns, "-o", "link", "show").Output()
+	for _, l := range strings.Split(strings.TrimSpace(string(links)), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			if name != "lo" && name != "eth0" {
+				out = append(out, "link "+name)
+			}
+		}
+	}
+	rules, _ := exec.Command("nsenter", "--net=/var/run/netns/"+m.ns, "iptables-save").Output()
+	for _, l := range strings.Split(string(rules), "\n") {
+		if strings.HasPrefix(l, "-A") && strings.Contains(l, "wharf") {
+			out = append(out, "iptables "+l)
+		}
+	}
+	routes, _ := exec.Command("ip", "-n", m.ns, "route", "show", "proto", "87").Output()
+	for _, l := range strings.Split(strings.TrimSpace(string(routes)), "\n") {
+		if l != "" {
+			out = append(out, "route "+l)
+		}
+	}
+	return out
+}
+
 // cutConnections kills the sshd processes serving connections (not the
 // listener): every client connection to the machine breaks.
 func (m *machine) cutConnections() int {

@@ -143,16 +143,21 @@ func TestHostKeys(t *testing.T) {
 }
 
 // TestReconnect: a pooled connection that breaks (the machine's sshd
-// restarted, the machine rebooted) is replaced on the next call.
+// restarted, the machine rebooted) is replaced on the next call. Also:
+// the default service address is the one the machines see.
 func TestReconnect(t *testing.T) {
 	l := newLab(t, 1)
 	self, _ := os.Executable()
 	cfg := l.config(t, t.TempDir(), self)
+	cfg.ServiceAddress = ""
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	if p.ServiceAddress() != l.gateway {
+		t.Errorf("default ServiceAddress() = %q, want the lab's bridge address %s", p.ServiceAddress(), l.gateway)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := p.run(ctx, cfg.Hosts[0], "check", "true", nil); err != nil {

@@ -39,7 +39,7 @@ systemd() { [ -f /etc/systemd/system/%[3]s ] && [ -d /run/systemd/system ]; }
 // host's process runs.
 func probeScript(l layout) string {
 	return prelude(l) + fmt.Sprintf(`dpkg-query -W -f='package=${Package} ${Status}\n' %[1]s 2>/dev/null
-if [ -f %[2]s ]; then echo "sum=$(cat %[2]s)"; else echo "sum=$(sha256sum %[3]s 2>/dev/null | cut -d' ' -f1)"; fi
+if [ -f %[2]s ] && [ -x %[3]s ]; then echo "sum=$(cat %[2]s)"; else echo "sum=$(sha256sum %[3]s 2>/dev/null | cut -d' ' -f1)"; fi
 case "$(systemctl is-system-running 2>/dev/null)" in
   running|degraded|starting|initializing|maintenance) echo init=systemd;;
   *) echo init=process;;

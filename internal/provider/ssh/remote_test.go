@@ -3,6 +3,7 @@ package ssh
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -186,6 +187,18 @@ func TestClaims(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "hosts", c.Key(), "again.json")); err != nil {
 		t.Errorf("record: %v", err)
+	}
+}
+
+func TestServiceAddressDefault(t *testing.T) {
+	bin, _ := os.Executable()
+	key := pemKey(t, ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	p, err := New(Config{Hosts: []string{"127.0.0.2:2222"}, Key: key, Binary: bin, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.ServiceAddress(); got != "127.0.0.1" {
+		t.Errorf("ServiceAddress() = %q, want 127.0.0.1 (the source address towards 127.0.0.2)", got)
 	}
 }
 

@@ -44,11 +44,15 @@ type Config struct {
 	KnownHosts []byte
 	// Binary is the local wharf executable copied to the machines.
 	Binary string
-	// StateDir is the service-side directory of the provider's records.
+	// StateDir is the service-side directory of the provider's records
+	// (which machine serves which host, pinned host keys). Providers that
+	// may be given the same machines (one per template) must share it:
+	// a machine is free when no record there names it.
 	StateDir string
 	// BaseDir is where hosts live on the machines (default DefaultBaseDir).
 	BaseDir string
-	// ServiceAddress is the service's address as the machines see it.
+	// ServiceAddress is the service's address as the machines see it
+	// (default: this machine's source address towards the first machine).
 	ServiceAddress string
 	Logger         *slog.Logger
 }
@@ -101,6 +105,9 @@ func New(cfg Config) (*Provider, error) {
 	signer, err := ssh.ParsePrivateKey(cfg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("ssh provider: private key: %w", err)
+	}
+	if cfg.ServiceAddress == "" {
+		cfg.ServiceAddress = sourceAddress(cfg.Hosts[0])
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -177,6 +184,22 @@ func machineAddr(m string) (dial, host string) {
 	}
 	h := strings.Trim(m, "[]")
 	return net.JoinHostPort(h, "22"), h
+}
+
+// sourceAddress is the address this machine sends from to reach machine,
+// which is how the machine sees the service unless a NAT is in between.
+// Connecting a UDP socket only picks the route: nothing is sent.
+func sourceAddress(machine string) string {
+	dial, _ := machineAddr(machine)
+	c, err := net.Dial("udp", dial)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		return a.IP.String()
+	}
+	return ""
 }
 
 // validName: names go into paths, unit names and shell commands.

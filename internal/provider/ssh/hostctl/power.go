@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,15 +47,9 @@ func Stop(ctx context.Context, dir string) error {
 // its files stay, and the next start of the host finds them.
 func PowerOff(ctx context.Context, dir, cgroupRoot string) error {
 	p := Paths{dir}
-	// The supervisor and its process run in the subtree; these kills only
-	// matter when joining it failed, and keep a supervisor from
-	// restarting anything meanwhile.
-	if pid := supervisorPid(p); pid > 0 {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	if pid := childPid(p); pid > 0 {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
+	// The supervisor and its process run in the subtree; killing them
+	// first matters when joining it failed.
+	killSupervised(p)
 	var errs []error
 	// An agent's containerd has its own state dir below the host's (e.g.
 	// $(STATE_DIR)/agent/containerd): shim sockets and CNI results are
@@ -70,14 +65,29 @@ func PowerOff(ctx context.Context, dir, cgroupRoot string) error {
 	return errors.Join(errs...)
 }
 
-// Cleanup removes every trace of the host from the machine: PowerOff,
-// then the host's directory (binary, state, logs) and cgroups, and the
-// parent directories and cgroups no other host uses.
+// Cleanup removes every trace of the host from the machine: its pods
+// through containerd (so CNI undoes its per-pod rules), the agent's
+// network set-up (network.go), then PowerOff, the host's directory
+// (binary, state, logs) and cgroups, and the parent directories and
+// cgroups no other host uses. A failure to clean the network is reported
+// after everything else is gone.
 func Cleanup(ctx context.Context, dir, cgroupRoot string) error {
+	p := Paths{dir}
+	// The agent goes first, so that nothing starts pods again; its
+	// containerd (in another cgroup) stays up to tear them down.
+	killSupervised(p)
+	cfg, _ := ReadConfig(dir)
+	var netErrs []error
+	for _, d := range containerdDirs(p.State()) {
+		teardownPods(ctx, d)
+		if err := removeNetwork(ctx, d, cfg.Args); err != nil {
+			netErrs = append(netErrs, fmt.Errorf("host %s: network: %w", dir, err))
+		}
+	}
 	if err := PowerOff(ctx, dir, cgroupRoot); err != nil {
 		return err
 	}
-	if err := containerd.Cleanup(ctx, Paths{dir}.State(), cgroupRoot); err != nil {
+	if err := containerd.Cleanup(ctx, p.State(), cgroupRoot); err != nil {
 		return fmt.Errorf("host %s: %w", dir, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -89,7 +99,32 @@ func Cleanup(ctx context.Context, dir, cgroupRoot string) error {
 	if cgroupRoot != "" {
 		removeEmptyParents(cgroupRoot)
 	}
-	return nil
+	return errors.Join(netErrs...)
+}
+
+// killSupervised kills the supervisor, then its process (in that order,
+// or the supervisor would start the process again), and waits for both.
+func killSupervised(p Paths) {
+	for _, pid := range []int{supervisorPid(p), childPid(p)} {
+		if pid <= 0 {
+			continue
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		for i := 0; i < 250 && syscall.Kill(pid, 0) == nil && !zombie(pid); i++ {
+			time.Sleep(4 * time.Millisecond)
+		}
+	}
+}
+
+// zombie says whether pid has exited and awaits its parent's wait.
+func zombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] == "Z"
 }
 
 // containerdDirs returns the state dirs below state (at most two levels

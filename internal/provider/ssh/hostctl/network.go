@@ -1,0 +1,138 @@
+package hostctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"wharf.dev/wharf/internal/agent"
+	"wharf.dev/wharf/internal/containerd"
+	"wharf.dev/wharf/internal/cri"
+	"wharf.dev/wharf/internal/network/cni"
+	"wharf.dev/wharf/internal/network/routes"
+)
+
+// On a real machine an agent shares the machine's network namespace, so
+// what it sets up there outlives its state dir: the CNI plugins' iptables
+// rules and IPAM allocations per pod, its FORWARD and masquerade rules,
+// the pods' bridge and its host-gw routes. Cleanup removes them; killing
+// the processes alone would leave them behind.
+
+// teardownPods stops and removes every pod sandbox through the host's
+// containerd, so that CNI DEL undoes what the plugins did per pod (portmap
+// rules, cached results). The agent must be dead already, or it would
+// start the pods again.
+func teardownPods(ctx context.Context, agentDir string) int {
+	socket := containerd.PathsFor(agentDir).Socket
+	if _, err := os.Stat(socket); err != nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := cri.Dial(ctx, socket)
+	if err != nil {
+		return 0 // containerd is gone; PowerOff cleans what it can
+	}
+	defer c.Close(context.Background())
+	sandboxes, err := c.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return 0
+	}
+	for _, sb := range sandboxes {
+		c.StopPodSandbox(ctx, sb.Id)
+		c.RemovePodSandbox(ctx, sb.Id)
+	}
+	return len(sandboxes)
+}
+
+// removeNetwork removes the agent's rules, bridge and routes from the
+// machine's network namespace. Every step goes on after a failure.
+func removeNetwork(ctx context.Context, agentDir string, args []string) error {
+	bridge, podCIDR := readConflist(filepath.Join(agentDir, "cni", "net.d", cni.ConflistFile))
+	var errs []error
+	if podCIDR != "" {
+		clusterCIDR := flagValue(args, "--cluster-cidr")
+		if clusterCIDR == "" {
+			clusterCIDR = agent.DefaultClusterCIDR
+		}
+		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, clusterCIDR))
+	}
+	if bridge != "" {
+		if link, err := netlink.LinkByName(bridge); err == nil {
+			if err := netlink.LinkDel(link); err != nil {
+				errs = append(errs, fmt.Errorf("delete bridge %s: %w", bridge, err))
+			}
+		}
+	}
+	// The routes package marks its routes with its own protocol number:
+	// nobody else's are touched.
+	rs, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: routes.Protocol, Table: syscall.RT_TABLE_MAIN},
+		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list routes: %w", err))
+	}
+	for _, r := range rs {
+		if err := netlink.RouteDel(&r); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("delete route to %v: %w", r.Dst, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readConflist returns the bridge and pod CIDR of the agent's conflist,
+// or empty strings when there is none (the node never got a pod CIDR).
+func readConflist(path string) (bridge, podCIDR string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", ""
+	}
+	var c struct {
+		Plugins []struct {
+			Type   string `json:"type"`
+			Bridge string `json:"bridge"`
+			IPAM   struct {
+				Ranges [][]struct {
+					Subnet string `json:"subnet"`
+				} `json:"ranges"`
+			} `json:"ipam"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal(data, &c) != nil {
+		return "", ""
+	}
+	for _, p := range c.Plugins {
+		if p.Type != "bridge" {
+			continue
+		}
+		bridge = p.Bridge
+		for _, r := range p.IPAM.Ranges {
+			for _, s := range r {
+				if podCIDR == "" {
+					podCIDR = s.Subnet
+				}
+			}
+		}
+	}
+	return bridge, podCIDR
+}
+
+// flagValue returns the value of a flag in args ("--f v" or "--f=v").
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
