@@ -260,7 +260,7 @@ func (s *service) deleteClusters(ctx context.Context, stdio Stdio, names []strin
 		if !w.wait {
 			break
 		}
-		p := &progress{out: stdio.Out, start: start, quiet: len(accepted) > 1}
+		p := &progress{out: stdio.Out, start: start, skipOld: true, quiet: len(accepted) > 1}
 		if err := s.waitClusterGone(ctx, name, w.timeoutOr(defaultWaitTimeout), p); err != nil {
 			errs = append(errs, err)
 			continue

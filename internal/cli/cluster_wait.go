@@ -70,14 +70,21 @@ func (p *progress) observe(c *wharfv1.Cluster) {
 	if len(steps) < p.seen {
 		p.seen = 0 // a new operation started the list again
 	}
-	if c.Status.Status != p.status && c.Status.Status != "" {
+	// A status that comes with the steps that led to it is printed after them.
+	changed := c.Status.Status != p.status && c.Status.Status != ""
+	if changed && p.seen == 0 && len(steps) == 0 {
 		p.status = c.Status.Status
 		p.line(c.Status.Status)
+		changed = false
 	}
 	for _, st := range steps[p.seen:] {
 		p.line(st.Name)
 	}
 	p.seen = len(steps)
+	if changed {
+		p.status = c.Status.Status
+		p.line(c.Status.Status)
+	}
 }
 
 func (p *progress) line(what string) {

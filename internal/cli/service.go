@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,8 +16,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"wharf.dev/wharf/internal/controlplane"
+	"wharf.dev/wharf/internal/images"
 	"wharf.dev/wharf/internal/local"
 	"wharf.dev/wharf/internal/pki"
+	localprovider "wharf.dev/wharf/internal/provider/local"
 )
 
 // clusterController runs the cluster controller inside `wharf service
@@ -126,6 +130,7 @@ func runService(ctx context.Context, g *globalFlags, stdio Stdio, o *serviceOpti
 	if err := os.WriteFile(o.proc().PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		log.Warn("pid file", "err", err)
 	}
+	pushBuiltinImages(ctx, log, o.kubeconfig())
 	fmt.Fprintf(stdio.Err, "wharf service ready at %s\nexport %s=%s\n", s.URL, serviceKubeconfigEnv, o.kubeconfig())
 	return s.Wait(ctx)
 }
@@ -236,27 +241,53 @@ func serviceHealth(ctx context.Context, kubeconfig string) (url string, err erro
 
 func newServiceStopCmd(stdio Stdio) *cobra.Command {
 	o := &serviceOptions{}
+	var purge bool
 	cmd := &cobra.Command{
 		Use:   "stop",
-		Short: "Stop the cluster service; clusters' hosts keep running",
-		Args:  cobra.NoArgs,
+		Short: "Stop the cluster service; clusters' hosts keep running (--purge: remove the service's every trace)",
+		Long: `Stop the cluster service. The clusters' hosts keep running and 'wharf
+service start' takes them back. With --purge, once no cluster is left
+('wharf cluster list'), the state dir and the provider bridge go too.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := o.proc()
 			pid := p.Pid()
 			if pid == 0 {
 				os.Remove(p.PidFile)
 				fmt.Fprintln(stdio.Out, "wharf service is not running")
+			} else {
+				if err := p.Stop(30 * time.Second); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdio.Out, "wharf service stopped (pid %d)\n", pid)
+			}
+			if !purge {
+				fmt.Fprintln(stdio.Out, "the clusters' hosts keep running; wharf service start takes them back")
 				return nil
 			}
-			if err := p.Stop(30 * time.Second); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdio.Out, "wharf service stopped (pid %d); the clusters' hosts keep running, and wharf service start takes them back\n", pid)
-			return nil
+			return purgeService(cmd.Context(), stdio, o)
 		},
 	}
 	o.register(cmd, false)
+	cmd.Flags().BoolVar(&purge, "purge", false, "also remove the state dir and the provider bridge (only when no host is left)")
 	return cmd
+}
+
+// purgeService removes a stopped service's bridge and state dir, refusing
+// while hosts of clusters are still there.
+func purgeService(ctx context.Context, stdio Stdio, o *serviceOptions) error {
+	lp, err := localprovider.New(localprovider.Config{StateDir: filepath.Join(o.stateDir, "hosts"), Network: o.providerNetwork})
+	if err != nil {
+		return err
+	}
+	if err := lp.RemoveNetwork(ctx); err != nil {
+		return fmt.Errorf("%w: delete the clusters first (start the service, wharf cluster delete NAME --wait)", err)
+	}
+	if err := os.RemoveAll(o.stateDir); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Out, "purged %s and the provider bridge\n", o.stateDir)
+	return nil
 }
 
 func newServiceStatusCmd(stdio Stdio) *cobra.Command {
@@ -285,4 +316,26 @@ func newServiceStatusCmd(stdio Stdio) *cobra.Command {
 	}
 	o.register(cmd, false)
 	return cmd
+}
+
+// pushBuiltinImages pushes the images every cluster needs (the pause image
+// above all) from images/ next to the wharf binary, where `make build`
+// puts them, so that clusters can run pods without a push by hand.
+func pushBuiltinImages(ctx context.Context, log *slog.Logger, kubeconfig string) {
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	tarballs, _ := filepath.Glob(filepath.Join(filepath.Dir(exe), "images", "*.tar"))
+	if len(tarballs) == 0 {
+		log.Warn("no built-in images next to the binary: push them with `wharf image push` (make build makes them)")
+		return
+	}
+	r, err := images.RemoteFor(kubeconfig)
+	if err == nil {
+		err = images.PushFiles(ctx, io.Discard, r, tarballs, "")
+	}
+	if err != nil {
+		log.Warn("pushing the built-in images", "err", err)
+	}
 }

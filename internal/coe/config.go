@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/client/wharf"
 	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/provider"
@@ -39,6 +40,10 @@ type Config struct {
 	Wharf *wharf.Client
 	// Providers make hosts, by the name templates use in spec.provider.
 	Providers map[string]provider.Provider
+	// ProviderFor, when set, makes the provider of a template whose
+	// provider is not in Providers: one that depends on the template
+	// itself, like ssh's machines and key (namespace is the template's).
+	ProviderFor func(ctx context.Context, namespace string, tmpl wharfv1.ClusterTemplateSpec) (provider.Provider, error)
 	// RegistryURL is the service's image registry as hosts reach it
 	// (https://<service address>:<port>); RegistryCA is the service's CA
 	// (PEM). Workers get the --registry-* flags only when both are set.

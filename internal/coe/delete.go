@@ -66,7 +66,7 @@ func (c *Controller) delete(ctx context.Context, cl *wharfv1.Cluster) error {
 // says in which step and, per host, why.
 func (c *Controller) deleteEverything(ctx context.Context, cl *wharfv1.Cluster) (string, map[string]string, error) {
 	if raw, ok := cl.Annotations[templateAnnotation]; ok {
-		e, err := c.envFor(cl, raw)
+		e, err := c.envFor(ctx, cl, raw)
 		if err != nil {
 			return "hosts", nil, err
 		}

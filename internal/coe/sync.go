@@ -83,7 +83,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 func (c *Controller) prepare(ctx context.Context, cl *wharfv1.Cluster) (*wharfv1.Cluster, *env, error) {
 	raw, ok := cl.Annotations[templateAnnotation]
 	if ok && slices.Contains(cl.Finalizers, Finalizer) {
-		e, err := c.envFor(cl, raw)
+		e, err := c.envFor(ctx, cl, raw)
 		if err != nil {
 			// The service lost the cluster's provider (configuration): say
 			// so and retry, the hosts may still be there.
@@ -99,8 +99,8 @@ func (c *Controller) prepare(ctx context.Context, cl *wharfv1.Cluster) (*wharfv1
 	}
 	tmpl, err := c.resolveTemplate(ctx, cl)
 	if err == nil {
-		if _, ok := c.cfg.Providers[tmpl.Provider]; !ok {
-			err = fmt.Errorf("template %q: provider %q is not configured in this service", cl.Spec.Template, tmpl.Provider)
+		if _, perr := c.provider(ctx, cl.Namespace, *tmpl); perr != nil {
+			err = fmt.Errorf("template %q: %w", cl.Spec.Template, perr)
 		}
 	}
 	if err != nil {
@@ -127,19 +127,19 @@ func (c *Controller) prepare(ctx context.Context, cl *wharfv1.Cluster) (*wharfv1
 	if cl, err = c.obj.clusters.update(ctx, next); err != nil {
 		return nil, nil, fmt.Errorf("cluster %s/%s: add finalizer: %w", next.Namespace, next.Name, err)
 	}
-	e, err := c.envFor(cl, string(data))
+	e, err := c.envFor(ctx, cl, string(data))
 	return cl, e, err
 }
 
 // envFor builds a cluster's env from its template snapshot.
-func (c *Controller) envFor(cl *wharfv1.Cluster, raw string) (*env, error) {
+func (c *Controller) envFor(ctx context.Context, cl *wharfv1.Cluster, raw string) (*env, error) {
 	var tmpl wharfv1.ClusterTemplateSpec
 	if err := json.Unmarshal([]byte(raw), &tmpl); err != nil {
 		return nil, fmt.Errorf("annotation %s: %w", templateAnnotation, err)
 	}
-	prov, ok := c.cfg.Providers[tmpl.Provider]
-	if !ok {
-		return nil, fmt.Errorf("provider %q is not configured in this service", tmpl.Provider)
+	prov, err := c.provider(ctx, cl.Namespace, tmpl)
+	if err != nil {
+		return nil, err
 	}
 	return &env{
 		ref:    provider.ClusterRef{Namespace: cl.Namespace, Name: cl.Name, UID: string(cl.UID)},
@@ -176,4 +176,16 @@ func clusterLabels(cl *wharfv1.Cluster) map[string]string {
 	t := &wharfv1.ClusterTemplate{}
 	_ = json.Unmarshal([]byte(cl.Annotations[templateAnnotation]), &t.Spec)
 	return resources.EffectiveLabels(cl, t)
+}
+
+// provider returns the provider of a template: a configured one by name,
+// else one ProviderFor makes.
+func (c *Controller) provider(ctx context.Context, namespace string, tmpl wharfv1.ClusterTemplateSpec) (provider.Provider, error) {
+	if p, ok := c.cfg.Providers[tmpl.Provider]; ok {
+		return p, nil
+	}
+	if c.cfg.ProviderFor != nil {
+		return c.cfg.ProviderFor(ctx, namespace, tmpl)
+	}
+	return nil, fmt.Errorf("provider %q is not configured in this service", tmpl.Provider)
 }
