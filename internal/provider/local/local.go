@@ -224,3 +224,17 @@ func (p *Provider) hostOf(r *record, running bool) provider.Host {
 		StateDir: p.namesFor(r.Cluster, r.Name).dir, Running: running,
 	}
 }
+
+// AllHosts returns every host of every cluster on this provider, for
+// tools that clean up or inspect the whole machine.
+func (p *Provider) AllHosts(ctx context.Context) ([]provider.Host, error) {
+	recs, err := p.allRecords()
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]provider.Host, 0, len(recs))
+	for _, r := range recs {
+		hosts = append(hosts, p.hostOf(r, r.alive()))
+	}
+	return hosts, nil
+}

@@ -1,0 +1,341 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"wharf.dev/wharf/internal/provider/local"
+	"wharf.dev/wharf/internal/testserver"
+)
+
+// svc is one `wharf service` for the duration of a test.
+type svc struct {
+	t        *testing.T
+	stateDir string
+	listen   string
+}
+
+func startService(t *testing.T) *svc {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	// A short state dir: containerd's sockets live deep below it, and a
+	// unix socket path has at most 107 bytes.
+	dir, err := os.MkdirTemp("", "ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &svc{t: t, stateDir: dir + "/s", listen: fmt.Sprintf("0.0.0.0:%d", port)}
+	t.Cleanup(func() { s.cleanup(); os.RemoveAll(dir) })
+	s.start()
+	return s
+}
+
+func (s *svc) start() {
+	s.t.Helper()
+	if out, err := s.wharf("service", "start", "--state-dir", s.stateDir, "--listen", s.listen); err != nil {
+		s.t.Fatalf("wharf service start: %v\n%s", err, out)
+	}
+}
+
+// cleanup removes whatever a test left: hosts of every cluster, the
+// service, its bridge and state.
+func (s *svc) cleanup() {
+	if s.t.Failed() {
+		s.t.Logf("--- service.log (tail)\n%s", tailFile(filepath.Join(s.stateDir, "service.log"), 80))
+	}
+	s.wharf("service", "stop", "--state-dir", s.stateDir)
+	ctx := context.Background()
+	if lp, err := local.New(local.Config{StateDir: filepath.Join(s.stateDir, "hosts")}); err == nil {
+		hosts, _ := lp.AllHosts(ctx)
+		for _, h := range hosts {
+			if err := lp.DeleteHost(ctx, h.Cluster, h.Name); err != nil {
+				s.t.Errorf("cleanup: host %s: %v", h.Name, err)
+			}
+		}
+	}
+	if out, err := s.wharf("service", "stop", "--state-dir", s.stateDir, "--purge"); err != nil {
+		s.t.Errorf("service stop --purge: %v\n%s", err, out)
+	}
+}
+
+func (s *svc) kubeconfig() string { return filepath.Join(s.stateDir, "admin.kubeconfig") }
+
+// wharf runs the CLI against this service.
+func (s *svc) wharf(args ...string) (string, error) {
+	cmd := exec.Command(wharfBin, args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "WHARF_SERVICE_KUBECONFIG="+s.kubeconfig())
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (s *svc) must(args ...string) string {
+	s.t.Helper()
+	out, err := s.wharf(args...)
+	if err != nil {
+		s.t.Fatalf("wharf %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// field reads one field of `wharf cluster show`.
+func (s *svc) field(cluster, name string) string {
+	s.t.Helper()
+	return strings.TrimSpace(s.must("cluster", "show", cluster, "-f", "value", "-c", name))
+}
+
+// clusterKubectl returns kubectl and client-go for a cluster of the service.
+func (s *svc) cluster(name string) (*testserver.KubectlRunner, kubernetes.Interface) {
+	s.t.Helper()
+	path := filepath.Join(s.t.TempDir(), name+".kubeconfig")
+	if err := os.WriteFile(path, []byte(s.must("cluster", "config", name)), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	k := testserver.NewKubectl(s.t, "33", path)
+	k.Dir = repoRoot
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return k, kubernetes.NewForConfigOrDie(cfg)
+}
+
+// hostTraces lists what a cluster's hosts leave on the machine.
+func hostTraces(key string) []string {
+	var left []string
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), "wh-"+key) {
+		left = append(left, "netns: "+string(out))
+	}
+	if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/wharf/" + key); len(dirs) > 0 {
+		left = append(left, fmt.Sprintf("cgroups: %v", dirs))
+	}
+	return left
+}
+
+// TestClusterService is the issue's user session: a service, a template,
+// a 1+2 cluster with the hello app across its hosts, resize both ways,
+// delete, and nothing left behind.
+func TestClusterService(t *testing.T) {
+	s := startService(t)
+	s.must("cluster", "template", "create", "k8s-local", "--coe", "kubernetes", "--provider", "local")
+	testserver.Contains(t, s.must("cluster", "create", "demo", "--template", "k8s-local", "--master-count", "1", "--node-count", "2", "--wait"),
+		"credentials", "control plane ready", "nodes ready", "CREATE_COMPLETE", "Cluster demo created in")
+	testserver.Contains(t, s.must("cluster", "list"), "demo", "CREATE_COMPLETE")
+	show := s.must("cluster", "show", "demo")
+	testserver.Contains(t, show, "| status ", "CREATE_COMPLETE", "| health_status ", "HEALTHY", "| api_address ", "https://10.123.0.", "| node_addresses", "containerd://")
+	uid := s.field("demo", "uuid")
+	key := "demo-" + uid[:8]
+
+	k, client := s.cluster("demo")
+	k.Eventually(`demo-node-0\s+Ready`, "get", "nodes", "-o", "wide")
+	k.Eventually(`demo-node-1\s+Ready`, "get", "nodes")
+	k.Run("apply", "-f", "examples/hello/")
+	k.Run("rollout", "status", "deployment/hello", "--timeout=90s")
+
+	// Pod to pod across hosts, with the client's own address.
+	ctx := testContext(t)
+	pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNode := map[string]corev1.Pod{}
+	for _, p := range pods.Items {
+		byNode[p.Spec.NodeName] = p
+	}
+	if len(byNode) != 2 {
+		t.Fatalf("hello pods on %d nodes, want both: %v", len(byNode), byNode)
+	}
+	a, b := byNode["demo-node-0"], byNode["demo-node-1"]
+	answer := k.Run("exec", a.Name, "--", "wget", "-qO-", "http://"+b.Status.PodIP+":8080/")
+	testserver.Contains(t, answer, `"podIP": "`+b.Status.PodIP+`"`, `"remoteAddr": "`+a.Status.PodIP+":")
+
+	// Resize up, then down naming the host to remove.
+	s.must("cluster", "resize", "demo", "4", "--wait")
+	k.Eventually(`demo-node-3\s+Ready`, "get", "nodes")
+	s.must("cluster", "resize", "demo", "2", "--nodes-to-remove", "demo-node-1", "--wait")
+	nodes := k.Run("get", "nodes")
+	if strings.Contains(nodes, "demo-node-1") || strings.Count(nodes, " Ready") != 2 {
+		t.Errorf("after resize to 2 without demo-node-1:\n%s", nodes)
+	}
+	k.Run("rollout", "status", "deployment/hello", "--timeout=90s")
+	k.Eventually(`(?s)(Running.*){3}`, "get", "pods", "-l", "app=hello")
+
+	testserver.Contains(t, s.must("cluster", "delete", "demo", "--wait"), "Cluster demo deleted")
+	if left := hostTraces(key); len(left) > 0 {
+		t.Errorf("the deleted cluster left: %v", left)
+	}
+	if hosts, _ := filepath.Glob(filepath.Join(s.stateDir, "hosts", "*", "host.json")); len(hosts) > 0 {
+		t.Errorf("host records left: %v", hosts)
+	}
+}
+
+// TestClusterServiceBadInput: each bad request is refused with a clear
+// error and stores no cluster; a create that fails half-way says why and
+// delete still cleans up.
+func TestClusterServiceBadInput(t *testing.T) {
+	s := startService(t)
+	s.must("cluster", "template", "create", "k8s-local", "--coe", "kubernetes", "--provider", "local")
+	if out, err := s.wharf("cluster", "template", "create", "swarm", "--coe", "swarm", "--provider", "local"); err == nil || !strings.Contains(out, "kubernetes") {
+		t.Errorf("coe swarm: %v\n%s", err, out)
+	}
+	cases := []struct {
+		name, want string
+		args       []string
+	}{
+		{"unknown template", "nope", []string{"cluster", "create", "c1", "--template", "nope"}},
+		{"two masters", "master", []string{"cluster", "create", "c2", "--template", "k8s-local", "--master-count", "2"}},
+		{"negative nodes", "node", []string{"cluster", "create", "c3", "--template", "k8s-local", "--node-count", "-1"}},
+		{"not a DNS label", "name", []string{"cluster", "create", "Bad_Name", "--template", "k8s-local"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := s.wharf(tc.args...)
+			if err == nil || !strings.Contains(strings.ToLower(out), tc.want) {
+				t.Errorf("%v: %v\n%s", tc.args, err, out)
+			}
+		})
+	}
+	if out := s.must("cluster", "list", "-f", "value", "-c", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("clusters stored after refused requests: %q", out)
+	}
+
+	// Hosts with too little memory never get a node Ready: the create
+	// fails at its timeout, and meanwhile the cluster cannot be deleted.
+	s.must("cluster", "template", "create", "tiny", "--coe", "kubernetes", "--provider", "local", "--memory", "24Mi")
+	s.must("cluster", "create", "broken", "--template", "tiny", "--node-count", "1", "--timeout", "20s")
+	if out, err := s.wharf("cluster", "create", "broken", "--template", "tiny"); err == nil || !strings.Contains(out, "exists") {
+		t.Errorf("duplicate name: %v\n%s", err, out)
+	}
+	if out, err := s.wharf("cluster", "delete", "broken"); err == nil || !strings.Contains(out, "being created") {
+		t.Errorf("delete while creating: %v\n%s", err, out)
+	}
+	testserver.WaitFor(t, "CREATE_FAILED", 90*time.Second, func() (bool, error) {
+		return s.field("broken", "status") == "CREATE_FAILED", nil
+	})
+	if reason := s.field("broken", "status_reason"); reason == "" {
+		t.Error("CREATE_FAILED without a status_reason")
+	}
+	key := "broken-" + s.field("broken", "uuid")[:8]
+	s.must("cluster", "delete", "broken", "--wait")
+	if left := hostTraces(key); len(left) > 0 {
+		t.Errorf("the failed cluster left: %v", left)
+	}
+}
+
+// TestServiceKilledDuringCreate: kill -9 of the service mid-create; the
+// restarted service finishes the create; the clusters' hosts never stopped.
+func TestServiceKilledDuringCreate(t *testing.T) {
+	s := startService(t)
+	s.must("cluster", "template", "create", "k8s-local", "--coe", "kubernetes", "--provider", "local")
+	s.must("cluster", "create", "crash", "--template", "k8s-local", "--node-count", "3")
+	testserver.WaitFor(t, "a host made", 30*time.Second, func() (bool, error) {
+		hosts, _ := filepath.Glob(filepath.Join(s.stateDir, "hosts", "*", "host.json"))
+		return len(hosts) > 0, nil
+	})
+	pid, err := readPid(filepath.Join(s.stateDir, "service.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killPidFileProcess(t, pid)
+	s.start()
+	out := s.must("cluster", "create", "--help") // the service answers again
+	_ = out
+	testserver.WaitFor(t, "CREATE_COMPLETE after the restart", 90*time.Second, func() (bool, error) {
+		st := s.field("crash", "status")
+		if st == "CREATE_FAILED" {
+			return false, fmt.Errorf("failed: %s", s.field("crash", "status_reason"))
+		}
+		return st == "CREATE_COMPLETE", nil
+	})
+	k, _ := s.cluster("crash")
+	out = k.Eventually(`(?s)(crash-node-\d\s+Ready.*){3}`, "get", "nodes")
+	t.Logf("%s", out)
+	s.must("cluster", "delete", "crash", "--wait")
+}
+
+// TestPowerCutAndAutoHealing: a worker host loses power; its node goes
+// NotReady, its pods run on the other node, and the service replaces the host.
+func TestPowerCutAndAutoHealing(t *testing.T) {
+	s := startService(t)
+	s.must("cluster", "template", "create", "k8s-local", "--coe", "kubernetes", "--provider", "local")
+	s.must("cluster", "create", "heal", "--template", "k8s-local", "--node-count", "2", "--labels", "auto_healing_enabled=true", "--wait")
+	k, client := s.cluster("heal")
+	k.Run("apply", "-f", "examples/hello/")
+	k.Run("rollout", "status", "deployment/hello", "--timeout=90s")
+	ctx := testContext(t)
+	victim := "heal-node-1"
+
+	lp, err := local.New(local.Config{StateDir: filepath.Join(s.stateDir, "hosts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := lp.AllHosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut bool
+	for _, h := range hosts {
+		if h.Name == victim {
+			if err := lp.PowerOff(ctx, h.Cluster, h.Name); err != nil {
+				t.Fatal(err)
+			}
+			cut = true
+		}
+	}
+	if !cut {
+		t.Fatalf("no host %s among %v", victim, hosts)
+	}
+	k.Eventually(victim+`\s+NotReady`, "get", "nodes")
+	testserver.WaitFor(t, "3 hello pods running, none on the dead node", 90*time.Second, func() (bool, error) {
+		l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+		if err != nil {
+			return false, err
+		}
+		n := 0
+		for _, p := range l.Items {
+			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != victim {
+				n++
+			}
+		}
+		return n == 3, fmt.Errorf("%d running", n)
+	})
+	// Auto-healing: the service replaces the host; the node comes back.
+	k.Eventually(victim+`\s+Ready`, "get", "nodes")
+	testserver.WaitFor(t, "HEALTHY again", 90*time.Second, func() (bool, error) {
+		return s.field("heal", "health_status") == "HEALTHY", nil
+	})
+	s.must("cluster", "delete", "heal", "--wait")
+}
+
+// killPidFileProcess SIGKILLs a process and waits until it is gone.
+func killPidFileProcess(t *testing.T, pid int) {
+	t.Helper()
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Kill()
+	testserver.WaitFor(t, "the service gone", 10*time.Second, func() (bool, error) {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || strings.Contains(string(data), ") Z "), nil
+	})
+}
