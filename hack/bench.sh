@@ -9,6 +9,7 @@ bin/wharf bench rss --log-level error
 if [ "$(id -u)" -eq 0 ]; then
   bin/wharf bench up --log-level error
   bin/wharf bench pods --log-level error
+  bin/wharf bench cluster --log-level error
 else
   echo "bench up / bench pods: skipped, they need root (they run wharf up)"
 fi

@@ -110,6 +110,18 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	podsCmd.Flags().IntVar(&pc.Crashes, "crashes", 10, "containers crashed (each once)")
 	podsCmd.Flags().IntVar(&pc.RSSPods, "rss-pods", 30, "pods running when the agent's memory is read")
 
-	cmd.AddCommand(schedCmd, apiCmd, rssCmd, upCmd, podsCmd)
+	cc := bench.ClusterConfig{}
+	clusterCmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Cluster service: create time, first pod, memory, power cut recovery, nodes under CPU saturation (root)",
+		Args:  cobra.NoArgs,
+		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.Cluster(ctx, env, stdio.Out, cc) }),
+	}
+	clusterCmd.Flags().IntVar(&cc.Runs, "runs", 3, "clusters created per size")
+	clusterCmd.Flags().IntVar(&cc.BigNodes, "big-nodes", 10, "worker nodes of the larger cluster")
+	clusterCmd.Flags().IntVar(&cc.PowerCuts, "power-cuts", 5, "power cuts measured")
+	clusterCmd.Flags().DurationVar(&cc.Saturate, "saturate", 30*time.Second, "how long to saturate the CPUs while watching nodes (0: skip)")
+
+	cmd.AddCommand(schedCmd, apiCmd, rssCmd, upCmd, podsCmd, clusterCmd)
 	return cmd
 }
