@@ -39,7 +39,25 @@ type lab struct {
 type machine struct {
 	ns, addr, dir string
 	sshd          int // the listening sshd's pid
+	kind          machineKind
 }
+
+// machineKind makes a machine unlike this one. The zero kind is this
+// machine as it is: root logs in, no systemd, every package installed.
+// Any other kind runs its sshd in a mount namespace of its own, where
+// files bound over /etc and /usr/local/sbin make the difference.
+type machineKind struct {
+	// user logs in instead of root; the machine gives it password-less sudo.
+	user string
+	// systemd: the machine runs systemd (a systemctl that records its
+	// calls and runs units' ExecStart detached; /run/systemd/system).
+	systemd bool
+	// missing packages, which dpkg-query reports not installed and an
+	// apt-get that records its calls "installs".
+	missing []string
+}
+
+func (k machineKind) plain() bool { return k.user == "" && !k.systemd && len(k.missing) == 0 }
 
 // needLab skips unless a lab can be made here.
 func needLab(t testing.TB) {
@@ -59,6 +77,12 @@ func needLab(t testing.TB) {
 
 // newLab makes n machines; everything goes when the test ends, failed or not.
 func newLab(t testing.TB, n int) *lab {
+	t.Helper()
+	return newLabOf(t, make([]machineKind, n)...)
+}
+
+// newLabOf makes a machine of each kind.
+func newLabOf(t testing.TB, kinds ...machineKind) *lab {
 	t.Helper()
 	needLab(t)
 	b := make([]byte, 3)
@@ -84,8 +108,8 @@ func newLab(t testing.TB, n int) *lab {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation dir
 		t.Fatal(err)
 	}
-	for i := range n {
-		m := &machine{ns: fmt.Sprintf("wsh-%s-%d", l.id, i), addr: prefix + strconv.Itoa(10+i), dir: t.TempDir()}
+	for i, kind := range kinds {
+		m := &machine{ns: fmt.Sprintf("wsh-%s-%d", l.id, i), addr: prefix + strconv.Itoa(10+i), dir: t.TempDir(), kind: kind}
 		l.addMachine(t, m, bridge, clientPub)
 		l.machines = append(l.machines, m)
 	}
@@ -123,11 +147,17 @@ func (l *lab) addMachine(t testing.TB, m *machine, bridge string, clientPub ssh.
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
 	hostKey := filepath.Join(m.dir, "ssh_host_ed25519_key")
 	write(t, hostKey, pemKey(t, hostPriv))
-	write(t, filepath.Join(m.dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub))
+	keys := filepath.Join(m.dir, "authorized_keys")
+	var setup string
+	if !m.kind.plain() {
+		keys, setup = m.makeKind(t)
+	}
+	write(t, keys, ssh.MarshalAuthorizedKey(clientPub))
+	os.Chmod(keys, 0o644) // a user reads its own keys
 	config := filepath.Join(m.dir, "sshd_config")
 	write(t, config, []byte(fmt.Sprintf(`ListenAddress %s:22
 HostKey %s
-AuthorizedKeysFile %s/authorized_keys
+AuthorizedKeysFile %s
 PidFile none
 PermitRootLogin prohibit-password
 PasswordAuthentication no
@@ -137,7 +167,7 @@ StrictModes no
 MaxSessions 64
 MaxStartups 64
 LogLevel ERROR
-`, m.addr, hostKey, m.dir)))
+`, m.addr, hostKey, keys)))
 	signer, _ := ssh.NewSignerFromKey(hostPriv)
 	l.known = append(l.known, knownhosts.Line([]string{m.addr}, signer.PublicKey())+"\n"...)
 
@@ -145,7 +175,12 @@ LogLevel ERROR
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("nsenter", "--net=/var/run/netns/"+m.ns, "/usr/sbin/sshd", "-D", "-e", "-f", config)
+	args := []string{"--net=/var/run/netns/" + m.ns, "/usr/sbin/sshd", "-D", "-e", "-f", config}
+	if setup != "" { // unshare and sh exec, so the pid stays sshd's
+		args = []string{"--net=/var/run/netns/" + m.ns, "unshare", "--mount", "--propagation", "private",
+			"sh", "-ec", setup + "exec /usr/sbin/sshd -D -e -f " + config}
+	}
+	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("sshd: %v", err)
