@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+
+	"wharf.dev/wharf/internal/controlplane"
 )
 
 // drainPoll is how often a drain looks for the pods it evicted.
@@ -36,14 +38,23 @@ func (c *Controller) removeHost(ctx context.Context, kube kubernetes.Interface, 
 	if err := e.prov.DeleteHost(ctx, e.ref, name); err != nil {
 		return fmt.Errorf("delete host %q: %w", name, err)
 	}
-	if kube != nil {
-		err := kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete node %q: %w", name, err)
-		}
+	if err := forgetNode(ctx, kube, name); err != nil {
+		return err
 	}
 	log.Info("host removed")
 	return nil
+}
+
+// forgetNode deletes the Node of a deleted host and revokes its agent's
+// token. kube is nil when the cluster's API is unknown.
+func forgetNode(ctx context.Context, kube kubernetes.Interface, name string) error {
+	if kube == nil {
+		return nil
+	}
+	if err := kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %q: %w", name, err)
+	}
+	return controlplane.RevokeNodeToken(ctx, kube, name)
 }
 
 // drain cordons a node and evicts its pods through the eviction

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"sync"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
@@ -189,18 +187,13 @@ func (c *Controller) apply(ctx context.Context, kube kubernetes.Interface, e *en
 	}
 }
 
-// removeDead removes a dead worker's host and Node before it is made anew.
+// removeDead removes a dead worker's host, Node and token before it is made anew.
 func (c *Controller) removeDead(ctx context.Context, kube kubernetes.Interface, e *env, name string) error {
 	c.log.Info("auto-healing: replacing a NotReady worker", "cluster", e.ref.Namespace+"/"+e.ref.Name, "host", name)
 	if err := e.prov.DeleteHost(ctx, e.ref, name); err != nil {
 		return fmt.Errorf("delete host %q: %w", name, err)
 	}
-	if kube != nil {
-		if err := kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete node %q: %w", name, err)
-		}
-	}
-	return nil
+	return forgetNode(ctx, kube, name)
 }
 
 // parallel runs f for each name at once and waits for all.

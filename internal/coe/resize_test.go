@@ -79,6 +79,13 @@ func TestResize(t *testing.T) {
 			t.Errorf("node %s: cordoned at event %d, deleted at event %d; want cordoned, then deleted", n, cordoned, deleted)
 		}
 	}
+	// The removed nodes' agents are locked out; the kept one is not.
+	for node, want := range map[string]bool{"r1-node-0": false, "r1-node-2": false, "r1-node-1": true} {
+		_, err := kube.CoreV1().Secrets("kube-system").Get(e.ctx, "node-token-"+node, metav1.GetOptions{})
+		if has := err == nil; has != want {
+			t.Errorf("token of node %s: present %v (%v), want %v", node, has, err, want)
+		}
+	}
 	if podsOn = waitPods(t, kube, 4); podsOn["r1-node-1"] != 4 {
 		t.Errorf("pods per node after the drain: %v, want all 4 on r1-node-1", podsOn)
 	}

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 
 	"wharf.dev/wharf/internal/apiserver"
 )
@@ -173,6 +174,16 @@ func (s *Server) issueNodeServing(node string, hosts []string) (certPEM, keyPEM 
 }
 
 func nodeTokenSecret(node string) string { return "node-token-" + node }
+
+// RevokeNodeToken deletes a node's token: its agent is refused from then
+// on, until it joins again. For nodes whose host is gone for good.
+func RevokeNodeToken(ctx context.Context, kube kubernetes.Interface, node string) error {
+	err := kube.CoreV1().Secrets(nodeTokenNamespace).Delete(ctx, nodeTokenSecret(node), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("revoke token of node %q: %w", node, err)
+	}
+	return nil
+}
 
 // nodeTokenKey is the storage key of a node's token Secret (see the
 // storage package for the key layout).
