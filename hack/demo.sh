@@ -1,15 +1,45 @@
 #!/usr/bin/env bash
-# The demo: a one-node Wharf cluster on this machine (real containerd), the
-# hello app on it, and one pod's answer over HTTP. The cluster stays up.
+# The demo: the cluster service on this machine, a cluster of three hosts
+# (1 master + 2 nodes, each host a network namespace with its own
+# containerd), the hello app spread over the nodes, and one pod answering
+# another across hosts. The service and the cluster stay up; running it
+# again reuses them.
+#
+# Environment: WHARF_SERVICE_STATE_DIR (default /var/lib/wharf-service),
+# WHARF_SERVICE_LISTEN (default 0.0.0.0:7443), WHARF_BIN (default bin/wharf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-state=${WHARF_STATE_DIR:-/var/lib/wharf}
-export KUBECONFIG=$state/server/admin.kubeconfig
+state=${WHARF_SERVICE_STATE_DIR:-/var/lib/wharf-service}
+listen=${WHARF_SERVICE_LISTEN:-0.0.0.0:7443}
+wharf=${WHARF_BIN:-bin/wharf}
+export WHARF_SERVICE_KUBECONFIG=$state/admin.kubeconfig
 
-step "wharf up --state-dir $state"
-bin/wharf up --state-dir "$state"
+step "wharf service start --state-dir $state"
+$wharf service start --state-dir "$state" --listen "$listen"
+
+if ! $wharf cluster template show k8s-local >/dev/null 2>&1; then
+  step "wharf cluster template create k8s-local --coe kubernetes --provider local"
+  $wharf cluster template create k8s-local --coe kubernetes --provider local
+fi
+
+if $wharf cluster show demo >/dev/null 2>&1; then
+  step "cluster demo exists: reusing it"
+else
+  step "wharf cluster create demo --template k8s-local --master-count 1 --node-count 2 --wait"
+  $wharf cluster create demo --template k8s-local --master-count 1 --node-count 2 --wait
+fi
+
+step "wharf cluster list"
+$wharf cluster list
+
+step "wharf cluster show demo"
+$wharf cluster show demo
+
+export KUBECONFIG=$state/demo.kubeconfig
+step "wharf cluster config demo > $KUBECONFIG"
+$wharf cluster config demo > "$KUBECONFIG"
 
 step "kubectl get nodes -o wide"
 kubectl get nodes -o wide
@@ -21,17 +51,25 @@ kubectl rollout status deployment/hello --timeout=120s
 step "kubectl get pods -o wide"
 kubectl get pods -o wide -l app=hello
 
-ip=$(kubectl get pods -l app=hello -o jsonpath='{.items[0].status.podIP}')
-step "curl http://$ip:8080/   (a pod, straight from this host)"
-curl -s --max-time 5 "http://$ip:8080/"
-echo
+# Two hello pods on different nodes: one asks the other by pod IP.
+read -r a anode aip b bnode bip < <(kubectl get pods -l app=hello \
+  -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP}{"\n"}{end}' |
+  awk '!seen[$2]++ {printf "%s %s %s ", $1, $2, $3} END {print ""}')
+if [ -n "${bip:-}" ]; then
+  step "kubectl exec $a -- wget -qO- http://$bip:8080/   ($anode -> $bnode, pod to pod across hosts)"
+  kubectl exec "$a" -- wget -qO- "http://$bip:8080/"
+  echo
+else
+  step "the hello pods all run on $anode; scale up to see pods talk across hosts"
+fi
 
 step "The cluster is up. To go on:"
 cat <<EOT
   export KUBECONFIG=$KUBECONFIG
+  export WHARF_SERVICE_KUBECONFIG=$WHARF_SERVICE_KUBECONFIG
   kubectl logs deploy/hello -f
-  kubectl exec -it deploy/hello -- sh
-  kubectl scale deployment hello --replicas 5
-  bin/wharf down --state-dir $state            # stop it (data kept)
-  bin/wharf down --state-dir $state --purge    # remove every trace
+  $wharf cluster resize demo 4 --wait              # two more hosts
+  $wharf cluster resize demo 2 --nodes-to-remove demo-node-1 --wait
+  $wharf cluster delete demo --wait                # every host and trace of it
+  $wharf service stop --state-dir $state --purge
 EOT

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,15 @@ type svc struct {
 
 func startService(t *testing.T) *svc {
 	t.Helper()
+	s := newService(t)
+	s.start()
+	return s
+}
+
+// newService picks a state dir and port for a service, and removes
+// whatever the service and its clusters leave when the test ends.
+func newService(t *testing.T) *svc {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +55,6 @@ func startService(t *testing.T) *svc {
 	}
 	s := &svc{t: t, stateDir: dir + "/s", listen: fmt.Sprintf("0.0.0.0:%d", port)}
 	t.Cleanup(func() { s.cleanup(); os.RemoveAll(dir) })
-	s.start()
 	return s
 }
 
@@ -339,4 +348,32 @@ func killPidFileProcess(t *testing.T, pid int) {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		return err != nil || strings.Contains(string(data), ") Z "), nil
 	})
+}
+
+// TestDemo runs `make demo`'s script twice against a service of its own:
+// the first run makes the service, a 1+2 cluster and the hello app, and a
+// pod answers a pod on the other host; the second reuses all of it.
+func TestDemo(t *testing.T) {
+	s := newService(t)
+	demo := func() string {
+		t.Helper()
+		cmd := exec.Command("hack/demo.sh")
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "WHARF_BIN="+wharfBin,
+			"WHARF_SERVICE_STATE_DIR="+s.stateDir, "WHARF_SERVICE_LISTEN="+s.listen)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("hack/demo.sh: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	out := demo()
+	testserver.Contains(t, out, "| status ", "CREATE_COMPLETE", `"message": "Hello from Wharf!"`)
+	hop := regexp.MustCompile(`\((\S+) -> (\S+), pod to pod across hosts\)`).FindStringSubmatch(out)
+	podIP := regexp.MustCompile(`"podIP": "([0-9.]+)"`).FindStringSubmatch(out)
+	remote := regexp.MustCompile(`"remoteAddr": "([0-9.]+):`).FindStringSubmatch(out)
+	if hop == nil || hop[1] == hop[2] || podIP == nil || remote == nil || podIP[1] == remote[1] {
+		t.Errorf("no answer from a pod on another host, with the asking pod's address:\n%s", out)
+	}
+	testserver.Contains(t, demo(), "already running", "cluster demo exists: reusing it", "CREATE_COMPLETE", "Hello from Wharf!")
 }
