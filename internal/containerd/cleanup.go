@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"wharf.dev/wharf/internal/cgroups"
+	"wharf.dev/wharf/internal/mountinfo"
 )
 
 // CNIResultsDir is where libcni (inside containerd) caches each
@@ -32,7 +35,7 @@ func Cleanup(ctx context.Context, stateDir, cgroupRoot string) error {
 	}
 	// Never RemoveAll through a mount that is still there: it could be
 	// a bind mount of something that is not ours.
-	if left, merr := mountsUnder(abs); merr != nil || len(left) > 0 {
+	if left, merr := mountinfo.Under(abs); merr != nil || len(left) > 0 {
 		return errors.Join(err, fmt.Errorf("cleanup state dir: not removed, still mounted: %v %v", left, merr))
 	}
 	if rerr := os.RemoveAll(abs); rerr != nil {
@@ -65,7 +68,7 @@ func Shutdown(ctx context.Context, stateDir, cgroupRoot string) error {
 	}
 
 	if cgroupRoot != "" && filepath.Clean(cgroupRoot) != "/" {
-		fail("processes", killCgroup(cgroupRoot))
+		fail("processes", cgroups.Kill(cgroupRoot))
 	}
 	// A containerd started outside the cgroup root (or with none).
 	if f, err := os.Open(p.PidFile); err == nil {
@@ -83,7 +86,7 @@ func Shutdown(ctx context.Context, stateDir, cgroupRoot string) error {
 	fail("CNI results", removeCNIResults(ids))
 	fail("mounts", unmountAll(stateDir))
 	if cgroupRoot != "" && filepath.Clean(cgroupRoot) != "/" {
-		fail("cgroups", removeCgroups(cgroupRoot))
+		fail("cgroups", cgroups.Remove(cgroupRoot))
 	}
 	return errors.Join(errs...)
 }
@@ -93,7 +96,7 @@ func Shutdown(ctx context.Context, stateDir, cgroupRoot string) error {
 func unmountAll(dir string) error {
 	var errs []error
 	for pass := 0; pass < 3; pass++ {
-		mounts, err := mountsUnder(dir)
+		mounts, err := mountinfo.Under(dir)
 		if err != nil {
 			return err
 		}

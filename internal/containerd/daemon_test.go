@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"wharf.dev/wharf/internal/cgroups"
 )
 
 // needContainerd skips unless the test can run a real containerd.
@@ -24,7 +26,7 @@ func needContainerd(t testing.TB) {
 	if _, err := exec.LookPath("containerd"); err != nil {
 		t.Skip("containerd not installed")
 	}
-	if _, err := freezerHierarchy(); err != nil {
+	if _, err := cgroups.Freezer(); err != nil {
 		t.Skip("needs cgroup v1: ", err)
 	}
 }
@@ -46,9 +48,9 @@ func testHost(t testing.TB) Config {
 			t.Errorf("cleanup: %v", err)
 		}
 		// The shared parent goes once no other test uses it.
-		hs, _ := cgroupHierarchies()
+		hs, _ := cgroups.Hierarchies()
 		for _, h := range hs {
-			os.Remove(filepath.Join(h, "wharf-test"))
+			os.Remove(filepath.Join(h.Dir, "wharf-test"))
 		}
 	})
 	return cfg

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"wharf.dev/wharf/internal/cgroups"
 )
 
 // joinAndExec is run by /bin/sh: it moves itself into each cgroup.procs
@@ -32,7 +34,7 @@ func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
 	var procs []string
 	if cfg.CgroupRoot != "" {
 		var err error
-		if procs, err = procsFiles(filepath.Join(cfg.CgroupRoot, "daemon")); err != nil {
+		if procs, err = cgroups.Create(filepath.Join(cfg.CgroupRoot, "daemon")); err != nil {
 			return nil, 0, fmt.Errorf("containerd cgroup: %w", err)
 		}
 	}

@@ -115,17 +115,6 @@ func TestQuoteTOML(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/tmp/a\040b\134c`); got != `/tmp/a b\c` {
-		t.Errorf("unescape = %q", got)
-	}
-	paths := []string{"/s", "/s/a/b", "/s/a", "/s/c/d/e"}
-	sortDeepestFirst(paths)
-	if paths[0] != "/s/c/d/e" || paths[len(paths)-1] != "/s" {
-		t.Errorf("deepest first: %v", paths)
-	}
-}
-
 func read(t *testing.T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)

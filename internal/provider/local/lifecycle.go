@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/provider"
 )
@@ -59,13 +60,13 @@ func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, 
 	err := p.stopHost(ctx, n)
 	// Processes left alive would go on in a namespace no one can reach
 	// and hold the cgroups: keep everything for the next attempt.
-	if left := subtreePids(n.cgroupRoot); len(left) > 0 {
+	if left := cgroups.SubtreePids(n.cgroupRoot); len(left) > 0 {
 		return fmt.Errorf("delete host %q: processes %v survived: %w", name, left, err)
 	}
 	errs := []error{err, deleteVeth(n), deleteNetNS(n)}
 	errs = append(errs, containerd.Cleanup(ctx, n.dir, n.cgroupRoot))
 	// The cluster's own cgroup level goes with its last host.
-	removeEmptyCgroup(filepath.Dir(n.cgroupRoot))
+	cgroups.RemoveEmpty(filepath.Dir(n.cgroupRoot))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("delete host %q: %w", name, err)
 	}

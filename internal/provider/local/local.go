@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/provider"
 )
 
@@ -126,7 +127,7 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 	if err := checkName("host name", spec.Name); err != nil {
 		return provider.Host{}, err
 	}
-	lim, err := parseLimits(spec.CPU, spec.Memory)
+	lim, err := cgroups.ParseLimits(spec.CPU, spec.Memory)
 	if err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
@@ -168,7 +169,11 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 	if err := p.setupHostNetwork(n, addr); err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
-	procs, err := setupCgroups(n.cgroupRoot, lim)
+	// The limits bound the whole host; its wharf process runs in root/wharf.
+	if err := cgroups.Set(n.cgroupRoot, lim); err != nil {
+		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
+	}
+	procs, err := cgroups.Create(n.cgroupRoot + "/wharf")
 	if err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
@@ -176,7 +181,7 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
 	// A process of an earlier start whose pid never made it to the record.
-	if err := killCgroupProcs(n.cgroupRoot + "/wharf"); err != nil {
+	if err := cgroups.Kill(n.cgroupRoot + "/wharf"); err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
 	r.Role = spec.Role

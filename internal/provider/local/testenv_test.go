@@ -16,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/providertest"
 )
@@ -140,14 +141,14 @@ func processesUsing(s string) []string {
 
 // cgroupsOf returns the host's cgroup root in every hierarchy that has it.
 func cgroupsOf(t testing.TB, rel string) []string {
-	hs, err := hierarchies()
+	hs, err := cgroups.Hierarchies()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, h := range hs {
-		if _, err := os.Stat(filepath.Join(h.dir, rel)); err == nil {
-			out = append(out, filepath.Join(h.dir, rel))
+		if _, err := os.Stat(filepath.Join(h.Dir, rel)); err == nil {
+			out = append(out, filepath.Join(h.Dir, rel))
 		}
 	}
 	return out
@@ -160,7 +161,7 @@ func checkOff(t *testing.T, p *Provider, h provider.Host) {
 	if pids := processesUsing(n.dir); len(pids) > 0 {
 		t.Errorf("host %s is off, and processes %v still run", h.Name, pids)
 	}
-	if pids := subtreePids(n.cgroupRoot); len(pids) > 0 {
+	if pids := cgroups.SubtreePids(n.cgroupRoot); len(pids) > 0 {
 		t.Errorf("host %s is off, and its cgroups hold %v", h.Name, pids)
 	}
 	for _, path := range []string{n.netnsPath(), filepath.Join(n.dir, recordFile), filepath.Join(n.dir, "providertest/starts")} {

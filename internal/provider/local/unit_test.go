@@ -8,7 +8,7 @@ import (
 	"wharf.dev/wharf/internal/provider"
 )
 
-// Tests without root: names, limits, argument and file checks.
+// Tests without root: names, argument and file checks.
 
 func TestNames(t *testing.T) {
 	p := &Provider{cfg: Config{StateDir: "/var/lib/wharf-service/hosts"}}
@@ -32,27 +32,6 @@ func TestNames(t *testing.T) {
 	for _, bad := range []string{"", ".", "..", "a/b", "a b"} {
 		if checkName("host name", bad) == nil {
 			t.Errorf("checkName(%q) accepted it", bad)
-		}
-	}
-}
-
-func TestParseLimits(t *testing.T) {
-	tests := []struct {
-		cpu, mem      string
-		quota, memory int64
-		bad           bool
-	}{
-		{"", "", -1, -1, false},
-		{"2", "4Gi", 200000, 4 << 30, false},
-		{"500m", "64Mi", 50000, 64 << 20, false},
-		{"1m", "", 1000, -1, false}, // the kernel's minimum quota
-		{"-1", "", 0, 0, true},
-		{"", "lots", 0, 0, true},
-	}
-	for _, tt := range tests {
-		l, err := parseLimits(tt.cpu, tt.mem)
-		if (err != nil) != tt.bad || (!tt.bad && (l.cfsQuota != tt.quota || l.memoryBytes != tt.memory)) {
-			t.Errorf("parseLimits(%q, %q) = %+v, %v; want %d, %d (error: %v)", tt.cpu, tt.mem, l, err, tt.quota, tt.memory, tt.bad)
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"wharf.dev/wharf/internal/cgroups"
 )
 
 // TestMain lets the test binary stand in for wharf: copied to a host's
@@ -207,11 +209,11 @@ func TestSuperviseLifecycle(t *testing.T) {
 	if _, err := os.Stat(p.Dir); !os.IsNotExist(err) {
 		t.Errorf("host dir after Cleanup: %v", err)
 	}
-	hs, _ := hierarchies()
+	hs, _ := cgroups.Hierarchies()
 	for _, h := range hs {
 		// The test's parent (/wharf-hostctl-test/<id>) goes too: it is empty.
-		if _, err := os.Stat(filepath.Join(h, filepath.Dir(cfg.CgroupRoot))); !os.IsNotExist(err) {
-			t.Errorf("cgroup %s left in %s", filepath.Dir(cfg.CgroupRoot), h)
+		if _, err := os.Stat(filepath.Join(h.Dir, filepath.Dir(cfg.CgroupRoot))); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left in %s", filepath.Dir(cfg.CgroupRoot), h.Dir)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
 )
 
@@ -97,7 +98,7 @@ func Cleanup(ctx context.Context, dir, cgroupRoot string) error {
 	os.Remove(filepath.Dir(dir))
 	os.Remove(filepath.Dir(filepath.Dir(dir)))
 	if cgroupRoot != "" {
-		removeEmptyParents(cgroupRoot)
+		cgroups.RemoveEmptyParents(cgroupRoot)
 	}
 	return errors.Join(netErrs...)
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"wharf.dev/wharf/internal/cgroups"
 )
 
 const (
@@ -49,10 +51,14 @@ func Supervise(ctx context.Context, log *slog.Logger, dir string) error {
 	// The same as under systemd, whatever the shell that started us had.
 	syscall.Umask(0o022)
 	if cfg.CgroupRoot != "" {
-		if err := setLimits(cfg.CgroupRoot, cfg.CPU, cfg.Memory); err != nil {
+		lim, err := cgroups.ParseLimits(cfg.CPU, cfg.Memory)
+		if err != nil {
+			return fmt.Errorf("host limits: %w", err)
+		}
+		if err := cgroups.Set(cfg.CgroupRoot, lim); err != nil {
 			return err
 		}
-		if err := joinCgroup(cfg.CgroupRoot + "/wharf"); err != nil {
+		if err := cgroups.Join(cfg.CgroupRoot+"/wharf", os.Getpid()); err != nil {
 			return err
 		}
 	}
