@@ -18,6 +18,7 @@ import (
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/cri"
 	"wharf.dev/wharf/internal/network/cni"
+	"wharf.dev/wharf/internal/network/nsrun"
 )
 
 // Host is a throwaway host for tests, made the way the local provider makes
@@ -122,7 +123,7 @@ func NewHost(t testing.TB, reg *Registry, podCIDR string) *Host {
 	// Like a machine with Docker: forwarding dropped unless allowed, and
 	// bridged frames go through iptables (bridge-nf-call-iptables is 1
 	// in a new namespace too), so pod-to-pod traffic needs AllowForward.
-	err = InNetNS(h.NetNS, func() error {
+	err = nsrun.At(h.NetNS, func() error {
 		if out, err := exec.Command("iptables", "-w", "5", "-P", "FORWARD", "DROP").CombinedOutput(); err != nil {
 			return fmt.Errorf("FORWARD policy: %w: %s", err, out)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"wharf.dev/wharf/internal/containerd"
+	"wharf.dev/wharf/internal/network/nsrun"
 )
 
 // Alias is the registry host images are named by; containerd maps it to
@@ -136,7 +137,7 @@ func (r *Registry) ServeIn(t testing.TB, netnsPath string) containerd.Endpoint {
 	} else {
 		// The socket belongs to the namespace it was made in, whichever
 		// thread accepts on it later.
-		err = InNetNS(netnsPath, listen)
+		err = nsrun.At(netnsPath, listen)
 	}
 	if err != nil {
 		t.Fatalf("registry listener: %v", err)

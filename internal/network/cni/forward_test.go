@@ -9,6 +9,7 @@ import (
 
 	"wharf.dev/wharf/internal/cri/critest"
 	"wharf.dev/wharf/internal/network/cni"
+	"wharf.dev/wharf/internal/network/nsrun"
 )
 
 // TestForwardRulesIdempotent runs in a throwaway network namespace with a
@@ -27,7 +28,7 @@ func TestForwardRulesIdempotent(t *testing.T) {
 	iptables := func(args ...string) string {
 		t.Helper()
 		var out []byte
-		err := critest.InNetNS(ns, func() error {
+		err := nsrun.At(ns, func() error {
 			var err error
 			out, err = exec.Command("iptables", append([]string{"-w", "5"}, args...)...).CombinedOutput()
 			return err
@@ -39,7 +40,7 @@ func TestForwardRulesIdempotent(t *testing.T) {
 	}
 	in := func(fn func() error) {
 		t.Helper()
-		if err := critest.InNetNS(ns, fn); err != nil {
+		if err := nsrun.At(ns, fn); err != nil {
 			t.Fatal(err)
 		}
 	}

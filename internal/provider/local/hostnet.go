@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"wharf.dev/wharf/internal/network/nsrun"
 )
 
 // setupHostNetwork gives a host its namespace, wired to the bridge: a veth
@@ -59,7 +61,7 @@ func (p *Provider) setupHostNetwork(n names, addr netip.Addr) error {
 	if err := h.RouteReplace(def); err != nil {
 		return fmt.Errorf("netns %s: default route via %s: %w", n.netns, p.bridgeAddr, err)
 	}
-	return onThreadIn(ns, func() error {
+	return nsrun.In(ns, func() error {
 		for file, val := range map[string]string{
 			"/proc/sys/net/ipv4/ip_forward":                      "1",
 			"/proc/sys/net/ipv4/conf/all/rp_filter":              "0",

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"wharf.dev/wharf/internal/network/nsrun"
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/providertest"
 )
@@ -117,7 +118,7 @@ func checkNamespace(t *testing.T, p *Provider, n names, addr string) {
 	if !def {
 		t.Errorf("no default route via %s in %s: %v", p.ServiceAddress(), n.netns, routes)
 	}
-	err = onThreadIn(ns, func() error {
+	err = nsrun.In(ns, func() error {
 		for file, want := range map[string]string{"ip_forward": "1", "conf/all/rp_filter": "0", "conf/eth0/rp_filter": "0"} {
 			got, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv4", file))
 			if err != nil || strings.TrimSpace(string(got)) != want {

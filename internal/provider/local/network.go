@@ -9,12 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"wharf.dev/wharf/internal/network/nsrun"
 )
 
 // EnsureNetwork creates the provider bridge with the service address, if
@@ -159,7 +160,7 @@ func ensureNetNS(n names) (netns.NsHandle, error) {
 		return netns.None(), fmt.Errorf("netns %s: %w", path, err)
 	}
 	var h netns.NsHandle
-	err := onThreadIn(netns.None(), func() error {
+	err := nsrun.In(netns.None(), func() error {
 		var err error
 		if h, err = netns.NewNamed(n.netns); err != nil {
 			os.Remove(path) // NewNamed leaves the file when mounting fails
@@ -170,35 +171,6 @@ func ensureNetNS(n names) (netns.NsHandle, error) {
 		return netns.None(), fmt.Errorf("netns %s: %w", n.netns, err)
 	}
 	return h, nil
-}
-
-// onThreadIn runs fn on a fresh locked OS thread, switched into ns
-// (netns.None(): fn itself switches, as netns.NewNamed does), and
-// switches the thread back. If that fails the thread is never unlocked,
-// so Go discards it and no other goroutine runs in the wrong namespace.
-func onThreadIn(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if ns.IsOpen() {
-			if err := netns.Set(ns); err != nil {
-				errc <- fmt.Errorf("enter netns: %w", err)
-				return
-			}
-		}
-		err = fn()
-		if serr := netns.Set(orig); serr == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
 }
 
 // deleteNetNS removes the namespace's mount and file; the namespace goes
