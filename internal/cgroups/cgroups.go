@@ -65,6 +65,10 @@ func Freezer() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return freezer(hs)
+}
+
+func freezer(hs []Hierarchy) (string, error) {
 	for _, h := range hs {
 		if h.Opts["freezer"] && !h.V2 {
 			return h.Dir, nil
@@ -142,6 +146,10 @@ func Subtree(rel string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return subtree(hs, rel)
+}
+
+func subtree(hs []Hierarchy, rel string) ([]string, error) {
 	var dirs []string
 	for _, h := range hs {
 		err := filepath.WalkDir(filepath.Join(h.Dir, rel), func(path string, d fs.DirEntry, err error) error {
@@ -199,7 +207,11 @@ func pidsIn(dirs []string) []int {
 // containers would otherwise race the kill); SIGKILL to a frozen task is
 // delivered when it thaws.
 func Kill(rel string) error {
-	dirs, err := Subtree(rel)
+	hs, err := Hierarchies()
+	if err != nil {
+		return err
+	}
+	dirs, err := subtree(hs, rel)
 	if err != nil {
 		return err
 	}
@@ -209,8 +221,8 @@ func Kill(rel string) error {
 	var errs []error
 	// Without a freezer (or when freezing stalls on a task in the kernel)
 	// the kill still goes ahead; it just might miss a fresh fork.
-	freezer, err := Freezer()
-	state := filepath.Join(freezer, rel, "freezer.state")
+	fz, err := freezer(hs)
+	state := filepath.Join(fz, rel, "freezer.state")
 	froze := err == nil && os.WriteFile(state, []byte("FROZEN"), 0o644) == nil
 	if froze {
 		waitFrozen(state)
