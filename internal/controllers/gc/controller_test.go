@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata/fake"
 	"k8s.io/client-go/metadata/metadatainformer"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 func TestController(t *testing.T) {
@@ -130,7 +132,7 @@ func TestController(t *testing.T) {
 				}
 			}
 			var diff string
-			eventually(t, "objects as wanted", func() (bool, string) {
+			testwait.For(t, "objects as wanted", func() (bool, string) {
 				diff = cmp.Diff(tt.want, state(t, srv))
 				return diff == "", "(-want +got):\n" + diff
 			})

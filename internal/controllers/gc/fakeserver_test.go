@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -146,20 +145,4 @@ func state(t *testing.T, c *fake.FakeMetadataClient) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// eventually polls cond with a generous deadline; it never asserts on time.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not true: %s", what, detail)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -21,6 +21,8 @@ import (
 	metafake "k8s.io/client-go/metadata/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 var (
@@ -115,21 +117,6 @@ func start(t *testing.T, client *k8sfake.Clientset, meta *metafake.FakeMetadataC
 	t.Cleanup(func() { cancel(); wg.Wait(); factory.Shutdown() })
 }
 
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not true: %s", what, detail)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func finalizers(t *testing.T, client *k8sfake.Clientset, name string) []v1.FinalizerName {
 	t.Helper()
 	ns, err := client.CoreV1().Namespaces().Get(context.Background(), name, metav1.GetOptions{})
@@ -177,7 +164,7 @@ func TestDeletesContentThenFinalizes(t *testing.T) {
 			meta := newMetaServer(t, tt.objects)
 			start(t, client, meta)
 			for ns, want := range tt.wantFinal {
-				eventually(t, "finalizers of "+ns, func() (bool, string) {
+				testwait.For(t, "finalizers of "+ns, func() (bool, string) {
 					diff := cmp.Diff(want, finalizers(t, client, ns), cmpopts.EquateEmpty())
 					return diff == "", diff
 				})
@@ -215,7 +202,7 @@ func TestWaitsWhileContentRemains(t *testing.T) {
 			meta := newMetaServer(t, []obj{tt.held, {gvr: cmGVR, ns: "gone", name: "c"}})
 			start(t, client, meta)
 
-			eventually(t, "conditions report remaining content", func() (bool, string) {
+			testwait.For(t, "conditions report remaining content", func() (bool, string) {
 				ns, err := client.CoreV1().Namespaces().Get(context.Background(), "gone", metav1.GetOptions{})
 				if err != nil {
 					return false, err.Error()
@@ -243,7 +230,7 @@ func TestWaitsWhileContentRemains(t *testing.T) {
 			if err := meta.Tracker().Delete(tt.held.gvr, "gone", tt.held.name); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "namespace finalized", func() (bool, string) {
+			testwait.For(t, "namespace finalized", func() (bool, string) {
 				f := finalizers(t, client, "gone")
 				return len(f) == 0, fmt.Sprint(f)
 			})

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -15,6 +14,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 func ns(name string, terminating bool) *v1.Namespace {
@@ -43,21 +44,6 @@ func accounts(t *testing.T, client *fake.Clientset) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not true: %s", what, detail)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestServiceAccounts(t *testing.T) {
@@ -111,13 +97,13 @@ func TestServiceAccounts(t *testing.T) {
 				return n
 			}
 			wait := func() {
-				eventually(t, "service accounts", func() (bool, string) {
+				testwait.For(t, "service accounts", func() (bool, string) {
 					diff := cmp.Diff(tt.want, accounts(t, client))
 					return diff == "" && creates() == tt.wantCreates, diff
 				})
 			}
 			if tt.deleteAfterStart != nil {
-				eventually(t, "first creation", func() (bool, string) { return creates() == 1, "" })
+				testwait.For(t, "first creation", func() (bool, string) { return creates() == 1, "" })
 				if err := client.CoreV1().ServiceAccounts(tt.deleteAfterStart.Namespace).Delete(ctx, tt.deleteAfterStart.Name, metav1.DeleteOptions{}); err != nil {
 					t.Fatal(err)
 				}
