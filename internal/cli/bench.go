@@ -55,68 +55,49 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 		}
 	}
 
+	// sub is a benchmark's subcommand: no arguments, f run by run.
+	sub := func(use, short string, f func(context.Context, bench.Env) error) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: run(f)}
+	}
+
 	sc := bench.SchedulerConfig{}
-	schedCmd := &cobra.Command{
-		Use:   "scheduler",
-		Short: "Pods bound per second with many nodes and pending pods",
-		Args:  cobra.NoArgs,
-		RunE: run(func(ctx context.Context, env bench.Env) error {
+	schedCmd := sub("scheduler", "Pods bound per second with many nodes and pending pods",
+		func(ctx context.Context, env bench.Env) error {
 			tuneGC() // the server runs in this process: tune it as `wharf server` is
 			return bench.Scheduler(ctx, env, stdio.Out, sc)
-		}),
-	}
+		})
 	schedCmd.Flags().IntVar(&sc.Nodes, "nodes", 1000, "registered nodes")
 	schedCmd.Flags().IntVar(&sc.Pods, "pods", 10000, "pending pods")
 
 	ac := bench.APIConfig{}
-	apiCmd := &cobra.Command{
-		Use:   "api",
-		Short: "API latency (create, get, list, watch delay) under concurrent clients",
-		Args:  cobra.NoArgs,
-		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.API(ctx, env, stdio.Out, ac) }),
-	}
+	apiCmd := sub("api", "API latency (create, get, list, watch delay) under concurrent clients",
+		func(ctx context.Context, env bench.Env) error { return bench.API(ctx, env, stdio.Out, ac) })
 	apiCmd.Flags().IntVar(&ac.Clients, "clients", 20, "concurrent clients")
 	apiCmd.Flags().DurationVar(&ac.Duration, "duration", 20*time.Second, "how long the clients run")
 	apiCmd.Flags().IntVar(&ac.ListSize, "list-size", 1000, "pods in the listed namespace")
 
 	rc := bench.RSSConfig{}
-	rssCmd := &cobra.Command{
-		Use:   "rss",
-		Short: "Server memory idle and holding many pods on simulated nodes",
-		Args:  cobra.NoArgs,
-		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.RSS(ctx, env, stdio.Out, rc) }),
-	}
+	rssCmd := sub("rss", "Server memory idle and holding many pods on simulated nodes",
+		func(ctx context.Context, env bench.Env) error { return bench.RSS(ctx, env, stdio.Out, rc) })
 	rssCmd.Flags().IntVar(&rc.Pods, "pods", 10000, "pods to hold")
 	rssCmd.Flags().IntVar(&rc.Nodes, "nodes", 100, "simulated nodes")
 
 	uc := bench.UpConfig{}
-	upCmd := &cobra.Command{
-		Use:   "up",
-		Short: "Time `wharf up` from nothing to the node Ready (root, containerd)",
-		Args:  cobra.NoArgs,
-		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.Up(ctx, env, stdio.Out, uc) }),
-	}
+	upCmd := sub("up", "Time `wharf up` from nothing to the node Ready (root, containerd)",
+		func(ctx context.Context, env bench.Env) error { return bench.Up(ctx, env, stdio.Out, uc) })
 	upCmd.Flags().IntVar(&uc.Runs, "runs", 5, "how many times")
 
 	pc := bench.PodsConfig{}
-	podsCmd := &cobra.Command{
-		Use:   "pods",
-		Short: "Pod startup latency, crash-to-restart time and agent memory on this machine (root, containerd)",
-		Args:  cobra.NoArgs,
-		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.Pods(ctx, env, stdio.Out, pc) }),
-	}
+	podsCmd := sub("pods", "Pod startup latency, crash-to-restart time and agent memory on this machine (root, containerd)",
+		func(ctx context.Context, env bench.Env) error { return bench.Pods(ctx, env, stdio.Out, pc) })
 	podsCmd.Flags().IntVar(&pc.Pods, "pods", 100, "pods to start")
 	podsCmd.Flags().IntVar(&pc.Batch, "batch", 10, "pods created at a time")
 	podsCmd.Flags().IntVar(&pc.Crashes, "crashes", 10, "containers crashed (each once)")
 	podsCmd.Flags().IntVar(&pc.RSSPods, "rss-pods", 30, "pods running when the agent's memory is read")
 
 	cc := bench.ClusterConfig{}
-	clusterCmd := &cobra.Command{
-		Use:   "cluster",
-		Short: "Cluster service: create time, first pod, memory, power cut recovery, nodes under CPU saturation (root)",
-		Args:  cobra.NoArgs,
-		RunE:  run(func(ctx context.Context, env bench.Env) error { return bench.Cluster(ctx, env, stdio.Out, cc) }),
-	}
+	clusterCmd := sub("cluster", "Cluster service: create time, first pod, memory, power cut recovery, nodes under CPU saturation (root)",
+		func(ctx context.Context, env bench.Env) error { return bench.Cluster(ctx, env, stdio.Out, cc) })
 	clusterCmd.Flags().IntVar(&cc.Runs, "runs", 3, "clusters created per size")
 	clusterCmd.Flags().IntVar(&cc.BigNodes, "big-nodes", 10, "worker nodes of the larger cluster")
 	clusterCmd.Flags().IntVar(&cc.PowerCuts, "power-cuts", 5, "power cuts measured")

@@ -70,13 +70,9 @@ with --merge-labels the template's overridden by --labels.`,
 		Example: `  wharf cluster create demo --template k8s-local --master-count 1 --node-count 2 --wait
   wharf cluster create ci --template ops/k8s-small --labels auto_healing_enabled=true --merge-labels`,
 		Args: exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return s.createCluster(cmd.Context(), stdio, args[0], o)
-		},
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			return s.createCluster(ctx, stdio, args[0], o)
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.template, "template", "", "the cluster template: NAME, or PROJECT/NAME for another project's public template (required)")
@@ -162,19 +158,12 @@ func newClusterListCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Example: `  wharf cluster list
   wharf cluster list -f value -c name -c status`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: sf.withService(func(ctx context.Context, s *service, _ []string) error {
 			ns, cols := s.project, clusterListColumns
 			if all {
 				ns, cols = "", append([]string{"project_id"}, clusterListColumns...)
 			}
-			list, err := s.wharf.Clusters(ns).List(cmd.Context(), metav1.ListOptions{})
+			list, err := s.wharf.Clusters(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return s.explain(err, "cluster", "", nil)
 			}
@@ -183,7 +172,7 @@ func newClusterListCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 				rs[i] = clusterRecord(&list.Items[i], nil)
 			}
 			return out.printList(stdio.Out, rs, cols)
-		},
+		}),
 	}
 	out.register(cmd)
 	cmd.Flags().BoolVar(&all, "all-projects", false, "list the clusters of every project")
@@ -199,23 +188,16 @@ func newClusterShowCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
   wharf cluster show demo -f value -c api_address
   wharf cluster show demo -f json`,
 		Args: exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			c, err := s.wharf.Clusters(s.project).Get(cmd.Context(), args[0], metav1.GetOptions{})
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			c, err := s.wharf.Clusters(s.project).Get(ctx, args[0], metav1.GetOptions{})
 			if err != nil {
 				return s.explain(err, "cluster", args[0], nil)
 			}
 			// The template gives the labels the cluster runs with; a
 			// template out of sight only leaves them out.
-			t, _ := s.getTemplateOf(cmd.Context(), c)
+			t, _ := s.getTemplateOf(ctx, c)
 			return out.printOne(stdio.Out, clusterRecord(c, t))
-		},
+		}),
 	}
 	out.register(cmd)
 	return cmd
@@ -232,13 +214,9 @@ object goes (DELETE_IN_PROGRESS until then). A cluster being created
 CREATE_FAILED.`,
 		Example: `  wharf cluster delete demo --wait`,
 		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return s.deleteClusters(cmd.Context(), stdio, args, w)
-		},
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			return s.deleteClusters(ctx, stdio, args, w)
+		}),
 	}
 	w.register(cmd, "until the clusters and their hosts are gone")
 	return cmd

@@ -25,12 +25,8 @@ and its API address. kubectl and client-go use it as is.`,
 		Example: `  wharf cluster config demo > demo.kubeconfig
   KUBECONFIG=demo.kubeconfig kubectl get nodes`,
 		Args: exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			data, err := s.clusterKubeconfig(cmd.Context(), args[0])
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			data, err := s.clusterKubeconfig(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -43,7 +39,7 @@ and its API address. kubectl and client-go use it as is.`,
 			}
 			_, err = stdio.Out.Write(data)
 			return err
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&file, "output-file", "", "write the kubeconfig to this file (mode 0600) instead of standard output")
 	return cmd

@@ -35,13 +35,9 @@ func newClusterUpdateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Example: `  wharf cluster update demo replace node_count=3 --wait
   wharf cluster update demo add labels/auto_healing_enabled=true`,
 		Args: cobra.MinimumNArgs(3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return s.updateCluster(cmd.Context(), stdio, args[0], args[1], args[2:], w)
-		},
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			return s.updateCluster(ctx, stdio, args[0], args[1], args[2:], w)
+		}),
 	}
 	w.register(cmd, "until the change is done (UPDATE_COMPLETE)")
 	return cmd

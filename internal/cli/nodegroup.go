@@ -64,9 +64,6 @@ func newNodeGroupCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Example: `  wharf nodegroup create demo gpu --node-count 2 --max-nodes 4 --labels gpu=true --taint gpu=true:NoSchedule --wait`,
 		Args:    exactArgs(2, "CLUSTER and NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.out.check(); err != nil {
-				return err
-			}
 			g, err := o.group(args[0], args[1], cmd.Flags().Changed("max-nodes"))
 			if err != nil {
 				return err
@@ -138,18 +135,11 @@ func newNodeGroupListCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Use:   "list CLUSTER",
 		Short: "List a cluster's node groups",
 		Args:  exactArgs(1, "CLUSTER"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if _, err := s.wharf.Clusters(s.project).Get(cmd.Context(), args[0], metav1.GetOptions{}); err != nil {
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			if _, err := s.wharf.Clusters(s.project).Get(ctx, args[0], metav1.GetOptions{}); err != nil {
 				return s.explain(err, "cluster", args[0], nil)
 			}
-			list, err := s.wharf.NodeGroups(s.project).List(cmd.Context(), metav1.ListOptions{FieldSelector: "spec.cluster=" + args[0]})
+			list, err := s.wharf.NodeGroups(s.project).List(ctx, metav1.ListOptions{FieldSelector: "spec.cluster=" + args[0]})
 			if err != nil {
 				return s.explain(err, "node group", "", nil)
 			}
@@ -158,7 +148,7 @@ func newNodeGroupListCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 				rs[i] = nodeGroupRecord(&list.Items[i])
 			}
 			return out.printList(stdio.Out, rs, nodeGroupListColumns)
-		},
+		}),
 	}
 	out.register(cmd)
 	return cmd
@@ -170,20 +160,13 @@ func newNodeGroupShowCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Use:   "show CLUSTER NAME",
 		Short: "Show a node group of a cluster",
 		Args:  exactArgs(2, "CLUSTER and NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			g, err := s.getNodeGroup(cmd.Context(), args[0], args[1])
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			g, err := s.getNodeGroup(ctx, args[0], args[1])
 			if err != nil {
 				return err
 			}
 			return out.printOne(stdio.Out, nodeGroupRecord(g))
-		},
+		}),
 	}
 	out.register(cmd)
 	return cmd
@@ -194,16 +177,12 @@ func newNodeGroupDeleteCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Use:   "delete CLUSTER NAME...",
 		Short: "Delete node groups of a cluster and their hosts (not the default ones)",
 		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
 			var errs []error
 			for _, name := range args[1:] {
-				full, err := s.nodeGroupName(cmd.Context(), args[0], name)
+				full, err := s.nodeGroupName(ctx, args[0], name)
 				if err == nil {
-					err = s.explain(s.wharf.NodeGroups(s.project).Delete(cmd.Context(), full, metav1.DeleteOptions{}), "node group", name, nil)
+					err = s.explain(s.wharf.NodeGroups(s.project).Delete(ctx, full, metav1.DeleteOptions{}), "node group", name, nil)
 				}
 				if err != nil {
 					errs = append(errs, err)
@@ -212,7 +191,7 @@ func newNodeGroupDeleteCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 				fmt.Fprintf(stdio.Out, "Request to delete node group %s of cluster %s has been accepted.\n", name, args[0])
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 }
 

@@ -26,13 +26,9 @@ add appends). Labels and taints go to the group's nodes.`,
   wharf nodegroup update demo gpu add taints=dedicated=ml:NoSchedule
   wharf nodegroup update demo default-worker add labels/tier=web`,
 		Args: cobra.MinimumNArgs(4),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return s.updateNodeGroup(cmd.Context(), stdio, args[0], args[1], args[2], args[3:], w)
-		},
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			return s.updateNodeGroup(ctx, stdio, args[0], args[1], args[2], args[3:], w)
+		}),
 	}
 	w.register(cmd, "until the change is done (UPDATE_COMPLETE)")
 	return cmd

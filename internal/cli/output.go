@@ -52,11 +52,16 @@ type outputFlags struct {
 	columns []string
 }
 
+// register adds -f and -c to cmd and has cmd check -f before it runs
+// (as its PreRunE), so a bad format fails before the command connects to
+// anything.
 func (o *outputFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&o.format, "format", "f", "table", "output format: table, json, yaml or value")
 	cmd.Flags().StringArrayVarP(&o.columns, "column", "c", nil, "show only this field (repeatable), e.g. -c status -c api_address")
+	cmd.PreRunE = func(*cobra.Command, []string) error { return o.check() }
 }
 
+// check fails on a format that is not one of formats.
 func (o *outputFlags) check() error {
 	if !slices.Contains(formats, o.format) {
 		return fmt.Errorf("unknown format %q: use one of %s", o.format, strings.Join(formats, ", "))

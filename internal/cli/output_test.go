@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"context"
+	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
 )
 
 func testRecords() []record {
@@ -104,6 +108,40 @@ func TestPrintList(t *testing.T) {
 	o := outputFlags{format: "table", columns: []string{"colour"}}
 	if err := o.printList(&strings.Builder{}, testRecords(), cols); err == nil || !strings.Contains(err.Error(), `unknown field "colour": use one of name, node_count, addresses, labels, public`) {
 		t.Errorf("unknown column: %v", err)
+	}
+}
+
+// TestFormatCheckedFirst: every command with -f rejects an unknown format
+// before it runs, so before it connects to the service.
+func TestFormatCheckedFirst(t *testing.T) {
+	const want = `unknown format "csv": use one of table, json, yaml, value`
+	var walk func(cmd *cobra.Command)
+	n := 0
+	walk = func(cmd *cobra.Command) {
+		if cmd.Flags().Lookup("format") != nil {
+			n++
+			if err := cmd.Flags().Set("format", "csv"); err != nil {
+				t.Fatal(err)
+			}
+			if cmd.PreRunE == nil {
+				t.Errorf("%s: -f is not checked before it runs", cmd.CommandPath())
+			} else if err := cmd.PreRunE(cmd, nil); err == nil || err.Error() != want {
+				t.Errorf("%s -f csv: %v, want %q", cmd.CommandPath(), err, want)
+			}
+		}
+		for _, c := range cmd.Commands() {
+			walk(c)
+		}
+	}
+	walk(newRoot(Stdio{Out: io.Discard, Err: io.Discard}))
+	if n == 0 {
+		t.Fatal("no command has -f")
+	}
+
+	// No service behind the kubeconfig: the format is the error.
+	args := []string{"nodegroup", "show", "demo", "gpu", "-f", "csv", "--service-kubeconfig", filepath.Join(t.TempDir(), "none")}
+	if err := Run(context.Background(), args, Stdio{Out: io.Discard, Err: io.Discard}); err == nil || err.Error() != want {
+		t.Errorf("%v: %v, want %q", args, err, want)
 	}
 }
 

@@ -48,6 +48,19 @@ func (f *serviceFlags) path() string {
 	return filepath.Join(defaultServiceStateDir, "admin.kubeconfig")
 }
 
+// withService is a RunE that connects to the service, then runs body
+// with the command's context and arguments. A command that checks its arguments
+// before connecting calls connect itself.
+func (f *serviceFlags) withService(body func(ctx context.Context, s *service, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		s, err := f.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return body(cmd.Context(), s, args)
+	}
+}
+
 // service is a connection to the cluster service, in one project.
 type service struct {
 	wharf   *wharfclient.Client

@@ -57,9 +57,6 @@ func newTemplateCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
       --ssh-host 192.0.2.10 --ssh-host 192.0.2.11 --ssh-key-secret lab-key --public`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
 			labels, err := parseLabels(o.labels)
 			if err != nil {
 				return err
@@ -106,15 +103,8 @@ func newTemplateListCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Use:   "list",
 		Short: "List the templates the project can use: its own and public ones (PROJECT/NAME)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			list, err := s.wharf.ClusterTemplates("").List(cmd.Context(), metav1.ListOptions{})
+		RunE: sf.withService(func(ctx context.Context, s *service, _ []string) error {
+			list, err := s.wharf.ClusterTemplates("").List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return s.explain(err, "cluster template", "", nil)
 			}
@@ -126,7 +116,7 @@ func newTemplateListCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 				}
 			}
 			return out.printList(stdio.Out, rs, templateListColumns)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&hidden, "hidden", false, "also list hidden templates")
 	out.register(cmd)
@@ -139,20 +129,13 @@ func newTemplateShowCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Use:   "show NAME",
 		Short: "Show a cluster template (NAME, or PROJECT/NAME of a public one)",
 		Args:  exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			t, err := s.getTemplate(cmd.Context(), args[0])
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			t, err := s.getTemplate(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			return out.printOne(stdio.Out, templateRecord(t, s.project))
-		},
+		}),
 	}
 	out.register(cmd)
 	return cmd
@@ -163,21 +146,17 @@ func newTemplateDeleteCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 		Use:   "delete NAME...",
 		Short: "Delete cluster templates no cluster uses",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
 			var errs []error
 			for _, name := range args {
-				if err := s.wharf.ClusterTemplates(s.project).Delete(cmd.Context(), name, metav1.DeleteOptions{}); err != nil {
+				if err := s.wharf.ClusterTemplates(s.project).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 					errs = append(errs, s.explain(err, "cluster template", name, nil))
 					continue
 				}
 				fmt.Fprintf(stdio.Out, "Request to delete cluster template %s has been accepted.\n", name)
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 }
 

@@ -22,20 +22,13 @@ While clusters use the template only public and hidden may change.`,
 		Example: `  wharf cluster template update k8s-local replace public=true
   wharf cluster template update k8s-local add labels/auto_healing_enabled=true`,
 		Args: cobra.MinimumNArgs(3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			t, err := s.updateTemplate(cmd.Context(), args[0], args[1], args[2:])
+		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
+			t, err := s.updateTemplate(ctx, args[0], args[1], args[2:])
 			if err != nil {
 				return err
 			}
 			return out.printOne(stdio.Out, templateRecord(t, s.project))
-		},
+		}),
 	}
 	out.register(cmd)
 	return cmd
