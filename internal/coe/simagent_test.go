@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kresource "k8s.io/apimachinery/pkg/api/resource"
@@ -20,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"wharf.dev/wharf/internal/agent"
+	"wharf.dev/wharf/internal/simnode"
 )
 
 // simRuntimeVersion is what simulated nodes report as their runtime.
@@ -76,20 +76,8 @@ func runAgent(ctx context.Context, log *slog.Logger, server, token, stateDir, na
 		return err
 	}
 	go runPods(ctx, kube, name)
-	leases := kube.CoordinationV1().Leases("kube-node-lease")
 	for tick := 0; ; tick++ {
-		now := metav1.NewMicroTime(time.Now())
-		l, err := leases.Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = leases.Create(ctx, &coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Name: name},
-				Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &now},
-			}, metav1.CreateOptions{})
-		case err == nil:
-			l.Spec.RenewTime = &now
-			_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
-		}
+		err := simnode.RenewLease(ctx, kube, name)
 		if tick%5 == 0 && err == nil {
 			err = register(ctx, kube, name, ip) // Ready again after an outage
 		}

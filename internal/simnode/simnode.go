@@ -119,25 +119,34 @@ func podCIDR(i int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + i>>8), byte(i), 0}), 24)
 }
 
-func renewLeases(ctx context.Context, log *slog.Logger, client kubernetes.Interface, names []string, every time.Duration) {
+// RenewLease renews node's Lease in kube-node-lease, creating it (held by
+// node, for 40 seconds) if it does not exist yet.
+func RenewLease(ctx context.Context, client kubernetes.Interface, node string) error {
 	leases := client.CoordinationV1().Leases("kube-node-lease")
+	now := metav1.NewMicroTime(time.Now())
+	l, err := leases.Get(ctx, node, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = leases.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: node},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(node), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &now},
+		}, metav1.CreateOptions{})
+	case err == nil:
+		l.Spec.RenewTime = &now
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("renew lease of node %s: %w", node, err)
+	}
+	return nil
+}
+
+func renewLeases(ctx context.Context, log *slog.Logger, client kubernetes.Interface, names []string, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		for _, n := range names {
-			now := metav1.NewMicroTime(time.Now())
-			l, err := leases.Get(ctx, n, metav1.GetOptions{})
-			switch {
-			case apierrors.IsNotFound(err):
-				_, err = leases.Create(ctx, &coordinationv1.Lease{
-					ObjectMeta: metav1.ObjectMeta{Name: n},
-					Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(n), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &now},
-				}, metav1.CreateOptions{})
-			case err == nil:
-				l.Spec.RenewTime = &now
-				_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
-			}
-			if err != nil && ctx.Err() == nil {
+			if err := RenewLease(ctx, client, n); err != nil && ctx.Err() == nil {
 				log.Warn("lease renewal failed", "node", n, "err", err)
 			}
 		}
