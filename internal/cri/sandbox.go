@@ -2,7 +2,11 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -61,6 +65,35 @@ func (c *Client) ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandb
 		return nil, c.wrap(err, "list pod sandboxes")
 	}
 	return resp.Items, nil
+}
+
+// RemoveAllPodSandboxes stops and removes every pod sandbox of the runtime
+// at socket, so that it tears down their networks (CNI DEL) and mounts
+// itself. It goes on past a sandbox that fails and returns how many
+// sandboxes there were, with what failed. A missing socket means no
+// runtime and no sandboxes. It gives up after 30 seconds in all.
+func RemoveAllPodSandboxes(ctx context.Context, socket string) (int, error) {
+	if _, err := os.Stat(socket); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("cri %s: %w", socket, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, socket)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(context.Background())
+	sandboxes, err := c.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, sb := range sandboxes {
+		errs = append(errs, c.StopPodSandbox(ctx, sb.Id), c.RemovePodSandbox(ctx, sb.Id))
+	}
+	return len(sandboxes), errors.Join(errs...)
 }
 
 // PortForward returns the streaming URL for a port forward.

@@ -39,7 +39,9 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 	}
 	// The agent first, so nothing recreates what goes next.
 	fail(l.agent.stop(10 * time.Second))
-	n := removePods(ctx, containerd.PathsFor(l.nodeDir).Socket)
+	// Through CRI, so that containerd tears down the pods' networks (CNI
+	// DEL) and mounts itself. Best effort: Down goes on whatever fails.
+	n, _ := cri.RemoveAllPodSandboxes(ctx, containerd.PathsFor(l.nodeDir).Socket)
 	if n > 0 {
 		fmt.Fprintf(out, "removed %d pods\n", n)
 	}
@@ -57,30 +59,6 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 		fmt.Fprintf(out, "stopped; data kept in %s (wharf up brings the cluster back)\n", o.StateDir)
 	}
 	return errors.Join(errs...)
-}
-
-// removePods stops and removes every pod sandbox through CRI, so that
-// containerd tears down their networks (CNI DEL) and mounts itself.
-func removePods(ctx context.Context, socket string) int {
-	if _, err := os.Stat(socket); err != nil {
-		return 0
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, err := cri.Dial(ctx, socket)
-	if err != nil {
-		return 0
-	}
-	defer c.Close(context.Background())
-	sandboxes, err := c.ListPodSandbox(ctx, nil)
-	if err != nil {
-		return 0
-	}
-	for _, sb := range sandboxes {
-		c.StopPodSandbox(ctx, sb.Id)
-		c.RemovePodSandbox(ctx, sb.Id)
-	}
-	return len(sandboxes)
 }
 
 // readPodCIDR reads the node's pod CIDR back from its CNI conflist.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -31,26 +30,10 @@ import (
 // rules, cached results). The agent must be dead already, or it would
 // start the pods again.
 func teardownPods(ctx context.Context, agentDir string) int {
-	socket := containerd.PathsFor(agentDir).Socket
-	if _, err := os.Stat(socket); err != nil {
-		return 0
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, err := cri.Dial(ctx, socket)
-	if err != nil {
-		return 0 // containerd is gone; PowerOff cleans what it can
-	}
-	defer c.Close(context.Background())
-	sandboxes, err := c.ListPodSandbox(ctx, nil)
-	if err != nil {
-		return 0
-	}
-	for _, sb := range sandboxes {
-		c.StopPodSandbox(ctx, sb.Id)
-		c.RemovePodSandbox(ctx, sb.Id)
-	}
-	return len(sandboxes)
+	// An error means containerd is gone or failing; PowerOff cleans what
+	// it can.
+	n, _ := cri.RemoveAllPodSandboxes(ctx, containerd.PathsFor(agentDir).Socket)
+	return n
 }
 
 // removeNetwork removes the agent's rules, bridge and routes from the
