@@ -19,14 +19,12 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"wharf.dev/wharf/internal/join"
 )
 
-// Joining, as docs/agent.md fixes it.
-const (
-	caPath    = "/wharf/v1/ca"
-	joinPath  = "/wharf/v1/join"
-	tokenKind = "wharf1"
-)
+// tokenKind starts a join token, as docs/agent.md fixes it.
+const tokenKind = "wharf1"
 
 // JoinToken is a parsed join token: "wharf1.<sha256 of the CA certificate,
 // hex>.<secret>". With a CA file, a bare secret will do.
@@ -96,7 +94,7 @@ func trustedCA(ctx context.Context, serverURL string, jt JoinToken, caFile strin
 		insecure := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12},
 		}}
-		data, err := get(ctx, insecure, serverURL+caPath, "")
+		data, err := get(ctx, insecure, serverURL+join.CAPath, "")
 		if err != nil {
 			return nil, fmt.Errorf("fetch CA: %w", err)
 		}
@@ -123,21 +121,10 @@ func clientFor(caPEM []byte) (*http.Client, error) {
 	}}, nil
 }
 
-type joinRequest struct {
-	NodeName  string   `json:"nodeName"`
-	Addresses []string `json:"addresses"`
-}
-
-type joinResponse struct {
-	Token       string `json:"token"`
-	ServingCert string `json:"servingCert"`
-	ServingKey  string `json:"servingKey"`
-}
-
 // requestJoin trades the join secret for the node's credentials.
-func requestJoin(ctx context.Context, client *http.Client, serverURL, secret, nodeName string, addresses []string) (*joinResponse, error) {
-	body, _ := json.Marshal(joinRequest{NodeName: nodeName, Addresses: addresses})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, serverURL+joinPath, bytes.NewReader(body))
+func requestJoin(ctx context.Context, client *http.Client, serverURL, secret, nodeName string, addresses []string) (*join.Response, error) {
+	body, _ := json.Marshal(join.Request{NodeName: nodeName, Addresses: addresses})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, serverURL+join.Path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +142,7 @@ func requestJoin(ctx context.Context, client *http.Client, serverURL, secret, no
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("join as node %q: %w", nodeName, statusError(resp.StatusCode, data))
 	}
-	var out joinResponse
+	var out join.Response
 	if err := json.Unmarshal(data, &out); err != nil || out.Token == "" || out.ServingCert == "" || out.ServingKey == "" {
 		return nil, fmt.Errorf("join as node %q: malformed answer (%v)", nodeName, err)
 	}

@@ -19,15 +19,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"wharf.dev/wharf/internal/apiserver"
+	"wharf.dev/wharf/internal/join"
 )
 
 // Joining, as docs/agent.md fixes it: an agent checks the CA from
-// /wharf/v1/ca against the hash in its join token, then trades the token's
-// secret at /wharf/v1/join for a node token and a serving certificate.
+// join.CAPath against the hash in its join token, then trades the token's
+// secret at join.Path for a node token and a serving certificate.
 const (
-	caPath   = "/wharf/v1/ca"
-	joinPath = "/wharf/v1/join"
-
 	nodeTokenNamespace = "kube-system"
 	// A node token is "wharfnode.<node>.<secret>": the node name says which
 	// Secret to compare with, so authentication is one cache lookup.
@@ -41,22 +39,11 @@ const (
 // tokens, one per node, named node-token-<node>.
 const NodeTokenSecretType corev1.SecretType = "wharf.dev/node-token"
 
-type joinRequest struct {
-	NodeName  string   `json:"nodeName"`
-	Addresses []string `json:"addresses"`
-}
-
-type joinResponse struct {
-	Token       string `json:"token"`
-	ServingCert string `json:"servingCert"`
-	ServingKey  string `json:"servingKey"`
-}
-
 // joinRoutes serve agents joining the cluster.
 func (s *Server) joinRoutes() []apiserver.Route {
 	return []apiserver.Route{
-		{Pattern: caPath, Public: true, Handler: http.HandlerFunc(s.serveCA)},
-		{Pattern: joinPath, Handler: http.HandlerFunc(s.serveJoin)},
+		{Pattern: join.CAPath, Public: true, Handler: http.HandlerFunc(s.serveCA)},
+		{Pattern: join.Path, Handler: http.HandlerFunc(s.serveJoin)},
 	}
 }
 
@@ -82,7 +69,7 @@ func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, apierrors.NewForbidden(corev1.Resource("nodes"), "", fmt.Errorf("user %q may not join nodes: only the join token may", name)))
 		return
 	}
-	var req joinRequest
+	var req join.Request
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
 		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("join request: %v", err)))
 		return
@@ -102,7 +89,7 @@ func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(resp)
 }
 
-func validateJoin(req joinRequest) error {
+func validateJoin(req join.Request) error {
 	if msgs := validation.IsDNS1123Subdomain(req.NodeName); len(msgs) > 0 {
 		return fmt.Errorf("node name %q: %s", req.NodeName, strings.Join(msgs, "; "))
 	}
@@ -119,7 +106,7 @@ func validateJoin(req joinRequest) error {
 
 // join stores a new token for the node, replacing any earlier one, and
 // issues its serving certificate.
-func (s *Server) join(ctx context.Context, req joinRequest) (*joinResponse, error) {
+func (s *Server) join(ctx context.Context, req join.Request) (*join.Response, error) {
 	token := nodeTokenPrefix + req.NodeName + "." + randomToken()
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: nodeTokenNamespace, Name: nodeTokenSecret(req.NodeName)},
@@ -147,7 +134,7 @@ func (s *Server) join(ctx context.Context, req joinRequest) (*joinResponse, erro
 	if err != nil {
 		return nil, err
 	}
-	return &joinResponse{Token: token, ServingCert: string(cert), ServingKey: string(key)}, nil
+	return &join.Response{Token: token, ServingCert: string(cert), ServingKey: string(key)}, nil
 }
 
 // issueNodeServing signs a serving certificate for a node's agent, with the

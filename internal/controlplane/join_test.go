@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"wharf.dev/wharf/internal/apiserver"
+	"wharf.dev/wharf/internal/join"
 )
 
 func TestNodeTokenAuthentication(t *testing.T) {
@@ -22,7 +23,7 @@ func TestNodeTokenAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	resp, err := s.join(ctx, joinRequest{NodeName: "n1.example", Addresses: []string{"10.0.0.1"}})
+	resp, err := s.join(ctx, join.Request{NodeName: "n1.example", Addresses: []string{"10.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestNodeTokenAuthentication(t *testing.T) {
 	}
 
 	// Rejoining replaces the token; the Secret is the one docs/agent.md names.
-	again, err := s.join(ctx, joinRequest{NodeName: "n1.example"})
+	again, err := s.join(ctx, join.Request{NodeName: "n1.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,14 +69,14 @@ func TestNodeTokenAuthentication(t *testing.T) {
 
 func TestValidateJoin(t *testing.T) {
 	tests := []struct {
-		req joinRequest
+		req join.Request
 		ok  bool
 	}{
-		{joinRequest{NodeName: "n1", Addresses: []string{"10.0.0.1", "n1.local", "::1"}}, true},
-		{joinRequest{NodeName: "N_1"}, false},
-		{joinRequest{NodeName: ""}, false},
-		{joinRequest{NodeName: "n1", Addresses: []string{"not a host"}}, false},
-		{joinRequest{NodeName: "n1", Addresses: make([]string, maxAddresses+1)}, false},
+		{join.Request{NodeName: "n1", Addresses: []string{"10.0.0.1", "n1.local", "::1"}}, true},
+		{join.Request{NodeName: "N_1"}, false},
+		{join.Request{NodeName: ""}, false},
+		{join.Request{NodeName: "n1", Addresses: []string{"not a host"}}, false},
+		{join.Request{NodeName: "n1", Addresses: make([]string, maxAddresses+1)}, false},
 	}
 	for _, tt := range tests {
 		if err := validateJoin(tt.req); (err == nil) != tt.ok {
