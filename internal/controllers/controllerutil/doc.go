@@ -7,8 +7,10 @@
 //   - Pod readiness and availability (Ready condition, minReadySeconds).
 //   - Claimer: adoption of matching orphans and release of owned objects that
 //     stopped matching, through ownerReference patches.
-//   - RunWorkers: the worker loop that syncs a rate-limited queue's keys.
-//   - Event handler pieces: tombstones, controller references, selectors.
+//   - RunWorkers: the worker loop that syncs a rate-limited queue's keys;
+//     Run: a controller's Run around it, once the caches have synced.
+//   - Event handler pieces: registration, tombstones, controller
+//     references, selectors.
 //
 // Everything here talks to the API only through what the caller passes in,
 // so it works the same against the real API server and client-go's fake.

@@ -1,10 +1,34 @@
 package controllerutil
 
 import (
+	"log/slog"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 )
+
+// EventHandler is an event handler for an informer.
+type EventHandler struct {
+	Informer cache.SharedIndexInformer
+	Handler  cache.ResourceEventHandler
+}
+
+// AddEventHandlers adds each handler to its informer and returns the
+// registrations' HasSynced, for Run to wait on. A handler that cannot be
+// added (its informer has stopped) is logged and left out.
+func AddEventHandlers(log *slog.Logger, handlers ...EventHandler) []cache.InformerSynced {
+	var synced []cache.InformerSynced
+	for _, h := range handlers {
+		reg, err := h.Informer.AddEventHandler(h.Handler)
+		if err != nil {
+			log.Error("register event handler", "err", err)
+			continue
+		}
+		synced = append(synced, reg.HasSynced)
+	}
+	return synced
+}
 
 // DeletedObject returns the object of an informer delete event: obj itself,
 // or, when the delete was missed and found by a relist, the last state the

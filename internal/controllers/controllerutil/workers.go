@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -59,6 +60,19 @@ func RunWorkers[T comparable](ctx context.Context, log *slog.Logger, queue workq
 	<-ctx.Done()
 	queue.ShutDown()
 	wg.Wait()
+}
+
+// Run is a controller's Run: it logs "starting", waits for the informers'
+// handlers in synced to have synced, then runs RunWorkers until ctx is done,
+// and logs "stopped". queue is shut down however Run returns.
+func Run[T comparable](ctx context.Context, log *slog.Logger, queue workqueue.TypedRateLimitingInterface[T], synced []cache.InformerSynced, workers int, syncFn func(context.Context, T) error, opts ...WorkerOption) {
+	defer queue.ShutDown()
+	log.Info("starting")
+	defer log.Info("stopped")
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return
+	}
+	RunWorkers(ctx, log, queue, workers, syncFn, opts...)
 }
 
 // ProcessNext waits for one key of queue and syncs it, as a RunWorkers

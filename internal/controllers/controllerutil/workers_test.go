@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -120,4 +121,40 @@ func TestProcessNextAfterShutDown(t *testing.T) {
 	if called {
 		t.Error("sync called on a shut-down queue")
 	}
+}
+
+// TestRun: Run syncs keys once the caches have synced, and shuts the queue
+// down when ctx ends, also while it is still waiting for the caches.
+func TestRun(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	t.Run("synced", func(t *testing.T) {
+		queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+		ctx, cancel := context.WithCancel(context.Background())
+		synced := make(chan string, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			Run(ctx, log, queue, []cache.InformerSynced{func() bool { return true }}, 1,
+				func(_ context.Context, key string) error { synced <- key; return nil })
+		}()
+		queue.Add("k")
+		if key := <-synced; key != "k" {
+			t.Errorf("synced %q, want k", key)
+		}
+		cancel()
+		<-done
+		if !queue.ShuttingDown() {
+			t.Error("queue not shut down after Run returned")
+		}
+	})
+	t.Run("never synced", func(t *testing.T) {
+		queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		Run(ctx, log, queue, []cache.InformerSynced{func() bool { return false }}, 1,
+			func(context.Context, string) error { t.Error("sync called before the caches synced"); return nil })
+		if !queue.ShuttingDown() {
+			t.Error("queue not shut down after Run returned")
+		}
+	})
 }

@@ -64,33 +64,17 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployment"}),
 		now: time.Now,
 	}
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		funcs    cache.ResourceEventHandlerFuncs
-	}{
-		{dInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addDeployment, UpdateFunc: c.updateDeployment, DeleteFunc: c.deleteDeployment}},
-		{rsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addReplicaSet, UpdateFunc: c.updateReplicaSet, DeleteFunc: c.deleteReplicaSet}},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{DeleteFunc: c.deletePod}},
-	} {
-		reg, err := h.informer.AddEventHandler(h.funcs)
-		if err != nil {
-			c.logger.Error("register event handler", "err", err)
-			continue
-		}
-		c.synced = append(c.synced, reg.HasSynced)
-	}
+	c.synced = controllerutil.AddEventHandlers(c.logger,
+		controllerutil.EventHandler{Informer: dInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.addDeployment, UpdateFunc: c.updateDeployment, DeleteFunc: c.deleteDeployment}},
+		controllerutil.EventHandler{Informer: rsInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.addReplicaSet, UpdateFunc: c.updateReplicaSet, DeleteFunc: c.deleteReplicaSet}},
+		controllerutil.EventHandler{Informer: podInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{DeleteFunc: c.deletePod}},
+	)
 	return c
 }
 
 // Run syncs Deployments with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	c.logger.Info("starting")
-	defer c.logger.Info("stopped")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.logger, c.queue, workers, c.sync, controllerutil.KeyAttr("deployment"))
+	controllerutil.Run(ctx, c.logger, c.queue, c.synced, workers, c.sync, controllerutil.KeyAttr("deployment"))
 }
 
 func keyOf(namespace, name string) string {

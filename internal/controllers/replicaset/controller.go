@@ -71,38 +71,24 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 		burst:        burstReplicas,
 		now:          time.Now,
 	}
-	rsReg, err := rsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addRS,
-		UpdateFunc: c.updateRS,
-		DeleteFunc: c.deleteRS,
-	})
-	if err != nil {
-		c.logger.Error("register replicaset handler", "err", err)
-	} else {
-		c.synced = append(c.synced, rsReg.HasSynced)
-	}
-	podReg, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	})
-	if err != nil {
-		c.logger.Error("register pod handler", "err", err)
-	} else {
-		c.synced = append(c.synced, podReg.HasSynced)
-	}
+	c.synced = controllerutil.AddEventHandlers(c.logger,
+		controllerutil.EventHandler{Informer: rsInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.addRS,
+			UpdateFunc: c.updateRS,
+			DeleteFunc: c.deleteRS,
+		}},
+		controllerutil.EventHandler{Informer: podInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.addPod,
+			UpdateFunc: c.updatePod,
+			DeleteFunc: c.deletePod,
+		}},
+	)
 	return c
 }
 
 // Run syncs ReplicaSets with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	c.logger.Info("starting")
-	defer c.logger.Info("stopped")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.logger, c.queue, workers, c.sync, controllerutil.KeyAttr("replicaset"))
+	controllerutil.Run(ctx, c.logger, c.queue, c.synced, workers, c.sync, controllerutil.KeyAttr("replicaset"))
 }
 
 func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {
