@@ -12,13 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"wharf.dev/wharf/internal/controllers/controllerutil/fakeapi"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 func TestDeploymentCreatesReplicaSet(t *testing.T) {
 	e := start(t, fakeapi.Options{})
 	d := e.create(newDeployment(3, "app:v1"))
 	e.kubelet()
-	waitFor(t, "rollout", e.rolledOut())
+	testwait.For(t, "rollout", e.rolledOut())
 
 	hash := computeHash(&d.Spec.Template, nil)
 	rs := e.replicaSets()["app:v1"]
@@ -73,9 +74,9 @@ func TestRollingUpdateSteps(t *testing.T) {
 	d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &zero}
 	d.Annotations = map[string]string{"kubernetes.io/change-cause": "v1"}
 	e.create(d)
-	waitFor(t, "3 pods", func() (bool, string) { return len(e.pods()) == 3, e.sizes() })
+	testwait.For(t, "3 pods", func() (bool, string) { return len(e.pods()) == 3, e.sizes() })
 	e.markReady("")
-	waitFor(t, "first rollout", e.rolledOut())
+	testwait.For(t, "first rollout", e.rolledOut())
 	e.arm()
 
 	e.update(func(d *appsv1.Deployment) {
@@ -94,10 +95,10 @@ func TestRollingUpdateSteps(t *testing.T) {
 		{"app:v1=0/0 app:v2=3/3", 3},
 	}
 	for i, step := range steps {
-		waitFor(t, fmt.Sprintf("step %d: %s", i, step.state), e.hasSizes(step.state))
+		testwait.For(t, fmt.Sprintf("step %d: %s", i, step.state), e.hasSizes(step.state))
 		e.makeReady("app:v2", step.newPods)
 	}
-	waitFor(t, "rollout", e.rolledOut())
+	testwait.For(t, "rollout", e.rolledOut())
 
 	maxTotal, minAvail := e.bounds()
 	if maxTotal > 4 || minAvail < 3 {

@@ -22,6 +22,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/controllerutil"
 	"wharf.dev/wharf/internal/controllers/controllerutil/fakeapi"
 	"wharf.dev/wharf/internal/controllers/replicaset"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 const ns = "default"
@@ -115,21 +116,6 @@ func (e *env) bounds() (maxTotal, minAvail int32) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.maxTotal, e.minAvail
-}
-
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last seen: %s", what, seen)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func newDeployment(replicas int32, image string) *appsv1.Deployment {
@@ -272,7 +258,7 @@ func (e *env) readyPods(image string) int {
 // ReplicaSet controller may still be creating them.
 func (e *env) makeReady(image string, n int) {
 	e.t.Helper()
-	waitFor(e.t, fmt.Sprintf("%d ready %s pods", n, image), func() (bool, string) {
+	testwait.For(e.t, fmt.Sprintf("%d ready %s pods", n, image), func() (bool, string) {
 		e.markReady(image)
 		got := e.readyPods(image)
 		return got == n, fmt.Sprint(got)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"wharf.dev/wharf/internal/controllers/controllerutil/fakeapi"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // undo does what kubectl rollout undo does client-side: patch the
@@ -60,11 +61,11 @@ func TestRollouts(t *testing.T) {
 			d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: &zero, MaxUnavailable: &two}
 			e.create(d)
 			e.kubelet()
-			waitFor(t, "first rollout", e.rolledOut())
+			testwait.For(t, "first rollout", e.rolledOut())
 			e.arm()
 			e.setImage("app:v2")
-			waitFor(t, "second rollout", e.rolledOut())
-			waitFor(t, "old scaled down", e.hasSizes("app:v1=0/0 app:v2=4/4"))
+			testwait.For(t, "second rollout", e.rolledOut())
+			testwait.For(t, "old scaled down", e.hasSizes("app:v1=0/0 app:v2=4/4"))
 			if maxTotal, minAvail := e.bounds(); maxTotal > 4 || minAvail < 2 {
 				t.Errorf("bounds broken: up to %d replicas (limit 4), down to %d available (minimum 2)", maxTotal, minAvail)
 			}
@@ -73,12 +74,12 @@ func TestRollouts(t *testing.T) {
 			d := newDeployment(2, "app:v1")
 			d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 			e.create(d)
-			waitFor(t, "2 pods", func() (bool, string) { return len(e.pods()) == 2, e.sizes() })
+			testwait.For(t, "2 pods", func() (bool, string) { return len(e.pods()) == 2, e.sizes() })
 			e.markReady("")
-			waitFor(t, "first rollout", e.rolledOut())
+			testwait.For(t, "first rollout", e.rolledOut())
 
 			e.setImage("app:v2")
-			waitFor(t, "old pods terminating", func() (bool, string) {
+			testwait.For(t, "old pods terminating", func() (bool, string) {
 				pods := e.pods()
 				terminating := 0
 				for _, p := range pods {
@@ -94,7 +95,7 @@ func TestRollouts(t *testing.T) {
 			if err := fakeapi.Finalize(e.cs, ns, old[0].Name); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the deployment to see one pod gone", func() (bool, string) {
+			testwait.For(t, "the deployment to see one pod gone", func() (bool, string) {
 				return len(e.pods()) == 1, e.sizes()
 			})
 			if got := e.sizes(); got != "app:v1=0/0" {
@@ -103,20 +104,20 @@ func TestRollouts(t *testing.T) {
 			if err := fakeapi.Finalize(e.cs, ns, old[1].Name); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "new replicaset at full size", e.hasSizes("app:v1=0/0 app:v2=2/0"))
+			testwait.For(t, "new replicaset at full size", e.hasSizes("app:v1=0/0 app:v2=2/0"))
 			e.makeReady("app:v2", 2)
-			waitFor(t, "second rollout", e.rolledOut())
+			testwait.For(t, "second rollout", e.rolledOut())
 		}},
 		{name: "undo reuses the old replicaset", run: func(t *testing.T, e *env) {
 			e.create(newDeployment(3, "app:v1"))
 			e.kubelet()
-			waitFor(t, "first rollout", e.rolledOut())
+			testwait.For(t, "first rollout", e.rolledOut())
 			e.setImage("app:v2")
-			waitFor(t, "second rollout", e.rolledOut())
+			testwait.For(t, "second rollout", e.rolledOut())
 			v1RS := e.replicaSets()["app:v1"]
 			e.undo(v1RS)
-			waitFor(t, "undo rolled out", e.rolledOut())
-			waitFor(t, "v1 back", e.hasSizes("app:v1=3/3 app:v2=0/0"))
+			testwait.For(t, "undo rolled out", e.rolledOut())
+			testwait.For(t, "v1 back", e.hasSizes("app:v1=3/3 app:v2=0/0"))
 			rss := e.replicaSets()
 			if len(rss) != 2 || rss["app:v1"].UID != v1RS.UID {
 				t.Fatalf("replicasets %v: want the original v1 one reused", rss)
@@ -135,50 +136,50 @@ func TestRollouts(t *testing.T) {
 			e.create(d)
 			e.kubelet()
 			for _, image := range []string{"app:v2", "app:v3", "app:v4"} {
-				waitFor(t, "rollout", e.rolledOut())
+				testwait.For(t, "rollout", e.rolledOut())
 				e.setImage(image)
 			}
-			waitFor(t, "only the last old revision kept", e.hasSizes("app:v3=0/0 app:v4=2/2"))
+			testwait.For(t, "only the last old revision kept", e.hasSizes("app:v3=0/0 app:v4=2/2"))
 		}},
 		{name: "scaling mid-rollout is proportional", run: func(t *testing.T, e *env) {
 			d := newDeployment(10, "app:v1")
 			three, two := intstr.FromInt32(3), intstr.FromInt32(2)
 			d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: &three, MaxUnavailable: &two}
 			e.create(d)
-			waitFor(t, "10 pods", func() (bool, string) { return len(e.pods()) == 10, e.sizes() })
+			testwait.For(t, "10 pods", func() (bool, string) { return len(e.pods()) == 10, e.sizes() })
 			e.markReady("")
-			waitFor(t, "first rollout", e.rolledOut())
+			testwait.For(t, "first rollout", e.rolledOut())
 			// The new pods never become ready: the rollout stalls at the
 			// limits of maxSurge and maxUnavailable.
 			e.setImage("app:v2")
-			waitFor(t, "stalled rollout", e.hasSizes("app:v1=8/8 app:v2=5/0"))
+			testwait.For(t, "stalled rollout", e.hasSizes("app:v1=8/8 app:v2=5/0"))
 			e.update(func(d *appsv1.Deployment) { twenty := int32(20); d.Spec.Replicas = &twenty })
-			waitFor(t, "proportional scale-up", e.hasSizes("app:v1=14/8 app:v2=9/0"))
+			testwait.For(t, "proportional scale-up", e.hasSizes("app:v1=14/8 app:v2=9/0"))
 			if maxTotal, _ := e.bounds(); maxTotal > 23 {
 				t.Errorf("up to %d replicas, limit 23", maxTotal)
 			}
 			e.kubelet()
-			waitFor(t, "rollout", e.rolledOut())
-			waitFor(t, "old scaled down", e.hasSizes("app:v1=0/0 app:v2=20/20"))
+			testwait.For(t, "rollout", e.rolledOut())
+			testwait.For(t, "old scaled down", e.hasSizes("app:v1=0/0 app:v2=20/20"))
 		}},
 		{name: "paused deployments scale but do not roll out", run: func(t *testing.T, e *env) {
 			e.create(newDeployment(2, "app:v1"))
 			e.kubelet()
-			waitFor(t, "first rollout", e.rolledOut())
+			testwait.For(t, "first rollout", e.rolledOut())
 			e.update(func(d *appsv1.Deployment) {
 				d.Spec.Paused = true
 				d.Spec.Template.Spec.Containers[0].Image = "app:v2"
 			})
-			waitFor(t, "paused condition", func() (bool, string) {
+			testwait.For(t, "paused condition", func() (bool, string) {
 				d := e.get()
 				c := getCondition(d.Status, appsv1.DeploymentProgressing)
 				return c != nil && c.Reason == reasonPaused && c.Status == v1.ConditionUnknown && d.Status.ObservedGeneration == d.Generation, fmt.Sprint(c)
 			})
 			e.update(func(d *appsv1.Deployment) { five := int32(5); d.Spec.Replicas = &five })
-			waitFor(t, "scaled while paused", e.hasSizes("app:v1=5/5"))
+			testwait.For(t, "scaled while paused", e.hasSizes("app:v1=5/5"))
 			e.update(func(d *appsv1.Deployment) { d.Spec.Paused = false })
-			waitFor(t, "resumed rollout", e.rolledOut())
-			waitFor(t, "new template rolled out", e.hasSizes("app:v1=0/0 app:v2=5/5"))
+			testwait.For(t, "resumed rollout", e.rolledOut())
+			testwait.For(t, "new template rolled out", e.hasSizes("app:v1=0/0 app:v2=5/5"))
 		}},
 		{name: "no progress past the deadline fails the rollout", run: func(t *testing.T, e *env) {
 			d := newDeployment(1, "app:v1")
@@ -186,7 +187,7 @@ func TestRollouts(t *testing.T) {
 			d.Spec.ProgressDeadlineSeconds = &deadline
 			e.create(d)
 			// No kubelet: the pod never becomes ready.
-			waitFor(t, "ProgressDeadlineExceeded", func() (bool, string) {
+			testwait.For(t, "ProgressDeadlineExceeded", func() (bool, string) {
 				d := e.get()
 				c := getCondition(d.Status, appsv1.DeploymentProgressing)
 				return c != nil && c.Reason == reasonTimedOut && c.Status == v1.ConditionFalse, fmt.Sprint(d.Status.Conditions)
@@ -216,7 +217,7 @@ func TestRollouts(t *testing.T) {
 		}, run: func(t *testing.T, e *env) {
 			d := e.create(newDeployment(2, "app:v1"))
 			e.kubelet()
-			waitFor(t, "rollout", e.rolledOut())
+			testwait.For(t, "rollout", e.rolledOut())
 			rss := e.replicaSets()
 			if len(rss) != 1 {
 				t.Fatalf("replicasets %v, want only the adopted one", rss)
@@ -251,7 +252,7 @@ func TestRollouts(t *testing.T) {
 		}, run: func(t *testing.T, e *env) {
 			d := e.create(newDeployment(1, "app:v1"))
 			e.kubelet()
-			waitFor(t, "rollout", e.rolledOut())
+			testwait.For(t, "rollout", e.rolledOut())
 			got := e.get()
 			if got.Status.CollisionCount == nil || *got.Status.CollisionCount != 1 {
 				t.Fatalf("collisionCount %v, want 1", got.Status.CollisionCount)

@@ -17,6 +17,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"wharf.dev/wharf/internal/controllers/controllerutil/fakeapi"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 func TestController(t *testing.T) {
@@ -37,7 +38,7 @@ func TestController(t *testing.T) {
 	}{
 		{name: "creates pods with owner and reports status", run: func(t *testing.T, e *env) {
 			rs := e.createRS(newReplicaSet("web", 3, "web"))
-			waitFor(t, "3 pods and observed status", func() (bool, string) {
+			testwait.For(t, "3 pods and observed status", func() (bool, string) {
 				got := e.getRS("web")
 				return len(e.pods(appWeb)) == 3 && got.Status.Replicas == 3 && got.Status.ObservedGeneration == 1, statusString(got)
 			})
@@ -58,7 +59,7 @@ func TestController(t *testing.T) {
 				}
 			}
 			e.markReady(names(e.pods(appWeb))...)
-			waitFor(t, "all ready and available", func() (bool, string) {
+			testwait.For(t, "all ready and available", func() (bool, string) {
 				s := e.getRS("web").Status
 				return s.ReadyReplicas == 3 && s.AvailableReplicas == 3 && s.FullyLabeledReplicas == 3, statusString(e.getRS("web"))
 			})
@@ -77,15 +78,15 @@ func TestController(t *testing.T) {
 		}},
 		{name: "scale down deletes not-ready pods first", run: func(t *testing.T, e *env) {
 			e.createRS(newReplicaSet("web", 4, "web"))
-			waitFor(t, "4 pods", func() (bool, string) { return len(e.pods(appWeb)) == 4, fmt.Sprint(names(e.pods(appWeb))) })
+			testwait.For(t, "4 pods", func() (bool, string) { return len(e.pods(appWeb)) == 4, fmt.Sprint(names(e.pods(appWeb))) })
 			all := names(e.pods(appWeb))
 			keep := all[:2]
 			e.markReady(keep...)
-			waitFor(t, "2 ready", func() (bool, string) {
+			testwait.For(t, "2 ready", func() (bool, string) {
 				return e.getRS("web").Status.ReadyReplicas == 2, statusString(e.getRS("web"))
 			})
 			e.scaleRS("web", 2)
-			waitFor(t, "2 pods left", func() (bool, string) {
+			testwait.For(t, "2 pods left", func() (bool, string) {
 				got := e.getRS("web")
 				return len(e.pods(appWeb)) == 2 && got.Status.Replicas == 2 && got.Status.ObservedGeneration == 2, statusString(got)
 			})
@@ -108,7 +109,7 @@ func TestController(t *testing.T) {
 			}
 		}, run: func(t *testing.T, e *env) {
 			rs := e.createRS(newReplicaSet("web", 2, "web"))
-			waitFor(t, "orphan adopted and one pod created", func() (bool, string) {
+			testwait.For(t, "orphan adopted and one pod created", func() (bool, string) {
 				p, err := e.cs.CoreV1().Pods(ns).Get(e.ctx, "orphan", metav1.GetOptions{})
 				if err != nil {
 					return false, err.Error()
@@ -121,7 +122,7 @@ func TestController(t *testing.T) {
 			if _, err := e.cs.CoreV1().Pods(ns).Update(e.ctx, p, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "pod released and replaced", func() (bool, string) {
+			testwait.For(t, "pod released and replaced", func() (bool, string) {
 				p, err := e.cs.CoreV1().Pods(ns).Get(e.ctx, "orphan", metav1.GetOptions{})
 				if err != nil {
 					return false, err.Error()
@@ -132,7 +133,7 @@ func TestController(t *testing.T) {
 		{name: "failed creations report ReplicaFailure until they succeed", setup: failingCreates, run: func(t *testing.T, e *env) {
 			failCreates.Store(true)
 			e.createRS(newReplicaSet("web", 5, "web"))
-			waitFor(t, "ReplicaFailure condition", func() (bool, string) {
+			testwait.For(t, "ReplicaFailure condition", func() (bool, string) {
 				c := replicaFailure(e.getRS("web").Status)
 				return c != nil && c.Reason == "FailedCreate" && strings.Contains(c.Message, "exceeded quota"), statusString(e.getRS("web"))
 			})
@@ -140,7 +141,7 @@ func TestController(t *testing.T) {
 				t.Errorf("no FailedCreate event")
 			}
 			failCreates.Store(false)
-			waitFor(t, "5 pods and the condition gone", func() (bool, string) {
+			testwait.For(t, "5 pods and the condition gone", func() (bool, string) {
 				got := e.getRS("web")
 				return len(e.pods(appWeb)) == 5 && replicaFailure(got.Status) == nil, statusString(got)
 			})
@@ -149,24 +150,24 @@ func TestController(t *testing.T) {
 			rs := newReplicaSet("web", 1, "web")
 			rs.Spec.MinReadySeconds = 1
 			e.createRS(rs)
-			waitFor(t, "a pod", func() (bool, string) { return len(e.pods(appWeb)) == 1, "" })
+			testwait.For(t, "a pod", func() (bool, string) { return len(e.pods(appWeb)) == 1, "" })
 			e.markReady(names(e.pods(appWeb))...)
-			waitFor(t, "ready", func() (bool, string) {
+			testwait.For(t, "ready", func() (bool, string) {
 				return e.getRS("web").Status.ReadyReplicas == 1, statusString(e.getRS("web"))
 			})
 			// Nothing but the controller's own requeue changes it now.
-			waitFor(t, "available after minReadySeconds", func() (bool, string) {
+			testwait.For(t, "available after minReadySeconds", func() (bool, string) {
 				return e.getRS("web").Status.AvailableReplicas == 1, statusString(e.getRS("web"))
 			})
 		}},
 		{name: "terminating pods are replaced and counted apart", opts: fakeapi.Options{GracefulPodDeletion: true}, run: func(t *testing.T, e *env) {
 			e.createRS(newReplicaSet("web", 2, "web"))
-			waitFor(t, "2 pods", func() (bool, string) { return len(e.pods(appWeb)) == 2, "" })
+			testwait.For(t, "2 pods", func() (bool, string) { return len(e.pods(appWeb)) == 2, "" })
 			victim := e.pods(appWeb)[0].Name
 			if err := e.cs.CoreV1().Pods(ns).Delete(e.ctx, victim, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "a replacement while the old pod terminates", func() (bool, string) {
+			testwait.For(t, "a replacement while the old pod terminates", func() (bool, string) {
 				got := e.getRS("web")
 				t := got.Status.TerminatingReplicas
 				return len(e.pods(appWeb)) == 3 && got.Status.Replicas == 2 && t != nil && *t == 1, statusString(got)
@@ -174,7 +175,7 @@ func TestController(t *testing.T) {
 			if err := fakeapi.Finalize(e.cs, ns, victim); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "no terminating pod", func() (bool, string) {
+			testwait.For(t, "no terminating pod", func() (bool, string) {
 				got := e.getRS("web")
 				t := got.Status.TerminatingReplicas
 				return len(e.pods(appWeb)) == 2 && t != nil && *t == 0, statusString(got)

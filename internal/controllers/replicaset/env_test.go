@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -50,23 +49,6 @@ func start(t *testing.T, opts fakeapi.Options, setup ...func(*fake.Clientset)) *
 		factory.Shutdown()
 	})
 	return &env{t: t, ctx: ctx, cs: cs, rec: rec}
-}
-
-// waitFor polls cond until it holds, failing the test after a generous
-// deadline; describe says what was last seen.
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last seen: %s", what, seen)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func newReplicaSet(name string, replicas int32, app string) *appsv1.ReplicaSet {
