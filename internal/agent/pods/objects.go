@@ -104,35 +104,39 @@ func (c *objectCache) stop() {
 	}
 }
 
+// listWatchByName lists and watches, through list and watchFn, only the
+// object called name.
+func listWatchByName[L runtime.Object](name string,
+	list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error),
+) *cache.ListWatch {
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return watchFn(ctx, o)
+		},
+	}
+}
+
 // watch starts an informer on one object; its events wake the pods using
 // it.
 func (c *objectCache) watch(k objectKey) *objectEntry {
-	sel := fields.OneTermEqualSelector("metadata.name", k.name).String()
 	var example runtime.Object
-	lw := &cache.ListWatch{}
+	var lw *cache.ListWatch
 	switch k.kind {
 	case kindConfigMap:
 		example = &v1.ConfigMap{}
 		api := c.client.CoreV1().ConfigMaps(k.namespace)
-		lw.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return api.List(ctx, o)
-		}
-		lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return api.Watch(ctx, o)
-		}
+		lw = listWatchByName(k.name, api.List, api.Watch)
 	case kindSecret:
 		example = &v1.Secret{}
 		api := c.client.CoreV1().Secrets(k.namespace)
-		lw.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return api.List(ctx, o)
-		}
-		lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return api.Watch(ctx, o)
-		}
+		lw = listWatchByName(k.name, api.List, api.Watch)
 	}
 	// Streaming lists only where the client supports them (not the fake).
 	e := &objectEntry{

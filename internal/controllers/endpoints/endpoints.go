@@ -91,11 +91,7 @@ func (c *Controller) enqueuePodServices(obj any) {
 
 // Run reconciles with workers goroutines until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.log, c.queue, workers, c.sync, controllerutil.KeyAttr("service"))
+	controllerutil.Run(ctx, c.log, c.queue, c.synced, workers, c.sync, controllerutil.KeyAttr("service"))
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

@@ -99,12 +99,7 @@ func active(ns *v1.Namespace) bool {
 
 // Run ensures service accounts until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	c.logger.Info("starting")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	controllerutil.RunWorkers(ctx, c.logger, c.queue, workers, c.sync,
+	controllerutil.Run(ctx, c.logger, c.queue, c.synced, workers, c.sync,
 		controllerutil.KeyAttr("namespace"), controllerutil.FailureMessage("cannot ensure service accounts, retrying"))
 }
 
