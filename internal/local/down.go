@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +46,7 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 	}
 	fail(containerd.Stop(ctx, l.nodeDir))
 	fail(l.server.stop(10 * time.Second))
-	podCIDR := readPodCIDR(filepath.Join(l.nodeDir, "cni", "net.d", cni.ConflistFile))
+	podCIDR := cni.ReadConflist(filepath.Join(l.nodeDir, "cni", "net.d")).PodCIDR
 	if purge {
 		fail(containerd.Cleanup(ctx, l.nodeDir, l.cgroupRoot))
 		fail(removeNetwork(ctx, podCIDR))
@@ -59,36 +58,6 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 		fmt.Fprintf(out, "stopped; data kept in %s (wharf up brings the cluster back)\n", o.StateDir)
 	}
 	return errors.Join(errs...)
-}
-
-// readPodCIDR reads the node's pod CIDR back from its CNI conflist.
-func readPodCIDR(conflist string) string {
-	data, err := os.ReadFile(conflist)
-	if err != nil {
-		return ""
-	}
-	var c struct {
-		Plugins []struct {
-			IPAM struct {
-				Ranges [][]struct {
-					Subnet string `json:"subnet"`
-				} `json:"ranges"`
-			} `json:"ipam"`
-		} `json:"plugins"`
-	}
-	if json.Unmarshal(data, &c) != nil {
-		return ""
-	}
-	for _, p := range c.Plugins {
-		for _, r := range p.IPAM.Ranges {
-			for _, s := range r {
-				if s.Subnet != "" {
-					return s.Subnet
-				}
-			}
-		}
-	}
-	return ""
 }
 
 // removeNetwork deletes the pods' bridge and the forward rules for the pod CIDR.

@@ -41,6 +41,45 @@ type Options struct {
 	IPAMDataDir string
 }
 
+// ReadConflist reads back the bridge and pod CIDR of the conflist that
+// WriteConflist wrote in dir; what it cannot read is left empty (a node
+// that never had a pod CIDR has no conflist).
+func ReadConflist(dir string) Options {
+	var opts Options
+	data, err := os.ReadFile(filepath.Join(dir, ConflistFile))
+	if err != nil {
+		return opts
+	}
+	var c struct {
+		Plugins []struct {
+			Type   string `json:"type"`
+			Bridge string `json:"bridge"`
+			IPAM   struct {
+				Ranges [][]struct {
+					Subnet string `json:"subnet"`
+				} `json:"ranges"`
+			} `json:"ipam"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal(data, &c) != nil {
+		return opts
+	}
+	for _, p := range c.Plugins {
+		if p.Type != "bridge" {
+			continue
+		}
+		opts.Bridge = p.Bridge
+		for _, r := range p.IPAM.Ranges {
+			for _, s := range r {
+				if opts.PodCIDR == "" {
+					opts.PodCIDR = s.Subnet
+				}
+			}
+		}
+	}
+	return opts
+}
+
 // WriteConflist writes dir/10-wharf.conflist for opts. The write is atomic
 // (containerd watches the directory and must never read half a file) and
 // skipped when the content is unchanged; changed says whether it wrote.

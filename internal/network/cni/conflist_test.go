@@ -91,3 +91,25 @@ func TestWriteConflistOnlyWhenChanged(t *testing.T) {
 		t.Errorf("directory holds %v, want only %s", entries, ConflistFile)
 	}
 }
+
+// ReadConflist gives back the bridge and pod CIDR that WriteConflist
+// wrote, and nothing for a directory without a conflist or with a broken
+// one.
+func TestReadConflist(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "net.d")
+	if got := ReadConflist(dir); got != (Options{}) {
+		t.Errorf("no conflist: %+v, want nothing", got)
+	}
+	if _, err := WriteConflist(dir, Options{PodCIDR: "10.244.1.0/24", IPAMDataDir: "/s/cni/ipam"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ReadConflist(dir), (Options{PodCIDR: "10.244.1.0/24", Bridge: DefaultBridge}); got != want {
+		t.Errorf("ReadConflist = %+v, want %+v", got, want)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ConflistFile), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := ReadConflist(dir); got != (Options{}) {
+		t.Errorf("broken conflist: %+v, want nothing", got)
+	}
+}

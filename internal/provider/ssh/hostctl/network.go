@@ -2,10 +2,8 @@ package hostctl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -39,7 +37,8 @@ func teardownPods(ctx context.Context, agentDir string) int {
 // removeNetwork removes the agent's rules, bridge and routes from the
 // machine's network namespace. Every step goes on after a failure.
 func removeNetwork(ctx context.Context, agentDir string, args []string) error {
-	bridge, podCIDR := readConflist(filepath.Join(agentDir, "cni", "net.d", cni.ConflistFile))
+	conf := cni.ReadConflist(filepath.Join(agentDir, "cni", "net.d"))
+	bridge, podCIDR := conf.Bridge, conf.PodCIDR
 	var errs []error
 	if podCIDR != "" {
 		clusterCIDR := flagValue(args, "--cluster-cidr")
@@ -68,43 +67,6 @@ func removeNetwork(ctx context.Context, agentDir string, args []string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// readConflist returns the bridge and pod CIDR of the agent's conflist,
-// or empty strings when there is none (the node never got a pod CIDR).
-func readConflist(path string) (bridge, podCIDR string) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", ""
-	}
-	var c struct {
-		Plugins []struct {
-			Type   string `json:"type"`
-			Bridge string `json:"bridge"`
-			IPAM   struct {
-				Ranges [][]struct {
-					Subnet string `json:"subnet"`
-				} `json:"ranges"`
-			} `json:"ipam"`
-		} `json:"plugins"`
-	}
-	if json.Unmarshal(data, &c) != nil {
-		return "", ""
-	}
-	for _, p := range c.Plugins {
-		if p.Type != "bridge" {
-			continue
-		}
-		bridge = p.Bridge
-		for _, r := range p.IPAM.Ranges {
-			for _, s := range r {
-				if podCIDR == "" {
-					podCIDR = s.Subnet
-				}
-			}
-		}
-	}
-	return bridge, podCIDR
 }
 
 // flagValue returns the value of a flag in args ("--f v" or "--f=v").
