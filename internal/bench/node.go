@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"wharf.dev/wharf/internal/images"
-	"wharf.dev/wharf/internal/local"
+	"wharf.dev/wharf/internal/up"
 )
 
 // UpConfig sizes the `wharf up` benchmark.
@@ -30,11 +30,11 @@ type UpConfig struct{ Runs int }
 func Up(ctx context.Context, env Env, out io.Writer, cfg UpConfig) error {
 	var times Latencies
 	for i := 0; i < cfg.Runs; i++ {
-		o := local.Options{StateDir: filepath.Join(env.WorkDir, fmt.Sprintf("up-%d", i)), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
+		o := up.Options{StateDir: filepath.Join(env.WorkDir, fmt.Sprintf("up-%d", i)), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
 		start := time.Now()
-		err := local.Up(ctx, io.Discard, o)
+		err := up.Up(ctx, io.Discard, o)
 		d := time.Since(start)
-		if derr := local.Down(context.WithoutCancel(ctx), io.Discard, o, true); err == nil {
+		if derr := up.Down(context.WithoutCancel(ctx), io.Discard, o, true); err == nil {
 			err = derr
 		}
 		if err != nil {
@@ -56,11 +56,11 @@ type PodsConfig struct {
 // latency (create to Running as a watch sees it, image present), container
 // crash to restarted, and the agent's memory with RSSPods pods running.
 func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
-	o := local.Options{StateDir: filepath.Join(env.WorkDir, "node"), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
-	if err := local.Up(ctx, io.Discard, o); err != nil {
+	o := up.Options{StateDir: filepath.Join(env.WorkDir, "node"), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
+	if err := up.Up(ctx, io.Discard, o); err != nil {
 		return err
 	}
-	defer local.Down(context.WithoutCancel(ctx), io.Discard, o, true)
+	defer up.Down(context.WithoutCancel(ctx), io.Discard, o, true)
 	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(o.StateDir, "server", "admin.kubeconfig"))
 	if err != nil {
 		return err

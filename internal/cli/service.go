@@ -15,9 +15,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"wharf.dev/wharf/internal/bgproc"
 	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/images"
-	"wharf.dev/wharf/internal/local"
 	"wharf.dev/wharf/internal/pki"
 	localprovider "wharf.dev/wharf/internal/provider/local"
 )
@@ -53,8 +53,8 @@ func (o *serviceOptions) register(cmd *cobra.Command, all bool) {
 // Where the service keeps things under its state dir (docs/service.md).
 func (o *serviceOptions) serverDir() string  { return filepath.Join(o.stateDir, "server") }
 func (o *serviceOptions) kubeconfig() string { return filepath.Join(o.stateDir, "admin.kubeconfig") }
-func (o *serviceOptions) proc() local.Proc {
-	return local.Proc{Name: "service", PidFile: filepath.Join(o.stateDir, "service.pid"), LogFile: filepath.Join(o.stateDir, "service.log")}
+func (o *serviceOptions) proc() bgproc.Proc {
+	return bgproc.Proc{Name: "service", PidFile: filepath.Join(o.stateDir, "service.pid"), LogFile: filepath.Join(o.stateDir, "service.log")}
 }
 
 func newServiceCmd(g *globalFlags, stdio Stdio) *cobra.Command {
@@ -205,7 +205,7 @@ func waitServiceReady(ctx context.Context, o *serviceOptions) (string, error) {
 	last := errors.New("no kubeconfig yet")
 	for time.Now().Before(deadline) {
 		if o.proc().Pid() == 0 {
-			return "", fmt.Errorf("the service exited; its log:\n%s", local.Tail(o.proc().LogFile, 20))
+			return "", fmt.Errorf("the service exited; its log:\n%s", bgproc.Tail(o.proc().LogFile, 20))
 		}
 		if url, err := serviceHealth(ctx, o.kubeconfig()); err == nil {
 			return url, nil
@@ -218,7 +218,7 @@ func waitServiceReady(ctx context.Context, o *serviceOptions) (string, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return "", fmt.Errorf("the service is not ready after 60s (%v); its log:\n%s", last, local.Tail(o.proc().LogFile, 20))
+	return "", fmt.Errorf("the service is not ready after 60s (%v); its log:\n%s", last, bgproc.Tail(o.proc().LogFile, 20))
 }
 
 // serviceHealth asks the service of a kubeconfig for /readyz.

@@ -5,13 +5,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"wharf.dev/wharf/internal/local"
+	"wharf.dev/wharf/internal/up"
 )
 
 const defaultStateDir = "/var/lib/wharf"
 
 func newUpCmd(g *globalFlags, stdio Stdio) *cobra.Command {
-	o := local.Options{}
+	o := up.Options{}
 	var foreground bool
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -32,7 +32,7 @@ runc, containernetworking-plugins and iptables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			g.logger(stdio.Err)
-			if err := local.Up(cmd.Context(), stdio.Out, o); err != nil {
+			if err := up.Up(cmd.Context(), stdio.Out, o); err != nil {
 				return err
 			}
 			if !foreground {
@@ -40,8 +40,8 @@ runc, containernetworking-plugins and iptables.`,
 			}
 			// Attached: the server's and the agent's logs until Ctrl-C,
 			// then the cluster stops (its data stays).
-			local.Follow(cmd.Context(), stdio.Out, o)
-			return local.Down(context.WithoutCancel(cmd.Context()), stdio.Out, o, false)
+			up.Follow(cmd.Context(), stdio.Out, o)
+			return up.Down(context.WithoutCancel(cmd.Context()), stdio.Out, o, false)
 		},
 	}
 	f := cmd.Flags()
@@ -56,7 +56,7 @@ runc, containernetworking-plugins and iptables.`,
 }
 
 func newDownCmd(g *globalFlags, stdio Stdio) *cobra.Command {
-	o := local.Options{}
+	o := up.Options{}
 	var purge bool
 	cmd := &cobra.Command{
 		Use:   "down",
@@ -68,7 +68,7 @@ too, and nothing is left behind.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			g.logger(stdio.Err)
-			return local.Down(cmd.Context(), stdio.Out, o, purge)
+			return up.Down(cmd.Context(), stdio.Out, o, purge)
 		},
 	}
 	cmd.Flags().StringVar(&o.StateDir, "state-dir", defaultStateDir, "the cluster's state directory")

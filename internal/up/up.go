@@ -1,4 +1,8 @@
-package local
+// Package up runs a whole Wharf cluster on this machine: `wharf up`
+// starts the server and an agent (which starts containerd) as background
+// processes with pid files and logs under a state directory, and `wharf
+// down` stops them and, with --purge, removes every trace.
+package up
 
 import (
 	"context"
@@ -16,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"wharf.dev/wharf/internal/bgproc"
 	"wharf.dev/wharf/internal/images"
 )
 
@@ -74,7 +79,7 @@ func (o Options) withDefaults() (Options, error) {
 // layout names the files of a cluster under its state dir.
 type layout struct {
 	serverDir, nodeDir, cgroupRoot string
-	server, agent                  proc
+	server, agent                  bgproc.Proc
 }
 
 func layoutOf(o Options) layout {
@@ -83,8 +88,8 @@ func layoutOf(o Options) layout {
 		serverDir:  filepath.Join(o.StateDir, "server"),
 		nodeDir:    filepath.Join(o.StateDir, "node"),
 		cgroupRoot: "/wharf/" + o.NodeName,
-		server:     proc{name: "server", pidFile: filepath.Join(run, "server.pid"), logFile: filepath.Join(log, "server.log")},
-		agent:      proc{name: "agent", pidFile: filepath.Join(run, "agent.pid"), logFile: filepath.Join(log, "agent.log")},
+		server:     bgproc.Proc{Name: "server", PidFile: filepath.Join(run, "server.pid"), LogFile: filepath.Join(log, "server.log")},
+		agent:      bgproc.Proc{Name: "agent", PidFile: filepath.Join(run, "agent.pid"), LogFile: filepath.Join(log, "agent.log")},
 	}
 }
 
@@ -110,13 +115,13 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 		return fmt.Errorf("no image tarballs in %s: build them with `make build` (or `wharf image build --out %s`)", o.ImagesDir, o.ImagesDir)
 	}
 
-	if pid := l.server.pid(); pid != 0 {
+	if pid := l.server.Pid(); pid != 0 {
 		fmt.Fprintf(out, "server already running (pid %d)\n", pid)
 	} else {
-		if _, err := l.server.start(o.Binary, "server", "--data-dir", l.serverDir, "--listen", o.Listen); err != nil {
+		if _, err := l.server.Start(o.Binary, "server", "--data-dir", l.serverDir, "--listen", o.Listen); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "server started (log %s)\n", l.server.logFile)
+		fmt.Fprintf(out, "server started (log %s)\n", l.server.LogFile)
 	}
 	client, err := waitServer(ctx, l)
 	if err != nil {
@@ -132,7 +137,7 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 	}
 	fmt.Fprintf(out, "images pushed: %s\n", strings.Join(baseNames(tarballs), ", "))
 
-	if pid := l.agent.pid(); pid != 0 {
+	if pid := l.agent.Pid(); pid != 0 {
 		fmt.Fprintf(out, "agent already running (pid %d)\n", pid)
 	} else {
 		cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig())
@@ -147,10 +152,10 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 		if o.AgentListen != "" {
 			args = append(args, "--listen", o.AgentListen)
 		}
-		if _, err := l.agent.start(o.Binary, args...); err != nil {
+		if _, err := l.agent.Start(o.Binary, args...); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "agent started (log %s)\n", l.agent.logFile)
+		fmt.Fprintf(out, "agent started (log %s)\n", l.agent.LogFile)
 	}
 	if err := waitNodeReady(ctx, client, o.NodeName, l); err != nil {
 		return err
@@ -173,8 +178,8 @@ func waitServer(ctx context.Context, l layout) (kubernetes.Interface, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		if l.server.pid() == 0 {
-			return nil, fmt.Errorf("the server exited; its log:\n%s", tail(l.server.logFile, 20))
+		if l.server.Pid() == 0 {
+			return nil, fmt.Errorf("the server exited; its log:\n%s", bgproc.Tail(l.server.LogFile, 20))
 		}
 		cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig())
 		if err == nil {
@@ -194,7 +199,7 @@ func waitServer(ctx context.Context, l layout) (kubernetes.Interface, error) {
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
-	return nil, fmt.Errorf("the server is not ready after 60s (%v); its log:\n%s", last, tail(l.server.logFile, 20))
+	return nil, fmt.Errorf("the server is not ready after 60s (%v); its log:\n%s", last, bgproc.Tail(l.server.LogFile, 20))
 }
 
 // waitNodeReady polls the node until its Ready condition is True.
@@ -204,8 +209,8 @@ func waitNodeReady(ctx context.Context, c kubernetes.Interface, name string, l l
 		if n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err == nil && nodeReady(n) {
 			return nil
 		}
-		if l.agent.pid() == 0 {
-			return fmt.Errorf("the agent exited; its log:\n%s", tail(l.agent.logFile, 20))
+		if l.agent.Pid() == 0 {
+			return fmt.Errorf("the agent exited; its log:\n%s", bgproc.Tail(l.agent.LogFile, 20))
 		}
 		select {
 		case <-ctx.Done():
@@ -213,7 +218,7 @@ func waitNodeReady(ctx context.Context, c kubernetes.Interface, name string, l l
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("node %s not Ready after 90s; the agent's log:\n%s", name, tail(l.agent.logFile, 20))
+	return fmt.Errorf("node %s not Ready after 90s; the agent's log:\n%s", name, bgproc.Tail(l.agent.LogFile, 20))
 }
 
 func nodeReady(n *corev1.Node) bool {
@@ -223,19 +228,6 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // cluster records the choices of `wharf up` in the state dir.

@@ -1,4 +1,4 @@
-package local
+package up
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"wharf.dev/wharf/internal/bgproc"
 )
 
 // Follow copies what the server and agent write to their logs to out,
@@ -17,11 +19,11 @@ func Follow(ctx context.Context, out io.Writer, o Options) {
 	}
 	l := layoutOf(o)
 	done := make(chan struct{})
-	procs := []proc{l.server, l.agent}
+	procs := []bgproc.Proc{l.server, l.agent}
 	for _, p := range procs {
-		go func(p proc) {
+		go func(p bgproc.Proc) {
 			defer func() { done <- struct{}{} }()
-			followFile(ctx, &prefixWriter{w: out, prefix: []byte(p.name + " | ")}, p.logFile)
+			followFile(ctx, &prefixWriter{w: out, prefix: []byte(p.Name + " | ")}, p.LogFile)
 		}(p)
 	}
 	for range procs {

@@ -1,4 +1,4 @@
-package local
+package up
 
 import (
 	"context"
@@ -37,7 +37,7 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 		}
 	}
 	// The agent first, so nothing recreates what goes next.
-	fail(l.agent.stop(10 * time.Second))
+	fail(l.agent.Stop(10 * time.Second))
 	// Through CRI, so that containerd tears down the pods' networks (CNI
 	// DEL) and mounts itself. Best effort: Down goes on whatever fails.
 	n, _ := cri.RemoveAllPodSandboxes(ctx, containerd.PathsFor(l.nodeDir).Socket)
@@ -45,7 +45,7 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 		fmt.Fprintf(out, "removed %d pods\n", n)
 	}
 	fail(containerd.Stop(ctx, l.nodeDir))
-	fail(l.server.stop(10 * time.Second))
+	fail(l.server.Stop(10 * time.Second))
 	podCIDR := cni.ReadConflist(filepath.Join(l.nodeDir, "cni", "net.d")).PodCIDR
 	if purge {
 		fail(containerd.Cleanup(ctx, l.nodeDir, l.cgroupRoot))
