@@ -6,7 +6,9 @@
 //
 // Several hosts share one machine, so nothing here may use containerd's
 // defaults for paths: each host has its own root, state, sockets, opt
-// directory, runc root and registry config, all under StateDir/containerd.
+// directory, runc root and registry config, all under StateDir/containerd;
+// the state directory (runc's root inside it) is a tmpfs, as /run is on a
+// standard installation (see mountState).
 // The agent talks to the daemon only through CRI (see internal/cri).
 package containerd
 
@@ -69,13 +71,13 @@ type Paths struct {
 	Dir        string // StateDir/containerd
 	ConfigFile string // config.toml
 	Root       string // root/ (content, snapshots, metadata)
-	State      string // state/ (tasks, sandboxes, netns mounts)
+	State      string // state/ (tasks, sandboxes, netns mounts): a tmpfs, see mountState
 	Socket     string // containerd.sock (gRPC: CRI)
 	TTRPC      string // containerd.sock.ttrpc
 	PidFile    string // containerd.pid
 	LogFile    string // containerd.log
 	CertsDir   string // certs.d/ (registry.config_path)
-	RuncRoot   string // runc/
+	RuncRoot   string // state/runc/ (runc's container states)
 	Opt        string // opt/
 }
 
@@ -92,7 +94,7 @@ func PathsFor(stateDir string) Paths {
 		PidFile:    filepath.Join(dir, "containerd.pid"),
 		LogFile:    filepath.Join(dir, "containerd.log"),
 		CertsDir:   filepath.Join(dir, "certs.d"),
-		RuncRoot:   filepath.Join(dir, "runc"),
+		RuncRoot:   filepath.Join(dir, "state", "runc"),
 		Opt:        filepath.Join(dir, "opt"),
 	}
 }

@@ -31,6 +31,9 @@ const joinAndExec = `while [ "$1" != -- ]; do echo $$ > "$1" || exit 1; shift; d
 // launch starts a new containerd and records its pid. The caller holds
 // the pid file lock.
 func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
+	if err := mountState(p); err != nil {
+		return nil, 0, err
+	}
 	var procs []string
 	if cfg.CgroupRoot != "" {
 		var err error

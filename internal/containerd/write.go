@@ -25,7 +25,8 @@ var disabledPlugins = []string{
 }
 
 // WriteConfig writes config.toml and certs.d/<alias>/hosts.toml for cfg,
-// and creates the directories containerd and CNI need. Files whose content
+// and creates the directories containerd and CNI need (the state
+// directory's content comes with its tmpfs, when containerd starts). Files whose content
 // is unchanged are left alone, so their modification time says when the
 // configuration last changed (Start restarts an adopted containerd whose
 // config.toml is newer than the process). certs.d entries for aliases no
@@ -36,7 +37,7 @@ func WriteConfig(cfg Config) error {
 		return err
 	}
 	p := PathsFor(cfg.StateDir)
-	for _, d := range []string{p.Dir, p.Root, p.State, p.CertsDir, p.RuncRoot, p.Opt, cfg.CNIConfDir} {
+	for _, d := range []string{p.Dir, p.Root, p.State, p.CertsDir, p.Opt, cfg.CNIConfDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("containerd config: %w", err)
 		}

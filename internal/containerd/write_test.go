@@ -36,7 +36,7 @@ func TestWriteConfig(t *testing.T) {
 		`disable_apparmor = true`,
 		`stream_server_port = "0"`,
 		`SystemdCgroup = false`,
-		`Root = "` + dir + `/containerd/runc"`,
+		`Root = "` + dir + `/containerd/state/runc"`,
 		`bin_dir = "/usr/lib/cni"`,
 		`conf_dir = "` + dir + `/cni/net.d"`,
 		`config_path = "` + dir + `/containerd/certs.d"`,
