@@ -79,6 +79,25 @@ func (m *Manager) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container,
 	return ref, true, 0
 }
 
+// pullsAhead says whether starting these containers pulls an image first:
+// a policy of Always, or an image not present (or whose status the
+// runtime cannot tell, which ensureImage reports).
+func (m *Manager) pullsAhead(ctx context.Context, starts []startAction) bool {
+	for _, s := range starts {
+		switch s.spec.ImagePullPolicy {
+		case v1.PullAlways:
+			return true
+		case v1.PullNever:
+			continue
+		}
+		resp, err := m.cfg.Images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: s.spec.Image, UserSpecifiedImage: s.spec.Image}, false)
+		if err != nil || resp.GetImage() == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // setReason records why container c of pod is waiting.
 func (m *Manager) setReason(pod *v1.Pod, c *v1.Container, reason, message, cause string) {
 	m.reasons.set(pod.UID, c.Name, waiting{reason: reason, message: message, cause: cause})

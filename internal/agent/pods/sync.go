@@ -83,9 +83,13 @@ func (m *Manager) syncRunning(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		if rt, err = m.reader.read(ctx, pod.UID); err != nil {
 			return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
 		}
-		// Report the sandbox (and its IP) before the possibly slow pulls.
-		if err := m.report(ctx, pod, rt); err != nil {
-			return syncResult{}, err
+		// Report the sandbox (and its IP) before slow pulls; with the
+		// images present the containers start at once, and one status
+		// write (an API round trip on every pod's start-up path) does.
+		if m.pullsAhead(ctx, actions.start) {
+			if err := m.report(ctx, pod, rt); err != nil {
+				return syncResult{}, err
+			}
 		}
 	}
 
