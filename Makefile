@@ -9,9 +9,11 @@ all: build
 deps:
 	hack/install-deps.sh
 
-# The binary, then the images clusters run (bin/images/*.tar, see internal/images).
+# The binary and the pod network's CNI plugin next to it (the agent finds it
+# there), then the images clusters run (bin/images/*.tar, see internal/images).
 build:
 	$(GO) build -o $(BIN) ./cmd/wharf
+	$(GO) build -o bin/wharf-cni ./cmd/wharf-cni
 	$(BIN) image build --out bin/images --log-level warn
 
 images: build

@@ -22,6 +22,7 @@ import (
 
 	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/agent/stream"
+	"wharf.dev/wharf/internal/network/podnet"
 	"wharf.dev/wharf/internal/network/routes"
 )
 
@@ -34,6 +35,8 @@ const (
 	// DefaultExternalCNIConfDir is where an external containerd reads CNI
 	// configuration unless told otherwise.
 	DefaultExternalCNIConfDir = "/etc/cni/net.d"
+	// DefaultExternalCNIBinDir is where it runs CNI plugins from.
+	DefaultExternalCNIBinDir = "/opt/cni/bin"
 )
 
 // Config says how an agent runs.
@@ -60,6 +63,10 @@ type Config struct {
 	// CNIConfDir is where the CNI conflist goes: the managed containerd's
 	// (StateDir/cni/net.d) or, with ContainerdSocket, /etc/cni/net.d.
 	CNIConfDir string
+	// CNIBinDir is where containerd finds CNI plugins, and the agent puts
+	// wharf-cni: the managed containerd's (StateDir/cni/bin) or, with
+	// ContainerdSocket, /opt/cni/bin.
+	CNIBinDir string
 	// ClusterCIDR is the range of all pods' addresses: traffic between pods
 	// is not masqueraded inside it.
 	ClusterCIDR string
@@ -101,6 +108,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.CNIConfDir = filepath.Join(c.StateDir, "cni", "net.d")
 		if c.ContainerdSocket != "" {
 			c.CNIConfDir = DefaultExternalCNIConfDir
+		}
+	}
+	if c.CNIBinDir == "" {
+		c.CNIBinDir = filepath.Join(c.StateDir, "cni", "bin")
+		if c.ContainerdSocket != "" {
+			c.CNIBinDir = DefaultExternalCNIBinDir
 		}
 	}
 	if c.ClusterCIDR == "" {
@@ -162,11 +175,25 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
+	if err := installPlugin(cfg); err != nil {
+		return fmt.Errorf("pod network: %w", err)
+	}
+	// Listening before containerd can ask: a DEL that finds no agent is
+	// skipped (see cniplugin), and its address collected only later.
+	pnl, err := podnet.Listen(podNetworkSocket(cfg))
+	if err != nil {
+		return fmt.Errorf("pod network: %w", err)
+	}
+	defer pnl.Close()
 	rt, err := startRuntime(ctx, log, cfg, creds)
 	if err != nil {
 		return err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
+	pn, err := newPodNetwork(cfg, log.With("component", "podnet"), rt)
+	if err != nil {
+		return fmt.Errorf("pod network: %w", err)
+	}
 	sys, err := node.DetectSystem(cfg.StateDir)
 	if err != nil {
 		return fmt.Errorf("describe host: %w", err)
@@ -177,7 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	nodes := node.New(node.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Port: port, Version: cfg.Version, System: sys,
-		Client: client, Runtime: rt, Network: networkFunc(cfg, log), Logger: log.With("component", "node"),
+		Client: client, Runtime: rt, Network: networkFunc(cfg, log, pn), Logger: log.With("component", "node"),
 	})
 	pods := newPods(cfg, client, rt, log.With("component", "pods"))
 	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream")})
@@ -185,6 +212,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"node status": nodes.Run,
 		"pods":        pods.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
+		"pod network": func(ctx context.Context) error { return pn.Serve(ctx, pnl) },
 		// host-gw: routes to the other nodes' pod CIDRs via their addresses.
 		"routes": routes.New(routes.Config{NodeName: cfg.NodeName, Client: client, Logger: log.With("component", "routes")}).Run,
 	})

@@ -16,6 +16,7 @@ import (
 	"wharf.dev/wharf/internal/cri"
 	"wharf.dev/wharf/internal/images"
 	"wharf.dev/wharf/internal/network/cni"
+	"wharf.dev/wharf/internal/network/podnet"
 )
 
 // startRuntime returns a CRI client of the node's containerd: the one at
@@ -35,6 +36,7 @@ func startRuntime(ctx context.Context, log *slog.Logger, cfg Config, creds *Cred
 			SandboxImage: images.PauseImage,
 			Registries:   map[string][]containerd.Endpoint{images.Registry: {registry}},
 			CNIConfDir:   cfg.CNIConfDir,
+			CNIBinDir:    cfg.CNIBinDir,
 			Logger:       log.With("component", "containerd"),
 		}
 		if err := containerd.WriteConfig(ccfg); err != nil {
@@ -78,14 +80,53 @@ func registryEndpoint(cfg Config, creds *Credentials) (containerd.Endpoint, erro
 	return ep, nil
 }
 
-// networkFunc configures pod networking for the node's pod CIDR: the CNI
-// conflist containerd reads, forwarding of the pods' traffic, and no
-// masquerading between pods of the cluster.
-func networkFunc(cfg Config, log *slog.Logger) node.NetworkFunc {
+// installPlugin puts wharf-cni where containerd runs CNI plugins from (as
+// "loopback" too, for the agent's own containerd).
+func installPlugin(cfg Config) error {
+	plugin, err := podnet.FindPlugin()
+	if err != nil {
+		return err
+	}
+	return podnet.InstallPlugin(plugin, cfg.CNIBinDir, cfg.ContainerdSocket == "")
+}
+
+// newPodNetwork returns the node's pod network, which networkFunc
+// configures and Run serves; it keeps the addresses of the sandboxes rt has.
+func newPodNetwork(cfg Config, log *slog.Logger, rt *cri.Client) (*podnet.Server, error) {
+	return podnet.New(podnet.Config{
+		DataDir:   filepath.Join(cfg.StateDir, "cni", "podnet"),
+		Sandboxes: sandboxIDs(rt),
+		Logger:    log,
+	})
+}
+
+func podNetworkSocket(cfg Config) string { return filepath.Join(cfg.StateDir, "cni", "wharf.sock") }
+
+// sandboxIDs lists every sandbox the runtime has, whatever its state:
+// the pod network keeps their addresses.
+func sandboxIDs(rt *cri.Client) func(context.Context) (map[string]bool, error) {
+	return func(ctx context.Context) (map[string]bool, error) {
+		list, err := rt.ListPodSandbox(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		ids := make(map[string]bool, len(list))
+		for _, s := range list {
+			ids[s.Id] = true
+		}
+		return ids, nil
+	}
+}
+
+// networkFunc configures pod networking for the node's pod CIDR: the pod
+// network's bridge, the CNI conflist containerd reads, forwarding of the
+// pods' traffic, and no masquerading between pods of the cluster.
+func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server) node.NetworkFunc {
 	return func(ctx context.Context, podCIDR string) error {
-		changed, err := cni.WriteConflist(cfg.CNIConfDir, cni.Options{
-			PodCIDR: podCIDR, IPAMDataDir: filepath.Join(cfg.StateDir, "cni", "ipam"),
-		})
+		if err := pn.Configure(ctx, podCIDR); err != nil {
+			return err
+		}
+		changed, err := cni.WriteConflist(cfg.CNIConfDir, cni.Options{PodCIDR: podCIDR, Socket: podNetworkSocket(cfg)})
 		if err != nil {
 			return fmt.Errorf("CNI config: %w", err)
 		}

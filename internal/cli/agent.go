@@ -73,6 +73,7 @@ adopts them.`,
 	f.StringVar(&cfg.Listen, "listen", stream.DefaultListen, "HTTPS address serving logs and exec to the server")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", "", "use the containerd at this socket (default: start one for this node)")
 	f.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "", "where to write the CNI config (default <state-dir>/cni/net.d, or /etc/cni/net.d with --containerd-socket)")
+	f.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "", "where containerd runs CNI plugins from, and wharf-cni goes (default <state-dir>/cni/bin, or /opt/cni/bin with --containerd-socket)")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup of containerd and the pods (default /wharf/<node-name>)")
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "range of all pods' addresses, as the server's --cluster-cidr")
 	f.StringSliceVar(&cfg.ClusterDNS, "cluster-dns", nil, "DNS servers of pods with dnsPolicy ClusterFirst")

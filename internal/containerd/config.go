@@ -18,9 +18,6 @@ import (
 	"path/filepath"
 )
 
-// DefaultCNIBinDir is where Debian's containernetworking-plugins installs.
-const DefaultCNIBinDir = "/usr/lib/cni"
-
 // maxSocketPath is the limit of sun_path (108 bytes with the NUL).
 const maxSocketPath = 107
 
@@ -45,7 +42,8 @@ type Config struct {
 	Registries map[string][]Endpoint
 	// CNIConfDir defaults to StateDir/cni/net.d.
 	CNIConfDir string
-	// CNIBinDir defaults to DefaultCNIBinDir.
+	// CNIBinDir is where containerd runs CNI plugins from; default
+	// StateDir/cni/bin, where the agent installs wharf-cni.
 	CNIBinDir string
 	// Binary is the containerd executable; default "containerd" on PATH.
 	Binary string
@@ -113,7 +111,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.CNIConfDir = filepath.Join(c.StateDir, "cni", "net.d")
 	}
 	if c.CNIBinDir == "" {
-		c.CNIBinDir = DefaultCNIBinDir
+		c.CNIBinDir = filepath.Join(c.StateDir, "cni", "bin")
 	}
 	if c.Binary == "" {
 		c.Binary = "containerd"

@@ -37,7 +37,7 @@ func TestWriteConfig(t *testing.T) {
 		`stream_server_port = "0"`,
 		`SystemdCgroup = false`,
 		`Root = "` + dir + `/containerd/state/runc"`,
-		`bin_dir = "/usr/lib/cni"`,
+		`bin_dir = "` + dir + `/cni/bin"`,
 		`conf_dir = "` + dir + `/cni/net.d"`,
 		`config_path = "` + dir + `/containerd/certs.d"`,
 	} {

@@ -46,10 +46,10 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 	}
 	fail(containerd.Stop(ctx, l.nodeDir))
 	fail(l.server.Stop(10 * time.Second))
-	podCIDR := cni.ReadConflist(filepath.Join(l.nodeDir, "cni", "net.d")).PodCIDR
+	conf := cni.ReadConflist(filepath.Join(l.nodeDir, "cni", "net.d"))
 	if purge {
 		fail(containerd.Cleanup(ctx, l.nodeDir, l.cgroupRoot))
-		fail(removeNetwork(ctx, podCIDR))
+		fail(removeNetwork(ctx, conf))
 		removeEmptyCgroupParent(l.cgroupRoot)
 		fail(os.RemoveAll(o.StateDir))
 		fmt.Fprintf(out, "stopped and purged %s\n", o.StateDir)
@@ -60,16 +60,22 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 	return errors.Join(errs...)
 }
 
-// removeNetwork deletes the pods' bridge and the forward rules for the pod CIDR.
-func removeNetwork(ctx context.Context, podCIDR string) error {
+// removeNetwork deletes the pods' bridge, and the forward, masquerade and
+// hostPort rules of the pod CIDR.
+func removeNetwork(ctx context.Context, conf cni.Options) error {
 	var errs []error
-	if link, err := netlink.LinkByName(cni.DefaultBridge); err == nil {
+	bridge := conf.Bridge
+	if bridge == "" {
+		bridge = cni.DefaultBridge
+	}
+	if link, err := netlink.LinkByName(bridge); err == nil {
 		if err := netlink.LinkDel(link); err != nil {
-			errs = append(errs, fmt.Errorf("delete bridge %s: %w", cni.DefaultBridge, err))
+			errs = append(errs, fmt.Errorf("delete bridge %s: %w", bridge, err))
 		}
 	}
-	if podCIDR != "" {
-		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, agent.DefaultClusterCIDR))
+	if podCIDR := conf.PodCIDR; podCIDR != "" {
+		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, agent.DefaultClusterCIDR),
+			cni.RemoveHostPorts(ctx, bridge, podCIDR))
 	}
 	return errors.Join(errs...)
 }

@@ -16,10 +16,6 @@ type requirement struct {
 var requirements = []requirement{
 	{"containerd", "containerd"},
 	{"runc", "runc"},
-	{"/usr/lib/cni/bridge", "containernetworking-plugins"},
-	{"/usr/lib/cni/host-local", "containernetworking-plugins"},
-	{"/usr/lib/cni/portmap", "containernetworking-plugins"},
-	{"/usr/lib/cni/loopback", "containernetworking-plugins"},
 	{"iptables", "iptables"},
 	{"nsenter", "util-linux"},
 }

@@ -16,8 +16,8 @@ func TestMissingPackagesMakeOneLine(t *testing.T) {
 	}{
 		{"all there", nil, nil, ""},
 		{"containerd missing", []string{"containerd"}, []string{"containerd"}, "apt-get install -y containerd"},
-		{"two CNI plugins name one package", []string{"/usr/lib/cni/bridge", "/usr/lib/cni/portmap", "runc"},
-			[]string{"runc", "containernetworking-plugins"}, "apt-get install -y runc containernetworking-plugins"},
+		{"two commands", []string{"iptables", "runc"},
+			[]string{"runc", "iptables"}, "apt-get install -y runc iptables"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

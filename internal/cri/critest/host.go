@@ -19,6 +19,7 @@ import (
 	"wharf.dev/wharf/internal/cri"
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/nsrun"
+	"wharf.dev/wharf/internal/network/podnet"
 )
 
 // Host is a throwaway host for tests, made the way the local provider makes
@@ -32,6 +33,7 @@ type Host struct {
 	PodCIDR    string
 	Registry   *Registry
 	Config     containerd.Config // as written and started
+	Network    *podnet.Server    // the pod network, served in the test process
 	Daemon     *containerd.Daemon
 	Client     *cri.Client
 	// CRIReady is how long containerd took from exec to answering CRI.
@@ -48,19 +50,16 @@ func (h *Host) StopWatching() {
 }
 
 // SkipUnlessRoot skips a test that needs root and the Debian packages a
-// host runs on (containerd, runc, CNI plugins, iptables, iproute2).
+// host runs on (containerd, runc, iptables, iproute2).
 func SkipUnlessRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	for _, bin := range []string{"containerd", "runc", "iptables", "ip", "nsenter"} {
+	for _, bin := range []string{"containerd", "runc", "iptables", "ip", "nsenter", "go"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("needs %s: %v", bin, err)
 		}
-	}
-	if _, err := os.Stat(filepath.Join(containerd.DefaultCNIBinDir, "bridge")); err != nil {
-		t.Skip("needs the CNI plugins (Debian containernetworking-plugins): ", err)
 	}
 	if _, err := os.Stat("/sys/fs/cgroup/freezer"); err != nil {
 		t.Skip("needs cgroup v1 with the freezer at /sys/fs/cgroup/freezer")
@@ -110,16 +109,38 @@ func NewHost(t testing.TB, reg *Registry, podCIDR string) *Host {
 		Registries:   map[string][]containerd.Endpoint{Alias: {reg.ServeIn(t, h.NetNS)}},
 		Logger:       logger,
 	}
+	h.Config.CNIBinDir = filepath.Join(h.StateDir, "cni", "bin")
+	if err := podnet.InstallPlugin(BuildPlugin(t), h.Config.CNIBinDir, true); err != nil {
+		t.Fatal(err)
+	}
 	if err := containerd.WriteConfig(h.Config); err != nil {
 		t.Fatal(err)
 	}
-	_, err := cni.WriteConflist(filepath.Join(h.StateDir, "cni", "net.d"), cni.Options{
-		PodCIDR:     podCIDR,
-		IPAMDataDir: filepath.Join(h.StateDir, "cni", "ipam"),
-	})
+	// The pod network is served by the test, as an agent would.
+	socket := filepath.Join(h.StateDir, "cni", "wharf.sock")
+	_, err := cni.WriteConflist(filepath.Join(h.StateDir, "cni", "net.d"), cni.Options{PodCIDR: podCIDR, Socket: socket})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.Network, err = podnet.New(podnet.Config{DataDir: filepath.Join(h.StateDir, "cni", "podnet"), HostNetNS: h.NetNS, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Network.Configure(ctx, podCIDR); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := podnet.Listen(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- h.Network.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("pod network: %v", err)
+		}
+	})
 	// Like a machine with Docker: forwarding dropped unless allowed, and
 	// bridged frames go through iptables (bridge-nf-call-iptables is 1
 	// in a new namespace too), so pod-to-pod traffic needs AllowForward.
@@ -161,6 +182,18 @@ func (h *Host) Env() *Env {
 			},
 		},
 	}
+}
+
+// BuildPlugin builds wharf-cni into the test's temporary directory and
+// returns its path.
+func BuildPlugin(t testing.TB) string {
+	t.Helper()
+	plugin := filepath.Join(t.TempDir(), podnet.PluginFile)
+	out, err := exec.Command("go", "build", "-o", plugin, "wharf.dev/wharf/cmd/wharf-cni").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build %s: %v\n%s", podnet.PluginFile, err, out)
+	}
+	return plugin
 }
 
 // removeSharedCgroupParent removes /wharf-test in each hierarchy once no

@@ -1,11 +1,14 @@
 // Package cni writes the CNI network configuration of a node's pods and
-// keeps the iptables rules that network needs: one Linux bridge per node
-// with host-local IPAM over the node's pod CIDR, portmap for hostPorts,
-// and FORWARD accept rules (a Docker-installed machine drops forwarded
-// traffic, bridged traffic included when bridge-nf-call-iptables=1).
+// keeps the iptables rules that network needs: FORWARD accept rules (a
+// Docker-installed machine drops forwarded traffic, bridged traffic
+// included when bridge-nf-call-iptables=1), one masquerade rule for
+// traffic leaving the cluster, and the hostPorts' DNAT chains.
 //
-// containerd's CRI plugin reads the conflist from its conf_dir and adds
-// the loopback interface by itself.
+// The conflist names one plugin, wharf-cni (package cniplugin), which
+// forwards each request to the agent's pod network (package podnet): a
+// Linux bridge per node, addresses from the node's pod CIDR, hostPorts.
+// containerd's CRI plugin adds the loopback interface by itself, with
+// wharf-cni installed as "loopback" too.
 package cni
 
 import (
@@ -15,6 +18,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+
+	"wharf.dev/wharf/internal/network/cniplugin"
 )
 
 const (
@@ -34,11 +39,8 @@ type Options struct {
 	PodCIDR string
 	// Bridge defaults to DefaultBridge.
 	Bridge string
-	// MTU of the bridge and the pods' interfaces; 0 keeps the default.
-	MTU int
-	// IPAMDataDir is host-local's dataDir (the state dir's cni/ipam), so
-	// that each host on a machine allocates on its own.
-	IPAMDataDir string
+	// Socket is the agent's pod network socket the plugin forwards to.
+	Socket string
 }
 
 // ReadConflist reads back the bridge and pod CIDR of the conflist that
@@ -51,30 +53,14 @@ func ReadConflist(dir string) Options {
 		return opts
 	}
 	var c struct {
-		Plugins []struct {
-			Type   string `json:"type"`
-			Bridge string `json:"bridge"`
-			IPAM   struct {
-				Ranges [][]struct {
-					Subnet string `json:"subnet"`
-				} `json:"ranges"`
-			} `json:"ipam"`
-		} `json:"plugins"`
+		Plugins []cniplugin.NetConf `json:"plugins"`
 	}
 	if json.Unmarshal(data, &c) != nil {
 		return opts
 	}
 	for _, p := range c.Plugins {
-		if p.Type != "bridge" {
-			continue
-		}
-		opts.Bridge = p.Bridge
-		for _, r := range p.IPAM.Ranges {
-			for _, s := range r {
-				if opts.PodCIDR == "" {
-					opts.PodCIDR = s.Subnet
-				}
-			}
+		if p.Type == cniplugin.Type {
+			opts.Bridge, opts.PodCIDR, opts.Socket = p.Bridge, p.Subnet, p.Socket
 		}
 	}
 	return opts
@@ -123,9 +109,8 @@ func Conflist(opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cni conflist: pod CIDR: %w", err)
 	}
-	prefix = prefix.Masked()
-	if opts.IPAMDataDir == "" || !filepath.IsAbs(opts.IPAMDataDir) {
-		return nil, fmt.Errorf("cni conflist: IPAM data dir %q must be an absolute path", opts.IPAMDataDir)
+	if opts.Socket == "" || !filepath.IsAbs(opts.Socket) {
+		return nil, fmt.Errorf("cni conflist: agent socket %q must be an absolute path", opts.Socket)
 	}
 	if opts.Bridge == "" {
 		opts.Bridge = DefaultBridge
@@ -133,37 +118,16 @@ func Conflist(opts Options) ([]byte, error) {
 	if len(opts.Bridge) > 15 {
 		return nil, fmt.Errorf("cni conflist: bridge name %q is longer than 15 bytes", opts.Bridge)
 	}
-	defaultRoute := "0.0.0.0/0"
-	if prefix.Addr().Is6() {
-		defaultRoute = "::/0"
-	}
-	bridge := map[string]any{
-		"type":        "bridge",
-		"bridge":      opts.Bridge,
-		"isGateway":   true,
-		"ipMasq":      false, // one rule per node instead: see Masquerade
-		"hairpinMode": true,
-		"ipam": map[string]any{
-			"type":    "host-local",
-			"ranges":  [][]map[string]string{{{"subnet": prefix.String()}}},
-			"routes":  []map[string]string{{"dst": defaultRoute}},
-			"dataDir": opts.IPAMDataDir,
-		},
-	}
-	if opts.MTU > 0 {
-		bridge["mtu"] = opts.MTU
-	}
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       NetworkName,
-		"plugins": []any{
-			bridge,
-			map[string]any{
-				"type":         "portmap",
-				"capabilities": map[string]bool{"portMappings": true},
-				"snat":         true,
-			},
-		},
+		"plugins": []any{map[string]any{
+			"type":         cniplugin.Type,
+			"socket":       opts.Socket,
+			"bridge":       opts.Bridge,
+			"subnet":       prefix.Masked().String(),
+			"capabilities": map[string]bool{"portMappings": true},
+		}},
 	}
 	// encoding/json sorts map keys: the same options give the same bytes.
 	data, err := json.MarshalIndent(conf, "", "  ")

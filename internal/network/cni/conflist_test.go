@@ -10,7 +10,7 @@ import (
 )
 
 func TestConflist(t *testing.T) {
-	data, err := Conflist(Options{PodCIDR: "10.244.1.7/24", MTU: 1450, IPAMDataDir: "/s/cni/ipam"})
+	data, err := Conflist(Options{PodCIDR: "10.244.1.7/24", Socket: "/s/cni/wharf.sock"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,47 +22,23 @@ func TestConflist(t *testing.T) {
 	json.Unmarshal([]byte(`{
 	  "cniVersion": "1.0.0",
 	  "name": "wharf",
-	  "plugins": [
-	    {
-	      "type": "bridge", "bridge": "wharf0", "isGateway": true, "ipMasq": false, "hairpinMode": true, "mtu": 1450,
-	      "ipam": {
-	        "type": "host-local",
-	        "ranges": [[{"subnet": "10.244.1.0/24"}]],
-	        "routes": [{"dst": "0.0.0.0/0"}],
-	        "dataDir": "/s/cni/ipam"
-	      }
-	    },
-	    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
-	  ]
+	  "plugins": [{
+	    "type": "wharf", "socket": "/s/cni/wharf.sock", "bridge": "wharf0", "subnet": "10.244.1.0/24",
+	    "capabilities": {"portMappings": true}
+	  }]
 	}`), &want)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("conflist (-want +got):\n%s", diff)
-	}
-
-	v6, err := Conflist(Options{PodCIDR: "fd00:10::/64", Bridge: "br-x", IPAMDataDir: "/s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conf struct {
-		Plugins []struct {
-			Bridge string
-			MTU    *int
-			IPAM   struct{ Routes []struct{ Dst string } }
-		}
-	}
-	json.Unmarshal(v6, &conf)
-	if b := conf.Plugins[0]; b.Bridge != "br-x" || b.MTU != nil || b.IPAM.Routes[0].Dst != "::/0" {
-		t.Errorf("IPv6 conflist: %s", v6)
 	}
 }
 
 func TestConflistRejects(t *testing.T) {
 	for name, opts := range map[string]Options{
-		"no CIDR":         {IPAMDataDir: "/s"},
-		"bad CIDR":        {PodCIDR: "10.244.1.0", IPAMDataDir: "/s"},
-		"relative IPAM":   {PodCIDR: "10.244.1.0/24", IPAMDataDir: "ipam"},
-		"long bridge":     {PodCIDR: "10.244.1.0/24", IPAMDataDir: "/s", Bridge: "a-very-long-bridge"},
-		"no IPAM dataDir": {PodCIDR: "10.244.1.0/24"},
+		"no CIDR":         {Socket: "/s"},
+		"bad CIDR":        {PodCIDR: "10.244.1.0", Socket: "/s"},
+		"relative socket": {PodCIDR: "10.244.1.0/24", Socket: "wharf.sock"},
+		"long bridge":     {PodCIDR: "10.244.1.0/24", Socket: "/s", Bridge: "a-very-long-bridge"},
+		"no socket":       {PodCIDR: "10.244.1.0/24"},
 	} {
 		if _, err := Conflist(opts); err == nil {
 			t.Errorf("%s: no error", name)
@@ -72,7 +48,7 @@ func TestConflistRejects(t *testing.T) {
 
 func TestWriteConflistOnlyWhenChanged(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "net.d")
-	opts := Options{PodCIDR: "10.244.1.0/24", IPAMDataDir: "/s/cni/ipam"}
+	opts := Options{PodCIDR: "10.244.1.0/24", Socket: "/s/cni/wharf.sock"}
 	for i, want := range []bool{true, false} {
 		changed, err := WriteConflist(dir, opts)
 		if err != nil {
@@ -92,7 +68,7 @@ func TestWriteConflistOnlyWhenChanged(t *testing.T) {
 	}
 }
 
-// ReadConflist gives back the bridge and pod CIDR that WriteConflist
+// ReadConflist gives back the bridge, pod CIDR and socket that WriteConflist
 // wrote, and nothing for a directory without a conflist or with a broken
 // one.
 func TestReadConflist(t *testing.T) {
@@ -100,10 +76,10 @@ func TestReadConflist(t *testing.T) {
 	if got := ReadConflist(dir); got != (Options{}) {
 		t.Errorf("no conflist: %+v, want nothing", got)
 	}
-	if _, err := WriteConflist(dir, Options{PodCIDR: "10.244.1.0/24", IPAMDataDir: "/s/cni/ipam"}); err != nil {
+	if _, err := WriteConflist(dir, Options{PodCIDR: "10.244.1.0/24", Socket: "/s/cni/wharf.sock"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ReadConflist(dir), (Options{PodCIDR: "10.244.1.0/24", Bridge: DefaultBridge}); got != want {
+	if got, want := ReadConflist(dir), (Options{PodCIDR: "10.244.1.0/24", Bridge: DefaultBridge, Socket: "/s/cni/wharf.sock"}); got != want {
 		t.Errorf("ReadConflist = %+v, want %+v", got, want)
 	}
 	if err := os.WriteFile(filepath.Join(dir, ConflistFile), []byte("{"), 0o644); err != nil {

@@ -186,14 +186,17 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// buildWharf builds the wharf binary and the pause and busybox images.
+// buildWharf builds the wharf binary, wharf-cni next to it, and the pause
+// and busybox images.
 func buildWharf(t *testing.T, ctx context.Context) (string, []string) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "wharf")
 	start := time.Now()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "wharf.dev/wharf/cmd/wharf").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	for pkg, out := range map[string]string{"wharf.dev/wharf/cmd/wharf": bin, "wharf.dev/wharf/cmd/wharf-cni": filepath.Join(dir, "wharf-cni")} {
+		if msg, err := exec.CommandContext(ctx, "go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+		}
 	}
 	built, err := images.Build(ctx, testLogger(t), images.BuildOptions{OutDir: filepath.Join(dir, "images"), Only: []string{"pause", "busybox"}})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"wharf.dev/wharf/internal/provider"
@@ -47,8 +48,15 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 		}
 		log.Info("installed packages", "duration", time.Since(t).Round(time.Millisecond))
 	}
-	if err := p.upload(ctx, rec.Machine, l, pr.sum); err != nil {
+	if err := p.upload(ctx, rec.Machine, l, p.bin, l.Binary(), pr.sum); err != nil {
 		return host, fmt.Errorf("host %q: %w", spec.Name, err)
+	}
+	// The agent's pod network plugin, when it is next to the binary (a
+	// host running something else needs none).
+	if _, err := os.Stat(p.plugin.path); err == nil {
+		if err := p.upload(ctx, rec.Machine, l, p.plugin, l.Plugin(), pr.pluginSum); err != nil {
+			return host, fmt.Errorf("host %q: %w", spec.Name, err)
+		}
 	}
 	files, err := hostTar(spec, l, host.Address)
 	if err != nil {
@@ -105,25 +113,26 @@ func (p *Provider) unreachable() map[string]bool {
 	return skip
 }
 
-// upload copies the wharf binary to the host unless the machine has it.
-func (p *Provider) upload(ctx context.Context, machine string, l layout, remoteSum string) error {
-	sum, err := p.bin.checksum()
+// upload copies a local executable to target on the host unless the
+// machine has it.
+func (p *Provider) upload(ctx context.Context, machine string, l layout, b *binary, target, remoteSum string) error {
+	sum, err := b.checksum()
 	if err != nil {
 		return err
 	}
 	if sum == remoteSum {
 		return nil
 	}
-	f, err := os.Open(p.bin.path)
+	f, err := os.Open(b.path)
 	if err != nil {
-		return fmt.Errorf("wharf binary: %w", err)
+		return fmt.Errorf("copy %s: %w", b.path, err)
 	}
 	defer f.Close()
 	t := time.Now()
-	if _, err := p.run(ctx, machine, "copy wharf binary", uploadScript(l, sum), f); err != nil {
+	if _, err := p.run(ctx, machine, "copy "+filepath.Base(target), uploadScript(l, target, sum), f); err != nil {
 		return err
 	}
-	p.log.Debug("copied wharf binary", "machine", machine, "path", l.Binary(), "duration", time.Since(t).Round(time.Millisecond))
+	p.log.Debug("copied executable", "machine", machine, "path", target, "duration", time.Since(t).Round(time.Millisecond))
 	return nil
 }
 

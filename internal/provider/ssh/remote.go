@@ -20,7 +20,7 @@ import (
 )
 
 // Packages are the Debian packages a host needs on its machine.
-var Packages = []string{"containerd", "runc", "containernetworking-plugins", "iptables"}
+var Packages = []string{"containerd", "runc", "iptables"}
 
 // prelude starts every script: a PATH with the sbin directories (a
 // non-root user's sudo may lack them) and alive, which tells whether the
@@ -35,29 +35,31 @@ systemd() { [ -f /etc/systemd/system/%[3]s ] && [ -d /run/systemd/system ]; }
 }
 
 // probeScript reports, one key=value a line: the status of each package,
-// the checksum of the host's binary, the machine's init and whether the
-// host's process runs.
+// the checksums of the host's binary and plugin, the machine's init and
+// whether the host's process runs.
 func probeScript(l layout) string {
 	return prelude(l) + fmt.Sprintf(`dpkg-query -W -f='package=${Package} ${Status}\n' %[1]s 2>/dev/null
 if [ -f %[2]s ] && [ -x %[3]s ]; then echo "sum=$(cat %[2]s)"; else echo "sum=$(sha256sum %[3]s 2>/dev/null | cut -d' ' -f1)"; fi
+if [ -f %[4]s ] && [ -x %[5]s ]; then echo "pluginsum=$(cat %[4]s)"; fi
 case "$(systemctl is-system-running 2>/dev/null)" in
   running|degraded|starting|initializing|maintenance) echo init=systemd;;
   *) echo init=process;;
 esac
 alive && echo running=yes || echo running=no
-`, strings.Join(Packages, " "), sumFile(l), l.Binary())
+`, strings.Join(Packages, " "), sumFile(l.Binary()), l.Binary(), sumFile(l.Plugin()), l.Plugin())
 }
 
-// sumFile keeps the checksum of the host's binary, so that a probe need
-// not hash 100 MB each time. The binary changes only through
-// uploadScript, which removes it first and writes it last.
-func sumFile(l layout) string { return l.Binary() + ".sha256" }
+// sumFile keeps the checksum of a copied executable, so that a probe need
+// not hash 100 MB each time. The file changes only through uploadScript,
+// which removes the checksum first and writes it last.
+func sumFile(path string) string { return path + ".sha256" }
 
 type probe struct {
-	missing []string
-	sum     string
-	init    string // "systemd" or "process"
-	running bool
+	missing   []string
+	sum       string
+	pluginSum string
+	init      string // "systemd" or "process"
+	running   bool
 }
 
 func parseProbe(out string) probe {
@@ -71,6 +73,8 @@ func parseProbe(out string) probe {
 			installed[name] = status == "install ok installed"
 		case "sum":
 			pr.sum = strings.TrimSpace(v)
+		case "pluginsum":
+			pr.pluginSum = strings.TrimSpace(v)
 		case "init":
 			pr.init = strings.TrimSpace(v)
 		case "running":
@@ -100,11 +104,11 @@ exit 0
 `, list)
 }
 
-// uploadScript receives the binary on stdin and moves it into place only
-// once its checksum matches: a dropped connection must not leave half a
-// binary that a restart would run.
-func uploadScript(l layout, sum string) string {
-	tmp := l.Binary() + ".tmp"
+// uploadScript receives an executable (the binary or the plugin) on stdin
+// and moves it to target only once its checksum matches: a dropped
+// connection must not leave half a binary that a restart would run.
+func uploadScript(l layout, target, sum string) string {
+	tmp := target + ".tmp"
 	return fmt.Sprintf(`set -e
 umask 022
 mkdir -p %[1]s
@@ -115,7 +119,7 @@ chmod 0755 %[3]s
 rm -f %[6]s
 mv -f %[3]s %[5]s
 echo %[4]s > %[6]s
-`, path.Dir(l.Binary()), l.Dir, tmp, sum, l.Binary(), sumFile(l))
+`, path.Dir(target), l.Dir, tmp, sum, target, sumFile(target))
 }
 
 // startScript unpacks the host's files (a tar on stdin) and starts its
@@ -251,8 +255,8 @@ func hostTar(spec provider.HostSpec, l layout, address string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// binary is the local wharf executable and its checksum, computed once
-// per version of the file.
+// binary is a local executable (wharf, wharf-cni) and its checksum,
+// computed once per version of the file.
 type binary struct {
 	path  string
 	mu    sync.Mutex
@@ -266,19 +270,19 @@ func (b *binary) checksum() (string, error) {
 	defer b.mu.Unlock()
 	fi, err := os.Stat(b.path)
 	if err != nil {
-		return "", fmt.Errorf("wharf binary: %w", err)
+		return "", fmt.Errorf("checksum of %s: %w", b.path, err)
 	}
 	if b.sum != "" && fi.Size() == b.size && fi.ModTime().Equal(b.mtime) {
 		return b.sum, nil
 	}
 	f, err := os.Open(b.path)
 	if err != nil {
-		return "", fmt.Errorf("wharf binary: %w", err)
+		return "", fmt.Errorf("checksum of %s: %w", b.path, err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("wharf binary: %w", err)
+		return "", fmt.Errorf("checksum of %s: %w", b.path, err)
 	}
 	b.sum, b.size, b.mtime = hex.EncodeToString(h.Sum(nil)), fi.Size(), fi.ModTime()
 	return b.sum, nil

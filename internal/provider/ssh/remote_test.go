@@ -33,7 +33,7 @@ func TestScriptsParse(t *testing.T) {
 	scripts := map[string]string{
 		"probe":          probeScript(l),
 		"install":        installScript([]string{"containerd", "runc"}),
-		"upload":         uploadScript(l, strings.Repeat("ab", 32)),
+		"upload":         uploadScript(l, l.Plugin(), strings.Repeat("ab", 32)),
 		"start process":  startScript(l, "process", unitFile(l, spec)),
 		"start systemd":  startScript(l, "systemd", unitFile(l, spec)),
 		"power off":      powerOffScript(l),
@@ -55,7 +55,7 @@ func TestScriptsParse(t *testing.T) {
 
 func TestParseProbe(t *testing.T) {
 	got := parseProbe("package=containerd install ok installed\npackage=runc deinstall ok config-files\n" +
-		"package=containernetworking-plugins install ok installed\nsum=abc\ninit=systemd\nrunning=yes\n")
+		"sum=abc\ninit=systemd\nrunning=yes\n")
 	want := probe{missing: []string{"runc", "iptables"}, sum: "abc", init: "systemd", running: true}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(probe{})); diff != "" {
 		t.Errorf("parseProbe (-want +got):\n%s", diff)

@@ -16,12 +16,14 @@ import (
 	"net"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"wharf.dev/wharf/internal/network/podnet"
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/ssh/hostctl"
 )
@@ -64,7 +66,8 @@ type Provider struct {
 	signer  ssh.Signer
 	hostKey ssh.HostKeyCallback
 	store   *store
-	bin     *binary
+	bin     *binary // wharf
+	plugin  *binary // wharf-cni, next to it
 
 	mu    sync.Mutex
 	conns map[string]*ssh.Client   // by machine
@@ -119,8 +122,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	p := &Provider{
 		cfg: cfg, log: log.With("provider", "ssh"), signer: signer, store: st,
-		bin:   &binary{path: cfg.Binary},
-		conns: map[string]*ssh.Client{}, locks: map[string]*sync.Mutex{}, dials: map[string]chan struct{}{},
+		bin:    &binary{path: cfg.Binary},
+		plugin: &binary{path: filepath.Join(filepath.Dir(cfg.Binary), podnet.PluginFile)},
+		conns:  map[string]*ssh.Client{}, locks: map[string]*sync.Mutex{}, dials: map[string]chan struct{}{},
 		down: map[string]time.Time{},
 	}
 	if p.hostKey, err = hostKeyCallback(cfg.KnownHosts, st.knownHostsFile()); err != nil {

@@ -24,6 +24,9 @@ type Paths struct{ Dir string }
 // Binary is the wharf executable the provider copies to the machine.
 func (p Paths) Binary() string { return filepath.Join(p.Dir, "bin", "wharf") }
 
+// Plugin is wharf-cni, copied next to the binary, where the agent finds it.
+func (p Paths) Plugin() string { return filepath.Join(p.Dir, "bin", "wharf-cni") }
+
 // State is the host's state dir, $(STATE_DIR) in its arguments.
 func (p Paths) State() string { return filepath.Join(p.Dir, "state") }
 

@@ -18,15 +18,15 @@ import (
 )
 
 // On a real machine an agent shares the machine's network namespace, so
-// what it sets up there outlives its state dir: the CNI plugins' iptables
-// rules and IPAM allocations per pod, its FORWARD and masquerade rules,
-// the pods' bridge and its host-gw routes. Cleanup removes them; killing
-// the processes alone would leave them behind.
+// what it sets up there outlives its state dir: its FORWARD, masquerade
+// and hostPort rules, the pods' bridge and its host-gw routes. Cleanup
+// removes them; killing the processes alone would leave them behind.
 
 // teardownPods stops and removes every pod sandbox through the host's
-// containerd, so that CNI DEL undoes what the plugins did per pod (portmap
-// rules, cached results). The agent must be dead already, or it would
-// start the pods again.
+// containerd, which removes their network namespaces and cached CNI
+// results. The agent must be dead already, or it would start the pods
+// again (its pod network's DELs are skipped then: removeNetwork removes
+// the hostPort rules, the state dir the addresses).
 func teardownPods(ctx context.Context, agentDir string) int {
 	// An error means containerd is gone or failing; PowerOff cleans what
 	// it can.
@@ -46,6 +46,9 @@ func removeNetwork(ctx context.Context, agentDir string, args []string) error {
 			clusterCIDR = agent.DefaultClusterCIDR
 		}
 		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, clusterCIDR))
+		if bridge != "" {
+			errs = append(errs, cni.RemoveHostPorts(ctx, bridge, podCIDR))
+		}
 	}
 	if bridge != "" {
 		if link, err := netlink.LinkByName(bridge); err == nil {
