@@ -31,13 +31,9 @@ import (
 	"wharf.dev/wharf/internal/network/cniplugin"
 )
 
-// Timing of the collection of allocations whose sandbox is gone.
-const (
-	collectPeriod = time.Minute
-	// collectAge spares young allocations: containerd lists a sandbox
-	// only once RunPodSandbox, which makes the ADD, has returned.
-	collectAge = time.Minute
-)
+// collectPeriod is how often allocations whose sandbox is gone are
+// collected.
+const collectPeriod = time.Minute
 
 // Config says how a Server runs.
 type Config struct {
@@ -53,7 +49,11 @@ type Config struct {
 	// Sandboxes lists the IDs of every sandbox the runtime has, in any
 	// state; allocations of others are collected. Nil: never collected.
 	Sandboxes func(ctx context.Context) (map[string]bool, error)
-	Logger    *slog.Logger
+	// CollectAge spares younger allocations (default a minute):
+	// containerd lists a sandbox only once RunPodSandbox, which makes the
+	// ADD, has returned.
+	CollectAge time.Duration
+	Logger     *slog.Logger
 }
 
 // Server serves the pod network of one node.
@@ -82,6 +82,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CollectAge <= 0 {
+		cfg.CollectAge = time.Minute
 	}
 	return &Server{cfg: cfg, log: cfg.Logger}, nil
 }
@@ -365,7 +368,7 @@ func (s *Server) collectLoop(ctx context.Context) {
 	}
 }
 
-// Collect releases the allocations, older than collectAge, of sandboxes
+// Collect releases the allocations, older than CollectAge, of sandboxes
 // the runtime does not have.
 func (s *Server) Collect(ctx context.Context) error {
 	s.mu.Lock()
@@ -381,7 +384,7 @@ func (s *Server) Collect(ctx context.Context) error {
 	s.mu.Lock()
 	var gone []*allocation
 	for _, al := range s.ipam.all() {
-		if !known[al.ContainerID] && time.Since(al.Created) > collectAge {
+		if !known[al.ContainerID] && time.Since(al.Created) > s.cfg.CollectAge {
 			gone = append(gone, al)
 		}
 	}
