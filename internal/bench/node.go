@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -212,16 +214,17 @@ func crashOnce(ctx context.Context, c kubernetes.Interface, name string) (time.D
 		return 0, err
 	}
 	defer w.Stop()
-	start := time.Now()
-	// The server exits before it answers: an error here is expected.
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + got.Status.PodIP + ":8080/exit?code=1")
-	if err == nil {
-		resp.Body.Close()
+	start, err := askToExit(ctx, "http://"+got.Status.PodIP+":8080/exit?code=1")
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
 	}
 	timeout := time.After(time.Minute)
 	for {
 		select {
-		case ev := <-w.ResultChan():
+		case ev, open := <-w.ResultChan():
+			if !open {
+				return 0, fmt.Errorf("%s: watch ended before a restart", name)
+			}
 			pod, ok := ev.Object.(*corev1.Pod)
 			if !ok || len(pod.Status.ContainerStatuses) == 0 {
 				continue
@@ -232,6 +235,34 @@ func crashOnce(ctx context.Context, c kubernetes.Interface, name string) (time.D
 			}
 		case <-timeout:
 			return 0, fmt.Errorf("%s not restarted within a minute", name)
+		}
+	}
+}
+
+// askToExit asks the test app at url to exit, and returns when it did.
+// Running means the process started, not that it listens yet: a refused
+// connection is tried again. The app exits before it answers, so any
+// other error is the expected one.
+func askToExit(ctx context.Context, url string) (time.Time, error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		start := time.Now()
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return start, nil
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return start, nil
+		}
+		if time.Now().After(deadline) {
+			return start, fmt.Errorf("the app did not listen within 10s: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return start, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
