@@ -79,6 +79,7 @@ func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
 
 	var startup Latencies
 	fmt.Fprintf(out, "pods: starting %d pods, %d at a time...\n", cfg.Pods, cfg.Batch)
+	before := readNodeCPU(o)
 	for i := 0; i < cfg.Pods; i += cfg.Batch {
 		var batch []*corev1.Pod
 		for j := i; j < i+cfg.Batch && j < cfg.Pods; j++ {
@@ -89,6 +90,7 @@ func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
 		}
 	}
 	fmt.Fprintf(out, "pods: create to Running (watch)  %s\n", startup.Summary())
+	fmt.Fprintf(out, "pods: CPU per pod started: %s\n", readNodeCPU(o).since(before, cfg.Pods))
 
 	fmt.Fprintf(out, "pods: agent memory with %d pods running: %s\n", cfg.Pods, agentMemory(o.StateDir))
 	// Down to RSSPods pods for the agent's memory at that size.
@@ -265,6 +267,54 @@ func askToExit(ctx context.Context, url string) (time.Time, error) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// nodeCPU is the CPU time a wharf up cluster used so far: its node's
+// cgroup subtree (containerd, shims, runc, CNI plugins, the containers)
+// and the agent's and server's processes.
+type nodeCPU struct {
+	node, agent, server time.Duration
+}
+
+func readNodeCPU(o up.Options) nodeCPU {
+	var c nodeCPU
+	if data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct/wharf", o.NodeName, "cpuacct.usage")); err == nil {
+		ns, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		c.node = time.Duration(ns)
+	}
+	c.agent = processCPU(filepath.Join(o.StateDir, "run", "agent.pid"))
+	c.server = processCPU(filepath.Join(o.StateDir, "run", "server.pid"))
+	return c
+}
+
+// since describes the CPU time used since before, per pod.
+func (c nodeCPU) since(before nodeCPU, pods int) string {
+	per := func(d time.Duration) time.Duration { return (d / time.Duration(pods)).Round(time.Millisecond) }
+	node, agent, server := c.node-before.node, c.agent-before.agent, c.server-before.server
+	return fmt.Sprintf("%s (containerd, shims, runc, plugins and containers %s; agent %s; server %s)",
+		per(node+agent+server), per(node), per(agent), per(server))
+}
+
+// processCPU is the user and system time of the process in pidFile.
+func processCPU(pidFile string) time.Duration {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%s/stat", strings.TrimSpace(string(data))))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which may hold spaces): utime and stime
+	// are the 12th and 13th, in clock ticks (100 a second on Linux).
+	i := strings.LastIndexByte(string(stat), ')')
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // agentMemory describes the agent's memory: RSS, the anonymous part (its
