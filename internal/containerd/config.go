@@ -76,6 +76,7 @@ type Paths struct {
 	LogFile    string // containerd.log
 	CertsDir   string // certs.d/ (registry.config_path)
 	RuncRoot   string // state/runc/ (runc's container states)
+	TempDir    string // state/tmp/ (containerd's TMPDIR)
 	Opt        string // opt/
 }
 
@@ -93,6 +94,7 @@ func PathsFor(stateDir string) Paths {
 		LogFile:    filepath.Join(dir, "containerd.log"),
 		CertsDir:   filepath.Join(dir, "certs.d"),
 		RuncRoot:   filepath.Join(dir, "state", "runc"),
+		TempDir:    filepath.Join(dir, "state", "tmp"),
 		Opt:        filepath.Join(dir, "opt"),
 	}
 }

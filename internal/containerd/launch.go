@@ -63,6 +63,7 @@ func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
 
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Dir = "/"
+	cmd.Env = daemonEnv(os.Environ(), p.TempDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: containerd must outlive the agent and not get the
 	// agent's terminal signals.
@@ -76,6 +77,20 @@ func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
 		return nil, 0, err
 	}
 	return cmd, logOffset, nil
+}
+
+// daemonEnv is containerd's environment: the caller's, with TMPDIR on the
+// state tmpfs. containerd mounts every new container's image in a temporary
+// directory there (to read /etc/group); on disk each costs a new inode.
+// XDG_RUNTIME_DIR goes: containerd prefers it to TMPDIR.
+func daemonEnv(env []string, tmp string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "TMPDIR=") && !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "TMPDIR="+tmp)
 }
 
 // waitCRI polls the socket until CRI Version answers, the process exits

@@ -3,6 +3,7 @@ package containerd
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -50,8 +51,10 @@ func TestMountState(t *testing.T) {
 					t.Errorf("state dir is on filesystem type %#x, want tmpfs", st.Type)
 				}
 			}
-			if fi, err := os.Stat(p.RuncRoot); err != nil || !fi.IsDir() {
-				t.Errorf("runc root: %v", err)
+			for _, d := range []string{p.RuncRoot, p.TempDir} {
+				if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+					t.Errorf("%s: %v", d, err)
+				}
 			}
 			if err := unmountAll(p.Dir); err != nil {
 				t.Fatal(err)
@@ -70,5 +73,13 @@ func mkdir(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDaemonEnv(t *testing.T) {
+	got := daemonEnv([]string{"PATH=/bin", "TMPDIR=/tmp", "XDG_RUNTIME_DIR=/run/user/0", "HOME=/root"}, "/s/state/tmp")
+	want := []string{"PATH=/bin", "HOME=/root", "TMPDIR=/s/state/tmp"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("daemonEnv = %q, want %q", got, want)
 	}
 }
