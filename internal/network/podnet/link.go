@@ -85,6 +85,9 @@ func (s *Server) ensureBridge() (mac string, err error) {
 	return mac, err
 }
 
+// errNoBridge: the node's bridge is gone.
+var errNoBridge = errors.New("no such bridge")
+
 // podLink is what attach made.
 type podLink struct {
 	host   string // the host end of the veth pair, a port of the bridge
@@ -99,6 +102,9 @@ type podLink struct {
 func (s *Server) attach(req cniplugin.Request, addr netip.Prefix, gw netip.Addr) (podLink, error) {
 	link := podLink{host: hostVeth(req.ContainerID, req.IfName)}
 	br, err := netlink.LinkByName(s.cfg.Bridge)
+	if notFound(err) {
+		return link, fmt.Errorf("bridge %s: %w", s.cfg.Bridge, errNoBridge)
+	}
 	if err != nil {
 		return link, fmt.Errorf("bridge %s: %w", s.cfg.Bridge, err)
 	}

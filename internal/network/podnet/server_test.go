@@ -236,6 +236,34 @@ func TestAddDel(t *testing.T) {
 	}
 }
 
+// TestBridgeDeleted: an ADD makes the bridge again if it is gone.
+func TestBridgeDeleted(t *testing.T) {
+	n := newNode(t, nil)
+	n.in(n.ns, func() error {
+		br, err := netlink.LinkByName("wt0")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkDel(br)
+	})
+	netns, _ := n.add("after")
+	n.in(n.ns, func() error {
+		br, err := netlink.LinkByName("wt0")
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
+		if len(addrs) != 1 || addrs[0].IPNet.String() != "10.99.0.1/24" {
+			t.Errorf("bridge addresses %v", addrs)
+		}
+		return err
+	})
+	serve(t, netns, "after")
+	if got := get(t, n.ns, "10.99.0.2:8080"); got != "hello from after" {
+		t.Errorf("node to pod after the bridge came back: %q", got)
+	}
+}
+
 // TestAgentRestart: a new Server finds the allocations and hostPorts of
 // the old one; a DEL it never saw (no agent then) is collected, once the
 // runtime no longer has the sandbox.
