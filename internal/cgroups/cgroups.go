@@ -59,6 +59,33 @@ func Hierarchies() ([]Hierarchy, error) {
 	return out, nil
 }
 
+// HybridUnified returns the mount point of a hybrid setup's unified
+// hierarchy (cgroup2 next to v1 controllers) if it holds controllers of
+// its own (e.g. hugetlb), and "" otherwise. crun refuses to run there.
+func HybridUnified() (string, error) {
+	hs, err := Hierarchies()
+	if err != nil {
+		return "", err
+	}
+	v1 := false
+	for _, h := range hs {
+		v1 = v1 || !h.V2
+	}
+	for _, h := range hs {
+		if !h.V2 || !v1 {
+			continue
+		}
+		controllers, err := os.ReadFile(filepath.Join(h.Dir, "cgroup.controllers"))
+		if err != nil {
+			return "", fmt.Errorf("unified hierarchy: %w", err)
+		}
+		if len(bytes.TrimSpace(controllers)) > 0 {
+			return h.Dir, nil
+		}
+	}
+	return "", nil
+}
+
 // Freezer returns the mount point of the v1 freezer controller.
 func Freezer() (string, error) {
 	hs, err := Hierarchies()

@@ -28,6 +28,45 @@ import (
 // them.
 const joinAndExec = `while [ "$1" != -- ]; do echo $$ > "$1" || exit 1; shift; done; shift; exec "$@"`
 
+// hideAndExec is run by /bin/sh in a new mount namespace: it unmounts the
+// hierarchy given first there (made private first, so that the host keeps
+// it), then execs the rest.
+const hideAndExec = `mount --make-private "$1" && umount "$1" && shift && exec "$@"`
+
+// runtimeFor is the OCI runtime containerd runs: cfg.Runtime, but runc
+// where crun cannot run: on a hybrid setup whose unified hierarchy must be
+// hidden (see hiddenHierarchy) when the state dir is no mount of ours.
+func runtimeFor(cfg Config, p Paths) string {
+	if filepath.Base(cfg.Runtime) != "crun" || !olderState(p) {
+		return cfg.Runtime
+	}
+	if dir, err := cgroups.HybridUnified(); err != nil || dir != "" {
+		if path, err := exec.LookPath("runc"); err == nil {
+			return path
+		}
+		return "runc"
+	}
+	return cfg.Runtime
+}
+
+// hiddenHierarchy is the cgroup hierarchy containerd and what it starts
+// must not see: crun refuses a hybrid setup whose unified hierarchy holds
+// controllers ("cgroups in hybrid mode not supported", hugetlb on this
+// project's VMs), and without it runs on the v1 ones alone. containerd
+// then runs in a mount namespace of its own; what it mounts (sandboxes'
+// netns, shm, rootfs) is under its state dir, a shared mount, so the host
+// sees those mounts as before.
+func hiddenHierarchy(runtime string) (string, error) {
+	if filepath.Base(runtime) != "crun" {
+		return "", nil
+	}
+	dir, err := cgroups.HybridUnified()
+	if err != nil {
+		return "", fmt.Errorf("containerd for crun: %w", err)
+	}
+	return dir, nil
+}
+
 // launch starts a new containerd and records its pid. The caller holds
 // the pid file lock.
 func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
@@ -51,6 +90,13 @@ func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
 		// Not `ip netns exec`: it remounts /sys, and runc then finds no
 		// cgroup mounts.
 		args = append(args, "nsenter", "--net="+cfg.NetNS)
+	}
+	hide, err := hiddenHierarchy(runtimeFor(cfg, p))
+	if err != nil {
+		return nil, 0, err
+	}
+	if hide != "" {
+		args = append(args, "unshare", "--mount", "--propagation", "unchanged", "/bin/sh", "-c", hideAndExec, "wharf-containerd", hide)
 	}
 	args = append(args, bin, "--config", p.ConfigFile)
 

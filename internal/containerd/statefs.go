@@ -33,15 +33,17 @@ func mountState(p Paths) error {
 	if err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	if !mounted {
-		entries, err := os.ReadDir(p.State)
-		if err != nil {
-			return fmt.Errorf("state dir: %w", err)
+	if !mounted && !olderState(p) {
+		if err := syscall.Mount("tmpfs", p.State, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, stateFSOptions); err != nil {
+			return fmt.Errorf("mount tmpfs on %s: %w", p.State, err)
 		}
-		if len(entries) == 0 {
-			if err := syscall.Mount("tmpfs", p.State, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, stateFSOptions); err != nil {
-				return fmt.Errorf("mount tmpfs on %s: %w", p.State, err)
-			}
+		mounted = true
+	}
+	if mounted {
+		// Shared: what a containerd in a mount namespace of its own
+		// mounts here shows in the host's (see hiddenHierarchy).
+		if err := syscall.Mount("", p.State, "", syscall.MS_SHARED, ""); err != nil {
+			return fmt.Errorf("share %s: %w", p.State, err)
 		}
 	}
 	for _, d := range []string{p.RuncRoot, p.TempDir} {
@@ -50,6 +52,16 @@ func mountState(p Paths) error {
 		}
 	}
 	return nil
+}
+
+// olderState says whether the state dir holds files but is no mount: an
+// older wharf's, left alone (see mountState).
+func olderState(p Paths) bool {
+	if mounted, err := isMountPoint(p.State); err != nil || mounted {
+		return false
+	}
+	entries, err := os.ReadDir(p.State)
+	return err == nil && len(entries) > 0
 }
 
 // isMountPoint says whether dir is the mount point of a mount.

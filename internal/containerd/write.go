@@ -87,6 +87,7 @@ func renderConfig(cfg Config, p Paths) string {
 	w("[%s.containerd.runtimes.runc.options]", cri)
 	w("  SystemdCgroup = false")
 	w("  Root = %s", q(p.RuncRoot))
+	w("  BinaryName = %s", q(runtimeFor(cfg, p)))
 	w("[%s.cni]", cri)
 	w("  bin_dir = %s", q(cfg.CNIBinDir))
 	w("  conf_dir = %s", q(cfg.CNIConfDir))

@@ -12,6 +12,7 @@ func TestWriteConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{
 		StateDir:     dir,
+		Runtime:      "/opt/test/crun",
 		SandboxImage: "registry.wharf.local/wharf/pause:v1",
 		Registries: map[string][]Endpoint{
 			"registry.wharf.local": {{URL: "https://10.0.0.1:6443", CAFile: "/s/agent/ca.crt", BearerToken: "tok"}},
@@ -37,6 +38,7 @@ func TestWriteConfig(t *testing.T) {
 		`stream_server_port = "0"`,
 		`SystemdCgroup = false`,
 		`Root = "` + dir + `/containerd/state/runc"`,
+		`BinaryName = "/opt/test/crun"`,
 		`bin_dir = "` + dir + `/cni/bin"`,
 		`conf_dir = "` + dir + `/cni/net.d"`,
 		`config_path = "` + dir + `/containerd/certs.d"`,

@@ -20,7 +20,7 @@ import (
 )
 
 // Packages are the Debian packages a host needs on its machine.
-var Packages = []string{"containerd", "runc", "iptables"}
+var Packages = []string{"containerd", "runc", "crun", "iptables"}
 
 // prelude starts every script: a PATH with the sbin directories (a
 // non-root user's sudo may lack them) and alive, which tells whether the

@@ -56,7 +56,7 @@ func TestScriptsParse(t *testing.T) {
 func TestParseProbe(t *testing.T) {
 	got := parseProbe("package=containerd install ok installed\npackage=runc deinstall ok config-files\n" +
 		"sum=abc\ninit=systemd\nrunning=yes\n")
-	want := probe{missing: []string{"runc", "iptables"}, sum: "abc", init: "systemd", running: true}
+	want := probe{missing: []string{"runc", "crun", "iptables"}, sum: "abc", init: "systemd", running: true}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(probe{})); diff != "" {
 		t.Errorf("parseProbe (-want +got):\n%s", diff)
 	}
