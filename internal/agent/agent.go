@@ -22,6 +22,7 @@ import (
 
 	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/agent/stream"
+	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/routes"
 )
 
@@ -30,6 +31,8 @@ const (
 	DefaultStateDir      = "/var/lib/wharf/agent"
 	DefaultListen        = stream.DefaultListen
 	DefaultClusterCIDR   = "10.244.0.0/16"
+	DefaultServiceCIDR   = "10.96.0.0/12"
+	DefaultResolvConf    = "/etc/resolv.conf"
 	DefaultClusterDomain = "cluster.local"
 	// DefaultExternalCNIConfDir is where an external containerd reads CNI
 	// configuration unless told otherwise.
@@ -63,6 +66,17 @@ type Config struct {
 	// ClusterCIDR is the range of all pods' addresses: traffic between pods
 	// is not masqueraded inside it.
 	ClusterCIDR string
+	// ServiceCIDR is the range of the cluster's service addresses, as the
+	// server's --service-cidr. With ClusterCIDR it is held unreachable in
+	// the node's namespace wherever no route carries it (routes.Guard).
+	ServiceCIDR string
+	// CNIBridge is the pods' bridge (default cni.DefaultBridge); agents
+	// sharing a network namespace (two `wharf up` on one machine) each
+	// need their own.
+	CNIBridge string
+	// ResolvConf is what pods with dnsPolicy Default get as resolver
+	// configuration (the kubelet's --resolv-conf); "": no nameserver.
+	ResolvConf string
 	// RegistryURL, if set, serves registry.wharf.local instead of the
 	// cluster's server: the cluster service's registry, for hosts it
 	// made. RegistryCAFile is the CA its certificate is checked against
@@ -108,6 +122,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
 		return c, fmt.Errorf("cluster CIDR %q: %w", c.ClusterCIDR, err)
+	}
+	if c.ServiceCIDR == "" {
+		c.ServiceCIDR = DefaultServiceCIDR
+	}
+	if _, err := netip.ParsePrefix(c.ServiceCIDR); err != nil {
+		return c, fmt.Errorf("service CIDR %q: %w", c.ServiceCIDR, err)
+	}
+	if c.CNIBridge == "" {
+		c.CNIBridge = cni.DefaultBridge
 	}
 	if c.RegistryURL == "" && (c.RegistryCAFile != "" || c.RegistryTokenFile != "") {
 		return c, errors.New("agent: a registry CA or token file needs a registry URL")
@@ -185,8 +208,13 @@ func Run(ctx context.Context, cfg Config) error {
 		"node status": nodes.Run,
 		"pods":        pods.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
-		// host-gw: routes to the other nodes' pod CIDRs via their addresses.
-		"routes": routes.New(routes.Config{NodeName: cfg.NodeName, Client: client, Logger: log.With("component", "routes")}).Run,
+		// host-gw: routes to the other nodes' pod CIDRs via their
+		// addresses; the rest of the cluster's ranges unreachable.
+		"routes": routes.New(routes.Config{
+			NodeName: cfg.NodeName, Client: client, Logger: log.With("component", "routes"),
+			ClusterCIDR: netip.MustParsePrefix(cfg.ClusterCIDR).Masked(),
+			Guards:      []netip.Prefix{netip.MustParsePrefix(cfg.ClusterCIDR).Masked(), netip.MustParsePrefix(cfg.ServiceCIDR).Masked()},
+		}).Run,
 	})
 }
 
