@@ -43,9 +43,12 @@ func (p *Provider) PowerOff(ctx context.Context, cluster provider.ClusterRef, na
 
 // DeleteHost powers the host off and removes every trace of it: the
 // containerd leftovers outside its state dir, the veth and namespace, the
-// cgroups, the state dir with the record (which frees its address). Names
-// are derived, not read from the record, so a host a crash left half
-// made or half removed goes too; a missing host is not an error.
+// cgroups, and last the state dir with the record (which frees its
+// address). Names are derived, not read from the record, so a host a
+// crash left half made or half removed goes too; a missing host is not
+// an error. When something cannot be removed it says what, and keeps the
+// record and state dir, so that a later DeleteHost (or `wharf service
+// stop --purge`) finds the host again: nothing is orphaned.
 func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, name string) error {
 	if checkName("cluster name", cluster.Name) != nil || checkName("host name", name) != nil {
 		return nil // no such host can exist
@@ -63,12 +66,16 @@ func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, 
 	if left := cgroups.SubtreePids(n.cgroupRoot); len(left) > 0 {
 		return fmt.Errorf("delete host %q: processes %v survived: %w", name, left, err)
 	}
-	errs := []error{err, deleteVeth(n), deleteNetNS(n)}
-	errs = append(errs, containerd.Cleanup(ctx, n.dir, n.cgroupRoot))
+	if err := errors.Join(err, deleteVeth(n), deleteNetNS(n)); err != nil {
+		return fmt.Errorf("delete host %q (its record stays in %s): %w", name, n.dir, err)
+	}
+	if err := containerd.Cleanup(ctx, n.dir, n.cgroupRoot); err != nil {
+		return fmt.Errorf("delete host %q: %w", name, err)
+	}
 	// The cluster's own cgroup level goes with its last host.
 	cgroups.RemoveEmpty(filepath.Dir(n.cgroupRoot))
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("delete host %q: %w", name, err)
+	if err := p.syncIsolation(ctx); err != nil {
+		p.log.Warn("isolation tables not updated after a host went", "host", name, "err", err)
 	}
 	if statErr != nil {
 		return nil // nothing was there (but leftovers of a crash, gone now)
