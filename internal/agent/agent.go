@@ -24,6 +24,7 @@ import (
 	"wharf.dev/wharf/internal/agent/stream"
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/routes"
+	"wharf.dev/wharf/internal/nodehost"
 )
 
 // Defaults of Config.
@@ -168,6 +169,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger.With("node", cfg.NodeName)
+	// What the node leaves on its host, for whoever tears it down.
+	if err := recordNode(cfg); err != nil {
+		return err
+	}
 	// Listen first: the node reports the port actually bound (":0" in tests).
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -267,4 +272,17 @@ func runAll(parent context.Context, parts map[string]func(context.Context) error
 		return nil
 	}
 	return fmt.Errorf("%s stopped", first.name)
+}
+
+// recordNode writes the node's record (package nodehost) before anything
+// is made that a teardown must find.
+func recordNode(cfg Config) error {
+	ns, err := nodehost.CurrentNetNS()
+	if err != nil {
+		return err
+	}
+	return nodehost.Write(nodehost.Record{
+		StateDir: cfg.StateDir, CgroupRoot: cfg.CgroupRoot, CNIConfDir: cfg.CNIConfDir,
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NetNS: ns,
+	})
 }

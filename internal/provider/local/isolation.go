@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/vishvananda/netlink"
 	"sigs.k8s.io/knftables"
 )
 
@@ -34,8 +35,13 @@ var tableLocks sync.Map
 func (p *Provider) tableName() string { return "wharf-" + p.cfg.Bridge }
 
 // syncIsolation writes both tables from the host records, in one
-// transaction each: the rules stay whole while the sets change.
+// transaction each: the rules stay whole while the sets change. Without
+// the bridge (a purge, a provider over a network it never made) there
+// is nothing to isolate: no table is made.
 func (p *Provider) syncIsolation(ctx context.Context) error {
+	if _, err := netlink.LinkByName(p.cfg.Bridge); err != nil {
+		return nil
+	}
 	// Two syncs at once could write an older view last.
 	m, _ := tableLocks.LoadOrStore(p.tableName(), &sync.Mutex{})
 	m.(*sync.Mutex).Lock()

@@ -10,6 +10,7 @@ import (
 
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
+	"wharf.dev/wharf/internal/nodehost"
 	"wharf.dev/wharf/internal/provider"
 )
 
@@ -85,30 +86,14 @@ func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, 
 }
 
 // stopHost kills the host's processes and removes what would not survive
-// a power cut. containerd.Shutdown does it per containerd state dir (the
-// agent's is $(STATE_DIR)/agent; the spec's Args decide), then once for
-// the whole state dir: mounts outside a containerd's dir, the cgroups.
+// a power cut: each agent's node (package nodehost, which finds the
+// agent's state dir below the host's: $(STATE_DIR)/agent), then the
+// whole host: processes and mounts outside a node's dir, the cgroups.
 func (p *Provider) stopHost(ctx context.Context, n names) error {
 	var errs []error
-	for _, d := range containerdStateDirs(n.dir) {
-		errs = append(errs, containerd.Shutdown(ctx, d, n.cgroupRoot))
+	for _, r := range nodehost.Find(n.dir) {
+		errs = append(errs, nodehost.Stop(ctx, r))
 	}
 	errs = append(errs, containerd.Shutdown(ctx, n.dir, n.cgroupRoot))
 	return errors.Join(errs...)
-}
-
-// containerdStateDirs returns the directories below a host's state dir
-// (at most one level down) that hold a containerd's files.
-func containerdStateDirs(dir string) []string {
-	var out []string
-	matches, _ := filepath.Glob(filepath.Join(dir, "*", "containerd"))
-	if fi, err := os.Stat(filepath.Join(dir, "containerd")); err == nil && fi.IsDir() {
-		matches = append(matches, filepath.Join(dir, "containerd"))
-	}
-	for _, m := range matches {
-		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
-			out = append(out, filepath.Dir(m))
-		}
-	}
-	return out
 }
