@@ -53,7 +53,19 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	egress, err := startEgressCounter()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: egress counter: %v\n", err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	if err := egress.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: nothing may leave the machine by accident: %v\n", err)
+		code = 1
+	} else {
+		fmt.Println("e2e: no packet of the tests left through", egress.iface)
+	}
+	egress.remove()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -92,8 +104,9 @@ func upCluster(t *testing.T) *cluster {
 // up runs `wharf up` (again): it starts whatever is not running.
 func (c *cluster) up() {
 	c.t.Helper()
-	// Loopback only: the node is reached at 127.0.0.1 by the server.
-	out, err := c.wharf("up", "--state-dir", c.stateDir, "--node-ip", "127.0.0.1", "--node-name", "e2e")
+	// Loopback only: the node is reached at 127.0.0.1 by the server; pods
+	// get no resolver (never the machine's).
+	out, err := c.wharf("up", "--state-dir", c.stateDir, "--node-ip", "127.0.0.1", "--node-name", "e2e", "--resolv-conf=")
 	if err != nil {
 		c.t.Fatalf("wharf up: %v\n%s", err, out)
 	}
