@@ -131,7 +131,7 @@ func (e *egressCounter) check() error {
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("packets left through %s during the tests: %s (ranges %v; table inet %s)", e.iface, strings.Join(bad, ", "), testRanges, e.table)
+		return fmt.Errorf("packets left through %s during the tests: %s (ranges %v; table inet %s; a DNS query may also come from another program on this machine)", e.iface, strings.Join(bad, ", "), testRanges, e.table)
 	}
 	return nil
 }

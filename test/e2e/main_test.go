@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -110,6 +111,20 @@ func (c *cluster) up() {
 	if err != nil {
 		c.t.Fatalf("wharf up: %v\n%s", err, out)
 	}
+}
+
+// cgroupRoot is the cgroup `wharf up` chose for the cluster's node.
+func (c *cluster) cgroupRoot() string {
+	c.t.Helper()
+	var chosen struct{ CgroupRoot string }
+	data, err := os.ReadFile(filepath.Join(c.stateDir, "cluster.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &chosen)
+	}
+	if err != nil || chosen.CgroupRoot == "" {
+		c.t.Fatalf("cluster.json: %v %s", err, data)
+	}
+	return chosen.CgroupRoot
 }
 
 func (c *cluster) kubeconfig() string { return filepath.Join(c.stateDir, "server", "admin.kubeconfig") }
