@@ -177,7 +177,13 @@ func TestClusterService(t *testing.T) {
 		"credentials", "control plane ready", "nodes ready", "CREATE_COMPLETE", "Cluster demo created in")
 	testserver.Contains(t, s.must("cluster", "list"), "demo", "CREATE_COMPLETE")
 	show := s.must("cluster", "show", "demo")
-	testserver.Contains(t, show, "| status ", "CREATE_COMPLETE", "| health_status ", "HEALTHY", "| api_address ", "https://10.123.0.", "| node_addresses", "containerd://")
+	network, err := local.ReadNetwork(filepath.Join(s.stateDir, "network.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hosts' addresses come from the service's own network.
+	hostsPrefix := strings.TrimSuffix(network.CIDR, "0/24")
+	testserver.Contains(t, show, "| status ", "CREATE_COMPLETE", "| health_status ", "HEALTHY", "| api_address ", "https://"+hostsPrefix, "| node_addresses", "containerd://")
 	uid := s.field("demo", "uuid")
 	key := "demo-" + uid[:8]
 

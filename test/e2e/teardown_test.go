@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,10 +43,13 @@ func TestTeardownAlwaysFinishes(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("chattr", "-i", pinned).Run() })
 	s.must("cluster", "delete", "stuck")
-	testserver.WaitFor(t, "DELETE_FAILED", 90*time.Second, func() (bool, error) {
-		return s.field("stuck", "status") == "DELETE_FAILED", nil
+	// The controller retries a failed delete (DELETE_IN_PROGRESS again,
+	// then DELETE_FAILED): the reason is read with the status it goes with.
+	testserver.WaitFor(t, "DELETE_FAILED naming the host and why", 90*time.Second, func() (bool, error) {
+		out := s.must("cluster", "show", "stuck", "-f", "value", "-c", "status", "-c", "status_reason")
+		ok := strings.Contains(out, "DELETE_FAILED") && strings.Contains(out, "stuck-node-0") && strings.Contains(out, "operation not permitted")
+		return ok, fmt.Errorf("%s", out)
 	})
-	testserver.Contains(t, s.field("stuck", "status_reason"), "stuck-node-0", "operation not permitted")
 	if _, err := os.Stat(filepath.Join(filepath.Dir(pinned), "host.json")); err != nil {
 		t.Errorf("the host that could not be deleted lost its record: %v", err)
 	}
