@@ -23,14 +23,14 @@ import (
 	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/agent/stream"
 	"wharf.dev/wharf/internal/network/routes"
+	"wharf.dev/wharf/internal/wire"
 )
 
-// Defaults of Config.
+// Defaults of Config; the cluster-wide ones (ClusterCIDR, ClusterDomain,
+// CNIConfDir under StateDir) are package wire's.
 const (
-	DefaultStateDir      = "/var/lib/wharf/agent"
-	DefaultListen        = stream.DefaultListen
-	DefaultClusterCIDR   = "10.244.0.0/16"
-	DefaultClusterDomain = "cluster.local"
+	DefaultStateDir = "/var/lib/wharf/agent"
+	DefaultListen   = stream.DefaultListen
 	// DefaultExternalCNIConfDir is where an external containerd reads CNI
 	// configuration unless told otherwise.
 	DefaultExternalCNIConfDir = "/etc/cni/net.d"
@@ -98,13 +98,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.CgroupRoot = "/wharf/" + c.NodeName
 	}
 	if c.CNIConfDir == "" {
-		c.CNIConfDir = filepath.Join(c.StateDir, "cni", "net.d")
+		c.CNIConfDir = filepath.Join(c.StateDir, wire.CNIConfDir)
 		if c.ContainerdSocket != "" {
 			c.CNIConfDir = DefaultExternalCNIConfDir
 		}
 	}
 	if c.ClusterCIDR == "" {
-		c.ClusterCIDR = DefaultClusterCIDR
+		c.ClusterCIDR = wire.DefaultClusterCIDR
 	}
 	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
 		return c, fmt.Errorf("cluster CIDR %q: %w", c.ClusterCIDR, err)
@@ -121,7 +121,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.ClusterDomain == "" {
-		c.ClusterDomain = DefaultClusterDomain
+		c.ClusterDomain = wire.DefaultClusterDomain
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -20,13 +20,14 @@ import (
 	"wharf.dev/wharf/internal/images"
 	"wharf.dev/wharf/internal/pki"
 	localprovider "wharf.dev/wharf/internal/provider/local"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // clusterController runs the cluster controller inside `wharf service
 // run`. It is nil until internal/coe lands: then it is set to a function
 // that makes the providers from env (local.New with env.HostsDir and
 // env.ProviderNetwork) and runs coe.New(...).Run(ctx).
-var clusterController controlplane.ServiceController
+var clusterController wire.ServiceController
 
 // serviceOptions are the settings of `wharf service run` and `start`.
 type serviceOptions struct {
@@ -44,7 +45,7 @@ func (o *serviceOptions) register(cmd *cobra.Command, all bool) {
 		return
 	}
 	f.StringVar(&o.listen, "listen", "0.0.0.0:7443", "HTTPS address of the service's API and image registry")
-	f.StringVar(&o.providerNetwork, "provider-network", controlplane.DefaultProviderNetwork, "the local provider's host network; the service has its first address")
+	f.StringVar(&o.providerNetwork, "provider-network", wire.DefaultProviderNetwork, "the local provider's host network; the service has its first address")
 	f.StringSliceVar(&o.tlsSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	f.BoolVar(&o.noController, "disable-cluster-controller", false, "serve the API only: clusters are stored but not built (tests)")
 	f.MarkHidden("disable-cluster-controller")

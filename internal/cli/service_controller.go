@@ -15,10 +15,10 @@ import (
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/coe"
-	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/local"
 	"wharf.dev/wharf/internal/provider/ssh"
+	"wharf.dev/wharf/internal/wire"
 )
 
 func init() { clusterController = runClusterController }
@@ -26,7 +26,7 @@ func init() { clusterController = runClusterController }
 // runClusterController is the service's cluster controller with its
 // providers: local (network namespaces on this machine), and ssh, made per
 // template from the machines and key it names.
-func runClusterController(ctx context.Context, env controlplane.ServiceEnv) error {
+func runClusterController(ctx context.Context, env wire.ServiceEnv) error {
 	lp, err := local.New(local.Config{StateDir: env.HostsDir, Network: env.ProviderNetwork, Logger: env.Logger.With("provider", "local")})
 	if err != nil {
 		return err

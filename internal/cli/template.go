@@ -13,6 +13,7 @@ import (
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/resources"
+	"wharf.dev/wharf/internal/wire"
 )
 
 var templateListColumns = []string{"uuid", "name", "coe", "provider", "public"}
@@ -83,8 +84,8 @@ func newTemplateCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 	f.StringVar(&o.spec.Flavor.CPU, "cpu", "", "CPU limit of each host, e.g. 2 or 500m (default: none)")
 	f.StringVar(&o.spec.Flavor.Memory, "memory", "", "memory limit of each host, e.g. 4Gi (default: none)")
 	f.StringVar(&o.spec.Network.HostCIDR, "host-cidr", "", "hosts' addresses, inside the service's provider network (default: any free one)")
-	f.StringVar(&o.spec.Network.PodCIDR, "pod-cidr", resources.DefaultPodCIDR, "pods' addresses")
-	f.StringVar(&o.spec.Network.ServiceCIDR, "service-cidr", resources.DefaultServiceCIDR, "services' cluster IPs")
+	f.StringVar(&o.spec.Network.PodCIDR, "pod-cidr", wire.DefaultClusterCIDR, "pods' addresses")
+	f.StringVar(&o.spec.Network.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "services' cluster IPs")
 	f.StringArrayVar(&o.ssh.Hosts, "ssh-host", nil, "a machine of the ssh provider, host or host:port (repeatable)")
 	f.StringVar(&o.ssh.User, "ssh-user", "", "ssh user (default root)")
 	f.StringVar(&o.ssh.KeySecret, "ssh-key-secret", "", "Secret of the project whose ssh-privatekey key holds the ssh key")

@@ -11,10 +11,10 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"wharf.dev/wharf/internal/agent"
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/cri"
 	"wharf.dev/wharf/internal/network/cni"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Down stops the cluster: the agent, every pod, containerd and the server.
@@ -46,7 +46,7 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 	}
 	fail(containerd.Stop(ctx, l.nodeDir))
 	fail(l.server.Stop(10 * time.Second))
-	podCIDR := cni.ReadConflist(filepath.Join(l.nodeDir, "cni", "net.d")).PodCIDR
+	podCIDR := cni.ReadConflist(filepath.Join(l.nodeDir, wire.CNIConfDir)).PodCIDR
 	if purge {
 		fail(containerd.Cleanup(ctx, l.nodeDir, l.cgroupRoot))
 		fail(removeNetwork(ctx, podCIDR))
@@ -69,7 +69,7 @@ func removeNetwork(ctx context.Context, podCIDR string) error {
 		}
 	}
 	if podCIDR != "" {
-		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, agent.DefaultClusterCIDR))
+		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, wire.DefaultClusterCIDR))
 	}
 	return errors.Join(errs...)
 }

@@ -22,11 +22,14 @@ import (
 
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Defaults of Config.
 const (
-	DefaultNetwork = "10.123.0.0/24"
+	// DefaultNetwork is the service's provider network: the service and
+	// its hosts agree on it.
+	DefaultNetwork = wire.DefaultProviderNetwork
 	DefaultBridge  = "wharf-hosts"
 )
 

@@ -10,11 +10,11 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"wharf.dev/wharf/internal/agent"
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/cri"
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/routes"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // On a real machine an agent shares the machine's network namespace, so
@@ -37,13 +37,13 @@ func teardownPods(ctx context.Context, agentDir string) int {
 // removeNetwork removes the agent's rules, bridge and routes from the
 // machine's network namespace. Every step goes on after a failure.
 func removeNetwork(ctx context.Context, agentDir string, args []string) error {
-	conf := cni.ReadConflist(filepath.Join(agentDir, "cni", "net.d"))
+	conf := cni.ReadConflist(filepath.Join(agentDir, wire.CNIConfDir))
 	bridge, podCIDR := conf.Bridge, conf.PodCIDR
 	var errs []error
 	if podCIDR != "" {
 		clusterCIDR := flagValue(args, "--cluster-cidr")
 		if clusterCIDR == "" {
-			clusterCIDR = agent.DefaultClusterCIDR
+			clusterCIDR = wire.DefaultClusterCIDR
 		}
 		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, clusterCIDR))
 	}
