@@ -23,12 +23,6 @@ import (
 	"wharf.dev/wharf/internal/wire"
 )
 
-// clusterController runs the cluster controller inside `wharf service
-// run`. It is nil until internal/coe lands: then it is set to a function
-// that makes the providers from env (local.New with env.HostsDir and
-// env.ProviderNetwork) and runs coe.New(...).Run(ctx).
-var clusterController wire.ServiceController
-
 // serviceOptions are the settings of `wharf service run` and `start`.
 type serviceOptions struct {
 	stateDir        string
@@ -107,11 +101,10 @@ func runService(ctx context.Context, g *globalFlags, stdio Stdio, o *serviceOpti
 		Logger: log, DataDir: o.serverDir(), Listen: o.listen, TLSSANs: o.tlsSANs,
 		Service: true, ProviderNetwork: o.providerNetwork, HostsDir: filepath.Join(o.stateDir, "hosts"),
 	}
-	if !o.noController {
-		opts.ServiceController = clusterController
-	}
-	if opts.ServiceController == nil {
+	if o.noController {
 		log.Warn("no cluster controller: clusters are stored but not built")
+	} else {
+		opts.ServiceController = runClusterController
 	}
 	s, err := controlplane.Start(ctx, opts)
 	if err != nil {

@@ -21,11 +21,10 @@ import (
 	"wharf.dev/wharf/internal/wire"
 )
 
-func init() { clusterController = runClusterController }
-
-// runClusterController is the service's cluster controller with its
-// providers: local (network namespaces on this machine), and ssh, made per
-// template from the machines and key it names.
+// runClusterController is the service's cluster controller
+// (controlplane.Options.ServiceController) with its providers: local
+// (network namespaces on this machine), and ssh, made per template from
+// the machines and key it names.
 func runClusterController(ctx context.Context, env wire.ServiceEnv) error {
 	lp, err := local.New(local.Config{StateDir: env.HostsDir, Network: env.ProviderNetwork, Logger: env.Logger.With("provider", "local")})
 	if err != nil {
