@@ -32,7 +32,7 @@ var importRules = []struct {
 		forbidden: []string{
 			module + "/internal/storage", module + "/internal/apiserver", module + "/internal/controlplane",
 		},
-		why: "the agent is an API client on another host: it shares only package wire with the server",
+		why: "the agent is an API client on another host: what it shares with the server is in package wire",
 	},
 	{
 		pkgs:      module + "/internal/controllers/...",
