@@ -84,7 +84,7 @@ func registryEndpoint(cfg Config, creds *Credentials) (containerd.Endpoint, erro
 func networkFunc(cfg Config, log *slog.Logger) node.NetworkFunc {
 	return func(ctx context.Context, podCIDR string) error {
 		changed, err := cni.WriteConflist(cfg.CNIConfDir, cni.Options{
-			PodCIDR: podCIDR, IPAMDataDir: filepath.Join(cfg.StateDir, "cni", "ipam"),
+			PodCIDR: podCIDR, Bridge: cfg.CNIBridge, IPAMDataDir: filepath.Join(cfg.StateDir, "cni", "ipam"),
 		})
 		if err != nil {
 			return fmt.Errorf("CNI config: %w", err)
@@ -105,7 +105,7 @@ func networkFunc(cfg Config, log *slog.Logger) node.NetworkFunc {
 func newPods(cfg Config, client kubernetes.Interface, rt *cri.Client, log *slog.Logger) *pods.Manager {
 	return pods.New(pods.Config{
 		NodeName: cfg.NodeName, StateDir: cfg.StateDir, CgroupRoot: cfg.CgroupRoot,
-		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		Runtime: rt, Images: rt, Client: client, Logger: log,
 	})
 }

@@ -21,7 +21,8 @@ var templateListColumns = []string{"uuid", "name", "coe", "provider", "public"}
 var templateFlags = map[string]string{
 	"spec.coe": "--coe", "spec.provider": "--provider", "spec.flavor.cpu": "--cpu", "spec.flavor.memory": "--memory",
 	"spec.network.hostCIDR": "--host-cidr", "spec.network.podCIDR": "--pod-cidr", "spec.network.serviceCIDR": "--service-cidr",
-	"spec.ssh": "--ssh-host", "spec.ssh.hosts": "--ssh-host", "spec.ssh.keySecret": "--ssh-key-secret", "spec.labels": "--labels",
+	"spec.network.dnsNameserver": "--dns-nameserver",
+	"spec.ssh":                   "--ssh-host", "spec.ssh.hosts": "--ssh-host", "spec.ssh.keySecret": "--ssh-key-secret", "spec.labels": "--labels",
 }
 
 func newTemplateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
@@ -86,6 +87,7 @@ func newTemplateCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 	f.StringVar(&o.spec.Network.HostCIDR, "host-cidr", "", "hosts' addresses, inside the service's provider network (default: any free one)")
 	f.StringVar(&o.spec.Network.PodCIDR, "pod-cidr", wire.DefaultClusterCIDR, "pods' addresses")
 	f.StringVar(&o.spec.Network.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "services' cluster IPs")
+	f.StringVar(&o.spec.Network.DNSNameserver, "dns-nameserver", "", `resolver of the pods for names outside the cluster: an IPv4 address, or "none" (default: the hosts' /etc/resolv.conf)`)
 	f.StringArrayVar(&o.ssh.Hosts, "ssh-host", nil, "a machine of the ssh provider, host or host:port (repeatable)")
 	f.StringVar(&o.ssh.User, "ssh-user", "", "ssh user (default root)")
 	f.StringVar(&o.ssh.KeySecret, "ssh-key-secret", "", "Secret of the project whose ssh-privatekey key holds the ssh key")
@@ -206,6 +208,7 @@ func templateRecord(t *wharfv1.ClusterTemplate, project string) record {
 		{"host_cidr", t.Spec.Network.HostCIDR},
 		{"pod_cidr", t.Spec.Network.PodCIDR},
 		{"service_cidr", t.Spec.Network.ServiceCIDR},
+		{"dns_nameserver", t.Spec.Network.DNSNameserver},
 		{"ssh_hosts", ssh.Hosts},
 		{"ssh_user", ssh.User},
 		{"ssh_key_secret", ssh.KeySecret},

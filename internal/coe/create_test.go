@@ -112,7 +112,7 @@ func checkSpecs(t *testing.T, e *testEnv, cl *wharfv1.Cluster, hosts []provider.
 			cr, _ := parseCredentialsOf(t, e, cl)
 			want = []string{"agent", "--server", cl.Status.APIAddress, "--token", cr.joinToken, "--state-dir", h.StateDir + "/agent",
 				"--node-name", h.Name, "--node-ip", h.Address, "--cgroup-root", "/wharf/" + ref.Key() + "/" + h.Name,
-				"--cluster-cidr", wire.DefaultClusterCIDR,
+				"--cluster-cidr", wire.DefaultClusterCIDR, "--service-cidr", wire.DefaultServiceCIDR,
 				"--registry-url", "https://" + e.prov.ServiceAddress() + ":7443",
 				"--registry-ca-file", h.StateDir + "/registry/ca.crt", "--registry-token-file", h.StateDir + "/registry/token"}
 			files = []string{fileRegistryCA, fileRegistryToken}

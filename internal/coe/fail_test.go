@@ -121,3 +121,45 @@ func TestDelete(t *testing.T) {
 	}
 	e.deleteCluster("d1")
 }
+
+// TestCreateFailsFast: a host whose process dies (the provider says why)
+// or a control plane that answers with another CA fails the create with
+// that reason long before its timeout.
+func TestCreateFailsFast(t *testing.T) {
+	tests := []struct {
+		name   string
+		inject func(e *testEnv)
+		step   string
+		fault  string
+		why    string
+	}{{
+		name:   "ff1",
+		inject: func(e *testEnv) { e.prov.CrashOnStart("ff1-master-0", "killed by the OOM killer (memory limit 8Mi)") },
+		step:   "control plane ready", fault: "ff1-master-0", why: "OOM killer",
+	}, {
+		name:   "ff2",
+		inject: func(e *testEnv) { e.prov.CrashOnStart("ff2-node-1", "exited: bind: address already in use") },
+		step:   "nodes ready", fault: "ff2-node-1", why: "address already in use",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			tt.inject(e)
+			e.start()
+			// The timeout is far off: only a fast failure passes.
+			e.createCluster(tt.name, 2, func(cl *wharfv1.Cluster) {
+				cl.Spec.CreateTimeout = &metav1.Duration{Duration: 10 * time.Minute}
+			})
+			cl := e.waitStatus(tt.name, wharfv1.StatusCreateFailed)
+			if !strings.Contains(cl.Status.StatusReason, tt.step) || !strings.Contains(cl.Status.StatusReason, tt.why) {
+				t.Errorf("statusReason %q, want the step %q and %q", cl.Status.StatusReason, tt.step, tt.why)
+			}
+			if f := cl.Status.Faults[tt.fault]; !strings.Contains(f, tt.why) {
+				t.Errorf("faults %v: want %q with %q", cl.Status.Faults, tt.fault, tt.why)
+			}
+			if strings.Contains(cl.Status.StatusReason, "timed out") {
+				t.Errorf("statusReason %q: a fault, not a timeout", cl.Status.StatusReason)
+			}
+		})
+	}
+}

@@ -166,6 +166,11 @@ func validateNetwork(n wharfv1.Network, p *field.Path) field.ErrorList {
 			}
 		}
 	}
+	if ns := n.DNSNameserver; ns != "" && ns != wharfv1.DNSNameserverNone {
+		if a, err := netip.ParseAddr(ns); err != nil || !a.Is4() {
+			errs = append(errs, field.Invalid(p.Child("dnsNameserver"), ns, `must be an IPv4 address, or "none"`))
+		}
+	}
 	return errs
 }
 

@@ -91,9 +91,9 @@ func (h *harness) start() {
 		Client:        h.client,
 		Logger:        slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clock:         h.clock,
+		ResolvConf:    filepath.Join(h.dir, "resolv.conf"),
 	})
 	h.m.cgroupFS = h.cgroups
-	h.m.resolvConf = filepath.Join(h.dir, "resolv.conf")
 	h.m.recorder = h.events
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,13 +26,9 @@ import (
 	"wharf.dev/wharf/internal/wire"
 )
 
-// Defaults of Config.
-const (
-	// DefaultNetwork is the service's provider network: the service and
-	// its hosts agree on it.
-	DefaultNetwork = wire.DefaultProviderNetwork
-	DefaultBridge  = "wharf-hosts"
-)
+// DefaultNetwork is the provider network of Config, and the first one
+// ClaimNetwork tries.
+const DefaultNetwork = wire.DefaultProviderNetwork
 
 // Config says where a local provider keeps hosts and how it wires them.
 type Config struct {
@@ -40,12 +37,20 @@ type Config struct {
 	// S/hosts. Required.
 	StateDir string
 	// Network is the provider network, an IPv4 CIDR (default
-	// DefaultNetwork); the bridge has its first address, the service
-	// address, and hosts get the others.
+	// DefaultNetwork; ClaimNetwork finds a free one); the bridge has its
+	// first address, the service address, and hosts get the others.
 	Network string
 	// Bridge is the bridge's name in the root namespace (default
-	// DefaultBridge).
+	// BridgeFor(Owner)).
 	Bridge string
+	// Owner names who the network is for, in the bridge's alias and in
+	// messages about it (e.g. "wharf service /var/lib/wharf-service");
+	// default "wharf local provider <StateDir>".
+	Owner string
+	// ServicePort is the one TCP port hosts may reach on the service
+	// address (the service's API and registry); 0: none. Hosts reach
+	// nothing else of the machine, and no host of another cluster.
+	ServicePort int
 	// Binary is the wharf executable hosts run (default os.Executable()).
 	Binary string
 	Logger *slog.Logger
@@ -60,6 +65,9 @@ type Provider struct {
 	log        *slog.Logger
 	// forwardOK: the bridge's FORWARD rule was checked.
 	forwardOK atomic.Bool
+	// exits maps the pids of host processes this provider started and
+	// saw end to how they ended ("signal: killed", "exit status 1").
+	exits sync.Map
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -87,8 +95,11 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("local provider: network %q: want an IPv4 CIDR of at least /29", cfg.Network)
 	}
 	network = network.Masked()
+	if cfg.Owner == "" {
+		cfg.Owner = "wharf local provider " + cfg.StateDir
+	}
 	if cfg.Bridge == "" {
-		cfg.Bridge = DefaultBridge
+		cfg.Bridge = BridgeFor(cfg.Owner)
 	}
 	if len(cfg.Bridge) > 15 {
 		return nil, fmt.Errorf("local provider: bridge name %q longer than 15 bytes", cfg.Bridge)
@@ -227,10 +238,14 @@ func (p *Provider) ListHosts(ctx context.Context, cluster provider.ClusterRef) (
 }
 
 func (p *Provider) hostOf(r *record, running bool) provider.Host {
-	return provider.Host{
+	h := provider.Host{
 		Name: r.Name, Role: r.Role, Cluster: r.Cluster, Address: r.Address,
 		StateDir: p.namesFor(r.Cluster, r.Name).dir, Running: running,
 	}
+	if !running && r.PID > 0 { // started, not powered off: it died
+		h.Fault = p.fault(r)
+	}
+	return h
 }
 
 // AllHosts returns every host of every cluster on this provider, for
