@@ -89,7 +89,7 @@ func TestResilience(t *testing.T) {
 	t.Run("kill -9 of the main process restarts it", func(t *testing.T) {
 		p := pod("app=app")
 		before := restarts(p)
-		pid := mainPid(t, p)
+		pid := c.mainPid(t, p)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -252,11 +252,12 @@ func podReady(p *corev1.Pod) bool {
 }
 
 // mainPid finds a pod's first container's main process from the host,
-// through its cgroup (<cgroup root>/pod<uid>/<container id>).
-func mainPid(t *testing.T, p *corev1.Pod) int {
+// through its cgroup (<cgroup root>/pod<uid>/<container id>; the cgroup
+// root is what `wharf up` chose for the state dir).
+func (c *cluster) mainPid(t *testing.T, p *corev1.Pod) int {
 	t.Helper()
 	id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
-	path := fmt.Sprintf("/sys/fs/cgroup/pids/wharf/e2e/pod%s/%s/cgroup.procs", p.UID, id)
+	path := fmt.Sprintf("/sys/fs/cgroup/pids%s/pod%s/%s/cgroup.procs", c.cgroupRoot(), p.UID, id)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("container's processes: %v", err)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
+	"wharf.dev/wharf/internal/mountinfo"
 	"wharf.dev/wharf/internal/nodehost"
 	"wharf.dev/wharf/internal/provider"
 )
@@ -70,7 +72,7 @@ func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, 
 	if err := errors.Join(err, deleteVeth(n), deleteNetNS(n)); err != nil {
 		return fmt.Errorf("delete host %q (its record stays in %s): %w", name, n.dir, err)
 	}
-	if err := containerd.Cleanup(ctx, n.dir, n.cgroupRoot); err != nil {
+	if err := removeState(n.dir); err != nil {
 		return fmt.Errorf("delete host %q: %w", name, err)
 	}
 	// The cluster's own cgroup level goes with its last host.
@@ -96,4 +98,32 @@ func (p *Provider) stopHost(ctx context.Context, n names) error {
 	}
 	errs = append(errs, containerd.Shutdown(ctx, n.dir, n.cgroupRoot))
 	return errors.Join(errs...)
+}
+
+// removeState removes a host's state dir, its record last: a host whose
+// files cannot all go keeps the record that finds it again. Nothing is
+// removed through a mount that is still there.
+func removeState(dir string) error {
+	if left, err := mountinfo.Under(dir); err != nil || len(left) > 0 {
+		return fmt.Errorf("state dir %s: not removed, still mounted: %v %v", dir, left, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.Name() != recordFile {
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("state dir %s (its record stays): %w", dir, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	return nil
 }

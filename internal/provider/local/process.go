@@ -80,6 +80,7 @@ func (p *Provider) startProcess(n names, procs, args []string) (int, uint64, err
 	}
 	defer release.Close()
 	defer hold.Close()
+	bgproc.CloseOnExecInherited()
 	shArgs := append([]string{"-c", waitAndExec, "wharf-host", p.nsenter, "--net=" + n.netnsPath(), p.cfg.Binary}, args...)
 	cmd := exec.Command("/bin/sh", shArgs...)
 	cmd.Dir = n.dir

@@ -1,0 +1,119 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"wharf.dev/wharf/internal/provider/local"
+	"wharf.dev/wharf/internal/testserver"
+)
+
+// TestTwoServicesSideBySide: a second service's whole session (create,
+// resize, delete, purge) runs beside a first service's cluster, which
+// stays HEALTHY and answers kubectl throughout. The two never share a
+// network or bridge, and the pods of one cluster reach no host of the
+// other, nor any port of the other service.
+func TestTwoServicesSideBySide(t *testing.T) {
+	a := startService(t)
+	a.template("k8s-local")
+	a.must("cluster", "create", "a", "--template", "k8s-local", "--node-count", "1", "--wait")
+	ka, clientA := a.cluster("a")
+	ka.Run("apply", "-f", "examples/hello/")
+	ka.Run("rollout", "status", "deployment/hello", "--timeout=90s")
+
+	b := newService(t)
+	b.start()
+	netA, err := local.ReadNetwork(filepath.Join(a.stateDir, "network.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	netB, err := local.ReadNetwork(filepath.Join(b.stateDir, "network.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if netA.CIDR == netB.CIDR || netA.Bridge == netB.Bridge {
+		t.Fatalf("two services share a network or bridge: %+v, %+v", netA, netB)
+	}
+	// Asking for the first service's network is refused, naming it.
+	c := newService(t)
+	if out, err := c.wharf("service", "start", "--state-dir", c.stateDir, "--listen", c.listen, "--provider-network", netA.CIDR); err == nil || !strings.Contains(out, a.stateDir) {
+		t.Errorf("a service on %s, in use by %s: %v\n%s", netA.CIDR, a.stateDir, err, out)
+	}
+
+	b.template("k8s-local")
+	b.must("cluster", "create", "b", "--template", "k8s-local", "--node-count", "1", "--wait")
+	kb, _ := b.cluster("b")
+	kb.Run("run", "probe", "--image", "registry.wharf.local/wharf/busybox:v1", "--restart", "Never", "--", "sleep", "3600")
+	kb.Run("wait", "--for=condition=Ready", "pod/probe", "--timeout=90s")
+
+	// From a pod of b: a's master (its API), a's worker (a pod's port),
+	// and a's service port are all out of reach; b's own API is not.
+	ctx := testContext(t)
+	pods, err := clientA.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("hello pods of a: %v", err)
+	}
+	apiA, _ := url.Parse(a.field("a", "api_address"))
+	_, portA, _ := net.SplitHostPort(a.listen)
+	serviceA := netip.MustParsePrefix(netA.CIDR).Addr().Next().String()
+	// reach says whether the probe pod opens a TCP connection to addr.
+	reach := func(host, port string) bool {
+		out, err := kb.Cmd("", "exec", "probe", "--", "nc", "-w", "3", host, port, "-e", "/bin/true").CombinedOutput()
+		t.Logf("probe -> %s:%s: %v %s", host, port, err, out)
+		return err == nil
+	}
+	for _, target := range [][2]string{
+		{apiA.Hostname(), apiA.Port()},         // a's master: its API
+		{pods.Items[0].Status.HostIP, "10250"}, // a's worker: its agent
+		{pods.Items[0].Status.PodIP, "8080"},   // a's pod
+		{serviceA, portA},                      // a's service: its API and registry
+	} {
+		if reach(target[0], target[1]) {
+			t.Errorf("a pod of cluster b reached %s:%s of the other service's cluster", target[0], target[1])
+		}
+	}
+	// What the check looks for does answer when allowed: b's own API.
+	apiB, _ := url.Parse(b.field("b", "api_address"))
+	if !reach(apiB.Hostname(), apiB.Port()) {
+		t.Errorf("a pod of cluster b cannot reach its own API at %s", apiB.Host)
+	}
+
+	b.must("cluster", "resize", "b", "2", "--wait")
+	kb.Eventually(`b-node-1\s+Ready`, "get", "nodes")
+	b.must("cluster", "delete", "b", "--wait")
+	if out, err := b.wharf("service", "stop", "--state-dir", b.stateDir, "--purge"); err != nil {
+		t.Fatalf("purge of the second service: %v\n%s", err, out)
+	}
+	if left := serviceTraces(b.stateDir, netB); len(left) > 0 {
+		t.Errorf("the second service left: %v", left)
+	}
+
+	// The first service's cluster never noticed.
+	testserver.WaitFor(t, "cluster a HEALTHY", 30*time.Second, func() (bool, error) {
+		return a.field("a", "health_status") == "HEALTHY", nil
+	})
+	ka.Eventually(`a-node-0\s+Ready`, "get", "nodes")
+	running := 0
+	pods, err = clientA.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning {
+			running++
+		}
+	}
+	if running == 0 {
+		t.Errorf("no hello pod of cluster a running after the other service's session")
+	}
+}
