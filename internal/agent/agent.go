@@ -25,16 +25,15 @@ import (
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/routes"
 	"wharf.dev/wharf/internal/nodehost"
+	"wharf.dev/wharf/internal/wire"
 )
 
-// Defaults of Config.
+// Defaults of Config; the cluster-wide ones (ClusterCIDR, ServiceCIDR,
+// ClusterDomain, CNIConfDir under StateDir) are package wire's.
 const (
-	DefaultStateDir      = "/var/lib/wharf/agent"
-	DefaultListen        = stream.DefaultListen
-	DefaultClusterCIDR   = "10.244.0.0/16"
-	DefaultServiceCIDR   = "10.96.0.0/12"
-	DefaultResolvConf    = "/etc/resolv.conf"
-	DefaultClusterDomain = "cluster.local"
+	DefaultStateDir   = "/var/lib/wharf/agent"
+	DefaultListen     = stream.DefaultListen
+	DefaultResolvConf = "/etc/resolv.conf"
 	// DefaultExternalCNIConfDir is where an external containerd reads CNI
 	// configuration unless told otherwise.
 	DefaultExternalCNIConfDir = "/etc/cni/net.d"
@@ -113,19 +112,19 @@ func (c Config) withDefaults() (Config, error) {
 		c.CgroupRoot = "/wharf/" + c.NodeName
 	}
 	if c.CNIConfDir == "" {
-		c.CNIConfDir = filepath.Join(c.StateDir, "cni", "net.d")
+		c.CNIConfDir = filepath.Join(c.StateDir, wire.CNIConfDir)
 		if c.ContainerdSocket != "" {
 			c.CNIConfDir = DefaultExternalCNIConfDir
 		}
 	}
 	if c.ClusterCIDR == "" {
-		c.ClusterCIDR = DefaultClusterCIDR
+		c.ClusterCIDR = wire.DefaultClusterCIDR
 	}
 	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
 		return c, fmt.Errorf("cluster CIDR %q: %w", c.ClusterCIDR, err)
 	}
 	if c.ServiceCIDR == "" {
-		c.ServiceCIDR = DefaultServiceCIDR
+		c.ServiceCIDR = wire.DefaultServiceCIDR
 	}
 	if _, err := netip.ParsePrefix(c.ServiceCIDR); err != nil {
 		return c, fmt.Errorf("service CIDR %q: %w", c.ServiceCIDR, err)
@@ -145,7 +144,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.ClusterDomain == "" {
-		c.ClusterDomain = DefaultClusterDomain
+		c.ClusterDomain = wire.DefaultClusterDomain
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -5,7 +5,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
-	"wharf.dev/wharf/internal/resources"
+	"wharf.dev/wharf/internal/wire"
 )
 
 type templateOptions struct {
@@ -51,8 +51,8 @@ func newTemplateCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 	f.StringVar(&o.spec.Flavor.CPU, "cpu", "", "CPU limit of each host, e.g. 2 or 500m (default: none)")
 	f.StringVar(&o.spec.Flavor.Memory, "memory", "", "memory limit of each host, e.g. 4Gi (default: none)")
 	f.StringVar(&o.spec.Network.HostCIDR, "host-cidr", "", "hosts' addresses, inside the service's provider network (default: any free one)")
-	f.StringVar(&o.spec.Network.PodCIDR, "pod-cidr", resources.DefaultPodCIDR, "pods' addresses")
-	f.StringVar(&o.spec.Network.ServiceCIDR, "service-cidr", resources.DefaultServiceCIDR, "services' cluster IPs")
+	f.StringVar(&o.spec.Network.PodCIDR, "pod-cidr", wire.DefaultClusterCIDR, "pods' addresses")
+	f.StringVar(&o.spec.Network.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "services' cluster IPs")
 	f.StringVar(&o.spec.Network.DNSNameserver, "dns-nameserver", "", `resolver of the pods for names outside the cluster: an IPv4 address, or "none" (default: the hosts' /etc/resolv.conf)`)
 	f.StringArrayVar(&o.ssh.Hosts, "ssh-host", nil, "a machine of the ssh provider, host or host:port (repeatable)")
 	f.StringVar(&o.ssh.User, "ssh-user", "", "ssh user (default root)")

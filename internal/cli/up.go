@@ -7,6 +7,7 @@ import (
 
 	"wharf.dev/wharf/internal/agent"
 	"wharf.dev/wharf/internal/up"
+	"wharf.dev/wharf/internal/wire"
 )
 
 const defaultStateDir = "/var/lib/wharf"
@@ -54,8 +55,8 @@ runc, containernetworking-plugins and iptables.`,
 	f.StringVar(&o.NodeName, "node-name", "", "the node's name (default: the host name)")
 	f.StringVar(&o.NodeIP, "node-ip", "", "the node's address (default: the address of the interface with the default route)")
 	f.StringVar(&o.AgentListen, "agent-listen", "", "the agent's HTTPS address for logs and exec (default: the first run's, else 0.0.0.0:10250 if free, else a free port)")
-	f.StringVar(&o.ClusterCIDR, "cluster-cidr", "", "the pods' range (default: the first run's, else 10.244.0.0/16 if free, else a free /16)")
-	f.StringVar(&o.ServiceCIDR, "service-cidr", "", "the services' range (default: the first run's, else 10.96.0.0/12 if free, else a free /16)")
+	f.StringVar(&o.ClusterCIDR, "cluster-cidr", "", "the pods' range (default: the first run's, else "+wire.DefaultClusterCIDR+" if free, else a free /16)")
+	f.StringVar(&o.ServiceCIDR, "service-cidr", "", "the services' range (default: the first run's, else "+wire.DefaultServiceCIDR+" if free, else a free /16)")
 	f.StringVar(&o.ResolvConf, "resolv-conf", agent.DefaultResolvConf, `resolver configuration of pods with dnsPolicy Default ("": no nameserver)`)
 	f.StringVar(&o.ImagesDir, "images", "", "directory of the built-in image tarballs (default: images/ next to the wharf binary)")
 	f.BoolVar(&foreground, "foreground", false, "stay attached, showing the server's and agent's logs; stop the cluster (keeping its data) on Ctrl-C")

@@ -16,18 +16,18 @@ import (
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/coe"
-	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/local"
 	"wharf.dev/wharf/internal/provider/ssh"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // clusterController is the service's cluster controller with its
 // providers: local (network namespaces on this machine, on the network n
 // the service claimed), and ssh, made per template from the machines and
 // key it names.
-func clusterController(o Options, n local.Network) controlplane.ServiceController {
-	return func(ctx context.Context, env controlplane.ServiceEnv) error {
+func clusterController(o Options, n local.Network) wire.ServiceController {
+	return func(ctx context.Context, env wire.ServiceEnv) error {
 		cfg := o.localConfig()
 		cfg.Network, cfg.Bridge, cfg.Logger = n.CIDR, n.Bridge, env.Logger.With("provider", "local")
 		// Hosts reach the service's API and registry, on its port only.

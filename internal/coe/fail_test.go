@@ -11,6 +11,7 @@ import (
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/provider/fake"
 	"wharf.dev/wharf/internal/testserver"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // A create that fails half-way says why and where, and delete still
@@ -91,7 +92,7 @@ func (e *testEnv) deleteCluster(name string) {
 	if _, err := secrets(ns).Get(e.ctx, credentialsName(name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		e.t.Errorf("credentials secret: %v, want NotFound", err)
 	}
-	if _, err := secrets(pullTokenNamespace).Get(e.ctx, pullTokenName(cl.UID), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := secrets(wire.NodeTokenNamespace).Get(e.ctx, pullTokenName(cl.UID), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		e.t.Errorf("pull token secret: %v, want NotFound", err)
 	}
 	groups, err := e.wc.NodeGroups(ns).List(e.ctx, metav1.ListOptions{})

@@ -9,8 +9,8 @@ import (
 	"sync"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
-	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // What runs on hosts, as docs/service.md fixes it.
@@ -44,10 +44,10 @@ func (c *Controller) specsFor(e *env, cr *credentials, apiAddress, pullToken str
 func (s *hostSpecs) cidrs() (pods, services string) {
 	pods, services = s.e.tmpl.Network.PodCIDR, s.e.tmpl.Network.ServiceCIDR
 	if pods == "" {
-		pods = controlplane.DefaultClusterCIDR
+		pods = wire.DefaultClusterCIDR
 	}
 	if services == "" {
-		services = controlplane.DefaultServiceCIDR
+		services = wire.DefaultServiceCIDR
 	}
 	return pods, services
 }

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+
+	"wharf.dev/wharf/internal/wire"
 )
 
 // DefaultCNIBinDir is where Debian's containernetworking-plugins installs.
@@ -41,7 +43,8 @@ type Config struct {
 	// Registries maps a registry alias host (registry.wharf.local) to the
 	// endpoints that serve it, tried in order.
 	Registries map[string][]Endpoint
-	// CNIConfDir defaults to StateDir/cni/net.d.
+	// CNIConfDir defaults to StateDir/cni/net.d (wire.CNIConfDir), where
+	// the agent writes the conflist.
 	CNIConfDir string
 	// CNIBinDir defaults to DefaultCNIBinDir.
 	CNIBinDir string
@@ -108,7 +111,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.StateDir = abs
 	if c.CNIConfDir == "" {
-		c.CNIConfDir = filepath.Join(c.StateDir, "cni", "net.d")
+		c.CNIConfDir = filepath.Join(c.StateDir, wire.CNIConfDir)
 	}
 	if c.CNIBinDir == "" {
 		c.CNIBinDir = DefaultCNIBinDir

@@ -17,14 +17,15 @@ import (
 
 	"wharf.dev/wharf/internal/network/netalloc"
 	"wharf.dev/wharf/internal/network/routes"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Ranges `wharf up` takes its pods' and services' addresses from when
 // none are given: the usual defaults first, else a free /16.
 var (
-	defaultClusterCIDR = netip.MustParsePrefix("10.244.0.0/16")
+	defaultClusterCIDR = netip.MustParsePrefix(wire.DefaultClusterCIDR)
 	clusterPool        = netip.MustParsePrefix("10.224.0.0/11")
-	defaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/12")
+	defaultServiceCIDR = netip.MustParsePrefix(wire.DefaultServiceCIDR)
 	servicePool        = netip.MustParsePrefix("10.64.0.0/11")
 )
 

@@ -72,6 +72,15 @@ func TestResilience(t *testing.T) {
 		})
 	}
 
+	// waitReady waits until the pod's Ready condition is reported as want.
+	waitReady := func(p *corev1.Pod, want bool) {
+		t.Helper()
+		testserver.WaitFor(t, fmt.Sprintf("%s Ready=%v", p.Name, want), 30*time.Second, func() (bool, error) {
+			got, err := c.client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
+			return err == nil && podReady(got) == want, err
+		})
+	}
+
 	apply(deploymentYAML("app", `["serve","--port=8080"]`, `
         readinessProbe:
           httpGet: {path: /readyz, port: 8080}
@@ -110,18 +119,11 @@ spec:
 
 	t.Run("a failing readiness probe makes the pod unready, and back", func(t *testing.T) {
 		p := pod("app=app")
-		ready := func(want bool) {
-			t.Helper()
-			testserver.WaitFor(t, fmt.Sprintf("Ready=%v", want), 30*time.Second, func() (bool, error) {
-				got, err := c.client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
-				return err == nil && podReady(got) == want, err
-			})
-		}
-		ready(true)
+		waitReady(p, true)
 		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=false")
-		ready(false)
+		waitReady(p, false)
 		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=true")
-		ready(true)
+		waitReady(p, true)
 	})
 
 	t.Run("a killed agent adopts its pods without restarting them", func(t *testing.T) {
@@ -129,7 +131,13 @@ spec:
 		before := containerIDs(t, c, ctx)
 		killPidFile(t, filepath.Join(c.stateDir, "run", "agent.pid"))
 		c.up()
-		time.Sleep(3 * time.Second) // let the new agent sync and write status
+		// The new agent has synced the pod once it reports a change of the
+		// pod's readiness: its probes run against the adopted container.
+		waitReady(p, true)
+		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=false")
+		waitReady(p, false)
+		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=true")
+		waitReady(p, true)
 		after := containerIDs(t, c, ctx)
 		for name, id := range before {
 			if after[name] != id {

@@ -19,6 +19,7 @@ import (
 	"wharf.dev/wharf/internal/cri"
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/nsrun"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Host is a throwaway host for tests, made the way the local provider makes
@@ -113,7 +114,7 @@ func NewHost(t testing.TB, reg *Registry, podCIDR string) *Host {
 	if err := containerd.WriteConfig(h.Config); err != nil {
 		t.Fatal(err)
 	}
-	_, err := cni.WriteConflist(filepath.Join(h.StateDir, "cni", "net.d"), cni.Options{
+	_, err := cni.WriteConflist(filepath.Join(h.StateDir, wire.CNIConfDir), cni.Options{
 		PodCIDR:     podCIDR,
 		IPAMDataDir: filepath.Join(h.StateDir, "cni", "ipam"),
 	})

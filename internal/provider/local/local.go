@@ -23,11 +23,12 @@ import (
 
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // DefaultNetwork is the provider network of Config, and the first one
 // ClaimNetwork tries.
-const DefaultNetwork = "10.123.0.0/24"
+const DefaultNetwork = wire.DefaultProviderNetwork
 
 // Config says where a local provider keeps hosts and how it wires them.
 type Config struct {
