@@ -54,6 +54,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	purgeStale()
 	egress, err := startEgressCounter()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: egress counter: %v\n", err)
@@ -82,7 +83,7 @@ type cluster struct {
 // upCluster runs `wharf up` in a fresh state dir and purges it when the test ends.
 func upCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, stateDir: t.TempDir() + "/state"}
+	c := &cluster{t: t, stateDir: testDir(t, "wu") + "/state"}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, f := range []string{"log/server.log", "log/agent.log"} {

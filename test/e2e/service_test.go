@@ -51,12 +51,9 @@ func newService(t *testing.T) *svc {
 	l.Close()
 	// A short state dir: containerd's sockets live deep below it, and a
 	// unix socket path has at most 107 bytes.
-	dir, err := os.MkdirTemp("", "ws")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := testDir(t, "ws")
 	s := &svc{t: t, stateDir: dir + "/s", listen: fmt.Sprintf("0.0.0.0:%d", port)}
-	t.Cleanup(func() { s.cleanup(); os.RemoveAll(dir) })
+	t.Cleanup(s.cleanup)
 	return s
 }
 
