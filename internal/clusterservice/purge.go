@@ -71,12 +71,8 @@ func Purge(ctx context.Context, out io.Writer, o Options) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("purge %s: not finished, the state dir stays (run it again): %w", o.StateDir, err)
 	}
-	// Never RemoveAll through a mount that is still there.
-	if left, err := mountinfo.Under(o.StateDir); err != nil || len(left) > 0 {
-		return fmt.Errorf("purge %s: still mounted below it, the state dir stays: %v %v", o.StateDir, left, err)
-	}
-	if err := os.RemoveAll(o.StateDir); err != nil {
-		return fmt.Errorf("purge %s: %w", o.StateDir, err)
+	if err := mountinfo.RemoveAll(o.StateDir); err != nil {
+		return fmt.Errorf("purge: %w", err)
 	}
 	fmt.Fprintf(out, "purged %s\n", o.StateDir)
 	return nil
