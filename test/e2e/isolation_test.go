@@ -53,11 +53,10 @@ func TestTwoServicesSideBySide(t *testing.T) {
 	b.template("k8s-local")
 	b.must("cluster", "create", "b", "--template", "k8s-local", "--node-count", "1", "--wait")
 	kb, _ := b.cluster("b")
-	kb.Run("run", "probe", "--image", "registry.wharf.local/wharf/busybox:v1", "--restart", "Never", "--", "sleep", "3600")
-	kb.Run("wait", "--for=condition=Ready", "pod/probe", "--timeout=90s")
+	probeB := startProbe(t, kb)
 
-	// From a pod of b: a's master (its API), a's worker (a pod's port),
-	// and a's service port are all out of reach; b's own API is not.
+	// From a pod of b: a's master (its API), a's worker (its agent), a's
+	// pod and a's service port are all out of reach; b's own API is not.
 	ctx := testContext(t)
 	pods, err := clientA.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
 	if err != nil || len(pods.Items) == 0 {
@@ -66,27 +65,40 @@ func TestTwoServicesSideBySide(t *testing.T) {
 	apiA, _ := url.Parse(a.field("a", "api_address"))
 	_, portA, _ := net.SplitHostPort(a.listen)
 	serviceA := netip.MustParsePrefix(netA.CIDR).Addr().Next().String()
-	// reach says whether the probe pod opens a TCP connection to addr.
-	reach := func(host, port string) bool {
-		out, err := kb.Cmd("", "exec", "probe", "--", "nc", "-w", "3", host, port, "-e", "/bin/true").CombinedOutput()
-		t.Logf("probe -> %s:%s: %v %s", host, port, err, out)
-		return err == nil
-	}
-	for _, target := range [][2]string{
+	ofA := [][2]string{
 		{apiA.Hostname(), apiA.Port()},         // a's master: its API
 		{pods.Items[0].Status.HostIP, "10250"}, // a's worker: its agent
 		{pods.Items[0].Status.PodIP, "8080"},   // a's pod
-		{serviceA, portA},                      // a's service: its API and registry
-	} {
-		if reach(target[0], target[1]) {
-			t.Errorf("a pod of cluster b reached %s:%s of the other service's cluster", target[0], target[1])
+	}
+	for _, target := range append(ofA, [2]string{serviceA, portA}) { // and a's service: API and registry
+		if probeB.reaches(target[0], target[1]) {
+			t.Errorf("a pod of cluster b reached %s:%s of the other service", target[0], target[1])
 		}
 	}
 	// What the check looks for does answer when allowed: b's own API.
 	apiB, _ := url.Parse(b.field("b", "api_address"))
-	if !reach(apiB.Hostname(), apiB.Port()) {
+	if !probeB.reaches(apiB.Hostname(), apiB.Port()) {
 		t.Errorf("a pod of cluster b cannot reach its own API at %s", apiB.Host)
 	}
+
+	// Two clusters of one service are apart too: from a pod of a2, a's
+	// hosts and pods are out of reach; a2's API and a's service port (its
+	// registry, which every node pulls from) are not.
+	a.must("cluster", "create", "a2", "--template", "k8s-local", "--node-count", "1", "--wait")
+	ka2, _ := a.cluster("a2")
+	probeA2 := startProbe(t, ka2)
+	for _, target := range ofA {
+		if probeA2.reaches(target[0], target[1]) {
+			t.Errorf("a pod of cluster a2 reached %s:%s of cluster a", target[0], target[1])
+		}
+	}
+	apiA2, _ := url.Parse(a.field("a2", "api_address"))
+	for _, target := range [][2]string{{apiA2.Hostname(), apiA2.Port()}, {serviceA, portA}} {
+		if !probeA2.reaches(target[0], target[1]) {
+			t.Errorf("a pod of cluster a2 cannot reach %s:%s", target[0], target[1])
+		}
+	}
+	a.must("cluster", "delete", "a2", "--wait")
 
 	b.must("cluster", "resize", "b", "2", "--wait")
 	kb.Eventually(`b-node-1\s+Ready`, "get", "nodes")
@@ -116,4 +128,24 @@ func TestTwoServicesSideBySide(t *testing.T) {
 	if running == 0 {
 		t.Errorf("no hello pod of cluster a running after the other service's session")
 	}
+}
+
+// probe is a busybox pod to test reachability from.
+type probe struct {
+	t *testing.T
+	k *testserver.KubectlRunner
+}
+
+func startProbe(t *testing.T, k *testserver.KubectlRunner) *probe {
+	t.Helper()
+	k.Run("run", "probe", "--image", "registry.wharf.local/wharf/busybox:v1", "--restart", "Never", "--", "sleep", "3600")
+	k.Run("wait", "--for=condition=Ready", "pod/probe", "--timeout=90s")
+	return &probe{t: t, k: k}
+}
+
+// reaches says whether the probe opens a TCP connection to host:port.
+func (p *probe) reaches(host, port string) bool {
+	out, err := p.k.Cmd("", "exec", "probe", "--", "nc", "-w", "3", host, port, "-e", "/bin/true").CombinedOutput()
+	p.t.Logf("probe -> %s:%s: %v %s", host, port, err, out)
+	return err == nil
 }

@@ -77,7 +77,10 @@ func TestPurgeStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command(wharfBin, "service", "stop", "--purge", "--state-dir", dir+"/s").Run(); os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		exec.Command(wharfBin, "service", "stop", "--purge", "--state-dir", dir+"/s").Run()
+		os.RemoveAll(dir)
+	})
 	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(gone.Process.Pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
