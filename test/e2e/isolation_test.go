@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -150,4 +152,55 @@ func (p *probe) reaches(host, port string) bool {
 	out, err := p.k.Cmd("", "exec", "probe", "--", "nc", "-w", "3", host, port, "-e", "/bin/true").CombinedOutput()
 	p.t.Logf("probe -> %s:%s: %v %s", host, port, err, out)
 	return err == nil
+}
+
+// TestTwoUpClustersSideBySide: two `wharf up` state dirs on one machine
+// choose their own ranges, bridges, ports and cgroups; both serve pods;
+// purging one leaves the other working.
+func TestTwoUpClustersSideBySide(t *testing.T) {
+	one, two := upCluster(t), upCluster(t)
+	type chosen struct{ Listen, AgentListen, ClusterCIDR, ServiceCIDR, Bridge, CgroupRoot string }
+	read := func(c *cluster) chosen {
+		var ch chosen
+		data, err := os.ReadFile(filepath.Join(c.stateDir, "cluster.json"))
+		if err == nil {
+			err = json.Unmarshal(data, &ch)
+		}
+		if err != nil {
+			t.Fatalf("cluster.json: %v", err)
+		}
+		return ch
+	}
+	a, b := read(one), read(two)
+	for _, pair := range [][3]string{
+		{"server address", a.Listen, b.Listen}, {"agent address", a.AgentListen, b.AgentListen},
+		{"bridge", a.Bridge, b.Bridge}, {"cgroup", a.CgroupRoot, b.CgroupRoot},
+	} {
+		if pair[1] == pair[2] {
+			t.Errorf("two wharf up share a %s: %s", pair[0], pair[1])
+		}
+	}
+	for _, x := range []string{a.ClusterCIDR, a.ServiceCIDR} {
+		for _, y := range []string{b.ClusterCIDR, b.ServiceCIDR} {
+			if netip.MustParsePrefix(x).Overlaps(netip.MustParsePrefix(y)) {
+				t.Errorf("two wharf up share addresses: %s and %s", x, y)
+			}
+		}
+	}
+	// Each serves its pods, on its own bridge.
+	ask := func(c *cluster) string {
+		t.Helper()
+		c.Run("apply", "-f", "examples/hello/")
+		c.Run("rollout", "status", "deployment/hello", "--timeout=90s")
+		ip := strings.TrimSpace(c.Run("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].status.podIP}"))
+		testserver.Contains(t, httpGet(t, "http://"+ip+":8080/"), `"podIP": "`+ip+`"`)
+		return ip
+	}
+	ipOne := ask(one)
+	ask(two)
+	if out, err := two.wharf("down", "--state-dir", two.stateDir, "--purge"); err != nil {
+		t.Fatalf("wharf down --purge of the second: %v\n%s", err, out)
+	}
+	one.Eventually(`e2e\s+Ready`, "get", "nodes")
+	testserver.Contains(t, httpGet(t, "http://"+ipOne+":8080/"), `"podIP": "`+ipOne+`"`)
 }
