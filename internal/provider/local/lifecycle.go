@@ -77,9 +77,6 @@ func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, 
 	}
 	// The cluster's own cgroup level goes with its last host.
 	cgroups.RemoveEmpty(filepath.Dir(n.cgroupRoot))
-	if err := p.syncIsolation(ctx); err != nil {
-		p.log.Warn("isolation tables not updated after a host went", "host", name, "err", err)
-	}
 	if statErr != nil {
 		return nil // nothing was there (but leftovers of a crash, gone now)
 	}

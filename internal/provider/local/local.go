@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sigs.k8s.io/knftables"
+
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/wire"
@@ -63,8 +65,12 @@ type Provider struct {
 	bridgeAddr netip.Addr
 	nsenter    string
 	log        *slog.Logger
-	// forwardOK: the bridge's FORWARD rule was checked.
-	forwardOK atomic.Bool
+	// forwardOK: the bridge's FORWARD rule was checked; networkOK: the
+	// whole network was (EnsureNetwork), and only the bridge's presence
+	// is checked before a host is made.
+	forwardOK, networkOK atomic.Bool
+	nftMu                sync.Mutex
+	nft                  map[knftables.Family]knftables.Interface
 	// exits maps the pids of host processes this provider started and
 	// saw end to how they ended ("signal: killed", "exit status 1").
 	exits sync.Map
@@ -121,7 +127,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{
 		cfg: cfg, network: network, bridgeAddr: network.Addr().Next(), nsenter: nsenter,
-		log: cfg.Logger.With("provider", "local"),
+		log: cfg.Logger.With("provider", "local"), nft: map[knftables.Family]knftables.Interface{},
 	}, nil
 }
 
@@ -177,8 +183,12 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 	if err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: recorded address: %w", spec.Name, err)
 	}
-	if err := p.EnsureNetwork(ctx); err != nil {
+	if err := p.ensureNetworkOnce(ctx); err != nil {
 		return provider.Host{}, err
+	}
+	// The host's veth joins its cluster's in the bridge table.
+	if err := p.syncPorts(ctx); err != nil {
+		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
 	if err := p.setupHostNetwork(n, addr); err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)

@@ -37,6 +37,18 @@ func (p *Provider) EnsureNetwork(ctx context.Context) error {
 	return p.ensureNetworkLocked(ctx)
 }
 
+// ensureNetworkOnce is EnsureNetwork the first time, then only a check
+// that the bridge is there: a host is made in tens of milliseconds, and
+// the whole check costs as much again.
+func (p *Provider) ensureNetworkOnce(ctx context.Context) error {
+	if p.networkOK.Load() {
+		if _, err := netlink.LinkByName(p.cfg.Bridge); err == nil {
+			return nil
+		}
+	}
+	return p.EnsureNetwork(ctx)
+}
+
 func (p *Provider) ensureNetworkLocked(ctx context.Context) error {
 	if err := p.checkNetworkFree(); err != nil {
 		return err
@@ -84,7 +96,11 @@ func (p *Provider) ensureNetworkLocked(ctx context.Context) error {
 		}
 		p.forwardOK.Store(true)
 	}
-	return p.syncIsolation(ctx)
+	if err := p.writeIsolation(ctx); err != nil {
+		return err
+	}
+	p.networkOK.Store(true)
+	return nil
 }
 
 // RemoveNetwork removes the bridge, its route, rule and tables once no
@@ -99,6 +115,7 @@ func (p *Provider) RemoveNetwork(ctx context.Context) error {
 	}
 	var errs []error
 	p.forwardOK.Store(false)
+	p.networkOK.Store(false)
 	errs = append(errs, p.removeIsolation(ctx))
 	if err := iptables(ctx, false, p.forwardRule()); err != nil {
 		errs = append(errs, err)
