@@ -155,8 +155,12 @@ func newServiceStatusCmd(stdio Stdio) *cobra.Command {
 			if st.Health != nil {
 				health = "not ready: " + shortErr(st.Health)
 			}
-			fmt.Fprintf(stdio.Out, "pid:        %d\nurl:        %s\nhealth:     %s\nkubeconfig: %s\nlog:        %s\n",
-				st.PID, st.URL, health, st.Kubeconfig, st.Log)
+			network := st.Network
+			if network == "" {
+				network = "none claimed"
+			}
+			fmt.Fprintf(stdio.Out, "pid:        %d\nurl:        %s\nhealth:     %s\nnetwork:    %s\nkubeconfig: %s\nlog:        %s\n",
+				st.PID, st.URL, health, network, st.Kubeconfig, st.Log)
 			if st.Health != nil {
 				return fmt.Errorf("wharf service (pid %d) is not ready", st.PID)
 			}

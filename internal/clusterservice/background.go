@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"wharf.dev/wharf/internal/bgproc"
+	"wharf.dev/wharf/internal/provider/local"
 )
 
 // readyTimeout bounds waiting for a started service to answer.
@@ -136,6 +137,8 @@ type Status struct {
 	Health     error
 	Kubeconfig string
 	Log        string
+	// Network is the provider network the service claimed ("": none yet).
+	Network string
 }
 
 // GetStatus reports whether the service runs and answers.
@@ -145,6 +148,9 @@ func GetStatus(ctx context.Context, o Options) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{PID: o.Proc().Pid(), Kubeconfig: o.Kubeconfig(), Log: o.Proc().LogFile}
+	if n, err := local.ReadNetwork(o.networkFile()); err == nil {
+		st.Network = n.CIDR + " on bridge " + n.Bridge
+	}
 	if st.PID == 0 {
 		return st, fmt.Errorf("wharf service is not running (no live pid in %s)", o.Proc().PidFile)
 	}
