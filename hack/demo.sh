@@ -6,22 +6,29 @@
 # again reuses them.
 #
 # Environment: WHARF_SERVICE_STATE_DIR (default /var/lib/wharf-service),
-# WHARF_SERVICE_LISTEN (default 0.0.0.0:7443), WHARF_BIN (default bin/wharf).
+# WHARF_SERVICE_LISTEN (default: 0.0.0.0:7443 if free, else a free port),
+# WHARF_DNS_NAMESERVER (the template's resolver for pods; default: this
+# machine's /etc/resolv.conf; tests say "none"), WHARF_BIN (default
+# bin/wharf). Another service or `wharf up` on this machine is no
+# obstacle: the service claims a network, bridge and port of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 state=${WHARF_SERVICE_STATE_DIR:-/var/lib/wharf-service}
-listen=${WHARF_SERVICE_LISTEN:-0.0.0.0:7443}
 wharf=${WHARF_BIN:-bin/wharf}
 export WHARF_SERVICE_KUBECONFIG=$state/admin.kubeconfig
 
-step "wharf service start --state-dir $state"
-$wharf service start --state-dir "$state" --listen "$listen"
+listen=()
+[ -n "${WHARF_SERVICE_LISTEN:-}" ] && listen=(--listen "$WHARF_SERVICE_LISTEN")
+step "wharf service start --state-dir $state ${listen[*]}"
+$wharf service start --state-dir "$state" "${listen[@]}"
 
 if ! $wharf cluster template show k8s-local >/dev/null 2>&1; then
-  step "wharf cluster template create k8s-local --coe kubernetes --provider local"
-  $wharf cluster template create k8s-local --coe kubernetes --provider local
+  dns=()
+  [ -n "${WHARF_DNS_NAMESERVER:-}" ] && dns=(--dns-nameserver "$WHARF_DNS_NAMESERVER")
+  step "wharf cluster template create k8s-local --coe kubernetes --provider local ${dns[*]}"
+  $wharf cluster template create k8s-local --coe kubernetes --provider local "${dns[@]}"
 fi
 
 if $wharf cluster show demo >/dev/null 2>&1; then

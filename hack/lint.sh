@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# gofmt, go vet (with the integration and e2e tags, so those tests are
-# checked too) and staticcheck.
+# gofmt, go.mod and go.sum tidy, go vet (with the integration and e2e
+# tags, so those tests are checked too) and staticcheck.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unformatted=$(gofmt -l cmd internal test images 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt needed on:" $unformatted >&2
+  exit 1
+fi
+# go mod tidy -diff prints the diff and fails when tidy would change a file.
+if ! go mod tidy -diff; then
+  echo "go.mod or go.sum is not tidy: run go mod tidy" >&2
   exit 1
 fi
 go vet ./...

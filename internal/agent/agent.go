@@ -22,16 +22,19 @@ import (
 
 	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/agent/stream"
+	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/podnet"
 	"wharf.dev/wharf/internal/network/routes"
+	"wharf.dev/wharf/internal/nodehost"
+	"wharf.dev/wharf/internal/wire"
 )
 
-// Defaults of Config.
+// Defaults of Config; the cluster-wide ones (ClusterCIDR, ServiceCIDR,
+// ClusterDomain, CNIConfDir under StateDir) are package wire's.
 const (
-	DefaultStateDir      = "/var/lib/wharf/agent"
-	DefaultListen        = stream.DefaultListen
-	DefaultClusterCIDR   = "10.244.0.0/16"
-	DefaultClusterDomain = "cluster.local"
+	DefaultStateDir   = "/var/lib/wharf/agent"
+	DefaultListen     = stream.DefaultListen
+	DefaultResolvConf = "/etc/resolv.conf"
 	// DefaultExternalCNIConfDir is where an external containerd reads CNI
 	// configuration unless told otherwise.
 	DefaultExternalCNIConfDir = "/etc/cni/net.d"
@@ -70,6 +73,17 @@ type Config struct {
 	// ClusterCIDR is the range of all pods' addresses: traffic between pods
 	// is not masqueraded inside it.
 	ClusterCIDR string
+	// ServiceCIDR is the range of the cluster's service addresses, as the
+	// server's --service-cidr. With ClusterCIDR it is held unreachable in
+	// the node's namespace wherever no route carries it (routes.Guard).
+	ServiceCIDR string
+	// CNIBridge is the pods' bridge (default cni.DefaultBridge); agents
+	// sharing a network namespace (two `wharf up` on one machine) each
+	// need their own.
+	CNIBridge string
+	// ResolvConf is what pods with dnsPolicy Default get as resolver
+	// configuration (the kubelet's --resolv-conf); "": no nameserver.
+	ResolvConf string
 	// RegistryURL, if set, serves registry.wharf.local instead of the
 	// cluster's server: the cluster service's registry, for hosts it
 	// made. RegistryCAFile is the CA its certificate is checked against
@@ -105,7 +119,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.CgroupRoot = "/wharf/" + c.NodeName
 	}
 	if c.CNIConfDir == "" {
-		c.CNIConfDir = filepath.Join(c.StateDir, "cni", "net.d")
+		c.CNIConfDir = filepath.Join(c.StateDir, wire.CNIConfDir)
 		if c.ContainerdSocket != "" {
 			c.CNIConfDir = DefaultExternalCNIConfDir
 		}
@@ -117,10 +131,19 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.ClusterCIDR == "" {
-		c.ClusterCIDR = DefaultClusterCIDR
+		c.ClusterCIDR = wire.DefaultClusterCIDR
 	}
 	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
 		return c, fmt.Errorf("cluster CIDR %q: %w", c.ClusterCIDR, err)
+	}
+	if c.ServiceCIDR == "" {
+		c.ServiceCIDR = wire.DefaultServiceCIDR
+	}
+	if _, err := netip.ParsePrefix(c.ServiceCIDR); err != nil {
+		return c, fmt.Errorf("service CIDR %q: %w", c.ServiceCIDR, err)
+	}
+	if c.CNIBridge == "" {
+		c.CNIBridge = cni.DefaultBridge
 	}
 	if c.RegistryURL == "" && (c.RegistryCAFile != "" || c.RegistryTokenFile != "") {
 		return c, errors.New("agent: a registry CA or token file needs a registry URL")
@@ -134,7 +157,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.ClusterDomain == "" {
-		c.ClusterDomain = DefaultClusterDomain
+		c.ClusterDomain = wire.DefaultClusterDomain
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -158,6 +181,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger.With("node", cfg.NodeName)
+	// What the node leaves on its host, for whoever tears it down.
+	if err := recordNode(cfg); err != nil {
+		return err
+	}
 	// Listen first: the node reports the port actually bound (":0" in tests).
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -213,8 +240,13 @@ func Run(ctx context.Context, cfg Config) error {
 		"pods":        pods.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
 		"pod network": func(ctx context.Context) error { return pn.Serve(ctx, pnl) },
-		// host-gw: routes to the other nodes' pod CIDRs via their addresses.
-		"routes": routes.New(routes.Config{NodeName: cfg.NodeName, Client: client, Logger: log.With("component", "routes")}).Run,
+		// host-gw: routes to the other nodes' pod CIDRs via their
+		// addresses; the rest of the cluster's ranges unreachable.
+		"routes": routes.New(routes.Config{
+			NodeName: cfg.NodeName, Client: client, Logger: log.With("component", "routes"),
+			ClusterCIDR: netip.MustParsePrefix(cfg.ClusterCIDR).Masked(),
+			Guards:      []netip.Prefix{netip.MustParsePrefix(cfg.ClusterCIDR).Masked(), netip.MustParsePrefix(cfg.ServiceCIDR).Masked()},
+		}).Run,
 	})
 }
 
@@ -267,4 +299,17 @@ func runAll(parent context.Context, parts map[string]func(context.Context) error
 		return nil
 	}
 	return fmt.Errorf("%s stopped", first.name)
+}
+
+// recordNode writes the node's record (package nodehost) before anything
+// is made that a teardown must find.
+func recordNode(cfg Config) error {
+	ns, err := nodehost.CurrentNetNS()
+	if err != nil {
+		return err
+	}
+	return nodehost.Write(nodehost.Record{
+		StateDir: cfg.StateDir, CgroupRoot: cfg.CgroupRoot, CNIConfDir: cfg.CNIConfDir,
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NetNS: ns,
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"wharf.dev/wharf/internal/pki"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Files under <state>/agent/, as docs/agent.md fixes them.
@@ -62,7 +63,7 @@ func Join(ctx context.Context, serverURL, token, stateDir, nodeName string, addr
 	}
 	log := joinLogger(o.log)
 	serverURL = strings.TrimRight(serverURL, "/")
-	jt, err := ParseJoinToken(token)
+	jt, err := wire.ParseJoinToken(token)
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +107,8 @@ func Join(ctx context.Context, serverURL, token, stateDir, nodeName string, addr
 
 // stale says why stored credentials cannot be reused ("" if they can).
 // An unreachable server is an error, not a reason to join again.
-func (c *Credentials) stale(ctx context.Context, serverURL string, jt JoinToken, nodeName string, addresses []string) (string, error) {
-	if h, err := caHash(c.CAPEM); err != nil || (jt.CAHash != "" && h != jt.CAHash) {
+func (c *Credentials) stale(ctx context.Context, serverURL string, jt wire.JoinToken, nodeName string, addresses []string) (string, error) {
+	if h, err := wire.CAHash(c.CAPEM); err != nil || (jt.CAHash != "" && h != jt.CAHash) {
 		return "the join token is for another CA", nil
 	}
 	leaf, err := c.leaf()

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"wharf.dev/wharf/internal/testserver"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // tokenWorks reports whether the server accepts a node token.
@@ -34,7 +35,7 @@ func tokenWorks(t *testing.T, srv *testserver.Server, c *Credentials) bool {
 
 func TestJoinRefusals(t *testing.T) {
 	srv := testserver.Start(t)
-	jt, err := ParseJoinToken(srv.JoinToken)
+	jt, err := wire.ParseJoinToken(srv.JoinToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,10 +47,10 @@ func TestJoinRefusals(t *testing.T) {
 		wantCode int   // an HTTPError with this code
 		wantErr  error // or this error
 	}{
-		{name: "wrong CA hash", token: "wharf1." + otherHash + "." + jt.Secret, wantErr: ErrCAMismatch},
-		{name: "CA file not the token's", token: "wharf1." + otherHash + "." + jt.Secret, caFile: filepath.Join(srv.DataDir, "pki", "ca.crt"), wantErr: ErrCAMismatch},
-		{name: "wrong secret", token: "wharf1." + jt.CAHash + ".0123456789abcdef", wantCode: 401},
-		{name: "not the join secret", token: "wharf1." + jt.CAHash + "." + srv.Loopback.BearerToken, wantCode: 403},
+		{name: "wrong CA hash", token: wire.JoinToken{CAHash: otherHash, Secret: jt.Secret}.String(), wantErr: ErrCAMismatch},
+		{name: "CA file not the token's", token: wire.JoinToken{CAHash: otherHash, Secret: jt.Secret}.String(), caFile: filepath.Join(srv.DataDir, "pki", "ca.crt"), wantErr: ErrCAMismatch},
+		{name: "wrong secret", token: wire.JoinToken{CAHash: jt.CAHash, Secret: "0123456789abcdef"}.String(), wantCode: 401},
+		{name: "not the join secret", token: wire.JoinToken{CAHash: jt.CAHash, Secret: srv.Loopback.BearerToken}.String(), wantCode: 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,7 +137,7 @@ func TestJoin(t *testing.T) {
 
 func TestJoinWithCAFile(t *testing.T) {
 	srv := testserver.Start(t)
-	jt, _ := ParseJoinToken(srv.JoinToken)
+	jt, _ := wire.ParseJoinToken(srv.JoinToken)
 	c, err := Join(context.Background(), srv.URL, jt.Secret, t.TempDir(), "n2", []string{"127.0.0.1"},
 		WithCAFile(filepath.Join(srv.DataDir, "pki", "ca.crt")))
 	if err != nil {
@@ -144,28 +145,5 @@ func TestJoinWithCAFile(t *testing.T) {
 	}
 	if !tokenWorks(t, srv, c) {
 		t.Error("the node token is refused")
-	}
-}
-
-func TestParseJoinToken(t *testing.T) {
-	hash := strings.Repeat("0f", 32)
-	tests := []struct {
-		in   string
-		want JoinToken
-		ok   bool
-	}{
-		{"wharf1." + hash + ".s3cret", JoinToken{CAHash: hash, Secret: "s3cret"}, true},
-		{"wharf1." + strings.ToUpper(hash) + ".s3cret\n", JoinToken{CAHash: hash, Secret: "s3cret"}, true},
-		{"s3cret", JoinToken{Secret: "s3cret"}, true},
-		{"wharf1.abc.s3cret", JoinToken{}, false},
-		{"wharf1." + hash + ".", JoinToken{}, false},
-		{"wharf2." + hash + ".x", JoinToken{}, false},
-		{"", JoinToken{}, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseJoinToken(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseJoinToken(%q) = %+v, %v; want %+v, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
 	}
 }

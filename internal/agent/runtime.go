@@ -95,6 +95,7 @@ func installPlugin(cfg Config) error {
 func newPodNetwork(cfg Config, log *slog.Logger, rt *cri.Client) (*podnet.Server, error) {
 	return podnet.New(podnet.Config{
 		DataDir:   filepath.Join(cfg.StateDir, "cni", "podnet"),
+		Bridge:    cfg.CNIBridge,
 		Sandboxes: sandboxIDs(rt),
 		Logger:    log,
 	})
@@ -126,7 +127,7 @@ func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server) node.NetworkFu
 		if err := pn.Configure(ctx, podCIDR); err != nil {
 			return err
 		}
-		changed, err := cni.WriteConflist(cfg.CNIConfDir, cni.Options{PodCIDR: podCIDR, Socket: podNetworkSocket(cfg)})
+		changed, err := cni.WriteConflist(cfg.CNIConfDir, cni.Options{PodCIDR: podCIDR, Bridge: cfg.CNIBridge, Socket: podNetworkSocket(cfg)})
 		if err != nil {
 			return fmt.Errorf("CNI config: %w", err)
 		}
@@ -146,7 +147,7 @@ func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server) node.NetworkFu
 func newPods(cfg Config, client kubernetes.Interface, rt *cri.Client, log *slog.Logger) *pods.Manager {
 	return pods.New(pods.Config{
 		NodeName: cfg.NodeName, StateDir: cfg.StateDir, CgroupRoot: cfg.CgroupRoot,
-		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		Runtime: rt, Images: rt, Client: client, Logger: log,
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"wharf.dev/wharf/internal/storage"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // AdmissionConfig holds the settings of the built-in admission steps.
@@ -35,7 +36,7 @@ type AdmissionConfig struct {
 func DefaultAdmission() AdmissionConfig {
 	return AdmissionConfig{
 		NotReadyTolerationSeconds: 3, UnreachableTolerationSeconds: 3,
-		ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"), NodePortMin: 30000, NodePortMax: 32767,
+		ServiceCIDR: netip.MustParsePrefix(wire.DefaultServiceCIDR), NodePortMin: 30000, NodePortMax: 32767,
 	}
 }
 

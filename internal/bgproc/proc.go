@@ -65,6 +65,7 @@ func (p Proc) Start(bin string, args ...string) (int, error) {
 		return 0, err
 	}
 	defer logf.Close()
+	CloseOnExecInherited()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -115,4 +116,22 @@ func Tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// CloseOnExecInherited marks every file this process inherited (beyond
+// stdin, stdout and stderr) close-on-exec, so that a process it starts to
+// outlive it does not hold its caller's files: a lock the caller took
+// (`flock LOCK make demo` would otherwise stay locked as long as the
+// service runs), a pipe a caller waits to see closed. Go opens its own
+// files close-on-exec already.
+func CloseOnExecInherited() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }

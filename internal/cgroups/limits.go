@@ -92,3 +92,30 @@ func readInt(dir, file string) (int64, error) {
 	}
 	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 }
+
+// OOMKills returns how many processes the OOM killer killed in rel and
+// below (v1 memory.oom_control, v2 memory.events): the largest count of
+// the subtree's cgroups, since kernels count them hierarchically or not.
+func OOMKills(rel string) int64 {
+	dirs, err := Subtree(rel)
+	if err != nil {
+		return 0
+	}
+	var most int64
+	for _, dir := range dirs {
+		for _, file := range []string{"memory.oom_control", "memory.events"} {
+			data, err := os.ReadFile(filepath.Join(dir, file))
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+					if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+						most = max(most, n)
+					}
+				}
+			}
+		}
+	}
+	return most
+}

@@ -11,6 +11,8 @@ import (
 	"wharf.dev/wharf/internal/agent"
 	"wharf.dev/wharf/internal/agent/stream"
 	"wharf.dev/wharf/internal/controlplane"
+	"wharf.dev/wharf/internal/network/cni"
+	"wharf.dev/wharf/internal/wire"
 )
 
 func newAgentCmd(g *globalFlags, stdio Stdio) *cobra.Command {
@@ -72,12 +74,15 @@ adopts them.`,
 	f.StringVar(&cfg.NodeIP, "node-ip", "", "address the server reaches this node at (default: the address of the interface with the default route)")
 	f.StringVar(&cfg.Listen, "listen", stream.DefaultListen, "HTTPS address serving logs and exec to the server")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", "", "use the containerd at this socket (default: start one for this node)")
-	f.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "", "where to write the CNI config (default <state-dir>/cni/net.d, or /etc/cni/net.d with --containerd-socket)")
-	f.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "", "where containerd runs CNI plugins from, and wharf-cni goes (default <state-dir>/cni/bin, or /opt/cni/bin with --containerd-socket)")
+	f.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "", "where to write the CNI config (default <state-dir>/"+wire.CNIConfDir+", or "+agent.DefaultExternalCNIConfDir+" with --containerd-socket)")
+	f.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "", "where containerd runs CNI plugins from, and wharf-cni goes (default <state-dir>/cni/bin, or "+agent.DefaultExternalCNIBinDir+" with --containerd-socket)")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup of containerd and the pods (default /wharf/<node-name>)")
-	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "range of all pods' addresses, as the server's --cluster-cidr")
+	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", wire.DefaultClusterCIDR, "range of all pods' addresses, as the server's --cluster-cidr")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "range of the cluster's service addresses, as the server's --service-cidr")
+	f.StringVar(&cfg.CNIBridge, "cni-bridge", cni.DefaultBridge, "the pods' bridge (agents sharing a network namespace each need their own)")
+	f.StringVar(&cfg.ResolvConf, "resolv-conf", agent.DefaultResolvConf, `resolver configuration of pods with dnsPolicy Default ("": no nameserver)`)
 	f.StringSliceVar(&cfg.ClusterDNS, "cluster-dns", nil, "DNS servers of pods with dnsPolicy ClusterFirst")
-	f.StringVar(&cfg.ClusterDomain, "cluster-domain", agent.DefaultClusterDomain, "the cluster's DNS domain")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", wire.DefaultClusterDomain, "the cluster's DNS domain")
 	f.StringVar(&cfg.RegistryURL, "registry-url", "", "pull registry.wharf.local images from this registry (https://host:port) instead of the cluster's server")
 	f.StringVar(&cfg.RegistryCAFile, "registry-ca-file", "", "CA certificate (PEM) of --registry-url (default: the system roots)")
 	f.StringVar(&cfg.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token sent to --registry-url")

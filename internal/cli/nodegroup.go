@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -45,154 +42,6 @@ C-G-1, C-G-2, ...; the object is C-G in the cluster's project.`,
 	cmd.AddCommand(newNodeGroupCreateCmd(sf, stdio), newNodeGroupListCmd(sf, stdio), newNodeGroupShowCmd(sf, stdio),
 		newNodeGroupDeleteCmd(sf, stdio), newNodeGroupUpdateCmd(sf, stdio))
 	return cmd
-}
-
-type nodeGroupOptions struct {
-	spec     wharfv1.NodeGroupSpec
-	maxNodes int32
-	labels   []string
-	taints   []string
-	out      outputFlags
-	wait     waitFlags
-}
-
-func newNodeGroupCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
-	o := &nodeGroupOptions{}
-	cmd := &cobra.Command{
-		Use:     "create CLUSTER NAME",
-		Short:   "Add a node group to a cluster",
-		Example: `  wharf nodegroup create demo gpu --node-count 2 --max-nodes 4 --labels gpu=true --taint gpu=true:NoSchedule --wait`,
-		Args:    exactArgs(2, "CLUSTER and NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			g, err := o.group(args[0], args[1], cmd.Flags().Changed("max-nodes"))
-			if err != nil {
-				return err
-			}
-			s, err := sf.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			start := time.Now()
-			g.Namespace = s.project
-			created, err := s.wharf.NodeGroups(s.project).Create(cmd.Context(), g, metav1.CreateOptions{})
-			if err != nil {
-				return s.explain(err, "node group", args[1], nodeGroupFlags)
-			}
-			if o.wait.wait {
-				return s.afterGroupUpdate(cmd.Context(), stdio, args[0], created, start, o.wait, "created")
-			}
-			return o.out.printOne(stdio.Out, nodeGroupRecord(created))
-		},
-	}
-	f := cmd.Flags()
-	f.Int32Var(&o.spec.NodeCount, "node-count", 1, "hosts in the group")
-	f.Int32Var(&o.spec.MinNodeCount, "min-nodes", 0, "the group's smallest size")
-	f.Int32Var(&o.maxNodes, "max-nodes", 0, "the group's largest size (default: no limit)")
-	f.StringVar(&o.spec.Role, "role", wharfv1.RoleWorker, "the hosts' role: worker")
-	f.StringArrayVar(&o.labels, "labels", nil, "labels of the group's nodes, key=value[,key=value...] (repeatable)")
-	f.StringArrayVar(&o.taints, "taint", nil, "a taint of the group's nodes, key[=value]:Effect (repeatable)")
-	o.out.register(cmd)
-	o.wait.register(cmd, "until the group's hosts are up (CREATE_COMPLETE)")
-	return cmd
-}
-
-func (o *nodeGroupOptions) group(cluster, name string, maxSet bool) (*wharfv1.NodeGroup, error) {
-	labels, err := parseLabels(o.labels)
-	if err != nil {
-		return nil, err
-	}
-	taints, err := parseTaints(o.taints)
-	if err != nil {
-		return nil, err
-	}
-	g := &wharfv1.NodeGroup{ObjectMeta: metav1.ObjectMeta{Name: resources.NodeGroupName(cluster, name)}, Spec: o.spec}
-	g.Spec.Cluster, g.Spec.Labels, g.Spec.Taints = cluster, labels, taints
-	if maxSet {
-		g.Spec.MaxNodeCount = &o.maxNodes
-	}
-	return g, nil
-}
-
-// parseTaints reads key[=value]:Effect taints.
-func parseTaints(values []string) ([]corev1.Taint, error) {
-	var out []corev1.Taint
-	for _, v := range values {
-		for _, t := range strings.Split(v, ",") {
-			kv, effect, ok := strings.Cut(t, ":")
-			if !ok || kv == "" {
-				return nil, fmt.Errorf("taint %q: want key[=value]:Effect, e.g. gpu=true:NoSchedule", t)
-			}
-			key, value, _ := strings.Cut(kv, "=")
-			out = append(out, corev1.Taint{Key: key, Value: value, Effect: corev1.TaintEffect(effect)})
-		}
-	}
-	return out, nil
-}
-
-func newNodeGroupListCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
-	var out outputFlags
-	cmd := &cobra.Command{
-		Use:   "list CLUSTER",
-		Short: "List a cluster's node groups",
-		Args:  exactArgs(1, "CLUSTER"),
-		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
-			if _, err := s.wharf.Clusters(s.project).Get(ctx, args[0], metav1.GetOptions{}); err != nil {
-				return s.explain(err, "cluster", args[0], nil)
-			}
-			list, err := s.wharf.NodeGroups(s.project).List(ctx, metav1.ListOptions{FieldSelector: "spec.cluster=" + args[0]})
-			if err != nil {
-				return s.explain(err, "node group", "", nil)
-			}
-			rs := make([]record, len(list.Items))
-			for i := range list.Items {
-				rs[i] = nodeGroupRecord(&list.Items[i])
-			}
-			return out.printList(stdio.Out, rs, nodeGroupListColumns)
-		}),
-	}
-	out.register(cmd)
-	return cmd
-}
-
-func newNodeGroupShowCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
-	var out outputFlags
-	cmd := &cobra.Command{
-		Use:   "show CLUSTER NAME",
-		Short: "Show a node group of a cluster",
-		Args:  exactArgs(2, "CLUSTER and NAME"),
-		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
-			g, err := s.getNodeGroup(ctx, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			return out.printOne(stdio.Out, nodeGroupRecord(g))
-		}),
-	}
-	out.register(cmd)
-	return cmd
-}
-
-func newNodeGroupDeleteCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete CLUSTER NAME...",
-		Short: "Delete node groups of a cluster and their hosts (not the default ones)",
-		Args:  cobra.MinimumNArgs(2),
-		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
-			var errs []error
-			for _, name := range args[1:] {
-				full, err := s.nodeGroupName(ctx, args[0], name)
-				if err == nil {
-					err = s.explain(s.wharf.NodeGroups(s.project).Delete(ctx, full, metav1.DeleteOptions{}), "node group", name, nil)
-				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintf(stdio.Out, "Request to delete node group %s of cluster %s has been accepted.\n", name, args[0])
-			}
-			return errors.Join(errs...)
-		}),
-	}
 }
 
 // nodeGroupName finds the object name of a cluster's group given as its

@@ -1,4 +1,6 @@
-// Package cli implements the wharf command line: one file per command noun.
+// Package cli implements the wharf command line: a file per command
+// (noun_verb.go), each verb with a struct of its flags; the work is done
+// by the library packages (up, clusterservice, the service client).
 package cli
 
 import (

@@ -7,6 +7,7 @@ import (
 
 	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controlplane"
+	"wharf.dev/wharf/internal/wire"
 )
 
 func newServerCmd(g *globalFlags, stdio Stdio) *cobra.Command {
@@ -50,8 +51,8 @@ unless --etcd-servers names an external cluster.`,
 	f.DurationVar(&o.NodeGracePeriod, "node-grace-period", 0, "how long a node may miss lease renewals before it is marked unreachable (default 5s)")
 	f.DurationVar(&o.EvictionTimeout, "eviction-timeout", 0, "how long pods stay on an unreachable node before eviction (default 3s)")
 	f.DurationVar(&o.CompactionInterval, "compaction-interval", controlplane.DefaultCompactionInterval, "how often etcd history is compacted")
-	f.StringVar(&o.ServiceCIDR, "service-cidr", controlplane.DefaultServiceCIDR, "range of service cluster IPs")
-	f.StringVar(&o.ClusterCIDR, "cluster-cidr", controlplane.DefaultClusterCIDR, "range of pod IPs: each node gets a block of it as spec.podCIDR")
+	f.StringVar(&o.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "range of service cluster IPs")
+	f.StringVar(&o.ClusterCIDR, "cluster-cidr", wire.DefaultClusterCIDR, "range of pod IPs: each node gets a block of it as spec.podCIDR")
 	f.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultMaskSize, "prefix length of each node's pod CIDR")
 	f.BoolVar(&o.DisableControllers, "disable-controllers", false, "serve the API only: no scheduler or controllers")
 	f.BoolVar(&o.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync etcd writes (tests only: a crash loses acknowledged writes)")

@@ -1,60 +1,31 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"wharf.dev/wharf/internal/bgproc"
-	"wharf.dev/wharf/internal/controlplane"
-	"wharf.dev/wharf/internal/images"
-	"wharf.dev/wharf/internal/pki"
-	localprovider "wharf.dev/wharf/internal/provider/local"
+	"wharf.dev/wharf/internal/clusterservice"
 )
 
-// clusterController runs the cluster controller inside `wharf service
-// run`. It is nil until internal/coe lands: then it is set to a function
-// that makes the providers from env (local.New with env.HostsDir and
-// env.ProviderNetwork) and runs coe.New(...).Run(ctx).
-var clusterController controlplane.ServiceController
-
-// serviceOptions are the settings of `wharf service run` and `start`.
-type serviceOptions struct {
-	stateDir        string
-	listen          string
-	providerNetwork string
-	tlsSANs         []string
-	noController    bool
+// serviceRunFlags are the flags of `wharf service run` and `start`.
+type serviceRunFlags struct {
+	opts clusterservice.Options
 }
 
-func (o *serviceOptions) register(cmd *cobra.Command, all bool) {
-	f := cmd.Flags()
-	f.StringVar(&o.stateDir, "state-dir", defaultServiceStateDir, "directory for everything the service keeps (server data, hosts, kubeconfig, pid file, log)")
+func (f *serviceRunFlags) register(cmd *cobra.Command, all bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.opts.StateDir, "state-dir", clusterservice.DefaultStateDir, "directory for everything the service keeps (server data, hosts, network, kubeconfig, pid file, log)")
 	if !all {
 		return
 	}
-	f.StringVar(&o.listen, "listen", "0.0.0.0:7443", "HTTPS address of the service's API and image registry")
-	f.StringVar(&o.providerNetwork, "provider-network", controlplane.DefaultProviderNetwork, "the local provider's host network; the service has its first address")
-	f.StringSliceVar(&o.tlsSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
-	f.BoolVar(&o.noController, "disable-cluster-controller", false, "serve the API only: clusters are stored but not built (tests)")
-	f.MarkHidden("disable-cluster-controller")
-}
-
-// Where the service keeps things under its state dir (docs/service.md).
-func (o *serviceOptions) serverDir() string  { return filepath.Join(o.stateDir, "server") }
-func (o *serviceOptions) kubeconfig() string { return filepath.Join(o.stateDir, "admin.kubeconfig") }
-func (o *serviceOptions) proc() bgproc.Proc {
-	return bgproc.Proc{Name: "service", PidFile: filepath.Join(o.stateDir, "service.pid"), LogFile: filepath.Join(o.stateDir, "service.log")}
+	fl.StringVar(&f.opts.Listen, "listen", "", fmt.Sprintf("HTTPS address of the service's API and image registry (default: the first start's, else 0.0.0.0:%d if free, else a free port)", clusterservice.DefaultPort))
+	fl.StringVar(&f.opts.ProviderNetwork, "provider-network", "", "the local provider's host network, an IPv4 CIDR; the service has its first address (default: the first start's, else the first free /24 of 10.123.0.0/16; one in use is refused, naming its owner)")
+	fl.StringSliceVar(&f.opts.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
+	fl.BoolVar(&f.opts.NoController, "disable-cluster-controller", false, "serve the API only: clusters are stored but not built (tests)")
+	fl.MarkHidden("disable-cluster-controller")
 }
 
 func newServiceCmd(g *globalFlags, stdio Stdio) *cobra.Command {
@@ -71,72 +42,43 @@ provider makes: 'local' hosts are network namespaces on this machine
   wharf service run      in the foreground, for a process supervisor
   wharf service status   pid, URL and health
   wharf service stop     stop it; the clusters' hosts keep running
+                         (--purge: delete every host and the state dir too)
+
+Any number of services run side by side, each with its own state dir:
+each claims a provider network, a bridge and a port that no one else on
+the machine uses, and its clusters' hosts are cut off from other
+clusters' and reach only the service's port on this machine.
 
 Layout of --state-dir: server/ (etcd, certificates, registry), hosts/ (the
-local provider's hosts), admin.kubeconfig (what 'wharf cluster' uses),
-service.pid, service.log.`,
+local provider's hosts), network.json (the provider network it claimed),
+admin.kubeconfig (what 'wharf cluster' uses), service.pid, service.log.`,
 		Example: `  sudo wharf service start
   wharf cluster template create k8s-local --coe kubernetes --provider local
   wharf cluster create demo --template k8s-local --node-count 2 --wait
   sudo wharf service stop`,
 	}
-	cmd.AddCommand(newServiceRunCmd(g, stdio), newServiceStartCmd(g, stdio), newServiceStopCmd(stdio), newServiceStatusCmd(stdio))
+	cmd.AddCommand(newServiceRunCmd(g, stdio), newServiceStartCmd(g, stdio), newServiceStopCmd(g, stdio), newServiceStatusCmd(stdio))
 	return cmd
 }
 
 func newServiceRunCmd(g *globalFlags, stdio Stdio) *cobra.Command {
-	o := &serviceOptions{}
+	f := &serviceRunFlags{}
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the cluster service in the foreground (for systemd and other supervisors)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tuneGC()
-			return runService(cmd.Context(), g, stdio, o)
+			f.opts.Logger = g.logger(stdio.Err)
+			return clusterservice.Run(cmd.Context(), stdio.Err, f.opts)
 		},
 	}
-	o.register(cmd, true)
+	f.register(cmd, true)
 	return cmd
 }
 
-// runService runs the service until ctx ends or it fails.
-func runService(ctx context.Context, g *globalFlags, stdio Stdio, o *serviceOptions) error {
-	log := g.logger(stdio.Err)
-	opts := controlplane.Options{
-		Logger: log, DataDir: o.serverDir(), Listen: o.listen, TLSSANs: o.tlsSANs,
-		Service: true, ProviderNetwork: o.providerNetwork, HostsDir: filepath.Join(o.stateDir, "hosts"),
-	}
-	if !o.noController {
-		opts.ServiceController = clusterController
-	}
-	if opts.ServiceController == nil {
-		log.Warn("no cluster controller: clusters are stored but not built")
-	}
-	s, err := controlplane.Start(ctx, opts)
-	if err != nil {
-		return err
-	}
-	// A copy at the top of the state dir, where the CLI looks; written
-	// once the service is ready, so its presence means "started".
-	data, err := os.ReadFile(s.AdminKubeconfig)
-	if err == nil {
-		err = pki.WriteFile(o.kubeconfig(), data, 0o600)
-	}
-	if err != nil {
-		s.Stop()
-		return fmt.Errorf("write %s: %w", o.kubeconfig(), err)
-	}
-	// Run under a supervisor, the pid file lets status and stop find it too.
-	if err := os.WriteFile(o.proc().PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		log.Warn("pid file", "err", err)
-	}
-	pushBuiltinImages(ctx, log, o.kubeconfig())
-	fmt.Fprintf(stdio.Err, "wharf service ready at %s\nexport %s=%s\n", s.URL, serviceKubeconfigEnv, o.kubeconfig())
-	return s.Wait(ctx)
-}
-
 func newServiceStartCmd(g *globalFlags, stdio Stdio) *cobra.Command {
-	o := &serviceOptions{}
+	f := &serviceRunFlags{}
 	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Start the cluster service in the background and wait until it is ready",
@@ -145,197 +87,86 @@ func newServiceStartCmd(g *globalFlags, stdio Stdio) *cobra.Command {
 once it answers /readyz. Running it again while the service runs is harmless.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return startService(cmd.Context(), g, stdio, o)
+			start := time.Now()
+			f.opts.LogLevel = g.logLevel
+			url, err := clusterservice.Start(cmd.Context(), stdio.Out, f.opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Out, "service ready at %s in %s\n\n", url, since(start))
+			if kc, err := filepath.Abs((clusterservice.Options{StateDir: f.opts.StateDir}).Kubeconfig()); err == nil && kc != clusterservice.DefaultKubeconfig() {
+				fmt.Fprintf(stdio.Out, "  export %s=%s\n", clusterservice.KubeconfigEnv, kc)
+			}
+			fmt.Fprintf(stdio.Out, "  wharf cluster template create k8s-local --coe kubernetes --provider local\n  wharf cluster create demo --template k8s-local --wait\n")
+			return nil
 		},
 	}
-	o.register(cmd, true)
+	f.register(cmd, true)
 	return cmd
 }
 
-func startService(ctx context.Context, g *globalFlags, stdio Stdio, o *serviceOptions) error {
-	abs, err := filepath.Abs(o.stateDir)
-	if err != nil {
-		return err
-	}
-	o.stateDir = abs
-	p := o.proc()
-	if pid := p.Pid(); pid != 0 {
-		fmt.Fprintf(stdio.Out, "wharf service already running (pid %d)\n", pid)
-		return nil
-	}
-	// A kubeconfig left by an earlier run would pass for this one's.
-	if err := os.Remove(o.kubeconfig()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	bin, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find the wharf binary: %w", err)
-	}
-	args := []string{"service", "run", "--state-dir", o.stateDir, "--listen", o.listen,
-		"--provider-network", o.providerNetwork, "--log-level", g.logLevel}
-	for _, san := range o.tlsSANs {
-		args = append(args, "--tls-san", san)
-	}
-	if o.noController {
-		args = append(args, "--disable-cluster-controller")
-	}
-	start := time.Now()
-	pid, err := p.Start(bin, args...)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdio.Out, "wharf service started (pid %d, log %s)\n", pid, p.LogFile)
-	url, err := waitServiceReady(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdio.Out, "service ready at %s in %s\n", url, since(start))
-	fmt.Fprintln(stdio.Out)
-	if o.kubeconfig() != filepath.Join(defaultServiceStateDir, "admin.kubeconfig") {
-		fmt.Fprintf(stdio.Out, "  export %s=%s\n", serviceKubeconfigEnv, o.kubeconfig())
-	}
-	fmt.Fprintf(stdio.Out, "  wharf cluster template create k8s-local --coe kubernetes --provider local\n  wharf cluster create demo --template k8s-local --wait\n")
-	return nil
-}
-
-// waitServiceReady waits until the service wrote its kubeconfig and
-// answers /readyz; it returns the service's URL.
-func waitServiceReady(ctx context.Context, o *serviceOptions) (string, error) {
-	deadline := time.Now().Add(60 * time.Second)
-	last := errors.New("no kubeconfig yet")
-	for time.Now().Before(deadline) {
-		if o.proc().Pid() == 0 {
-			return "", fmt.Errorf("the service exited; its log:\n%s", bgproc.Tail(o.proc().LogFile, 20))
-		}
-		if url, err := serviceHealth(ctx, o.kubeconfig()); err == nil {
-			return url, nil
-		} else if !errors.Is(err, os.ErrNotExist) {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return "", fmt.Errorf("the service is not ready after 60s (%v); its log:\n%s", last, bgproc.Tail(o.proc().LogFile, 20))
-}
-
-// serviceHealth asks the service of a kubeconfig for /readyz.
-func serviceHealth(ctx context.Context, kubeconfig string) (url string, err error) {
-	if _, err := os.Stat(kubeconfig); err != nil {
-		return "", err
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return "", err
-	}
-	cfg.Timeout = 2 * time.Second
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return cfg.Host, err
-	}
-	_, err = c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-	return cfg.Host, err
-}
-
-func newServiceStopCmd(stdio Stdio) *cobra.Command {
-	o := &serviceOptions{}
+func newServiceStopCmd(g *globalFlags, stdio Stdio) *cobra.Command {
+	f := &serviceRunFlags{}
 	var purge bool
 	cmd := &cobra.Command{
 		Use:   "stop",
 		Short: "Stop the cluster service; clusters' hosts keep running (--purge: remove the service's every trace)",
 		Long: `Stop the cluster service. The clusters' hosts keep running and 'wharf
-service start' takes them back. With --purge, once no cluster is left
-('wharf cluster list'), the state dir and the provider bridge go too.`,
+service start' takes them back. With --purge, every host of every cluster
+goes too (whatever the cluster's state), then the provider network and
+the state dir; what cannot go is named and the state dir stays, so that
+running it again finishes the job.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p := o.proc()
-			pid := p.Pid()
+			pid, err := clusterservice.Stop(f.opts, 30*time.Second)
+			if err != nil {
+				return err
+			}
 			if pid == 0 {
-				os.Remove(p.PidFile)
 				fmt.Fprintln(stdio.Out, "wharf service is not running")
 			} else {
-				if err := p.Stop(30 * time.Second); err != nil {
-					return err
-				}
 				fmt.Fprintf(stdio.Out, "wharf service stopped (pid %d)\n", pid)
 			}
 			if !purge {
 				fmt.Fprintln(stdio.Out, "the clusters' hosts keep running; wharf service start takes them back")
 				return nil
 			}
-			return purgeService(cmd.Context(), stdio, o)
+			f.opts.Logger = g.logger(stdio.Err)
+			return clusterservice.Purge(cmd.Context(), stdio.Out, f.opts)
 		},
 	}
-	o.register(cmd, false)
-	cmd.Flags().BoolVar(&purge, "purge", false, "also remove the state dir and the provider bridge (only when no host is left)")
+	f.register(cmd, false)
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete every host of every cluster, the provider network and the state dir")
 	return cmd
 }
 
-// purgeService removes a stopped service's bridge and state dir, refusing
-// while hosts of clusters are still there.
-func purgeService(ctx context.Context, stdio Stdio, o *serviceOptions) error {
-	lp, err := localprovider.New(localprovider.Config{StateDir: filepath.Join(o.stateDir, "hosts"), Network: o.providerNetwork})
-	if err != nil {
-		return err
-	}
-	if err := lp.RemoveNetwork(ctx); err != nil {
-		return fmt.Errorf("%w: delete the clusters first (start the service, wharf cluster delete NAME --wait)", err)
-	}
-	if err := os.RemoveAll(o.stateDir); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdio.Out, "purged %s and the provider bridge\n", o.stateDir)
-	return nil
-}
-
 func newServiceStatusCmd(stdio Stdio) *cobra.Command {
-	o := &serviceOptions{}
+	f := &serviceRunFlags{}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show whether the cluster service runs: pid, URL and health (fails when it does not)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pid := o.proc().Pid()
-			if pid == 0 {
-				return fmt.Errorf("wharf service is not running (no live pid in %s)", o.proc().PidFile)
+			st, err := clusterservice.GetStatus(cmd.Context(), f.opts)
+			if err != nil {
+				return err
 			}
 			health := "ok"
-			url, err := serviceHealth(cmd.Context(), o.kubeconfig())
-			if err != nil {
-				health = "not ready: " + shortErr(err)
+			if st.Health != nil {
+				health = "not ready: " + shortErr(st.Health)
 			}
-			fmt.Fprintf(stdio.Out, "pid:        %d\nurl:        %s\nhealth:     %s\nkubeconfig: %s\nlog:        %s\n",
-				pid, url, health, o.kubeconfig(), o.proc().LogFile)
-			if err != nil {
-				return fmt.Errorf("wharf service (pid %d) is not ready", pid)
+			network := st.Network
+			if network == "" {
+				network = "none claimed"
+			}
+			fmt.Fprintf(stdio.Out, "pid:        %d\nurl:        %s\nhealth:     %s\nnetwork:    %s\nkubeconfig: %s\nlog:        %s\n",
+				st.PID, st.URL, health, network, st.Kubeconfig, st.Log)
+			if st.Health != nil {
+				return fmt.Errorf("wharf service (pid %d) is not ready", st.PID)
 			}
 			return nil
 		},
 	}
-	o.register(cmd, false)
+	f.register(cmd, false)
 	return cmd
-}
-
-// pushBuiltinImages pushes the images every cluster needs (the pause image
-// above all) from images/ next to the wharf binary, where `make build`
-// puts them, so that clusters can run pods without a push by hand.
-func pushBuiltinImages(ctx context.Context, log *slog.Logger, kubeconfig string) {
-	exe, err := os.Executable()
-	if err != nil {
-		return
-	}
-	tarballs, _ := filepath.Glob(filepath.Join(filepath.Dir(exe), "images", "*.tar"))
-	if len(tarballs) == 0 {
-		log.Warn("no built-in images next to the binary: push them with `wharf image push` (make build makes them)")
-		return
-	}
-	r, err := images.RemoteFor(kubeconfig)
-	if err == nil {
-		err = images.PushFiles(ctx, io.Discard, r, tarballs, "")
-	}
-	if err != nil {
-		log.Warn("pushing the built-in images", "err", err)
-	}
 }

@@ -16,14 +16,15 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	wharfclient "wharf.dev/wharf/internal/client/wharf"
+	"wharf.dev/wharf/internal/clusterservice"
 )
 
 // How the cluster commands find the service: --service-kubeconfig, else
 // $WHARF_SERVICE_KUBECONFIG, else the file `wharf service start` writes
 // in the default state dir.
 const (
-	defaultServiceStateDir = "/var/lib/wharf-service"
-	serviceKubeconfigEnv   = "WHARF_SERVICE_KUBECONFIG"
+	defaultServiceStateDir = clusterservice.DefaultStateDir
+	serviceKubeconfigEnv   = clusterservice.KubeconfigEnv
 )
 
 // serviceFlags are the flags every command talking to the service has.

@@ -5,7 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"wharf.dev/wharf/internal/agent"
 	"wharf.dev/wharf/internal/up"
+	"wharf.dev/wharf/internal/wire"
 )
 
 const defaultStateDir = "/var/lib/wharf"
@@ -21,10 +23,13 @@ what is missing (running it again is harmless).
 
 The server and the agent run in the background with pid files under
 <state-dir>/run and logs under <state-dir>/log; the agent starts containerd.
+Several state dirs run side by side: the first run of each chooses ranges,
+ports, a bridge and a cgroup that no one else on this machine uses and
+records them in <state-dir>/cluster.json.
 The built-in images (pause, testapp, busybox; 'make build' makes them) are
 pushed to the cluster's registry. wharf up returns once the node is Ready and
 prints the kubeconfig to use. Needs root and the Debian packages containerd,
-runc, containernetworking-plugins and iptables.`,
+runc and iptables (crun, when installed, runs the containers).`,
 		Example: `  sudo wharf up
   export KUBECONFIG=/var/lib/wharf/server/admin.kubeconfig
   kubectl apply -f examples/hello/
@@ -46,10 +51,13 @@ runc, containernetworking-plugins and iptables.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.StateDir, "state-dir", defaultStateDir, "directory for everything the cluster keeps")
-	f.StringVar(&o.Listen, "listen", "127.0.0.1:6443", "the server's HTTPS address")
+	f.StringVar(&o.Listen, "listen", "", "the server's HTTPS address (default: the first run's, else 127.0.0.1:6443 if free, else a free port)")
 	f.StringVar(&o.NodeName, "node-name", "", "the node's name (default: the host name)")
 	f.StringVar(&o.NodeIP, "node-ip", "", "the node's address (default: the address of the interface with the default route)")
-	f.StringVar(&o.AgentListen, "agent-listen", "", "the agent's HTTPS address for logs and exec (default 0.0.0.0:10250)")
+	f.StringVar(&o.AgentListen, "agent-listen", "", "the agent's HTTPS address for logs and exec (default: the first run's, else 0.0.0.0:10250 if free, else a free port)")
+	f.StringVar(&o.ClusterCIDR, "cluster-cidr", "", "the pods' range (default: the first run's, else "+wire.DefaultClusterCIDR+" if free, else a free /16)")
+	f.StringVar(&o.ServiceCIDR, "service-cidr", "", "the services' range (default: the first run's, else "+wire.DefaultServiceCIDR+" if free, else a free /16)")
+	f.StringVar(&o.ResolvConf, "resolv-conf", agent.DefaultResolvConf, `resolver configuration of pods with dnsPolicy Default ("": no nameserver)`)
 	f.StringVar(&o.ImagesDir, "images", "", "directory of the built-in image tarballs (default: images/ next to the wharf binary)")
 	f.BoolVar(&foreground, "foreground", false, "stay attached, showing the server's and agent's logs; stop the cluster (keeping its data) on Ctrl-C")
 	return cmd
@@ -63,8 +71,9 @@ func newDownCmd(g *globalFlags, stdio Stdio) *cobra.Command {
 		Short: "Stop the cluster wharf up started; --purge also removes its data and every trace",
 		Long: `Stop the agent, every pod, containerd and the server of the cluster in
 --state-dir. Its data stays, so wharf up brings the same cluster back; with
---purge the state dir, mounts, cgroups, the pods' bridge and iptables rules go
-too, and nothing is left behind.`,
+--purge the state dir, mounts, cgroups, the pods' bridge, iptables rules and
+routes go too, and nothing is left behind; what cannot go is named and the
+state dir stays, so that running it again finishes the job.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			g.logger(stdio.Err)

@@ -16,8 +16,8 @@ import (
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/client/wharf"
-	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Defaults of Config's timing knobs.
@@ -100,7 +100,7 @@ func (cfg *Config) setDefaults() {
 // ConfigFromService is the Config of a controller running in a `wharf
 // service` process (controlplane.Options.ServiceController): its clients
 // are the service's loopback ones, its registry the service's.
-func ConfigFromService(env controlplane.ServiceEnv, providers map[string]provider.Provider) (Config, error) {
+func ConfigFromService(env wire.ServiceEnv, providers map[string]provider.Provider) (Config, error) {
 	kube, err := kubernetes.NewForConfig(env.Loopback)
 	if err != nil {
 		return Config{}, fmt.Errorf("cluster controller: %w", err)

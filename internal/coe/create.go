@@ -132,8 +132,11 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if err != nil {
 		return err
 	}
-	if err := c.waitAPI(ctx, kube, specs.apiAddress); err != nil {
-		return failStep(stepControlPlane, nil, err)
+	wctx, stop := c.watchHosts(ctx, e, masterPlan.names())
+	err = c.waitAPI(wctx, kube, specs.apiAddress)
+	stop()
+	if err != nil {
+		return failStep(stepControlPlane, faultsOf(err), err)
 	}
 	version, err := kube.Discovery().ServerVersion()
 	if err != nil {
@@ -161,10 +164,12 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}); err != nil {
 		return err
 	}
-	nodes, err := waitNodes(ctx, kube, names)
+	wctx, stop = c.watchHosts(ctx, e, names)
+	nodes, err := waitNodes(wctx, kube, names)
+	stop()
 	if err != nil {
-		var faults map[string]string
-		if ne := (*nodesError)(nil); errors.As(err, &ne) {
+		faults := faultsOf(err)
+		if ne := (*nodesError)(nil); faults == nil && errors.As(err, &ne) {
 			faults = ne.reasons
 		}
 		return failStep(stepNodesReady, faults, err)

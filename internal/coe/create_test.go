@@ -12,6 +12,7 @@ import (
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/wire"
 )
 
 func TestCreate(t *testing.T) {
@@ -88,7 +89,7 @@ func TestCreate(t *testing.T) {
 			if err != nil || !metav1.IsControlledBy(s, cl) {
 				t.Errorf("credentials secret: %v, owners %v", err, s.OwnerReferences)
 			}
-			if _, err := e.svc.Client.CoreV1().Secrets(pullTokenNamespace).Get(e.ctx, pullTokenName(cl.UID), metav1.GetOptions{}); err != nil {
+			if _, err := e.svc.Client.CoreV1().Secrets(wire.NodeTokenNamespace).Get(e.ctx, pullTokenName(cl.UID), metav1.GetOptions{}); err != nil {
 				t.Errorf("pull token: %v", err)
 			}
 			checkSpecs(t, e, cl, hosts)
@@ -105,13 +106,13 @@ func checkSpecs(t *testing.T, e *testEnv, cl *wharfv1.Cluster, hosts []provider.
 		var files []string
 		if h.Role == provider.RoleMaster {
 			want = []string{"server", "--data-dir", h.StateDir + "/server", "--listen", fmt.Sprintf("%s:%d", h.Address, apiPort),
-				"--advertise-address", h.Address, "--cluster-cidr", controlplane.DefaultClusterCIDR, "--service-cidr", controlplane.DefaultServiceCIDR}
+				"--advertise-address", h.Address, "--cluster-cidr", wire.DefaultClusterCIDR, "--service-cidr", wire.DefaultServiceCIDR}
 			files = []string{"server/pki/ca.crt", "server/pki/ca.key", "server/tokens.json"}
 		} else {
 			cr, _ := parseCredentialsOf(t, e, cl)
 			want = []string{"agent", "--server", cl.Status.APIAddress, "--token", cr.joinToken, "--state-dir", h.StateDir + "/agent",
 				"--node-name", h.Name, "--node-ip", h.Address, "--cgroup-root", "/wharf/" + ref.Key() + "/" + h.Name,
-				"--cluster-cidr", controlplane.DefaultClusterCIDR,
+				"--cluster-cidr", wire.DefaultClusterCIDR, "--service-cidr", wire.DefaultServiceCIDR,
 				"--registry-url", "https://" + e.prov.ServiceAddress() + ":7443",
 				"--registry-ca-file", h.StateDir + "/registry/ca.crt", "--registry-token-file", h.StateDir + "/registry/token"}
 			files = []string{fileRegistryCA, fileRegistryToken}

@@ -3,9 +3,7 @@ package coe
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -19,8 +17,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
-	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/pki"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Keys of the credentials Secret (docs/service.md).
@@ -31,20 +29,22 @@ const (
 	keyJoinSecret = "join-secret"
 )
 
-// pullTokenNamespace holds the service's node tokens: a cluster's workers
-// pull from the service's registry as the node "cluster-<uid>".
-const pullTokenNamespace = "kube-system"
-
 // credentials are a cluster's CA and tokens.
 type credentials struct {
 	caPEM, caKeyPEM        []byte
 	adminToken, joinSecret string
-	// joinToken is what agents join with: wharf1.<sha256 of the CA>.<secret>.
+	// joinToken is what agents join with (wire.JoinToken).
 	joinToken string
 }
 
 func credentialsName(cluster string) string { return cluster + "-credentials" }
-func pullTokenName(uid types.UID) string    { return "node-token-cluster-" + string(uid) }
+
+// pullTokenNode is the node a cluster's workers pull from the service's
+// registry as: their token is a node token of the service.
+func pullTokenNode(uid types.UID) string { return "cluster-" + string(uid) }
+
+// pullTokenName names the Secret of a cluster's pull token.
+func pullTokenName(uid types.UID) string { return wire.NodeTokenSecretName(pullTokenNode(uid)) }
 
 // ensureCredentials loads the cluster's credentials Secret, making it on
 // first use. The Secret is owned by the Cluster; one left by an earlier
@@ -124,12 +124,11 @@ func parseCredentials(data map[string][]byte) (*credentials, error) {
 	if len(cr.caKeyPEM) == 0 || cr.adminToken == "" || cr.joinSecret == "" {
 		return nil, errors.New("incomplete credentials: want ca.crt, ca.key, admin-token and join-secret")
 	}
-	block, _ := pem.Decode(cr.caPEM)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("ca.crt: no PEM certificate")
+	hash, err := wire.CAHash(cr.caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca.crt: %w", err)
 	}
-	sum := sha256.Sum256(block.Bytes)
-	cr.joinToken = "wharf1." + hex.EncodeToString(sum[:]) + "." + cr.joinSecret
+	cr.joinToken = wire.JoinToken{CAHash: hash, Secret: cr.joinSecret}.String()
 	return cr, nil
 }
 
@@ -146,22 +145,19 @@ func (c *Controller) ensurePullToken(ctx context.Context, cl *wharfv1.Cluster) (
 	if c.cfg.RegistryURL == "" || len(c.cfg.RegistryCA) == 0 {
 		return "", nil
 	}
-	secrets := c.cfg.Kube.CoreV1().Secrets(pullTokenNamespace)
-	name, node := pullTokenName(cl.UID), "cluster-"+string(cl.UID)
+	secrets := c.cfg.Kube.CoreV1().Secrets(wire.NodeTokenNamespace)
+	node, name := pullTokenNode(cl.UID), pullTokenName(cl.UID)
 	s, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		s, err = secrets.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: pullTokenNamespace,
-				Labels: map[string]string{"wharf.dev/cluster": cl.Name, "wharf.dev/cluster-namespace": cl.Namespace}},
-			Type: controlplane.NodeTokenSecretType,
-			Data: map[string][]byte{"token": []byte("wharfnode." + node + "." + randomToken()), "node": []byte(node)},
-		}, metav1.CreateOptions{})
+		secret := wire.NodeTokenSecret(node, wire.NodeToken(node, randomToken()))
+		secret.Labels = map[string]string{"wharf.dev/cluster": cl.Name, "wharf.dev/cluster-namespace": cl.Namespace}
+		s, err = secrets.Create(ctx, secret, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			s, err = secrets.Get(ctx, name, metav1.GetOptions{})
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("pull token %s/%s: %w", pullTokenNamespace, name, err)
+		return "", fmt.Errorf("pull token %s/%s: %w", wire.NodeTokenNamespace, name, err)
 	}
 	return string(s.Data["token"]), nil
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // delete removes everything a cluster has, whatever state it is in:
@@ -98,7 +99,7 @@ func (c *Controller) deleteEverything(ctx context.Context, cl *wharfv1.Cluster) 
 		}
 	}
 	secrets := c.cfg.Kube.CoreV1().Secrets
-	if err := ignoreNotFound(secrets(pullTokenNamespace).Delete(ctx, pullTokenName(cl.UID), metav1.DeleteOptions{})); err != nil {
+	if err := ignoreNotFound(secrets(wire.NodeTokenNamespace).Delete(ctx, pullTokenName(cl.UID), metav1.DeleteOptions{})); err != nil {
 		return "pull token", nil, err
 	}
 	// The credentials and default groups are the Cluster's and would go

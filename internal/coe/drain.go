@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
-	"wharf.dev/wharf/internal/controlplane"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // drainPoll is how often a drain looks for the pods it evicted.
@@ -54,7 +54,7 @@ func forgetNode(ctx context.Context, kube kubernetes.Interface, name string) err
 	if err := kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete node %q: %w", name, err)
 	}
-	return controlplane.RevokeNodeToken(ctx, kube, name)
+	return wire.RevokeNodeToken(ctx, kube, name)
 }
 
 // drain cordons a node and evicts its pods through the eviction

@@ -11,6 +11,7 @@ import (
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/provider/fake"
 	"wharf.dev/wharf/internal/testserver"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // A create that fails half-way says why and where, and delete still
@@ -91,7 +92,7 @@ func (e *testEnv) deleteCluster(name string) {
 	if _, err := secrets(ns).Get(e.ctx, credentialsName(name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		e.t.Errorf("credentials secret: %v, want NotFound", err)
 	}
-	if _, err := secrets(pullTokenNamespace).Get(e.ctx, pullTokenName(cl.UID), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := secrets(wire.NodeTokenNamespace).Get(e.ctx, pullTokenName(cl.UID), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		e.t.Errorf("pull token secret: %v, want NotFound", err)
 	}
 	groups, err := e.wc.NodeGroups(ns).List(e.ctx, metav1.ListOptions{})
@@ -119,4 +120,46 @@ func TestDelete(t *testing.T) {
 		t.Fatalf("%d hosts, want 3", n)
 	}
 	e.deleteCluster("d1")
+}
+
+// TestCreateFailsFast: a host whose process dies (the provider says why)
+// or a control plane that answers with another CA fails the create with
+// that reason long before its timeout.
+func TestCreateFailsFast(t *testing.T) {
+	tests := []struct {
+		name   string
+		inject func(e *testEnv)
+		step   string
+		fault  string
+		why    string
+	}{{
+		name:   "ff1",
+		inject: func(e *testEnv) { e.prov.CrashOnStart("ff1-master-0", "killed by the OOM killer (memory limit 8Mi)") },
+		step:   "control plane ready", fault: "ff1-master-0", why: "OOM killer",
+	}, {
+		name:   "ff2",
+		inject: func(e *testEnv) { e.prov.CrashOnStart("ff2-node-1", "exited: bind: address already in use") },
+		step:   "nodes ready", fault: "ff2-node-1", why: "address already in use",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			tt.inject(e)
+			e.start()
+			// The timeout is far off: only a fast failure passes.
+			e.createCluster(tt.name, 2, func(cl *wharfv1.Cluster) {
+				cl.Spec.CreateTimeout = &metav1.Duration{Duration: 10 * time.Minute}
+			})
+			cl := e.waitStatus(tt.name, wharfv1.StatusCreateFailed)
+			if !strings.Contains(cl.Status.StatusReason, tt.step) || !strings.Contains(cl.Status.StatusReason, tt.why) {
+				t.Errorf("statusReason %q, want the step %q and %q", cl.Status.StatusReason, tt.step, tt.why)
+			}
+			if f := cl.Status.Faults[tt.fault]; !strings.Contains(f, tt.why) {
+				t.Errorf("faults %v: want %q with %q", cl.Status.Faults, tt.fault, tt.why)
+			}
+			if strings.Contains(cl.Status.StatusReason, "timed out") {
+				t.Errorf("statusReason %q: a fault, not a timeout", cl.Status.StatusReason)
+			}
+		})
+	}
 }

@@ -161,10 +161,17 @@ func (c *Controller) apply(ctx context.Context, kube kubernetes.Interface, e *en
 	if len(wait) > 0 {
 		if kube == nil {
 			u.err = fmt.Errorf("the cluster has no API address to see its nodes at")
-		} else if _, err := waitNodes(ctx, kube, wait); err != nil {
-			u.err = err
-			if ne, ok := err.(*nodesError); ok {
-				for n, r := range ne.reasons {
+		} else {
+			wctx, stop := c.watchHosts(ctx, e, wait)
+			_, err := waitNodes(wctx, kube, wait)
+			stop()
+			if err != nil {
+				u.err = err
+				reasons := faultsOf(err)
+				if ne, ok := err.(*nodesError); ok && reasons == nil {
+					reasons = ne.reasons
+				}
+				for n, r := range reasons {
 					errs[n] = fmt.Errorf("%s", r)
 				}
 			}

@@ -37,7 +37,7 @@ func startAgent(log *slog.Logger, args []string) (func(), error) {
 	stateDir := fs.String("state-dir", "", "")
 	name := fs.String("node-name", "", "")
 	ip := fs.String("node-ip", "", "")
-	for _, f := range []string{"cgroup-root", "cluster-cidr", "registry-url", "registry-ca-file", "registry-token-file"} {
+	for _, f := range []string{"cgroup-root", "cluster-cidr", "service-cidr", "resolv-conf", "registry-url", "registry-ca-file", "registry-token-file"} {
 		fs.String(f, "", "")
 	}
 	if err := fs.Parse(args); err != nil {

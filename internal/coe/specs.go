@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"sync"
 
-	"wharf.dev/wharf/internal/controlplane"
+	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // What runs on hosts, as docs/service.md fixes it.
@@ -18,6 +19,7 @@ import (
 const (
 	fileRegistryCA    = "registry/ca.crt"
 	fileRegistryToken = "registry/token"
+	fileResolvConf    = "resolv.conf"
 )
 
 // hostSpecs holds what a cluster's host specs are made from.
@@ -42,10 +44,10 @@ func (c *Controller) specsFor(e *env, cr *credentials, apiAddress, pullToken str
 func (s *hostSpecs) cidrs() (pods, services string) {
 	pods, services = s.e.tmpl.Network.PodCIDR, s.e.tmpl.Network.ServiceCIDR
 	if pods == "" {
-		pods = controlplane.DefaultClusterCIDR
+		pods = wire.DefaultClusterCIDR
 	}
 	if services == "" {
-		services = controlplane.DefaultServiceCIDR
+		services = wire.DefaultServiceCIDR
 	}
 	return pods, services
 }
@@ -82,7 +84,7 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 // worker is a node: a wharf agent that joins the cluster and pulls from
 // the service's registry.
 func (s *hostSpecs) worker(name string) provider.HostSpec {
-	pods, _ := s.cidrs()
+	pods, services := s.cidrs()
 	spec := s.base(name, provider.RoleWorker)
 	spec.Args = []string{"agent",
 		"--server", s.apiAddress,
@@ -92,9 +94,21 @@ func (s *hostSpecs) worker(name string) provider.HostSpec {
 		"--node-ip", "$(HOST_IP)",
 		"--cgroup-root", "/wharf/" + s.e.ref.Key() + "/" + name,
 		"--cluster-cidr", pods,
+		"--service-cidr", services,
+	}
+	spec.Files = map[string][]byte{}
+	// The template's resolver (Magnum's dns_nameserver); none given: the
+	// host's own resolv.conf, the agent's default.
+	switch ns := s.e.tmpl.Network.DNSNameserver; ns {
+	case "":
+	case wharfv1.DNSNameserverNone:
+		spec.Args = append(spec.Args, "--resolv-conf=")
+	default:
+		spec.Files[fileResolvConf] = []byte("nameserver " + ns + "\n")
+		spec.Args = append(spec.Args, "--resolv-conf", "$(STATE_DIR)/"+fileResolvConf)
 	}
 	if s.registry != "" {
-		spec.Files = map[string][]byte{fileRegistryCA: s.registryCA, fileRegistryToken: []byte(s.pullToken)}
+		spec.Files[fileRegistryCA], spec.Files[fileRegistryToken] = s.registryCA, []byte(s.pullToken)
 		spec.Args = append(spec.Args,
 			"--registry-url", s.registry,
 			"--registry-ca-file", "$(STATE_DIR)/"+fileRegistryCA,

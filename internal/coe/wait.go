@@ -36,6 +36,9 @@ func (c *Controller) waitAPI(ctx context.Context, kube kubernetes.Interface, add
 		if err == nil {
 			return nil
 		}
+		if permanentAPIError(err) {
+			return fmt.Errorf("API at %s is not this cluster's: %w", address, err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("API at %s not ready (last answer: %v): %w", address, err, context.Cause(ctx))

@@ -33,12 +33,7 @@ func Cleanup(ctx context.Context, stateDir, cgroupRoot string) error {
 	if aerr != nil {
 		return errors.Join(err, aerr)
 	}
-	// Never RemoveAll through a mount that is still there: it could be
-	// a bind mount of something that is not ours.
-	if left, merr := mountinfo.Under(abs); merr != nil || len(left) > 0 {
-		return errors.Join(err, fmt.Errorf("cleanup state dir: not removed, still mounted: %v %v", left, merr))
-	}
-	if rerr := os.RemoveAll(abs); rerr != nil {
+	if rerr := mountinfo.RemoveAll(abs); rerr != nil {
 		return errors.Join(err, fmt.Errorf("cleanup state dir: %w", rerr))
 	}
 	return err

@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+
+	"wharf.dev/wharf/internal/wire"
 )
 
 // maxSocketPath is the limit of sun_path (108 bytes with the NUL).
@@ -41,7 +43,8 @@ type Config struct {
 	// Registries maps a registry alias host (registry.wharf.local) to the
 	// endpoints that serve it, tried in order.
 	Registries map[string][]Endpoint
-	// CNIConfDir defaults to StateDir/cni/net.d.
+	// CNIConfDir defaults to StateDir/cni/net.d (wire.CNIConfDir), where
+	// the agent writes the conflist.
 	CNIConfDir string
 	// CNIBinDir is where containerd runs CNI plugins from; default
 	// StateDir/cni/bin, where the agent installs wharf-cni.
@@ -115,7 +118,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.StateDir = abs
 	if c.CNIConfDir == "" {
-		c.CNIConfDir = filepath.Join(c.StateDir, "cni", "net.d")
+		c.CNIConfDir = filepath.Join(c.StateDir, wire.CNIConfDir)
 	}
 	if c.CNIBinDir == "" {
 		c.CNIBinDir = filepath.Join(c.StateDir, "cni", "bin")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"wharf.dev/wharf/internal/cgroups"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // needContainerd skips unless the test can run a real containerd.
@@ -135,17 +137,15 @@ func TestStartAdoptRestartStop(t *testing.T) {
 // waitPid waits until d runs a containerd other than old that answers CRI.
 func waitPid(t *testing.T, d *Daemon, old int) int {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if pid := d.Pid(); pid != old {
-			if _, err := criVersion(context.Background(), d.Socket(), time.Second); err == nil {
-				return pid
-			}
+	var pid int
+	testwait.For(t, fmt.Sprintf("containerd %d replaced by one that answers CRI", old), func() (bool, string) {
+		if pid = d.Pid(); pid == old {
+			return false, "still the old pid"
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("containerd %d was not replaced", old)
-	return 0
+		_, err := criVersion(context.Background(), d.Socket(), time.Second)
+		return err == nil, fmt.Sprintf("pid %d: %v", pid, err)
+	})
+	return pid
 }
 
 // BenchmarkStartToCRIReady starts a fresh host's containerd per iteration

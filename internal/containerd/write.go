@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -132,27 +133,56 @@ func writeHosts(certsDir string, registries map[string][]Endpoint) error {
 	return nil
 }
 
-// renderHosts is one alias's hosts.toml. containerd 1.6.20 sends the
-// [host."…".header] entries on every request to that host, so a static
+// renderHosts is one alias's hosts.toml: every endpoint as a host, tried
+// in order, and the last one again as the file's "server", containerd's
+// fallback after the hosts; without it the fallback is https://<alias>,
+// and the alias (registry.wharf.local) would be looked up through the
+// machine's resolver whenever an image is missing. (containerd 1.6.20
+// refuses a file without a host table, so the server cannot stand alone.)
+// It sends the header entries on every request to that host, so a static
 // bearer token works without a credential helper.
 func renderHosts(alias string, eps []Endpoint) (string, error) {
+	if len(eps) == 0 {
+		return "", errors.New("no endpoint: containerd would look the alias up itself")
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by wharf.\nserver = %s\n", q("https://"+alias))
-	for _, ep := range eps {
+	b.WriteString("# Written by wharf.\n")
+	host := func(table string, ep Endpoint) error {
 		u, err := url.Parse(ep.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return "", fmt.Errorf("endpoint %q: want http(s)://host[:port]", ep.URL)
+			return fmt.Errorf("endpoint %q: want http(s)://host[:port]", ep.URL)
 		}
-		key := fmt.Sprintf("host.%s", q(ep.URL))
-		fmt.Fprintf(&b, "\n[%s]\n  capabilities = [\"pull\", \"resolve\"]\n", key)
+		indent := ""
+		if table != "" {
+			fmt.Fprintf(&b, "\n[%s]\n", table)
+			indent = "  "
+		}
+		fmt.Fprintf(&b, "%scapabilities = [\"pull\", \"resolve\"]\n", indent)
 		if path := strings.TrimSuffix(u.Path, "/"); path != "" && path != "/v2" {
-			b.WriteString("  override_path = true\n")
+			fmt.Fprintf(&b, "%soverride_path = true\n", indent)
 		}
 		if ep.CAFile != "" {
-			fmt.Fprintf(&b, "  ca = %s\n", q(ep.CAFile))
+			fmt.Fprintf(&b, "%sca = %s\n", indent, q(ep.CAFile))
 		}
 		if ep.BearerToken != "" {
-			fmt.Fprintf(&b, "[%s.header]\n  Authorization = [%s]\n", key, q("Bearer "+ep.BearerToken))
+			header := "header"
+			if table != "" {
+				header = table + ".header"
+			}
+			fmt.Fprintf(&b, "[%s]\n  Authorization = [%s]\n", header, q("Bearer "+ep.BearerToken))
+		}
+		return nil
+	}
+	last := eps[len(eps)-1]
+	fmt.Fprintf(&b, "server = %s\n", q(last.URL))
+	// The server's own settings are the file's top-level keys; its header
+	// table, if any, comes before the host tables.
+	if err := host("", last); err != nil {
+		return "", err
+	}
+	for _, ep := range eps {
+		if err := host("host."+q(ep.URL), ep); err != nil {
+			return "", err
 		}
 	}
 	return b.String(), nil

@@ -52,8 +52,15 @@ func TestWriteConfig(t *testing.T) {
 	}
 
 	hosts := read(t, filepath.Join(p.CertsDir, "registry.wharf.local", "hosts.toml"))
+	// The registry is reached by address only: containerd's fallback is
+	// the "server", which would otherwise be https://registry.wharf.local,
+	// looked up through the machine's resolver.
 	want := `# Written by wharf.
-server = "https://registry.wharf.local"
+server = "https://10.0.0.1:6443"
+capabilities = ["pull", "resolve"]
+ca = "/s/agent/ca.crt"
+[header]
+  Authorization = ["Bearer tok"]
 
 [host."https://10.0.0.1:6443"]
   capabilities = ["pull", "resolve"]
@@ -65,8 +72,8 @@ server = "https://registry.wharf.local"
 		t.Errorf("hosts.toml:\n%s\nwant:\n%s", hosts, want)
 	}
 	plain := read(t, filepath.Join(p.CertsDir, "plain.local", "hosts.toml"))
-	if !strings.Contains(plain, `[host."http://127.0.0.1:5000"]`) || !strings.Contains(plain, "override_path = true") ||
-		strings.Contains(plain, "Authorization") {
+	if !strings.Contains(plain, `[host."http://127.0.0.1:5000"]`) || !strings.Contains(plain, `server = "https://mirror.example/prefix"`) ||
+		!strings.Contains(plain, "override_path = true") || strings.Contains(plain, "Authorization") || strings.Contains(plain, "plain.local\"") {
 		t.Errorf("plain.local hosts.toml:\n%s", plain)
 	}
 	if fi, _ := os.Stat(filepath.Join(p.CertsDir, "registry.wharf.local", "hosts.toml")); fi.Mode().Perm() != 0o600 {

@@ -17,7 +17,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +32,7 @@ import (
 	"wharf.dev/wharf/internal/pki"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/storage"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Options configure a server.
@@ -48,15 +48,19 @@ type Options struct {
 	// EtcdServers selects an external etcd cluster instead of the embedded one.
 	EtcdServers []string
 	// NodeGracePeriod: a node whose lease is not renewed for this long is
-	// unreachable. EvictionTimeout: its pods are evicted after this.
+	// unreachable. EvictionTimeout: its pods are evicted after this. Zero
+	// keeps the defaults, 5 s and 3 s (the nodelifecycle package comment
+	// says why).
 	NodeGracePeriod time.Duration
 	EvictionTimeout time.Duration
 	// CompactionInterval: how often etcd history older than one interval is discarded.
 	CompactionInterval time.Duration
-	// ServiceCIDR is where services' cluster IPs come from.
+	// ServiceCIDR is where services' cluster IPs come from (default
+	// wire.DefaultServiceCIDR).
 	ServiceCIDR string
-	// ClusterCIDR is where nodes' pod CIDRs come from, NodeCIDRMaskSize
-	// long each (0: nodeipam.DefaultMaskSize).
+	// ClusterCIDR is where nodes' pod CIDRs come from (default
+	// wire.DefaultClusterCIDR), NodeCIDRMaskSize long each (0:
+	// nodeipam.DefaultMaskSize).
 	ClusterCIDR      string
 	NodeCIDRMaskSize int
 	// DisableControllers serves the API only (benchmarks of the API alone).
@@ -69,21 +73,19 @@ type Options struct {
 	// with the controllers.
 	Service bool
 	// ProviderNetwork is the local provider's host network (default
-	// DefaultProviderNetwork); its first address, the service address,
+	// wire.DefaultProviderNetwork); its first address, the service address,
 	// is added to TLSSANs. Service mode only.
 	ProviderNetwork string
 	// HostsDir is where providers keep hosts (default <data-dir>/hosts).
 	HostsDir string
 	// ServiceController runs the cluster controller; nil serves the API only.
-	ServiceController ServiceController
+	ServiceController wire.ServiceController
 }
 
-// Defaults for Options; see internal/controllers/nodelifecycle for why.
+// Defaults for Options; the address ranges' are in package wire.
 const (
 	DefaultListen             = "0.0.0.0:6443"
 	DefaultCompactionInterval = 5 * time.Minute
-	DefaultServiceCIDR        = "10.96.0.0/12"
-	DefaultClusterCIDR        = "10.244.0.0/16"
 )
 
 // Version is what /version reports. The minor picks the kubectl release
@@ -131,10 +133,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts.CompactionInterval = DefaultCompactionInterval
 	}
 	if opts.ServiceCIDR == "" {
-		opts.ServiceCIDR = DefaultServiceCIDR
+		opts.ServiceCIDR = wire.DefaultServiceCIDR
 	}
 	if opts.ClusterCIDR == "" {
-		opts.ClusterCIDR = DefaultClusterCIDR
+		opts.ClusterCIDR = wire.DefaultClusterCIDR
 	}
 	if opts.NodeCIDRMaskSize == 0 {
 		opts.NodeCIDRMaskSize = nodeipam.DefaultMaskSize
@@ -421,9 +423,8 @@ func randomToken() string {
 }
 
 // joinToken is what an agent needs to join: the CA's hash and a secret.
-// Format: wharf1.<sha256 of the CA certificate>.<secret>.
 func joinToken(ca *pki.CA, secret string) string {
-	return "wharf1." + strings.TrimPrefix(ca.Hash(), "sha256:") + "." + secret
+	return wire.JoinToken{CAHash: wire.CertHash(ca.Cert.Raw), Secret: secret}.String()
 }
 
 // nodeTransport is how the API server reaches agents (logs, exec): it

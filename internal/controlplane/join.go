@@ -16,34 +16,26 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
 
 	"wharf.dev/wharf/internal/apiserver"
-	"wharf.dev/wharf/internal/join"
+	"wharf.dev/wharf/internal/wire"
 )
 
-// Joining, as docs/agent.md fixes it: an agent checks the CA from
-// join.CAPath against the hash in its join token, then trades the token's
-// secret at join.Path for a node token and a serving certificate.
+// Joining, as docs/agent.md and package wire fix it: an agent checks the
+// CA from wire.CAPath against the hash in its join token, then trades the
+// token's secret at wire.JoinPath for a node token and a serving
+// certificate.
 const (
-	nodeTokenNamespace = "kube-system"
-	// A node token is "wharfnode.<node>.<secret>": the node name says which
-	// Secret to compare with, so authentication is one cache lookup.
-	nodeTokenPrefix = "wharfnode."
 	// bootstrappers is the group the join secret authenticates as.
 	bootstrappers = "system:bootstrappers"
 	maxAddresses  = 32
 )
 
-// NodeTokenSecretType is the type of the kube-system Secrets that hold node
-// tokens, one per node, named node-token-<node>.
-const NodeTokenSecretType corev1.SecretType = "wharf.dev/node-token"
-
 // joinRoutes serve agents joining the cluster.
 func (s *Server) joinRoutes() []apiserver.Route {
 	return []apiserver.Route{
-		{Pattern: join.CAPath, Public: true, Handler: http.HandlerFunc(s.serveCA)},
-		{Pattern: join.Path, Handler: http.HandlerFunc(s.serveJoin)},
+		{Pattern: wire.CAPath, Public: true, Handler: http.HandlerFunc(s.serveCA)},
+		{Pattern: wire.JoinPath, Handler: http.HandlerFunc(s.serveJoin)},
 	}
 }
 
@@ -69,7 +61,7 @@ func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, apierrors.NewForbidden(corev1.Resource("nodes"), "", fmt.Errorf("user %q may not join nodes: only the join token may", name)))
 		return
 	}
-	var req join.Request
+	var req wire.JoinRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
 		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("join request: %v", err)))
 		return
@@ -89,7 +81,7 @@ func (s *Server) serveJoin(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(resp)
 }
 
-func validateJoin(req join.Request) error {
+func validateJoin(req wire.JoinRequest) error {
 	if msgs := validation.IsDNS1123Subdomain(req.NodeName); len(msgs) > 0 {
 		return fmt.Errorf("node name %q: %s", req.NodeName, strings.Join(msgs, "; "))
 	}
@@ -106,14 +98,10 @@ func validateJoin(req join.Request) error {
 
 // join stores a new token for the node, replacing any earlier one, and
 // issues its serving certificate.
-func (s *Server) join(ctx context.Context, req join.Request) (*join.Response, error) {
-	token := nodeTokenPrefix + req.NodeName + "." + randomToken()
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: nodeTokenNamespace, Name: nodeTokenSecret(req.NodeName)},
-		Type:       NodeTokenSecretType,
-		Data:       map[string][]byte{"token": []byte(token), "node": []byte(req.NodeName)},
-	}
-	secrets := s.kube.CoreV1().Secrets(nodeTokenNamespace)
+func (s *Server) join(ctx context.Context, req wire.JoinRequest) (*wire.JoinResponse, error) {
+	token := wire.NodeToken(req.NodeName, randomToken())
+	secret := wire.NodeTokenSecret(req.NodeName, token)
+	secrets := s.kube.CoreV1().Secrets(wire.NodeTokenNamespace)
 	stored, err := secrets.Create(ctx, secret, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		var cur *corev1.Secret
@@ -134,7 +122,7 @@ func (s *Server) join(ctx context.Context, req join.Request) (*join.Response, er
 	if err != nil {
 		return nil, err
 	}
-	return &join.Response{Token: token, ServingCert: string(cert), ServingKey: string(key)}, nil
+	return &wire.JoinResponse{Token: token, ServingCert: string(cert), ServingKey: string(key)}, nil
 }
 
 // issueNodeServing signs a serving certificate for a node's agent, with the
@@ -160,22 +148,10 @@ func (s *Server) issueNodeServing(node string, hosts []string) (certPEM, keyPEM 
 	return certPEM, keyPEM, nil
 }
 
-func nodeTokenSecret(node string) string { return "node-token-" + node }
-
-// RevokeNodeToken deletes a node's token: its agent is refused from then
-// on, until it joins again. For nodes whose host is gone for good.
-func RevokeNodeToken(ctx context.Context, kube kubernetes.Interface, node string) error {
-	err := kube.CoreV1().Secrets(nodeTokenNamespace).Delete(ctx, nodeTokenSecret(node), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("revoke token of node %q: %w", node, err)
-	}
-	return nil
-}
-
 // nodeTokenKey is the storage key of a node's token Secret (see the
 // storage package for the key layout).
 func nodeTokenKey(node string) string {
-	return "/registry/core/secrets/" + nodeTokenNamespace + "/" + nodeTokenSecret(node)
+	return "/registry/core/secrets/" + wire.NodeTokenNamespace + "/" + wire.NodeTokenSecretName(node)
 }
 
 // authenticateNodeToken accepts the tokens join handed out. It reads the
@@ -185,13 +161,8 @@ func (s *Server) authenticateNodeToken(r *http.Request) (*apiserver.User, bool) 
 	if !ok {
 		return nil, false
 	}
-	rest, ok := strings.CutPrefix(tok, nodeTokenPrefix)
-	i := strings.LastIndexByte(rest, '.')
-	if !ok || i <= 0 {
-		return nil, false
-	}
-	node := rest[:i]
-	if len(validation.IsDNS1123Subdomain(node)) > 0 {
+	node, ok := wire.NodeOfToken(tok)
+	if !ok || len(validation.IsDNS1123Subdomain(node)) > 0 {
 		return nil, false
 	}
 	obj, err := s.store.Get(r.Context(), nodeTokenKey(node), "0")
@@ -199,7 +170,7 @@ func (s *Server) authenticateNodeToken(r *http.Request) (*apiserver.User, bool) 
 		return nil, false
 	}
 	secret, ok := obj.(*corev1.Secret)
-	if !ok || secret.Type != NodeTokenSecretType || subtle.ConstantTimeCompare(secret.Data["token"], []byte(tok)) != 1 {
+	if !ok || secret.Type != wire.NodeTokenSecretType || subtle.ConstantTimeCompare(secret.Data["token"], []byte(tok)) != 1 {
 		return nil, false
 	}
 	return &apiserver.User{Name: "system:node:" + node, Groups: []string{"system:nodes", "system:authenticated"}}, true

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"wharf.dev/wharf/internal/apiserver"
-	"wharf.dev/wharf/internal/join"
+	"wharf.dev/wharf/internal/wire"
 )
 
 func TestNodeTokenAuthentication(t *testing.T) {
@@ -23,7 +23,7 @@ func TestNodeTokenAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	resp, err := s.join(ctx, join.Request{NodeName: "n1.example", Addresses: []string{"10.0.0.1"}})
+	resp, err := s.join(ctx, wire.JoinRequest{NodeName: "n1.example", Addresses: []string{"10.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestNodeTokenAuthentication(t *testing.T) {
 	}
 
 	// Rejoining replaces the token; the Secret is the one docs/agent.md names.
-	again, err := s.join(ctx, join.Request{NodeName: "n1.example"})
+	again, err := s.join(ctx, wire.JoinRequest{NodeName: "n1.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,21 +62,21 @@ func TestNodeTokenAuthentication(t *testing.T) {
 		t.Error("after rejoining, the old token must fail and the new one work")
 	}
 	sec, err := s.kube.CoreV1().Secrets("kube-system").Get(ctx, "node-token-n1.example", metav1.GetOptions{})
-	if err != nil || sec.Type != NodeTokenSecretType || string(sec.Data["token"]) != again.Token {
+	if err != nil || sec.Type != wire.NodeTokenSecretType || string(sec.Data["token"]) != again.Token {
 		t.Errorf("token Secret: %v, %+v", err, sec)
 	}
 }
 
 func TestValidateJoin(t *testing.T) {
 	tests := []struct {
-		req join.Request
+		req wire.JoinRequest
 		ok  bool
 	}{
-		{join.Request{NodeName: "n1", Addresses: []string{"10.0.0.1", "n1.local", "::1"}}, true},
-		{join.Request{NodeName: "N_1"}, false},
-		{join.Request{NodeName: ""}, false},
-		{join.Request{NodeName: "n1", Addresses: []string{"not a host"}}, false},
-		{join.Request{NodeName: "n1", Addresses: make([]string, maxAddresses+1)}, false},
+		{wire.JoinRequest{NodeName: "n1", Addresses: []string{"10.0.0.1", "n1.local", "::1"}}, true},
+		{wire.JoinRequest{NodeName: "N_1"}, false},
+		{wire.JoinRequest{NodeName: ""}, false},
+		{wire.JoinRequest{NodeName: "n1", Addresses: []string{"not a host"}}, false},
+		{wire.JoinRequest{NodeName: "n1", Addresses: make([]string, maxAddresses+1)}, false},
 	}
 	for _, tt := range tests {
 		if err := validateJoin(tt.req); (err == nil) != tt.ok {

@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -13,46 +12,21 @@ import (
 	"k8s.io/client-go/rest"
 
 	"wharf.dev/wharf/internal/resources"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Service mode (`wharf service`, docs/service.md): the server also serves
 // wharf.dev/v1 and runs the cluster controller. The controller lives in
-// internal/coe, which builds on this package; so the caller hands it in
-// as Options.ServiceController and this package only starts it.
-
-// DefaultProviderNetwork is the local provider's host network.
-const DefaultProviderNetwork = "10.123.0.0/24"
-
-// ServiceEnv is what the cluster controller gets from the service it runs in.
-type ServiceEnv struct {
-	Logger *slog.Logger
-	// Loopback is the in-process client configuration (system:masters).
-	Loopback *rest.Config
-	// URL is where clients on this machine reach the service.
-	URL string
-	// CACertPEM is the service's CA: workers trust its registry with it.
-	CACertPEM []byte
-	// ProviderNetwork is the local provider's network; ServiceAddress its
-	// first address, where hosts reach the service, in the serving certificate.
-	ProviderNetwork string
-	ServiceAddress  string
-	// RegistryURL is the service's image registry as hosts reach it
-	// (https://<service address>:<port>).
-	RegistryURL string
-	// HostsDir is where providers keep hosts (S/hosts).
-	HostsDir string
-}
-
-// ServiceController runs the cluster controller until ctx ends; an error
-// stops the service. The lead wires coe.New(...).Run here.
-type ServiceController func(ctx context.Context, env ServiceEnv) error
+// internal/coe, which must not link the server; so the caller hands it in
+// as Options.ServiceController (a wire.ServiceController) and this package
+// only starts it with a wire.ServiceEnv.
 
 // ServiceAddress is the first address of a provider network: the bridge's,
 // where hosts reach the service.
 func ServiceAddress(providerNetwork string) (netip.Addr, error) {
 	p, err := netip.ParsePrefix(providerNetwork)
 	if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
-		return netip.Addr{}, fmt.Errorf("provider network %q: want an IPv4 CIDR of at least 4 addresses, e.g. %s", providerNetwork, DefaultProviderNetwork)
+		return netip.Addr{}, fmt.Errorf("provider network %q: want an IPv4 CIDR of at least 4 addresses, e.g. %s", providerNetwork, wire.DefaultProviderNetwork)
 	}
 	return p.Masked().Addr().Next(), nil
 }
@@ -64,7 +38,7 @@ func (o *Options) serviceDefaults() error {
 		return nil
 	}
 	if o.ProviderNetwork == "" {
-		o.ProviderNetwork = DefaultProviderNetwork
+		o.ProviderNetwork = wire.DefaultProviderNetwork
 	}
 	addr, err := ServiceAddress(o.ProviderNetwork)
 	if err != nil {
@@ -93,7 +67,7 @@ func (s *Server) startServiceController(ctx context.Context) {
 	}
 	addr, _ := ServiceAddress(o.ProviderNetwork) // checked by serviceDefaults
 	port := s.listener.Addr().(*net.TCPAddr).Port
-	env := ServiceEnv{
+	env := wire.ServiceEnv{
 		Logger:          s.log.With("component", "cluster-controller"),
 		Loopback:        rest.CopyConfig(s.Loopback),
 		URL:             s.URL,

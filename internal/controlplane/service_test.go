@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"k8s.io/client-go/kubernetes"
+
+	"wharf.dev/wharf/internal/wire"
 )
 
 // TestServiceMode: a service serves wharf.dev/v1, its certificate covers
@@ -23,10 +25,10 @@ func TestServiceMode(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	envs := make(chan ServiceEnv, 1)
+	envs := make(chan wire.ServiceEnv, 1)
 	s, err := Start(ctx, Options{DataDir: dir, Listen: "127.0.0.1:0", UnsafeNoFsync: true, Logger: slog.New(slog.DiscardHandler),
 		Service: true, ProviderNetwork: "10.99.0.0/24",
-		ServiceController: func(ctx context.Context, env ServiceEnv) error {
+		ServiceController: func(ctx context.Context, env wire.ServiceEnv) error {
 			envs <- env
 			<-ctx.Done()
 			return nil
@@ -38,11 +40,11 @@ func TestServiceMode(t *testing.T) {
 
 	env := <-envs
 	port := s.listener.Addr().(*net.TCPAddr).Port
-	want := ServiceEnv{
+	want := wire.ServiceEnv{
 		URL: s.URL, CACertPEM: s.ca.CertPEM, ProviderNetwork: "10.99.0.0/24", ServiceAddress: "10.99.0.1",
 		RegistryURL: "https://10.99.0.1:" + strconv.Itoa(port), HostsDir: filepath.Join(dir, "hosts"),
 	}
-	if diff := cmp.Diff(want, env, cmpopts.IgnoreFields(ServiceEnv{}, "Logger", "Loopback")); diff != "" {
+	if diff := cmp.Diff(want, env, cmpopts.IgnoreFields(wire.ServiceEnv{}, "Logger", "Loopback")); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}
 	if env.Loopback == nil || env.Loopback.Host == "" {

@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	utilexec "k8s.io/utils/exec"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // fakeRuntime answers a few calls the way containerd does.
@@ -99,16 +102,13 @@ func TestRuntimeRestart(t *testing.T) {
 
 	defer serve(t, socket)()
 	began := time.Now()
-	for {
+	testwait.For(t, "the client to work again", func() (bool, string) {
 		_, err := c.Version(ctx, "")
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrUnavailable) {
+		if err != nil && !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Version while the runtime comes back: %v", err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil, fmt.Sprint(err)
+	})
 	t.Logf("client back %v after the runtime", time.Since(began).Round(time.Millisecond))
 }
 

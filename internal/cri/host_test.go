@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/cri"
 	"wharf.dev/wharf/internal/cri/critest"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // runSleeper runs a pod with one sleeping container and returns the
@@ -72,21 +74,18 @@ func TestContainerdRestartKeepsPods(t *testing.T) {
 	began := time.Now()
 	syscall.Kill(old, syscall.SIGKILL)
 	failures := 0
-	for {
+	testwait.For(t, "CRI from a new containerd", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		_, err := h.Client.ContainerStatus(ctx, cid, false)
 		cancel()
-		if err == nil && h.Daemon.Pid() != old {
-			break
-		}
 		if err != nil {
 			if !errors.Is(err, cri.ErrUnavailable) {
 				t.Fatalf("during the restart: %v, want ErrUnavailable", err)
 			}
 			failures++
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err == nil && h.Daemon.Pid() != old, fmt.Sprintf("pid %d (killed %d): %v", h.Daemon.Pid(), old, err)
+	})
 	t.Logf("CRI back %v after SIGKILL (%d calls failed fast meanwhile)", time.Since(began).Round(time.Millisecond), failures)
 
 	if err := syscall.Kill(pid, 0); err != nil {

@@ -102,3 +102,18 @@ func SortDeepestFirst(paths []string) {
 		return strings.Count(paths[i], "/") > strings.Count(paths[j], "/")
 	})
 }
+
+// RemoveAll removes dir and everything below it, unless something is
+// still mounted at or below it: removing through a mount could remove
+// what is not the caller's (a bind mount of another directory).
+func RemoveAll(dir string) error {
+	if left, err := Under(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	} else if len(left) > 0 {
+		return fmt.Errorf("remove %s: still mounted below it: %v", dir, left)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}

@@ -67,6 +67,11 @@ type Host struct {
 	StateDir string
 	// Running: the host is up and its wharf process alive.
 	Running bool
+	// Fault, for a host that should run and does not (its process
+	// exited, or was killed by the OOM killer), says why, with the last
+	// lines of its log: waiting for such a host is pointless. Empty for a
+	// running host, one powered off, or where the provider cannot tell.
+	Fault string
 }
 
 // Provider makes and removes hosts. Every method is idempotent and safe

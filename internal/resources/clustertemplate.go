@@ -17,16 +17,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Values of a template's fields.
 const (
-	COEKubernetes  = "kubernetes"
-	ProviderLocal  = "local"
-	ProviderSSH    = "ssh"
-	DefaultPodCIDR = "10.244.0.0/16"
-	// DefaultServiceCIDR matches a wharf server's own default.
-	DefaultServiceCIDR = "10.96.0.0/12"
+	COEKubernetes = "kubernetes"
+	ProviderLocal = "local"
+	ProviderSSH   = "ssh"
 )
 
 var (
@@ -71,10 +69,10 @@ func defaultClusterTemplate(t *wharfv1.ClusterTemplate) {
 		s.Provider = ProviderLocal
 	}
 	if s.Network.PodCIDR == "" {
-		s.Network.PodCIDR = DefaultPodCIDR
+		s.Network.PodCIDR = wire.DefaultClusterCIDR
 	}
 	if s.Network.ServiceCIDR == "" {
-		s.Network.ServiceCIDR = DefaultServiceCIDR
+		s.Network.ServiceCIDR = wire.DefaultServiceCIDR
 	}
 	if s.SSH != nil && s.SSH.User == "" {
 		s.SSH.User = "root"
@@ -148,7 +146,7 @@ func validateNetwork(n wharfv1.Network, p *field.Path) field.ErrorList {
 		pfx, err := netip.ParsePrefix(c.v)
 		switch {
 		case err != nil || !pfx.Addr().Is4():
-			errs = append(errs, field.Invalid(p.Child(c.name), c.v, "must be an IPv4 CIDR, e.g. 10.244.0.0/16"))
+			errs = append(errs, field.Invalid(p.Child(c.name), c.v, "must be an IPv4 CIDR, e.g. "+wire.DefaultClusterCIDR))
 			continue
 		case pfx != pfx.Masked():
 			errs = append(errs, field.Invalid(p.Child(c.name), c.v, fmt.Sprintf("must be a network address (%s)", pfx.Masked())))
@@ -166,6 +164,11 @@ func validateNetwork(n wharfv1.Network, p *field.Path) field.ErrorList {
 			if a.pfx.Overlaps(b.pfx) {
 				errs = append(errs, field.Invalid(p.Child(b.name), b.v, fmt.Sprintf("overlaps %s %s", a.name, a.v)))
 			}
+		}
+	}
+	if ns := n.DNSNameserver; ns != "" && ns != wharfv1.DNSNameserverNone {
+		if a, err := netip.ParseAddr(ns); err != nil || !a.Is4() {
+			errs = append(errs, field.Invalid(p.Child("dnsNameserver"), ns, `must be an IPv4 address, or "none"`))
 		}
 	}
 	return errs

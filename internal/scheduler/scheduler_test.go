@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 var podsGVR = corev1.SchemeGroupVersion.WithResource("pods")
@@ -104,16 +106,10 @@ func (h *harness) bindAttempts(name string) int {
 	return h.attempts[name]
 }
 
-// waitFor polls a condition; the deadline only bounds a hung test.
+// waitFor waits until cond holds (testwait.For for a plain condition).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, what, func() (bool, string) { return cond(), "not yet" })
 }
 
 func (h *harness) waitBound(t *testing.T, names ...string) map[string]string {

@@ -1,11 +1,13 @@
 package testserver
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -107,4 +109,23 @@ func WaitFor(t testing.TB, what string, d time.Duration, cond func() (bool, erro
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s: not after %s (last: %v)", what, d, last)
+}
+
+// Output collects what a running command writes, for a test to read
+// while it runs: kubectl get -w, logs -f.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }

@@ -11,11 +11,14 @@ import (
 // Timeout only bounds a hung test; a condition that holds returns at once.
 const Timeout = 30 * time.Second
 
-// For polls cond every 10 ms until it holds, and fails the test after
-// Timeout with what and the detail cond last gave.
+// For polls cond until it holds, and fails the test after Timeout with
+// what and the detail cond last gave. It polls every millisecond at
+// first, backing off to every 10 ms: most conditions hold within a few
+// milliseconds, and tests wait for them often.
 func For(t testing.TB, what string, cond func() (ok bool, detail string)) {
 	t.Helper()
 	deadline := time.Now().Add(Timeout)
+	pause := time.Millisecond
 	for {
 		ok, detail := cond()
 		if ok {
@@ -24,6 +27,7 @@ func For(t testing.TB, what string, cond func() (ok bool, detail string)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s; last seen: %s", what, detail)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, 10*time.Millisecond)
 	}
 }

@@ -5,22 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
-	"wharf.dev/wharf/internal/agent"
 	"wharf.dev/wharf/internal/containerd"
-	"wharf.dev/wharf/internal/cri"
-	"wharf.dev/wharf/internal/network/cni"
+	"wharf.dev/wharf/internal/mountinfo"
+	"wharf.dev/wharf/internal/nodehost"
 )
 
 // Down stops the cluster: the agent, every pod, containerd and the server.
 // The data stays (`wharf up` brings the same cluster back) unless purge,
-// which also removes the state dir, mounts, cgroups, the bridge and the
-// iptables rules, leaving nothing behind.
+// which tears the node down (package nodehost: mounts, cgroups, the pods'
+// bridge, rules and routes), lets go of the cluster's ranges and removes
+// the state dir, leaving nothing behind. What cannot go is named, and the
+// state dir stays with the records that find it again: running it again
+// finishes the job.
 func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -29,6 +29,10 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 	if os.Geteuid() != 0 {
 		return errors.New("wharf down needs root: it stops containerd and removes mounts and network devices")
 	}
+	if _, err := os.Stat(o.StateDir); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(out, "nothing to stop: %s does not exist\n", o.StateDir)
+		return nil
+	}
 	l := layoutOf(o)
 	var errs []error
 	fail := func(err error) {
@@ -36,59 +40,49 @@ func Down(ctx context.Context, out io.Writer, o Options, purge bool) error {
 			errs = append(errs, err)
 		}
 	}
+	c, cerr := loadCluster(o.StateDir)
+	if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
+		fail(cerr)
+	}
 	// The agent first, so nothing recreates what goes next.
 	fail(l.agent.Stop(10 * time.Second))
-	// Through CRI, so that containerd tears down the pods' networks (CNI
-	// DEL) and mounts itself. Best effort: Down goes on whatever fails.
-	n, _ := cri.RemoveAllPodSandboxes(ctx, containerd.PathsFor(l.nodeDir).Socket)
-	if n > 0 {
-		fmt.Fprintf(out, "removed %d pods\n", n)
+	node, nerr := nodehost.Read(l.nodeDir)
+	if nerr == nil {
+		// Through CRI, so that containerd tears down the pods' networks
+		// (CNI DEL) and mounts itself.
+		if n := nodehost.RemovePods(ctx, node); n > 0 {
+			fmt.Fprintf(out, "removed %d pods\n", n)
+		}
+	} else if !errors.Is(nerr, fs.ErrNotExist) {
+		fail(nerr)
 	}
 	fail(containerd.Stop(ctx, l.nodeDir))
 	fail(l.server.Stop(10 * time.Second))
-	conf := cni.ReadConflist(filepath.Join(l.nodeDir, "cni", "net.d"))
-	if purge {
-		fail(containerd.Cleanup(ctx, l.nodeDir, l.cgroupRoot))
-		fail(removeNetwork(ctx, conf))
-		removeEmptyCgroupParent(l.cgroupRoot)
-		fail(os.RemoveAll(o.StateDir))
-		fmt.Fprintf(out, "stopped and purged %s\n", o.StateDir)
-	} else {
-		fail(containerd.Shutdown(ctx, l.nodeDir, l.cgroupRoot))
-		fmt.Fprintf(out, "stopped; data kept in %s (wharf up brings the cluster back)\n", o.StateDir)
-	}
-	return errors.Join(errs...)
-}
-
-// removeNetwork deletes the pods' bridge, and the forward, masquerade and
-// hostPort rules of the pod CIDR.
-func removeNetwork(ctx context.Context, conf cni.Options) error {
-	var errs []error
-	bridge := conf.Bridge
-	if bridge == "" {
-		bridge = cni.DefaultBridge
-	}
-	if link, err := netlink.LinkByName(bridge); err == nil {
-		if err := netlink.LinkDel(link); err != nil {
-			errs = append(errs, fmt.Errorf("delete bridge %s: %w", bridge, err))
+	if !purge {
+		if nerr == nil {
+			fail(nodehost.Stop(ctx, node))
 		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "stopped; data kept in %s (wharf up brings the cluster back)\n", o.StateDir)
+		return nil
 	}
-	if podCIDR := conf.PodCIDR; podCIDR != "" {
-		errs = append(errs, cni.RemoveForward(ctx, podCIDR), cni.RemoveMasquerade(ctx, podCIDR, agent.DefaultClusterCIDR),
-			cni.RemoveHostPorts(ctx, bridge, podCIDR))
+	if nerr == nil {
+		fail(nodehost.Remove(ctx, node))
+	} else if cerr == nil {
+		// An agent that never started: only its cgroups may be left.
+		fail(containerd.Shutdown(ctx, l.nodeDir, c.CgroupRoot))
 	}
-	return errors.Join(errs...)
-}
-
-// removeEmptyCgroupParent removes the parent of a host's cgroup root (e.g.
-// /wharf) in every v1 hierarchy when no other host is left in it.
-func removeEmptyCgroupParent(cgroupRoot string) {
-	parent := filepath.Dir(filepath.Clean(cgroupRoot))
-	if parent == "/" || parent == "." {
-		return
+	if cerr == nil {
+		fail(release(c))
 	}
-	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, h := range hierarchies {
-		os.Remove(filepath.Join(h, parent)) // fails, as it should, unless empty
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("purge %s: not finished, the state dir stays (run it again): %w", o.StateDir, err)
 	}
+	if err := mountinfo.RemoveAll(o.StateDir); err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	fmt.Fprintf(out, "stopped and purged %s\n", o.StateDir)
+	return nil
 }

@@ -6,7 +6,6 @@ package up
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,16 +23,27 @@ import (
 	"wharf.dev/wharf/internal/images"
 )
 
-// Options describe the cluster on this machine.
+// Options describe the cluster on this machine. What is left empty is
+// taken from the state dir's cluster.json, where the first `wharf up`
+// records its choices, or else chosen free on this machine (claim.go).
 type Options struct {
 	// StateDir holds everything: server data, the node's state, pid files, logs.
 	StateDir string
-	// Listen is the server's address (default 127.0.0.1:6443).
+	// Listen is the server's address (default 127.0.0.1:6443 if free,
+	// else a free port of 127.0.0.1).
 	Listen string
 	// NodeName defaults to the host name; NodeIP to the agent's detection.
 	NodeName, NodeIP string
-	// AgentListen is the agent's HTTPS address for logs and exec.
+	// AgentListen is the agent's HTTPS address for logs and exec (default
+	// 0.0.0.0:10250 if free, else a free port).
 	AgentListen string
+	// ClusterCIDR and ServiceCIDR are the pods' and services' ranges
+	// (default 10.244.0.0/16 and 10.96.0.0/12 if free, else free /16s);
+	// one that anything else on the machine holds is refused.
+	ClusterCIDR, ServiceCIDR string
+	// ResolvConf is the resolver configuration pods with dnsPolicy
+	// Default get (the agent's --resolv-conf); "": no nameserver.
+	ResolvConf string
 	// ImagesDir holds the built-in image tarballs to push (default: images/
 	// next to the wharf binary, where `make build` puts them).
 	ImagesDir string
@@ -50,21 +60,6 @@ func (o Options) withDefaults() (Options, error) {
 		return o, err
 	}
 	o.StateDir = abs
-	// What an earlier `wharf up` chose stays: down and a second up find the
-	// same node (its cgroup root depends on the name).
-	if saved, err := loadCluster(o.StateDir); err == nil && o.NodeName == "" {
-		o.NodeName = saved.NodeName
-	}
-	if o.Listen == "" {
-		o.Listen = "127.0.0.1:6443"
-	}
-	if o.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return o, err
-		}
-		o.NodeName = strings.ToLower(h)
-	}
 	if o.Binary == "" {
 		if o.Binary, err = os.Executable(); err != nil {
 			return o, err
@@ -78,18 +73,17 @@ func (o Options) withDefaults() (Options, error) {
 
 // layout names the files of a cluster under its state dir.
 type layout struct {
-	serverDir, nodeDir, cgroupRoot string
-	server, agent                  bgproc.Proc
+	serverDir, nodeDir string
+	server, agent      bgproc.Proc
 }
 
 func layoutOf(o Options) layout {
 	run, log := filepath.Join(o.StateDir, "run"), filepath.Join(o.StateDir, "log")
 	return layout{
-		serverDir:  filepath.Join(o.StateDir, "server"),
-		nodeDir:    filepath.Join(o.StateDir, "node"),
-		cgroupRoot: "/wharf/" + o.NodeName,
-		server:     bgproc.Proc{Name: "server", PidFile: filepath.Join(run, "server.pid"), LogFile: filepath.Join(log, "server.log")},
-		agent:      bgproc.Proc{Name: "agent", PidFile: filepath.Join(run, "agent.pid"), LogFile: filepath.Join(log, "agent.log")},
+		serverDir: filepath.Join(o.StateDir, "server"),
+		nodeDir:   filepath.Join(o.StateDir, "node"),
+		server:    bgproc.Proc{Name: "server", PidFile: filepath.Join(run, "server.pid"), LogFile: filepath.Join(log, "server.log")},
+		agent:     bgproc.Proc{Name: "agent", PidFile: filepath.Join(run, "agent.pid"), LogFile: filepath.Join(log, "agent.log")},
 	}
 }
 
@@ -107,7 +101,8 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 		return err
 	}
 	l := layoutOf(o)
-	if err := saveCluster(o); err != nil {
+	c, err := claim(ctx, o)
+	if err != nil {
 		return err
 	}
 	tarballs, err := filepath.Glob(filepath.Join(o.ImagesDir, "*.tar"))
@@ -118,7 +113,8 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 	if pid := l.server.Pid(); pid != 0 {
 		fmt.Fprintf(out, "server already running (pid %d)\n", pid)
 	} else {
-		if _, err := l.server.Start(o.Binary, "server", "--data-dir", l.serverDir, "--listen", o.Listen); err != nil {
+		if _, err := l.server.Start(o.Binary, "server", "--data-dir", l.serverDir, "--listen", c.Listen,
+			"--cluster-cidr", c.ClusterCIDR, "--service-cidr", c.ServiceCIDR); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "server started (log %s)\n", l.server.LogFile)
@@ -145,22 +141,21 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 			return err
 		}
 		args := []string{"agent", "--server", cfg.Host, "--token-file", filepath.Join(l.serverDir, "join-token"),
-			"--state-dir", l.nodeDir, "--node-name", o.NodeName, "--cgroup-root", l.cgroupRoot}
+			"--state-dir", l.nodeDir, "--node-name", c.NodeName, "--cgroup-root", c.CgroupRoot,
+			"--listen", c.AgentListen, "--cluster-cidr", c.ClusterCIDR, "--service-cidr", c.ServiceCIDR,
+			"--cni-bridge", c.Bridge, "--resolv-conf=" + o.ResolvConf}
 		if o.NodeIP != "" {
 			args = append(args, "--node-ip", o.NodeIP)
-		}
-		if o.AgentListen != "" {
-			args = append(args, "--listen", o.AgentListen)
 		}
 		if _, err := l.agent.Start(o.Binary, args...); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "agent started (log %s)\n", l.agent.LogFile)
 	}
-	if err := waitNodeReady(ctx, client, o.NodeName, l); err != nil {
+	if err := waitNodeReady(ctx, client, c.NodeName, l); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "node %s Ready; cluster up in %s\n\n", o.NodeName, time.Since(start).Round(10*time.Millisecond))
+	fmt.Fprintf(out, "node %s Ready; cluster up in %s\n\n", c.NodeName, time.Since(start).Round(10*time.Millisecond))
 	fmt.Fprintf(out, "  export KUBECONFIG=%s\n  kubectl get nodes -o wide\n  kubectl apply -f examples/hello/\n  wharf down --state-dir %s [--purge]\n", l.kubeconfig(), o.StateDir)
 	return nil
 }
@@ -228,28 +223,4 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// cluster records the choices of `wharf up` in the state dir.
-type cluster struct {
-	NodeName string `json:"nodeName"`
-}
-
-func clusterFile(stateDir string) string { return filepath.Join(stateDir, "cluster.json") }
-
-func saveCluster(o Options) error {
-	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
-		return err
-	}
-	data, _ := json.Marshal(cluster{NodeName: o.NodeName})
-	return os.WriteFile(clusterFile(o.StateDir), data, 0o644)
-}
-
-func loadCluster(stateDir string) (cluster, error) {
-	var c cluster
-	data, err := os.ReadFile(clusterFile(stateDir))
-	if err == nil {
-		err = json.Unmarshal(data, &c)
-	}
-	return c, err
 }

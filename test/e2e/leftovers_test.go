@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 type machineState struct {
 	shimSockets, cniResults []string
 	forwardRules, natRules  string
+	// routes of wharf's protocol (host-gw and unreachable ones).
+	routes string
 }
 
 func snapshot(t *testing.T) machineState {
@@ -41,6 +44,7 @@ func snapshot(t *testing.T) machineState {
 		cniResults:   list("/var/lib/cni/results"),
 		forwardRules: ipt("-S", "FORWARD"),
 		natRules:     ipt("-t", "nat", "-S"),
+		routes:       run(t, "ip", "route", "show", "proto", "87"),
 	}
 }
 
@@ -52,6 +56,16 @@ func TestNoLeftoversAfterPurge(t *testing.T) {
 	c := upCluster(t)
 	c.Run("apply", "-f", "examples/hello/")
 	c.Run("rollout", "status", "deployment/hello", "--timeout=90s")
+	var chosen struct{ Bridge, CgroupRoot, ClusterCIDR, ServiceCIDR string }
+	data, err := os.ReadFile(filepath.Join(c.stateDir, "cluster.json"))
+	if err != nil || json.Unmarshal(data, &chosen) != nil || chosen.Bridge == "" || chosen.CgroupRoot == "" {
+		t.Fatalf("cluster.json: %v %s", err, data)
+	}
+	// While it runs, its ranges are held: nothing of them leaves by the
+	// default route.
+	if routes := run(t, "ip", "route", "show", "proto", "87"); !strings.Contains(routes, "unreachable "+chosen.ClusterCIDR) || !strings.Contains(routes, "unreachable "+chosen.ServiceCIDR) {
+		t.Errorf("no unreachable routes for %s and %s:\n%s", chosen.ClusterCIDR, chosen.ServiceCIDR, routes)
+	}
 	if out, err := c.wharf("down", "--state-dir", c.stateDir, "--purge"); err != nil {
 		t.Fatalf("wharf down --purge: %v\n%s", err, out)
 	}
@@ -68,7 +82,7 @@ func TestNoLeftoversAfterPurge(t *testing.T) {
 			t.Errorf("process still running: %s", strings.ReplaceAll(string(data), "\x00", " "))
 		}
 	}
-	if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/wharf/e2e"); len(dirs) > 0 {
+	if dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + chosen.CgroupRoot); len(dirs) > 0 {
 		t.Errorf("cgroups left: %v", dirs)
 	}
 	// Mounts, network namespaces included (they are mounted under the state dir).
@@ -78,11 +92,20 @@ func TestNoLeftoversAfterPurge(t *testing.T) {
 			t.Errorf("mount left: %s", line)
 		}
 	}
-	if out, _ := exec.Command("ip", "link", "show", "wharf0").CombinedOutput(); !strings.Contains(string(out), "does not exist") {
-		t.Errorf("bridge wharf0 left:\n%s", out)
+	if out, _ := exec.Command("ip", "link", "show", chosen.Bridge).CombinedOutput(); !strings.Contains(string(out), "does not exist") {
+		t.Errorf("bridge %s left:\n%s", chosen.Bridge, out)
 	}
 	after := snapshot(t)
 	if diff := cmp.Diff(before, after, cmp.AllowUnexported(machineState{})); diff != "" {
 		t.Errorf("machine state changed (-before +after):\n%s", diff)
 	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return string(out)
 }

@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -54,7 +55,20 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	purgeStale()
+	egress, err := startEgressCounter()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: egress counter: %v\n", err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	if err := egress.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: nothing may leave the machine by accident: %v\n", err)
+		code = 1
+	} else {
+		fmt.Println("e2e: no packet of the tests left through", egress.iface)
+	}
+	egress.remove()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -70,7 +84,7 @@ type cluster struct {
 // upCluster runs `wharf up` in a fresh state dir and purges it when the test ends.
 func upCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, stateDir: t.TempDir() + "/state"}
+	c := &cluster{t: t, stateDir: testDir(t, "wu") + "/state"}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, f := range []string{"log/server.log", "log/agent.log"} {
@@ -93,11 +107,26 @@ func upCluster(t *testing.T) *cluster {
 // up runs `wharf up` (again): it starts whatever is not running.
 func (c *cluster) up() {
 	c.t.Helper()
-	// Loopback only: the node is reached at 127.0.0.1 by the server.
-	out, err := c.wharf("up", "--state-dir", c.stateDir, "--node-ip", "127.0.0.1", "--node-name", "e2e")
+	// Loopback only: the node is reached at 127.0.0.1 by the server; pods
+	// get no resolver (never the machine's).
+	out, err := c.wharf("up", "--state-dir", c.stateDir, "--node-ip", "127.0.0.1", "--node-name", "e2e", "--resolv-conf=")
 	if err != nil {
 		c.t.Fatalf("wharf up: %v\n%s", err, out)
 	}
+}
+
+// cgroupRoot is the cgroup `wharf up` chose for the cluster's node.
+func (c *cluster) cgroupRoot() string {
+	c.t.Helper()
+	var chosen struct{ CgroupRoot string }
+	data, err := os.ReadFile(filepath.Join(c.stateDir, "cluster.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &chosen)
+	}
+	if err != nil || chosen.CgroupRoot == "" {
+		c.t.Fatalf("cluster.json: %v %s", err, data)
+	}
+	return chosen.CgroupRoot
 }
 
 func (c *cluster) kubeconfig() string { return filepath.Join(c.stateDir, "server", "admin.kubeconfig") }

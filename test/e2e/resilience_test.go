@@ -72,6 +72,15 @@ func TestResilience(t *testing.T) {
 		})
 	}
 
+	// waitReady waits until the pod's Ready condition is reported as want.
+	waitReady := func(p *corev1.Pod, want bool) {
+		t.Helper()
+		testserver.WaitFor(t, fmt.Sprintf("%s Ready=%v", p.Name, want), 30*time.Second, func() (bool, error) {
+			got, err := c.client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
+			return err == nil && podReady(got) == want, err
+		})
+	}
+
 	apply(deploymentYAML("app", `["serve","--port=8080"]`, `
         readinessProbe:
           httpGet: {path: /readyz, port: 8080}
@@ -80,7 +89,7 @@ func TestResilience(t *testing.T) {
 	t.Run("kill -9 of the main process restarts it", func(t *testing.T) {
 		p := pod("app=app")
 		before := restarts(p)
-		pid := mainPid(t, p)
+		pid := c.mainPid(t, p)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -110,18 +119,11 @@ spec:
 
 	t.Run("a failing readiness probe makes the pod unready, and back", func(t *testing.T) {
 		p := pod("app=app")
-		ready := func(want bool) {
-			t.Helper()
-			testserver.WaitFor(t, fmt.Sprintf("Ready=%v", want), 30*time.Second, func() (bool, error) {
-				got, err := c.client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
-				return err == nil && podReady(got) == want, err
-			})
-		}
-		ready(true)
+		waitReady(p, true)
 		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=false")
-		ready(false)
+		waitReady(p, false)
 		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=true")
-		ready(true)
+		waitReady(p, true)
 	})
 
 	t.Run("a killed agent adopts its pods without restarting them", func(t *testing.T) {
@@ -129,7 +131,13 @@ spec:
 		before := containerIDs(t, c, ctx)
 		killPidFile(t, filepath.Join(c.stateDir, "run", "agent.pid"))
 		c.up()
-		time.Sleep(3 * time.Second) // let the new agent sync and write status
+		// The new agent has synced the pod once it reports a change of the
+		// pod's readiness: its probes run against the adopted container.
+		waitReady(p, true)
+		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=false")
+		waitReady(p, false)
+		httpPost(t, "http://"+p.Status.PodIP+":8080/readyz?ready=true")
+		waitReady(p, true)
 		after := containerIDs(t, c, ctx)
 		for name, id := range before {
 			if after[name] != id {
@@ -244,11 +252,12 @@ func podReady(p *corev1.Pod) bool {
 }
 
 // mainPid finds a pod's first container's main process from the host,
-// through its cgroup (<cgroup root>/pod<uid>/<container id>).
-func mainPid(t *testing.T, p *corev1.Pod) int {
+// through its cgroup (<cgroup root>/pod<uid>/<container id>; the cgroup
+// root is what `wharf up` chose for the state dir).
+func (c *cluster) mainPid(t *testing.T, p *corev1.Pod) int {
 	t.Helper()
 	id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
-	path := fmt.Sprintf("/sys/fs/cgroup/pids/wharf/e2e/pod%s/%s/cgroup.procs", p.UID, id)
+	path := fmt.Sprintf("/sys/fs/cgroup/pids%s/pod%s/%s/cgroup.procs", c.cgroupRoot(), p.UID, id)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("container's processes: %v", err)

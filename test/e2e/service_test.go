@@ -3,9 +3,9 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"wharf.dev/wharf/internal/network/routes"
 	"wharf.dev/wharf/internal/provider/local"
 	"wharf.dev/wharf/internal/testserver"
 )
@@ -49,12 +51,9 @@ func newService(t *testing.T) *svc {
 	l.Close()
 	// A short state dir: containerd's sockets live deep below it, and a
 	// unix socket path has at most 107 bytes.
-	dir, err := os.MkdirTemp("", "ws")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := testDir(t, "ws")
 	s := &svc{t: t, stateDir: dir + "/s", listen: fmt.Sprintf("0.0.0.0:%d", port)}
-	t.Cleanup(func() { s.cleanup(); os.RemoveAll(dir) })
+	t.Cleanup(s.cleanup)
 	return s
 }
 
@@ -65,25 +64,50 @@ func (s *svc) start() {
 	}
 }
 
-// cleanup removes whatever a test left: hosts of every cluster, the
-// service, its bridge and state.
+// cleanup removes whatever a test left with `wharf service stop --purge`
+// (every host of every cluster, the network, the state dir), and checks
+// that nothing of the service is left on the machine.
 func (s *svc) cleanup() {
 	if s.t.Failed() {
 		s.t.Logf("--- service.log (tail)\n%s", tailFile(filepath.Join(s.stateDir, "service.log"), 80))
 	}
-	s.wharf("service", "stop", "--state-dir", s.stateDir)
-	ctx := context.Background()
-	if lp, err := local.New(local.Config{StateDir: filepath.Join(s.stateDir, "hosts")}); err == nil {
-		hosts, _ := lp.AllHosts(ctx)
-		for _, h := range hosts {
-			if err := lp.DeleteHost(ctx, h.Cluster, h.Name); err != nil {
-				s.t.Errorf("cleanup: host %s: %v", h.Name, err)
-			}
-		}
-	}
+	network, _ := local.ReadNetwork(filepath.Join(s.stateDir, "network.json"))
 	if out, err := s.wharf("service", "stop", "--state-dir", s.stateDir, "--purge"); err != nil {
 		s.t.Errorf("service stop --purge: %v\n%s", err, out)
 	}
+	if left := serviceTraces(s.stateDir, network); len(left) > 0 {
+		s.t.Errorf("the purged service left: %v", left)
+	}
+}
+
+// serviceTraces lists what a service left on the machine: its state dir,
+// hosts' namespaces and cgroups, its bridge, nftables tables and guard
+// route.
+func serviceTraces(stateDir string, n local.Network) []string {
+	var left []string
+	if _, err := os.Stat(stateDir); err == nil {
+		left = append(left, "state dir "+stateDir)
+	}
+	if n.Bridge != "" {
+		if _, err := netlink.LinkByName(n.Bridge); err == nil {
+			left = append(left, "bridge "+n.Bridge)
+		}
+		out, _ := exec.Command("nft", "list", "tables").Output()
+		if strings.Contains(string(out), "wharf-"+n.Bridge) {
+			left = append(left, "nftables tables wharf-"+n.Bridge)
+		}
+	}
+	if p, err := netip.ParsePrefix(n.CIDR); err == nil && routes.Guarded(nil, p) {
+		left = append(left, "unreachable route to "+n.CIDR)
+	}
+	return left
+}
+
+// template creates a cluster template on the local provider whose pods
+// get no resolver: tests never hand pods the machine's.
+func (s *svc) template(name string, extra ...string) {
+	s.t.Helper()
+	s.must(append([]string{"cluster", "template", "create", name, "--coe", "kubernetes", "--provider", "local", "--dns-nameserver", "none"}, extra...)...)
 }
 
 func (s *svc) kubeconfig() string { return filepath.Join(s.stateDir, "admin.kubeconfig") }
@@ -145,12 +169,18 @@ func hostTraces(key string) []string {
 // delete, and nothing left behind.
 func TestClusterService(t *testing.T) {
 	s := startService(t)
-	s.must("cluster", "template", "create", "k8s-local", "--coe", "kubernetes", "--provider", "local")
+	s.template("k8s-local")
 	testserver.Contains(t, s.must("cluster", "create", "demo", "--template", "k8s-local", "--master-count", "1", "--node-count", "2", "--wait"),
 		"credentials", "control plane ready", "nodes ready", "CREATE_COMPLETE", "Cluster demo created in")
 	testserver.Contains(t, s.must("cluster", "list"), "demo", "CREATE_COMPLETE")
 	show := s.must("cluster", "show", "demo")
-	testserver.Contains(t, show, "| status ", "CREATE_COMPLETE", "| health_status ", "HEALTHY", "| api_address ", "https://10.123.0.", "| node_addresses", "containerd://")
+	network, err := local.ReadNetwork(filepath.Join(s.stateDir, "network.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hosts' addresses come from the service's own network.
+	hostsPrefix := strings.TrimSuffix(network.CIDR, "0/24")
+	testserver.Contains(t, show, "| status ", "CREATE_COMPLETE", "| health_status ", "HEALTHY", "| api_address ", "https://"+hostsPrefix, "| node_addresses", "containerd://")
 	uid := s.field("demo", "uuid")
 	key := "demo-" + uid[:8]
 
@@ -202,7 +232,7 @@ func TestClusterService(t *testing.T) {
 // delete still cleans up.
 func TestClusterServiceBadInput(t *testing.T) {
 	s := startService(t)
-	s.must("cluster", "template", "create", "k8s-local", "--coe", "kubernetes", "--provider", "local")
+	s.template("k8s-local")
 	if out, err := s.wharf("cluster", "template", "create", "swarm", "--coe", "swarm", "--provider", "local"); err == nil || !strings.Contains(out, "kubernetes") {
 		t.Errorf("coe swarm: %v\n%s", err, out)
 	}
@@ -227,35 +257,50 @@ func TestClusterServiceBadInput(t *testing.T) {
 		t.Errorf("clusters stored after refused requests: %q", out)
 	}
 
-	// Hosts with too little memory to start their wharf process (the
-	// kernel kills it at once): the create fails at its timeout, half made,
-	// and meanwhile the cluster cannot be deleted.
-	s.must("cluster", "template", "create", "tiny", "--coe", "kubernetes", "--provider", "local", "--memory", "8Mi")
-	s.must("cluster", "create", "broken", "--template", "tiny", "--node-count", "1", "--timeout", "20s")
-	if out, err := s.wharf("cluster", "create", "broken", "--template", "tiny"); err == nil || !strings.Contains(out, "exists") {
-		t.Errorf("duplicate name: %v\n%s", err, out)
-	}
-	if out, err := s.wharf("cluster", "delete", "broken"); err == nil || !strings.Contains(out, "being created") {
-		t.Errorf("delete while creating: %v\n%s", err, out)
-	}
+	// Hosts with too little memory to start their wharf process: the
+	// kernel kills it at once, and the create fails with that reason at
+	// once, not at its timeout.
+	s.template("tiny", "--memory", "8Mi")
+	s.must("cluster", "create", "broken", "--template", "tiny", "--node-count", "1", "--timeout", "5m")
 	testserver.WaitFor(t, "CREATE_FAILED", 90*time.Second, func() (bool, error) {
 		return s.field("broken", "status") == "CREATE_FAILED", nil
 	})
-	if reason := s.field("broken", "status_reason"); reason == "" {
-		t.Error("CREATE_FAILED without a status_reason")
+	reason := s.field("broken", "status_reason")
+	if !strings.Contains(reason, "OOM killer") || strings.Contains(reason, "timed out") {
+		t.Errorf("status_reason %q: want the OOM kill named, not a timeout", reason)
 	}
+	testserver.Contains(t, s.must("cluster", "show", "broken", "-f", "value", "-c", "faults"), "broken-master-0", "OOM killer")
 	key := "broken-" + s.field("broken", "uuid")[:8]
 	s.must("cluster", "delete", "broken", "--wait")
 	if left := hostTraces(key); len(left) > 0 {
 		t.Errorf("the failed cluster left: %v", left)
 	}
+
+	// Hosts too slow to start (1% of a CPU): the create waits, and only
+	// slowness waits for the timeout; meanwhile the cluster cannot be
+	// deleted, nor another made under its name.
+	s.template("slow", "--cpu", "10m")
+	s.must("cluster", "create", "slow", "--template", "slow", "--node-count", "1", "--timeout", "15s")
+	if out, err := s.wharf("cluster", "create", "slow", "--template", "slow"); err == nil || !strings.Contains(out, "exists") {
+		t.Errorf("duplicate name: %v\n%s", err, out)
+	}
+	if out, err := s.wharf("cluster", "delete", "slow"); err == nil || !strings.Contains(out, "being created") {
+		t.Errorf("delete while creating: %v\n%s", err, out)
+	}
+	testserver.WaitFor(t, "CREATE_FAILED", 90*time.Second, func() (bool, error) {
+		return s.field("slow", "status") == "CREATE_FAILED", nil
+	})
+	if reason := s.field("slow", "status_reason"); !strings.Contains(reason, "timed out") {
+		t.Errorf("status_reason %q: want a timeout", reason)
+	}
+	s.must("cluster", "delete", "slow", "--wait")
 }
 
 // TestServiceKilledDuringCreate: kill -9 of the service mid-create; the
 // restarted service finishes the create; the clusters' hosts never stopped.
 func TestServiceKilledDuringCreate(t *testing.T) {
 	s := startService(t)
-	s.must("cluster", "template", "create", "k8s-local", "--coe", "kubernetes", "--provider", "local")
+	s.template("k8s-local")
 	s.must("cluster", "create", "crash", "--template", "k8s-local", "--node-count", "3")
 	testserver.WaitFor(t, "a host made", 30*time.Second, func() (bool, error) {
 		hosts, _ := filepath.Glob(filepath.Join(s.stateDir, "hosts", "*", "host.json"))
@@ -286,7 +331,7 @@ func TestServiceKilledDuringCreate(t *testing.T) {
 // NotReady, its pods run on the other node, and the service replaces the host.
 func TestPowerCutAndAutoHealing(t *testing.T) {
 	s := startService(t)
-	s.must("cluster", "template", "create", "k8s-local", "--coe", "kubernetes", "--provider", "local")
+	s.template("k8s-local")
 	s.must("cluster", "create", "heal", "--template", "k8s-local", "--node-count", "2", "--labels", "auto_healing_enabled=true", "--wait")
 	k, client := s.cluster("heal")
 	k.Run("apply", "-f", "examples/hello/")
@@ -360,7 +405,7 @@ func TestDemo(t *testing.T) {
 		cmd := exec.Command("hack/demo.sh")
 		cmd.Dir = repoRoot
 		cmd.Env = append(os.Environ(), "WHARF_BIN="+wharfBin,
-			"WHARF_SERVICE_STATE_DIR="+s.stateDir, "WHARF_SERVICE_LISTEN="+s.listen)
+			"WHARF_SERVICE_STATE_DIR="+s.stateDir, "WHARF_SERVICE_LISTEN="+s.listen, "WHARF_DNS_NAMESERVER=none")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("hack/demo.sh: %v\n%s", err, out)

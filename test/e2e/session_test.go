@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,12 +45,16 @@ func TestUserSession(t *testing.T) {
 	// Logs: the app logs a line per request.
 	testserver.Contains(t, c.Run("logs", "deploy/hello", "--tail", "5"), "path=/")
 	follow := c.Cmd("", "logs", "-f", "deploy/hello")
-	var fout bytes.Buffer
+	var fout testserver.Output
 	follow.Stdout = &fout
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2500 * time.Millisecond) // readiness probes every second add lines
+	// Readiness probes every second add lines.
+	testserver.WaitFor(t, "logs -f to show new lines", 30*time.Second, func() (bool, error) {
+		out := fout.String()
+		return strings.Count(out, "/readyz") >= 2, fmt.Errorf("so far:\n%s", out)
+	})
 	follow.Process.Kill()
 	follow.Wait()
 	if strings.Count(fout.String(), "/readyz") < 2 {
@@ -123,21 +126,20 @@ spec:
 	})
 }
 
+// httpGet returns the body of the first GET of url that gets an answer.
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	var last error
-	for i := 0; i < 50; i++ {
+	var body []byte
+	testserver.WaitFor(t, "an answer to GET "+url, 30*time.Second, func() (bool, error) {
 		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
-		if err == nil {
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return string(b)
+		if err != nil {
+			return false, err
 		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("GET %s: %v", url, last)
-	return ""
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return true, nil
+	})
+	return string(body)
 }
 
 func httpPost(t *testing.T, url string) {

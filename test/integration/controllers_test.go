@@ -135,6 +135,10 @@ func TestGarbageCollectionPolicies(t *testing.T) {
 			}
 			if policy == metav1.DeletePropagationOrphan {
 				// The replica set stays, without an owner, and keeps its pods.
+				// The orphan finalizer cleared the owner references before
+				// the deployment went; what is left to check is that nothing
+				// deletes them, so give a wrong cascade a bounded window to
+				// show (the server runs on real time: no clock to step).
 				time.Sleep(time.Second)
 				l, err := c.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
 				if err != nil || len(l.Items) != 1 || len(l.Items[0].OwnerReferences) != 0 {

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"wharf.dev/wharf/internal/testserver"
 )
 
 // TestKill9KeepsAcknowledgedWrites kills the server with SIGKILL while
@@ -79,13 +81,16 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill it under load, once enough writes were acknowledged to make
+	// the check below mean something; the writers are still going.
+	testserver.WaitFor(t, "200 writes acknowledged before the kill", 60*time.Second, func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 200, fmt.Errorf("%d acknowledged", len(acked))
+	})
 	srv.kill()
 	close(stop)
 	wg.Wait()
-	if len(acked) < 50 {
-		t.Fatalf("only %d writes acknowledged before the kill; the test needs more load", len(acked))
-	}
 
 	srv = startServer(t, dataDir, listen)
 	t.Cleanup(func() {
@@ -105,24 +110,17 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append(append([]string{}, acked...), "after-restart")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testserver.WaitFor(t, "the resumed watch to see every acknowledged write", 60*time.Second, func() (bool, error) {
 		seenMu.Lock()
+		defer seenMu.Unlock()
 		missing := 0
 		for _, n := range want {
 			if !seen[n] {
 				missing++
 			}
 		}
-		seenMu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the resumed watch is missing %d of %d objects", missing, len(want))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return missing == 0, fmt.Errorf("missing %d of %d objects", missing, len(want))
+	})
 	t.Logf("%d acknowledged writes survived kill -9; the watch saw all of them", len(acked))
 	var _ kubernetes.Interface = client
 }

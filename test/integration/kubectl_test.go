@@ -3,8 +3,8 @@
 package integration
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -54,14 +54,18 @@ func kubectlSession(t *testing.T, k *testserver.KubectlRunner) {
 
 	// get -w shows changes as they happen.
 	watch := k.Cmd("", "get", "pods", "-o", "wide", "-w")
-	var wout bytes.Buffer
+	var wout testserver.Output
 	watch.Stdout, watch.Stderr = &wout, &wout
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
 	}
 	testserver.Contains(t, k.Run("scale", "deployment", "hello", "--replicas", "5"), "deployment.apps/hello scaled")
 	k.Eventually(`5/5`, "get", "deployment", "hello")
-	time.Sleep(500 * time.Millisecond)
+	testserver.WaitFor(t, "get -w to show 5 Running lines", 30*time.Second, func() (bool, error) {
+		out := wout.String()
+		n := strings.Count(out, "Running")
+		return n >= 5, fmt.Errorf("%d Running lines:\n%s", n, out)
+	})
 	watch.Process.Kill()
 	watch.Wait()
 	if n := strings.Count(wout.String(), "Running"); n < 5 {

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"wharf.dev/wharf/internal/testserver"
 )
 
 var wharfBin string
@@ -74,21 +76,27 @@ func startServer(t *testing.T, dataDir, listen string, extra ...string) *serverP
 	}
 	p := &serverProc{t: t, dataDir: dataDir, listen: listen, cmd: cmd, log: logf}
 	t.Cleanup(p.kill)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if c, err := p.restConfig(); err == nil {
-			if cs, err := kubernetes.NewForConfig(c); err == nil {
-				if _, err := cs.Discovery().ServerVersion(); err == nil {
-					return p
-				}
-			}
-		}
-		if time.Now().After(deadline) {
+	up := false
+	defer func() { // also when WaitFor fails the test
+		if !up {
 			out, _ := os.ReadFile(logf.Name())
-			t.Fatalf("server did not come up in 60s; log:\n%s", out)
+			t.Logf("server log:\n%s", out)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	}()
+	testserver.WaitFor(t, "the server to answer", 60*time.Second, func() (bool, error) {
+		c, err := p.restConfig()
+		if err != nil {
+			return false, err
+		}
+		cs, err := kubernetes.NewForConfig(c)
+		if err != nil {
+			return false, err
+		}
+		_, err = cs.Discovery().ServerVersion()
+		return err == nil, err
+	})
+	up = true
+	return p
 }
 
 func (p *serverProc) kubeconfig() string { return filepath.Join(p.dataDir, "admin.kubeconfig") }

@@ -1,5 +1,6 @@
 // Package style checks conventions of the whole repository that a
-// compiler does not: every package says what it is for.
+// compiler does not: every package says what it is for, and no package
+// links one its layer must not (imports_test.go).
 package style
 
 import (

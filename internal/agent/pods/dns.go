@@ -23,8 +23,9 @@ const (
 type dnsSettings struct {
 	clusterDNS    []string
 	clusterDomain string
-	// host is the node's resolv.conf, for dnsPolicy Default; nil leaves
-	// the runtime to copy the node's file.
+	// host is the node's resolv.conf, for dnsPolicy Default; empty: no
+	// nameserver; nil leaves the runtime to copy the machine's file (only
+	// unit tests leave it nil: the Manager never does).
 	host *runtimeapi.DNSConfig
 }
 
@@ -81,6 +82,12 @@ func dnsConfig(pod *v1.Pod, s dnsSettings) *runtimeapi.DNSConfig {
 		cfg.Servers = cfg.Servers[:maxNameservers]
 	}
 	cfg.Searches = trimSearches(dedup(cfg.Searches))
+	if len(cfg.Servers)+len(cfg.Searches)+len(cfg.Options) == 0 {
+		// containerd copies the machine's resolv.conf when the config
+		// would write an empty file: a pod told "no nameserver" would get
+		// the machine's resolver. glibc's own default keeps the file non-empty.
+		cfg.Options = []string{"ndots:1"}
+	}
 	return cfg
 }
 
@@ -129,11 +136,15 @@ func trimSearches(ss []string) []string {
 	return ss
 }
 
-// readResolvConf parses a resolv.conf; a missing file is no configuration.
+// readResolvConf parses a resolv.conf; no path or a missing file is an
+// empty configuration (no nameserver).
 func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
+	if path == "" {
+		return &runtimeapi.DNSConfig{}, nil
+	}
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
-		return nil, nil
+		return &runtimeapi.DNSConfig{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)

@@ -51,6 +51,18 @@ func TestDNSConfig(t *testing.T) {
 			want: nil,
 		},
 		{
+			// An empty file would make containerd copy the machine's.
+			name: "Default with a node that has no nameserver gets none, not the machine's",
+			dns:  dnsSettings{clusterDNS: []string{"10.96.0.10"}, host: &runtimeapi.DNSConfig{}},
+			pod:  func(p *v1.Pod) { p.Spec.DNSPolicy = v1.DNSDefault },
+			want: &runtimeapi.DNSConfig{Options: []string{"ndots:1"}},
+		},
+		{
+			name: "ClusterFirst without cluster DNS on a node without nameserver",
+			dns:  dnsSettings{host: &runtimeapi.DNSConfig{}},
+			want: &runtimeapi.DNSConfig{Options: []string{"ndots:1"}},
+		},
+		{
 			name: "None takes the pod's dnsConfig only",
 			dns:  cluster,
 			pod: func(p *v1.Pod) {
@@ -105,7 +117,10 @@ func TestReadResolvConf(t *testing.T) {
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if got, err := readResolvConf(filepath.Join(t.TempDir(), "missing")); got != nil || err != nil {
-		t.Errorf("missing file: %v, %v", got, err)
+	for _, path := range []string{filepath.Join(t.TempDir(), "missing"), ""} {
+		got, err := readResolvConf(path)
+		if err != nil || got == nil || len(got.Servers)+len(got.Searches)+len(got.Options) != 0 {
+			t.Errorf("resolv.conf %q: %v, %v; want an empty configuration (no nameserver)", path, got, err)
+		}
 	}
 }

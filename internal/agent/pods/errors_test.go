@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 const badImage = "registry.wharf.local/wharf/nope:v1"
@@ -173,10 +176,15 @@ func TestRuntimeUnavailable(t *testing.T) {
 		h.rt.InjectError("ListContainers", down)
 	}
 	syncs := h.m.syncs.Load()
-	for range 40 {
-		h.clock.Step(time.Second)
-		time.Sleep(time.Millisecond)
-	}
+	// Step the clock, a period per poll, until the workers used up every
+	// injected error: the outage is over.
+	testwait.For(t, "the end of the runtime outage", func() (bool, string) {
+		n := h.rt.injectedErrors()
+		if n > 0 {
+			h.clock.Step(time.Second)
+		}
+		return n == 0, fmt.Sprintf("%d injected errors left", n)
+	})
 	h.waitFor("syncs after the outage", func() bool { return h.m.syncs.Load() > syncs })
 	for _, call := range []string{"RunPodSandbox", "StopPodSandbox", "CreateContainer", "StopContainer", "RemoveContainer", "RemovePodSandbox"} {
 		if n := h.calls(call); n > map[string]int{"RunPodSandbox": 1, "CreateContainer": 1}[call] {

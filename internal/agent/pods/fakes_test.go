@@ -35,6 +35,17 @@ func (r *testRuntime) CreateContainer(ctx context.Context, sandboxID string, cfg
 	return id, err
 }
 
+// injectedErrors counts the errors InjectError queued that no call took yet.
+func (r *testRuntime) injectedErrors() int {
+	r.FakeRuntimeService.Lock()
+	defer r.FakeRuntimeService.Unlock()
+	n := 0
+	for _, errs := range r.Errors {
+		n += len(errs)
+	}
+	return n
+}
+
 func (r *testRuntime) config(name string) *runtimeapi.ContainerConfig {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -18,6 +18,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
 	testclock "k8s.io/utils/clock/testing"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 const (
@@ -89,9 +91,9 @@ func (h *harness) start() {
 		Client:        h.client,
 		Logger:        slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clock:         h.clock,
+		ResolvConf:    filepath.Join(h.dir, "resolv.conf"),
 	})
 	h.m.cgroupFS = h.cgroups
-	h.m.resolvConf = filepath.Join(h.dir, "resolv.conf")
 	h.m.recorder = h.events
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)
@@ -121,17 +123,11 @@ func (h *harness) stop() {
 	}
 }
 
-// waitFor polls cond with a generous deadline; time in the fakes only
-// moves when the test steps the clock.
+// waitFor waits until cond holds; time in the fakes only moves when the
+// test steps the clock.
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testwait.For(h.t, what, func() (bool, string) { return cond(), "not yet" })
 }
 
 func (h *harness) createPod(pod *v1.Pod) {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
 	"wharf.dev/wharf/internal/agent/pods/probe"
@@ -36,6 +37,10 @@ type Config struct {
 	// no servers, pods get the node's resolv.conf.
 	ClusterDNS    []string
 	ClusterDomain string
+	// ResolvConf is the node's resolv.conf, what pods with dnsPolicy
+	// Default get (the kubelet's --resolv-conf); "": no nameserver, as in
+	// tests, which must never hand pods the machine's resolver.
+	ResolvConf string
 
 	Runtime internalapi.RuntimeService
 	Images  internalapi.ImageManagerService
@@ -91,7 +96,7 @@ type Manager struct {
 
 	// Knobs that tests change before Run.
 	relistPeriod, resyncPeriod time.Duration
-	cgroupFS, resolvConf       string
+	cgroupFS                   string
 
 	podInformer  cache.SharedIndexInformer
 	nodeInformer cache.SharedIndexInformer
@@ -141,7 +146,6 @@ func New(cfg Config) *Manager {
 		relistPeriod: defaultRelistPeriod,
 		resyncPeriod: defaultResyncPeriod,
 		cgroupFS:     "/sys/fs/cgroup",
-		resolvConf:   "/etc/resolv.conf",
 		workers:      map[types.UID]*podWorker{},
 		ready:        make(chan struct{}),
 		runtimeName:  "containerd",
@@ -160,9 +164,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.cfg.NodeName == "" || m.cfg.StateDir == "" || m.cfg.Runtime == nil || m.cfg.Images == nil || m.cfg.Client == nil {
 		return errors.New("pods: Config needs NodeName, StateDir, Runtime, Images and Client")
 	}
-	host, err := readResolvConf(m.resolvConf)
+	host, err := readResolvConf(m.cfg.ResolvConf)
 	if err != nil {
-		m.log.Warn("cannot read the node's resolv.conf; pods with dnsPolicy Default get the runtime's", "err", err)
+		m.log.Warn("cannot read the node's resolv.conf; pods with dnsPolicy Default get no nameserver", "err", err)
+		host = &runtimeapi.DNSConfig{}
 	}
 	m.dns.host = host
 	m.runCtx = ctx

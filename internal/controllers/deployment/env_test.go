@@ -276,6 +276,8 @@ func (e *env) kubelet() {
 					_ = fakeapi.Finalize(e.cs, ns, p.Name)
 				}
 			}
+			// Paces the simulated kubelet, as a real one's sync loop;
+			// tests wait for the states it makes with testwait.For.
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()

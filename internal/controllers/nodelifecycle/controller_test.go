@@ -3,6 +3,7 @@ package nodelifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 const (
@@ -242,13 +245,9 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(h.ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); h.c.Run(ctx, 2) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(h.pods()) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("pod never evicted; nodes: %v", h.nodes())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, "the pod evicted", func() (bool, string) {
+		return len(h.pods()) == 0, fmt.Sprintf("nodes: %v", h.nodes())
+	})
 	cancel()
 	<-done
 	want := map[string]nodeView{"n1": {Conditions: notReady, Taints: []string{"not-ready:NoExecute", "not-ready:NoSchedule"}}}

@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"wharf.dev/wharf/internal/controllers/controllerutil"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // agent is a simulated node agent.
@@ -154,13 +155,9 @@ func (h *harness) pass() {
 // catchUp waits until the controller's caches show what the server has.
 func (h *harness) catchUp() {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !h.cachesCurrent() {
-		if time.Now().After(deadline) {
-			h.t.Fatal("informer caches never caught up with the fake server")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(h.t, "the informer caches to catch up with the fake server", func() (bool, string) {
+		return h.cachesCurrent(), "they differ"
+	})
 }
 
 // cachesCurrent compares content, not resourceVersions: the fake tracker

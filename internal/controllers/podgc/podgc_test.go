@@ -2,6 +2,7 @@ package podgc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
@@ -18,6 +19,8 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 func node(name string) *v1.Node { return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}} }
@@ -129,13 +132,10 @@ func TestPodGCNodeReturns(t *testing.T) {
 	if _, err := client.CoreV1().Nodes().Create(ctx, node("n1"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, err := c.nodes.Get("n1"); err != nil; _, err = c.nodes.Get("n1") {
-		if time.Now().After(deadline) {
-			t.Fatal("node never reached the cache")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, "the node in the cache", func() (bool, string) {
+		_, err := c.nodes.Get("n1")
+		return err == nil, fmt.Sprint(err)
+	})
 	clk.Step(time.Minute)
 	c.gc(ctx, 1)
 	if got := forceDeleted(client); len(got) != 0 {
@@ -155,13 +155,7 @@ func TestRun(t *testing.T) {
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx, 1) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(forceDeleted(client)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("pod never force-deleted")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, "the pod force-deleted", func() (bool, string) { return len(forceDeleted(client)) > 0, "none yet" })
 	cancel()
 	<-done
 }

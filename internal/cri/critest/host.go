@@ -20,6 +20,7 @@ import (
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/nsrun"
 	"wharf.dev/wharf/internal/network/podnet"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Host is a throwaway host for tests, made the way the local provider makes
@@ -118,7 +119,7 @@ func NewHost(t testing.TB, reg *Registry, podCIDR string) *Host {
 	}
 	// The pod network is served by the test, as an agent would.
 	socket := filepath.Join(h.StateDir, "cni", "wharf.sock")
-	_, err := cni.WriteConflist(filepath.Join(h.StateDir, "cni", "net.d"), cni.Options{PodCIDR: podCIDR, Socket: socket})
+	_, err := cni.WriteConflist(filepath.Join(h.StateDir, wire.CNIConfDir), cni.Options{PodCIDR: podCIDR, Socket: socket})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package routes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -26,6 +27,15 @@ type Config struct {
 	// Netlink is a handle of the namespace the routes go into; nil: the
 	// caller's own (the agent runs in its host's namespace).
 	Netlink *netlink.Handle
+	// ClusterCIDR is the range of every node's pod CIDR: the routes of
+	// this package inside it are the Controller's, the rest (another
+	// agent's on the same namespace) are left alone. Invalid: all.
+	ClusterCIDR netip.Prefix
+	// Guards are ranges held unreachable (Guard) while the Controller
+	// runs, so that what no route of a node carries never leaves by the
+	// default route: the cluster CIDR and the service CIDR. They stay when
+	// Run returns; the host's teardown removes them.
+	Guards []netip.Prefix
 	// Resync defaults to DefaultResync.
 	Resync time.Duration
 	Logger *slog.Logger
@@ -61,7 +71,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		defer h.Close()
 	}
-	a := &applier{h: h, log: c.log, skipped: map[netip.Prefix]string{}}
+	a := &applier{h: h, log: c.log, scope: c.cfg.ClusterCIDR, skipped: map[netip.Prefix]string{}}
 
 	factory := informers.NewSharedInformerFactory(c.cfg.Client, 0)
 	nodes := factory.Core().V1().Nodes()
@@ -86,9 +96,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var last error
 	for {
-		list, err := nodes.Lister().List(labels.Everything())
-		if err == nil {
-			err = a.apply(Desired(c.cfg.NodeName, list))
+		err := c.guard(h)
+		if list, lerr := nodes.Lister().List(labels.Everything()); lerr != nil {
+			err = errors.Join(err, lerr)
+		} else {
+			err = errors.Join(err, a.apply(Desired(c.cfg.NodeName, list)))
 		}
 		// Log a failure when it changes, not at every node heartbeat.
 		if err != nil && (last == nil || err.Error() != last.Error()) {
@@ -102,4 +114,15 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// guard (re)makes the guard routes; someone may have deleted one.
+func (c *Controller) guard(h *netlink.Handle) error {
+	var errs []error
+	for _, p := range c.cfg.Guards {
+		if !Guarded(h, p) {
+			errs = append(errs, Guard(h, p))
+		}
+	}
+	return errors.Join(errs...)
 }

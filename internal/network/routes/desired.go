@@ -4,8 +4,14 @@
 // other hosts with their own addresses and no overlay (flannel's host-gw
 // backend). It works where the nodes share one link (the local
 // provider's bridge, one L2 segment): a node whose InternalIP is not
-// directly reachable gets no route. The routes it makes carry Protocol,
-// so it never touches routes of anyone else.
+// directly reachable gets no route. The routes it makes carry Protocol
+// and lie inside the cluster CIDR, so it never touches routes of anyone
+// else, another cluster's agent on the same namespace included.
+//
+// It also holds guard routes (Guard): the cluster's pod and service
+// ranges are unreachable wherever no more specific route carries them,
+// so a packet to a node that is gone, or to a service address before a
+// proxy handles it, fails at once instead of leaving by the default route.
 package routes
 
 import (

@@ -25,6 +25,10 @@ const table = unix.RT_TABLE_MAIN
 type applier struct {
 	h   *netlink.Handle
 	log *slog.Logger
+	// scope is the cluster CIDR: only routes of Protocol inside it are
+	// this applier's (another agent on the same namespace, of another
+	// cluster, keeps its own); invalid: every route of Protocol.
+	scope netip.Prefix
 	// skipped remembers why a route was left out, to log it once.
 	skipped map[netip.Prefix]string
 }
@@ -47,14 +51,22 @@ func (a *applier) apply(desired []Route) error {
 			continue
 		}
 		if r.Protocol == Protocol {
-			ours[dst] = r
-		} else {
-			foreign[dst] = true
+			// Guard routes (unreachable) and other clusters' routes are
+			// not this applier's to change.
+			if r.Type == unix.RTN_UNICAST && (!a.scope.IsValid() || a.scope.Overlaps(dst)) {
+				ours[dst] = r
+			}
+			continue
 		}
+		foreign[dst] = true
 	}
 	var errs []error
 	want := map[netip.Prefix]bool{}
 	for _, d := range desired {
+		if a.scope.IsValid() && !a.scope.Overlaps(d.Dst) {
+			a.skip(d, slog.LevelWarn, "outside the cluster CIDR "+a.scope.String())
+			continue
+		}
 		want[d.Dst] = true
 		if foreign[d.Dst] {
 			a.skip(d, slog.LevelWarn, "another route has this destination")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 )
@@ -83,6 +84,9 @@ func routesIn(t *testing.T, h *netlink.Handle, proto netlink.RouteProtocol) []st
 	}
 	var out []string
 	for _, r := range rs {
+		if r.Type != unix.RTN_UNICAST {
+			continue // guards: guardsIn
+		}
 		out = append(out, r.Dst.String()+" via "+r.Gw.String())
 	}
 	slices.Sort(out)
@@ -126,6 +130,8 @@ func TestApply(t *testing.T) {
 	}
 }
 
+var guards = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("10.96.0.0/12")}
+
 func TestController(t *testing.T) {
 	h := testNetNS(t)
 	client := fake.NewClientset(node("a", "10.244.0.0/24", "10.50.0.1"), node("b", "10.244.1.0/24", "10.50.0.2"))
@@ -133,9 +139,15 @@ func TestController(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- New(Config{NodeName: "a", Client: client, Netlink: h}).Run(ctx)
+		done <- New(Config{NodeName: "a", Client: client, Netlink: h,
+			ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), Guards: guards}).Run(ctx)
 	}()
 	waitRoutes(t, ctx, h, "10.244.1.0/24 via 10.50.0.2")
+	for _, g := range guards {
+		if !Guarded(h, g) {
+			t.Errorf("no guard route to %s", g)
+		}
+	}
 
 	nodes := client.CoreV1().Nodes()
 	if _, err := nodes.Create(ctx, node("c", "10.244.2.0/24", "10.50.0.3"), metav1.CreateOptions{}); err != nil {
@@ -164,6 +176,64 @@ func waitRoutes(t *testing.T, ctx context.Context, h *netlink.Handle, want ...st
 		case <-ctx.Done():
 			t.Fatalf("our routes: %q, want %q", routesIn(t, h, Protocol), want)
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestTwoClustersOneNamespace: two agents of different clusters in one
+// namespace (two `wharf up` on one machine) each keep their own routes
+// and guards, and neither removes the other's.
+func TestTwoClustersOneNamespace(t *testing.T) {
+	h := testNetNS(t)
+	a := &applier{h: h, log: slog.Default(), scope: netip.MustParsePrefix("10.244.0.0/16"), skipped: map[netip.Prefix]string{}}
+	b := &applier{h: h, log: slog.Default(), scope: netip.MustParsePrefix("10.245.0.0/16"), skipped: map[netip.Prefix]string{}}
+	for _, g := range []string{"10.244.0.0/16", "10.245.0.0/16"} {
+		if err := Guard(h, netip.MustParsePrefix(g)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.apply([]Route{route("10.244.1.0/24", "10.50.0.2", "a1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.apply([]Route{route("10.245.1.0/24", "10.50.0.3", "b1"), route("10.244.7.0/24", "10.50.0.4", "stray")}); err != nil {
+		t.Fatal(err)
+	}
+	checkRoutes(t, h, "10.244.1.0/24 via 10.50.0.2", "10.245.1.0/24 via 10.50.0.3")
+	if err := a.apply(nil); err != nil {
+		t.Fatal(err)
+	}
+	checkRoutes(t, h, "10.245.1.0/24 via 10.50.0.3")
+
+	// The guards survive both appliers and make the rest of each range
+	// unreachable, while a node's route still wins inside it.
+	for _, c := range []struct {
+		dst  string
+		kind int
+	}{{"10.244.99.9", unix.RTN_UNREACHABLE}, {"10.245.9.9", unix.RTN_UNREACHABLE}, {"10.245.1.9", unix.RTN_UNICAST}} {
+		rs, err := h.RouteGet(net.ParseIP(c.dst))
+		if c.kind == unix.RTN_UNREACHABLE {
+			if err == nil {
+				t.Errorf("route to %s: %v, want unreachable", c.dst, rs)
+			}
+			continue
+		}
+		if err != nil || len(rs) == 0 || rs[0].Type != c.kind {
+			t.Errorf("route to %s: %v %v, want type %d", c.dst, rs, err, c.kind)
+		}
+	}
+	for _, g := range []string{"10.244.0.0/16", "10.245.0.0/16"} {
+		p := netip.MustParsePrefix(g)
+		if !Guarded(h, p) {
+			t.Errorf("guard of %s gone", g)
+		}
+		if err := Unguard(h, p); err != nil {
+			t.Fatal(err)
+		}
+		if Guarded(h, p) {
+			t.Errorf("guard of %s still there after Unguard", g)
+		}
+		if err := Unguard(h, p); err != nil {
+			t.Errorf("Unguard twice: %v", err)
 		}
 	}
 }

@@ -31,9 +31,10 @@ type Provider struct {
 // state is what outlives a Provider: the hosts (Reopen shares it).
 type state struct {
 	mu      sync.Mutex
-	hosts   map[string]*host // by hostKey
-	fail    map[string]error // injected CreateHost failures, by host name
-	creates map[string]int   // CreateHost calls, by host name
+	hosts   map[string]*host  // by hostKey
+	fail    map[string]error  // injected CreateHost failures, by host name
+	crash   map[string]string // injected crashes right after start: host name → fault
+	creates map[string]int    // CreateHost calls, by host name
 }
 
 type host struct {
@@ -49,7 +50,7 @@ func New(opts ...Option) *Provider {
 	p := &Provider{
 		name:    "fake",
 		network: netip.MustParsePrefix("192.0.2.0/24"),
-		state:   &state{hosts: map[string]*host{}, fail: map[string]error{}, creates: map[string]int{}},
+		state:   &state{hosts: map[string]*host{}, fail: map[string]error{}, crash: map[string]string{}, creates: map[string]int{}},
 	}
 	for _, o := range opts {
 		o(p)
@@ -84,6 +85,19 @@ func (p *Provider) FailCreate(name string, err error) {
 		return
 	}
 	p.fail[name] = err
+}
+
+// CrashOnStart makes the process of the host called name die right after
+// every start, with fault as the reason ListHosts gives ("": stop). The
+// start itself succeeds, as a process that exits a moment later would.
+func (p *Provider) CrashOnStart(name, fault string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if fault == "" {
+		delete(p.crash, name)
+		return
+	}
+	p.crash[name] = fault
 }
 
 // CreateHost makes the host, or returns the existing one of that name,
@@ -146,8 +160,15 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 		}
 		return provider.Host{}, fmt.Errorf("create host %q: deleted while starting", spec.Name)
 	}
-	rec.h.Running, rec.stop = true, stop
-	return rec.h, nil
+	rec.h.Running, rec.h.Fault, rec.stop = true, "", stop
+	started := rec.h
+	if fault := p.crash[spec.Name]; fault != "" {
+		if stop != nil {
+			stop()
+		}
+		rec.h.Running, rec.h.Fault, rec.stop = false, fault, nil
+	}
+	return started, nil
 }
 
 // DeleteHost stops the host and forgets it; a missing host is not an error.
@@ -199,7 +220,7 @@ func (p *Provider) PowerOff(ctx context.Context, cluster provider.ClusterRef, na
 	rec, ok := p.hosts[hostKey(cluster, name)]
 	var stop func()
 	if ok {
-		stop, rec.stop, rec.h.Running = rec.stop, nil, false
+		stop, rec.stop, rec.h.Running, rec.h.Fault = rec.stop, nil, false, ""
 	}
 	p.mu.Unlock()
 	if !ok {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
+	"wharf.dev/wharf/internal/mountinfo"
+	"wharf.dev/wharf/internal/nodehost"
 	"wharf.dev/wharf/internal/provider"
 )
 
@@ -43,9 +46,12 @@ func (p *Provider) PowerOff(ctx context.Context, cluster provider.ClusterRef, na
 
 // DeleteHost powers the host off and removes every trace of it: the
 // containerd leftovers outside its state dir, the veth and namespace, the
-// cgroups, the state dir with the record (which frees its address). Names
-// are derived, not read from the record, so a host a crash left half
-// made or half removed goes too; a missing host is not an error.
+// cgroups, and last the state dir with the record (which frees its
+// address). Names are derived, not read from the record, so a host a
+// crash left half made or half removed goes too; a missing host is not
+// an error. When something cannot be removed it says what, and keeps the
+// record and state dir, so that a later DeleteHost (or `wharf service
+// stop --purge`) finds the host again: nothing is orphaned.
 func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, name string) error {
 	if checkName("cluster name", cluster.Name) != nil || checkName("host name", name) != nil {
 		return nil // no such host can exist
@@ -63,13 +69,14 @@ func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, 
 	if left := cgroups.SubtreePids(n.cgroupRoot); len(left) > 0 {
 		return fmt.Errorf("delete host %q: processes %v survived: %w", name, left, err)
 	}
-	errs := []error{err, deleteVeth(n), deleteNetNS(n)}
-	errs = append(errs, containerd.Cleanup(ctx, n.dir, n.cgroupRoot))
-	// The cluster's own cgroup level goes with its last host.
-	cgroups.RemoveEmpty(filepath.Dir(n.cgroupRoot))
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(err, deleteVeth(n), deleteNetNS(n)); err != nil {
+		return fmt.Errorf("delete host %q (its record stays in %s): %w", name, n.dir, err)
+	}
+	if err := removeState(n.dir); err != nil {
 		return fmt.Errorf("delete host %q: %w", name, err)
 	}
+	// The cluster's own cgroup level goes with its last host.
+	cgroups.RemoveEmpty(filepath.Dir(n.cgroupRoot))
 	if statErr != nil {
 		return nil // nothing was there (but leftovers of a crash, gone now)
 	}
@@ -78,30 +85,42 @@ func (p *Provider) DeleteHost(ctx context.Context, cluster provider.ClusterRef, 
 }
 
 // stopHost kills the host's processes and removes what would not survive
-// a power cut. containerd.Shutdown does it per containerd state dir (the
-// agent's is $(STATE_DIR)/agent; the spec's Args decide), then once for
-// the whole state dir: mounts outside a containerd's dir, the cgroups.
+// a power cut: each agent's node (package nodehost, which finds the
+// agent's state dir below the host's: $(STATE_DIR)/agent), then the
+// whole host: processes and mounts outside a node's dir, the cgroups.
 func (p *Provider) stopHost(ctx context.Context, n names) error {
 	var errs []error
-	for _, d := range containerdStateDirs(n.dir) {
-		errs = append(errs, containerd.Shutdown(ctx, d, n.cgroupRoot))
+	for _, r := range nodehost.Find(n.dir) {
+		errs = append(errs, nodehost.Stop(ctx, r))
 	}
 	errs = append(errs, containerd.Shutdown(ctx, n.dir, n.cgroupRoot))
 	return errors.Join(errs...)
 }
 
-// containerdStateDirs returns the directories below a host's state dir
-// (at most one level down) that hold a containerd's files.
-func containerdStateDirs(dir string) []string {
-	var out []string
-	matches, _ := filepath.Glob(filepath.Join(dir, "*", "containerd"))
-	if fi, err := os.Stat(filepath.Join(dir, "containerd")); err == nil && fi.IsDir() {
-		matches = append(matches, filepath.Join(dir, "containerd"))
+// removeState removes a host's state dir, its record last: a host whose
+// files cannot all go keeps the record that finds it again. Nothing is
+// removed through a mount that is still there.
+func removeState(dir string) error {
+	if left, err := mountinfo.Under(dir); err != nil || len(left) > 0 {
+		return fmt.Errorf("state dir %s: not removed, still mounted: %v %v", dir, left, err)
 	}
-	for _, m := range matches {
-		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
-			out = append(out, filepath.Dir(m))
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.Name() != recordFile {
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
 		}
 	}
-	return out
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("state dir %s (its record stays): %w", dir, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	return nil
 }

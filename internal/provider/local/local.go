@@ -17,18 +17,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"sigs.k8s.io/knftables"
+
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/wire"
 )
 
-// Defaults of Config.
-const (
-	DefaultNetwork = "10.123.0.0/24"
-	DefaultBridge  = "wharf-hosts"
-)
+// DefaultNetwork is the provider network of Config, and the first one
+// ClaimNetwork tries.
+const DefaultNetwork = wire.DefaultProviderNetwork
 
 // Config says where a local provider keeps hosts and how it wires them.
 type Config struct {
@@ -37,12 +39,20 @@ type Config struct {
 	// S/hosts. Required.
 	StateDir string
 	// Network is the provider network, an IPv4 CIDR (default
-	// DefaultNetwork); the bridge has its first address, the service
-	// address, and hosts get the others.
+	// DefaultNetwork; ClaimNetwork finds a free one); the bridge has its
+	// first address, the service address, and hosts get the others.
 	Network string
 	// Bridge is the bridge's name in the root namespace (default
-	// DefaultBridge).
+	// BridgeFor(Owner)).
 	Bridge string
+	// Owner names who the network is for, in the bridge's alias and in
+	// messages about it (e.g. "wharf service /var/lib/wharf-service");
+	// default "wharf local provider <StateDir>".
+	Owner string
+	// ServicePort is the one TCP port hosts may reach on the service
+	// address (the service's API and registry); 0: none. Hosts reach
+	// nothing else of the machine, and no host of another cluster.
+	ServicePort int
 	// Binary is the wharf executable hosts run (default os.Executable()).
 	Binary string
 	Logger *slog.Logger
@@ -55,8 +65,15 @@ type Provider struct {
 	bridgeAddr netip.Addr
 	nsenter    string
 	log        *slog.Logger
-	// forwardOK: the bridge's FORWARD rule was checked.
-	forwardOK atomic.Bool
+	// forwardOK: the bridge's FORWARD rule was checked; networkOK: the
+	// whole network was (EnsureNetwork), and only the bridge's presence
+	// is checked before a host is made.
+	forwardOK, networkOK atomic.Bool
+	nftMu                sync.Mutex
+	nft                  map[knftables.Family]knftables.Interface
+	// exits maps the pids of host processes this provider started and
+	// saw end to how they ended ("signal: killed", "exit status 1").
+	exits sync.Map
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -84,8 +101,11 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("local provider: network %q: want an IPv4 CIDR of at least /29", cfg.Network)
 	}
 	network = network.Masked()
+	if cfg.Owner == "" {
+		cfg.Owner = "wharf local provider " + cfg.StateDir
+	}
 	if cfg.Bridge == "" {
-		cfg.Bridge = DefaultBridge
+		cfg.Bridge = BridgeFor(cfg.Owner)
 	}
 	if len(cfg.Bridge) > 15 {
 		return nil, fmt.Errorf("local provider: bridge name %q longer than 15 bytes", cfg.Bridge)
@@ -107,7 +127,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{
 		cfg: cfg, network: network, bridgeAddr: network.Addr().Next(), nsenter: nsenter,
-		log: cfg.Logger.With("provider", "local"),
+		log: cfg.Logger.With("provider", "local"), nft: map[knftables.Family]knftables.Interface{},
 	}, nil
 }
 
@@ -163,8 +183,12 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 	if err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: recorded address: %w", spec.Name, err)
 	}
-	if err := p.EnsureNetwork(ctx); err != nil {
+	if err := p.ensureNetworkOnce(ctx); err != nil {
 		return provider.Host{}, err
+	}
+	// The host's veth joins its cluster's in the bridge table.
+	if err := p.syncPorts(ctx); err != nil {
+		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
 	if err := p.setupHostNetwork(n, addr); err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
@@ -224,10 +248,14 @@ func (p *Provider) ListHosts(ctx context.Context, cluster provider.ClusterRef) (
 }
 
 func (p *Provider) hostOf(r *record, running bool) provider.Host {
-	return provider.Host{
+	h := provider.Host{
 		Name: r.Name, Role: r.Role, Cluster: r.Cluster, Address: r.Address,
 		StateDir: p.namesFor(r.Cluster, r.Name).dir, Running: running,
 	}
+	if !running && r.PID > 0 { // started, not powered off: it died
+		h.Fault = p.fault(r)
+	}
+	return h
 }
 
 // AllHosts returns every host of every cluster on this provider, for

@@ -24,8 +24,10 @@ func TestConformance(t *testing.T) {
 	cfg := testConfig(t)
 	first := newTestProvider(t, cfg)
 	providertest.Run(t, func(t *testing.T) provider.Provider { return newTestProvider(t, cfg) }, providertest.Options{
-		HostOff:  func(t *testing.T, h provider.Host) { checkOff(t, first, h) },
-		HostGone: func(t *testing.T, h provider.Host) { checkGone(t, first, h) },
+		HostOff:     func(t *testing.T, h provider.Host) { checkOff(t, first, h) },
+		HostGone:    func(t *testing.T, h provider.Host) { checkGone(t, first, h) },
+		ServicePort: cfg.ServicePort,
+		Isolated:    true,
 	})
 }
 

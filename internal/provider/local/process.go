@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"wharf.dev/wharf/internal/bgproc"
+	"wharf.dev/wharf/internal/cgroups"
 )
 
 // waitAndExec is run by /bin/sh: it waits until the provider has moved
@@ -77,6 +80,7 @@ func (p *Provider) startProcess(n names, procs, args []string) (int, uint64, err
 	}
 	defer release.Close()
 	defer hold.Close()
+	bgproc.CloseOnExecInherited()
 	shArgs := append([]string{"-c", waitAndExec, "wharf-host", p.nsenter, "--net=" + n.netnsPath(), p.cfg.Binary}, args...)
 	cmd := exec.Command("/bin/sh", shArgs...)
 	cmd.Dir = n.dir
@@ -113,10 +117,37 @@ func (p *Provider) startProcess(n names, procs, args []string) (int, uint64, err
 	if _, err := hold.Write([]byte("go\n")); err != nil {
 		return fail(err)
 	}
-	// Reap it when it dies, as long as this service runs; after a
-	// restart of the service the process is init's child.
-	go cmd.Wait()
+	// Reap it when it dies, as long as this service runs (after a
+	// restart of the service the process is init's child), and keep how
+	// it ended for fault.
+	go func() {
+		cmd.Wait()
+		p.exits.Store(pid, cmd.ProcessState.String())
+	}()
 	return pid, st, nil
+}
+
+// fault says why a host's process, started and not powered off, is not
+// running: killed by the OOM killer (its cgroups say so), how it ended
+// if this provider started it, and the last lines of its log.
+func (p *Provider) fault(r *record) string {
+	n := p.namesFor(r.Cluster, r.Name)
+	var b strings.Builder
+	fmt.Fprintf(&b, "its wharf process (pid %d) is not running", r.PID)
+	if how, ok := p.exits.Load(r.PID); ok {
+		fmt.Fprintf(&b, " (%s)", how)
+	}
+	if kills := cgroups.OOMKills(n.cgroupRoot); kills > 0 {
+		limit := r.Spec.Memory
+		if limit == "" {
+			limit = "none"
+		}
+		fmt.Fprintf(&b, "; the OOM killer killed %d of the host's processes (memory limit %s)", kills, limit)
+	}
+	if tail := strings.TrimSpace(bgproc.Tail(filepath.Join(n.dir, logFile), 3)); tail != "" {
+		fmt.Fprintf(&b, "; its log ends: %s", strings.ReplaceAll(tail, "\n", " | "))
+	}
+	return b.String()
 }
 
 // procStat returns a process's state letter and start time (field 22 of

@@ -2,12 +2,9 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"wharf.dev/wharf/internal/cgroups"
+	"wharf.dev/wharf/internal/network/netalloc"
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/providertest"
 )
@@ -43,32 +41,30 @@ func requireHost(t testing.TB) {
 	}
 }
 
-// testConfig is a provider config of the test's own: a fresh state dir, a
-// bridge of its own on a /24 that no interface of the machine uses (so
-// the tests never touch a running service's hosts or other traffic), and
-// the test binary as the hosts' program. Hosts left by a failed test and
-// the bridge go when the test ends.
+// testConfig is a provider config of the test's own: a fresh state dir
+// and a network claimed the way a service claims one (a free /24 and a
+// bridge of its own, so the tests never touch a running service's hosts
+// or other traffic), the test binary as the hosts' program, and a free
+// service port. Hosts left by a failed test and the network go when the
+// test ends.
 func testConfig(t testing.TB) Config {
 	t.Helper()
 	requireHost(t)
-	b := make([]byte, 4)
-	var network netip.Prefix
-	for i := 0; ; i++ {
-		rand.Read(b)
-		network = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 124 + b[0]%4, b[1], 0}), 24)
-		if !inUse(t, network) {
-			break
-		}
-		if i == 20 {
-			t.Fatalf("no free test network found")
-		}
+	port, err := netalloc.FreePort("0.0.0.0", 0)
+	if err != nil {
+		t.Fatal(err)
 	}
 	cfg := Config{
-		StateDir: t.TempDir(),
-		Network:  network.String(),
-		Bridge:   "wht" + hex.EncodeToString(b[2:]),
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		StateDir:    t.TempDir(),
+		Owner:       "wharf provider test " + t.Name(),
+		ServicePort: port,
+		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
+	n, err := ClaimNetwork(context.Background(), filepath.Join(cfg.StateDir, "network.json"), "", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Network, cfg.Bridge = n.CIDR, n.Bridge
 	t.Cleanup(func() {
 		p, err := New(cfg)
 		if err != nil {
@@ -87,26 +83,6 @@ func testConfig(t testing.TB) Config {
 		}
 	})
 	return cfg
-}
-
-func inUse(t testing.TB, network netip.Prefix) bool {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatalf("routes: %v", err)
-	}
-	for _, r := range routes {
-		if r.Dst == nil {
-			continue
-		}
-		ones, _ := r.Dst.Mask.Size()
-		if ones == 0 {
-			continue // the default route
-		}
-		if a, ok := netip.AddrFromSlice(r.Dst.IP.To4()); ok && netip.PrefixFrom(a, ones).Overlaps(network) {
-			return true
-		}
-	}
-	return false
 }
 
 type testWriter struct{ t testing.TB }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,16 +43,7 @@ func (s *suite) reach(t *testing.T, ctx context.Context) {
 	}
 
 	// A server on the service address, as the service's registry is.
-	ln, err := net.Listen("tcp", net.JoinHostPort(p.ServiceAddress(), "0"))
-	if err != nil {
-		t.Fatalf("listen on the service address: %v", err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "service, you are %s", r.RemoteAddr)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	svcURL := "http://" + ln.Addr().String() + "/"
+	svcURL := s.serve(t, p.ServiceAddress(), s.opts.ServicePort)
 	for _, h := range []provider.Host{a, b} {
 		body, err := s.get(ctx, s.url(h, "/get?url="+url.QueryEscape(svcURL)))
 		if err != nil || !strings.HasPrefix(string(body), "service") {
@@ -60,6 +52,32 @@ func (s *suite) reach(t *testing.T, ctx context.Context) {
 		}
 		t.Logf("%s reached the service: %s", h.Name, body)
 	}
+	if s.opts.ServicePort == 0 {
+		return
+	}
+	// Any other port of the machine is out of the hosts' reach.
+	other := s.serve(t, p.ServiceAddress(), 0)
+	for _, h := range []provider.Host{a, b} {
+		if body, err := s.get(ctx, s.url(h, "/get?url="+url.QueryEscape(other))); err == nil {
+			t.Errorf("%s reached %s, another port than the service's %d: %s", h.Name, other, s.opts.ServicePort, body)
+		}
+	}
+}
+
+// serve answers "service, you are <address>" on addr:port (0: a free
+// port) until the test ends, and returns its URL.
+func (s *suite) serve(t *testing.T, addr string, port int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("listen on the service address: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "service, you are %s", r.RemoteAddr)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/"
 }
 
 // restart: a new provider over the same state finds and manages the hosts.
@@ -117,6 +135,14 @@ func (s *suite) clusters(t *testing.T, ctx context.Context) {
 	}
 	s.expectHosts(t, ctx, p, c1, h1)
 	s.expectHosts(t, ctx, p, c2, h2)
+	if s.opts.Isolated && !s.opts.NoProcesses {
+		for _, pair := range [][2]provider.Host{{h1, h2}, {h2, h1}} {
+			from, to := pair[0], pair[1]
+			if body, err := s.get(ctx, s.url(from, "/get?url="+url.QueryEscape(s.url(to, "/report")))); err == nil {
+				t.Errorf("a host of cluster %s reached one of cluster %s at %s: %s", from.Cluster.Key(), to.Cluster.Key(), to.Address, body)
+			}
+		}
+	}
 	// A cluster deleted and made again under the same name is another one.
 	s.expectHosts(t, ctx, p, provider.ClusterRef{Namespace: c1.Namespace, Name: c1.Name, UID: newCluster(t).UID})
 

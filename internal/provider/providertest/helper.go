@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -68,8 +69,16 @@ func helperMain(args []string) error {
 	stateDir := fs.String("state-dir", "", "the host's state dir")
 	files := fs.String("files", "", "comma-separated files to report")
 	fs.String("echo", "", "reported as given (checks expansion)")
+	allocate := fs.Int("allocate-mib", 0, "touch this much memory first (a host too small for its program)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *allocate > 0 {
+		ballast := make([]byte, *allocate<<20)
+		for i := range ballast {
+			ballast[i] = 1
+		}
+		defer runtime.KeepAlive(ballast)
 	}
 	if err := os.MkdirAll(filepath.Join(*stateDir, filepath.Dir(startsFile)), 0o700); err != nil {
 		return err

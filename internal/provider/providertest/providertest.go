@@ -50,6 +50,14 @@ type Options struct {
 	// HostGone, if set, checks that nothing of a deleted host is left
 	// (local: namespace, veth, cgroups, processes, state dir).
 	HostGone func(t *testing.T, h provider.Host)
+	// ServicePort is the one port hosts may reach on the service address
+	// (the service's API and registry): the suite serves there, and
+	// checks that another port of that address is out of the hosts'
+	// reach. 0: any port, none checked.
+	ServicePort int
+	// Isolated: hosts of different clusters must not reach each other
+	// (the local provider cuts each cluster off, as a private network).
+	Isolated bool
 	// Dial, if set, opens the suite's connections to the hosts.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }

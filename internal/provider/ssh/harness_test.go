@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"wharf.dev/wharf/internal/provider/ssh/hostctl"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // lab is a set of test "machines": network namespaces on a bridge of
@@ -195,16 +196,14 @@ LogLevel ERROR
 			t.Logf("sshd of %s:\n%s", m.addr, data)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testwait.For(t, "sshd on "+m.addr+" to listen", func() (bool, string) {
 		c, err := net.DialTimeout("tcp", m.addr+":22", time.Second)
-		if err == nil {
-			c.Close()
-			return
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd on %s never listened: %v", m.addr, err)
-		}
-	}
+		c.Close()
+		return true, ""
+	})
 }
 
 // config is a provider config for the lab's machines.

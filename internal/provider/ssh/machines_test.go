@@ -15,6 +15,7 @@ import (
 
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/providertest"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // testUID is the uid of a machineKind's user; nothing on this machine has it.
@@ -178,12 +179,16 @@ func TestSystemdSudoAndPackages(t *testing.T) {
 			}
 		}
 	}
+	// serving waits for the host's process, which systemd starts after
+	// CreateHost returns, and checks it is the host's.
 	serving := func(step string) {
 		t.Helper()
-		resp, err := http.Get("http://" + m.addr + ":7777/report")
-		if err != nil {
-			t.Fatalf("%s: the host does not answer: %v", step, err)
-		}
+		var resp *http.Response
+		testwait.For(t, step+": the host to answer", func() (bool, string) {
+			var err error
+			resp, err = http.Get("http://" + m.addr + ":7777/report")
+			return err == nil, fmt.Sprint(err)
+		})
 		defer resp.Body.Close()
 		var rep providertest.Report
 		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil || rep.Name != spec.Name {

@@ -7,6 +7,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	testclock "k8s.io/utils/clock/testing"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 func TestHook(t *testing.T) {
@@ -24,9 +26,7 @@ func TestHook(t *testing.T) {
 		_, err := r.Hook(context.Background(), &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 5}}, Target{}, time.Minute)
 		done <- err
 	}()
-	for !clk.HasWaiters() {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "the sleep hook to wait on the clock", func() (bool, string) { return clk.HasWaiters(), "no waiter" })
 	clk.Step(5 * time.Second)
 	if err := <-done; err != nil {
 		t.Errorf("sleep hook: %v", err)

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	testclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/exec"
+
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // scripted answers exec probes from a per-command queue of results
@@ -78,26 +81,20 @@ func (f *fixture) tick(cmd string) {
 
 func (f *fixture) waitCalls(cmd string, n int) {
 	f.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for f.exec.count(cmd) < n {
-		if time.Now().After(deadline) {
-			f.t.Fatalf("%s probed %d times, want %d", cmd, f.exec.count(cmd), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(f.t, fmt.Sprintf("%d probes by %s", n, cmd), func() (bool, string) {
+		got := f.exec.count(cmd)
+		return got >= n, fmt.Sprintf("%d probes", got)
+	})
 }
 
 // waitResult waits for a verdict; verdicts are set right after the exec
 // returns, so they need a short wait too.
 func (f *fixture) waitResult(kind Kind, want Result) {
 	f.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for f.m.Result("uid1", "app", "c1", kind) != want {
-		if time.Now().After(deadline) {
-			f.t.Fatalf("%s verdict %v, want %v", kind, f.m.Result("uid1", "app", "c1", kind), want)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(f.t, fmt.Sprintf("%s verdict %v", kind, want), func() (bool, string) {
+		got := f.m.Result("uid1", "app", "c1", kind)
+		return got == want, fmt.Sprint(got)
+	})
 }
 
 func testPod(c v1.Container) *v1.Pod {
@@ -135,7 +132,9 @@ func (f *fixture) stepUntil(what string, cond func() bool) {
 	f.t.Helper()
 	for range 50 {
 		f.clock.Step(time.Second)
-		// A missed poll only costs an extra step; no assertion counts steps.
+		// Poll for a while before the next step. A missed poll only
+		// costs an extra step; no assertion counts steps, so this sleep
+		// only paces the poll.
 		deadline := time.Now().Add(200 * time.Millisecond)
 		for time.Now().Before(deadline) {
 			if cond() {

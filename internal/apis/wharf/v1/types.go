@@ -51,7 +51,15 @@ type Network struct {
 	HostCIDR    string `json:"hostCIDR,omitempty"`
 	PodCIDR     string `json:"podCIDR,omitempty"`
 	ServiceCIDR string `json:"serviceCIDR,omitempty"`
+	// DNSNameserver is the resolver pods use for names outside the
+	// cluster (Magnum's dns_nameserver): an IPv4 address, or "none" for
+	// no resolver at all (isolated clusters, tests); empty: the hosts'
+	// own /etc/resolv.conf.
+	DNSNameserver string `json:"dnsNameserver,omitempty"`
 }
+
+// DNSNameserverNone: pods get no resolver for names outside the cluster.
+const DNSNameserverNone = "none"
 
 // SSHHosts are the machines of the ssh provider.
 type SSHHosts struct {

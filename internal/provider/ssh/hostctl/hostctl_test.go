@@ -14,9 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"wharf.dev/wharf/internal/cgroups"
+	"wharf.dev/wharf/internal/testwait"
 )
 
 // TestMain lets the test binary stand in for wharf: copied to a host's
@@ -115,11 +115,7 @@ func copyFile(t *testing.T, from, to string) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testwait.For(t, what, func() (bool, string) { return cond(), "not yet" })
 }
 
 func events(p Paths) []string {

@@ -12,6 +12,7 @@ import (
 
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
+	"wharf.dev/wharf/internal/nodehost"
 )
 
 // Stop stops the host's supervisor and wharf process gracefully
@@ -53,10 +54,9 @@ func PowerOff(ctx context.Context, dir, cgroupRoot string) error {
 	killSupervised(p)
 	var errs []error
 	// An agent's containerd has its own state dir below the host's (e.g.
-	// $(STATE_DIR)/agent/containerd): shim sockets and CNI results are
-	// found from there.
-	for _, d := range containerdDirs(p.State()) {
-		if err := containerd.Shutdown(ctx, d, cgroupRoot); err != nil {
+	// $(STATE_DIR)/agent): its record says where.
+	for _, r := range nodehost.Find(p.State()) {
+		if err := nodehost.Stop(ctx, r); err != nil {
 			errs = append(errs, fmt.Errorf("host %s: %w", dir, err))
 		}
 	}
@@ -66,26 +66,28 @@ func PowerOff(ctx context.Context, dir, cgroupRoot string) error {
 	return errors.Join(errs...)
 }
 
-// Cleanup removes every trace of the host from the machine: its pods
-// through containerd (so CNI undoes its per-pod rules), the agent's
-// network set-up (network.go), then PowerOff, the host's directory
-// (binary, state, logs) and cgroups, and the parent directories and
-// cgroups no other host uses. A failure to clean the network is reported
-// after everything else is gone.
+// Cleanup removes every trace of the host from the machine: each agent's
+// node (package nodehost: its pods through containerd, so CNI undoes its
+// per-pod rules, its network set-up in the machine's namespace, its state
+// dir), then PowerOff, the host's directory (binary, state, logs) and
+// cgroups, and the parent directories and cgroups no other host uses.
+// When something of a node cannot go, the host's directory stays, with
+// the records that find it again.
 func Cleanup(ctx context.Context, dir, cgroupRoot string) error {
 	p := Paths{dir}
 	// The agent goes first, so that nothing starts pods again; its
 	// containerd (in another cgroup) stays up to tear them down.
 	killSupervised(p)
-	cfg, _ := ReadConfig(dir)
-	var netErrs []error
-	for _, d := range containerdDirs(p.State()) {
-		teardownPods(ctx, d)
-		if err := removeNetwork(ctx, d, cfg.Args); err != nil {
-			netErrs = append(netErrs, fmt.Errorf("host %s: network: %w", dir, err))
+	var errs []error
+	for _, r := range nodehost.Find(p.State()) {
+		if err := nodehost.Remove(ctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("host %s: %w", dir, err))
 		}
 	}
 	if err := PowerOff(ctx, dir, cgroupRoot); err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	if err := containerd.Cleanup(ctx, p.State(), cgroupRoot); err != nil {
@@ -100,7 +102,7 @@ func Cleanup(ctx context.Context, dir, cgroupRoot string) error {
 	if cgroupRoot != "" {
 		cgroups.RemoveEmptyParents(cgroupRoot)
 	}
-	return errors.Join(netErrs...)
+	return nil
 }
 
 // killSupervised kills the supervisor, then its process (in that order,
@@ -126,19 +128,6 @@ func zombie(pid int) bool {
 	s := string(data)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] == "Z"
-}
-
-// containerdDirs returns the state dirs below state (at most two levels
-// down) that hold a containerd's files.
-func containerdDirs(state string) []string {
-	var dirs []string
-	for _, pattern := range []string{"containerd", "*/containerd", "*/*/containerd"} {
-		matches, _ := filepath.Glob(filepath.Join(state, pattern, "config.toml"))
-		for _, m := range matches {
-			dirs = append(dirs, filepath.Dir(filepath.Dir(m)))
-		}
-	}
-	return dirs
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -1,4 +1,4 @@
-package cli
+package clusterservice
 
 import (
 	"context"
@@ -6,7 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"path/filepath"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -15,40 +16,56 @@ import (
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/coe"
-	"wharf.dev/wharf/internal/controlplane"
 	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/local"
 	"wharf.dev/wharf/internal/provider/ssh"
+	"wharf.dev/wharf/internal/wire"
 )
 
-func init() { clusterController = runClusterController }
-
-// runClusterController is the service's cluster controller with its
-// providers: local (network namespaces on this machine), and ssh, made per
-// template from the machines and key it names.
-func runClusterController(ctx context.Context, env controlplane.ServiceEnv) error {
-	lp, err := local.New(local.Config{StateDir: env.HostsDir, Network: env.ProviderNetwork, Logger: env.Logger.With("provider", "local")})
-	if err != nil {
-		return err
+// clusterController is the service's cluster controller with its
+// providers: local (network namespaces on this machine, on the network n
+// the service claimed), and ssh, made per template from the machines and
+// key it names.
+func clusterController(o Options, n local.Network) wire.ServiceController {
+	return func(ctx context.Context, env wire.ServiceEnv) error {
+		cfg := o.localConfig()
+		cfg.Network, cfg.Bridge, cfg.Logger = n.CIDR, n.Bridge, env.Logger.With("provider", "local")
+		// Hosts reach the service's API and registry, on its port only.
+		if u, err := url.Parse(env.RegistryURL); err == nil {
+			cfg.ServicePort, _ = strconv.Atoi(u.Port())
+		}
+		lp, err := local.New(cfg)
+		if err != nil {
+			return err
+		}
+		// The network now, so the service address exists before the first
+		// host, and the hosts it adopts are wired to it again.
+		if err := lp.EnsureNetwork(ctx); err != nil {
+			return err
+		}
+		if err := lp.RepairNetwork(ctx); err != nil {
+			env.Logger.Warn("rewiring the hosts of an earlier run", "err", err)
+		}
+		go func() {
+			if err := lp.Watch(ctx); err != nil {
+				env.Logger.Error("watching the provider network", "err", err)
+			}
+		}()
+		ccfg, err := coe.ConfigFromService(env, map[string]provider.Provider{"local": lp})
+		if err != nil {
+			return err
+		}
+		sshp := &sshProviders{
+			kube: ccfg.Kube, log: env.Logger.With("provider", "ssh"),
+			// One state dir for every ssh provider: two templates naming the
+			// same machine must not hand it out twice.
+			stateDir: o.sshDir(),
+			made:     map[string]*ssh.Provider{},
+		}
+		defer sshp.close()
+		ccfg.ProviderFor = sshp.forTemplate
+		return coe.New(ccfg).Run(ctx)
 	}
-	// The bridge now, so the service address exists before the first host.
-	if err := lp.EnsureNetwork(ctx); err != nil {
-		return err
-	}
-	cfg, err := coe.ConfigFromService(env, map[string]provider.Provider{"local": lp})
-	if err != nil {
-		return err
-	}
-	sshp := &sshProviders{
-		kube: cfg.Kube, log: env.Logger.With("provider", "ssh"),
-		// One state dir for every ssh provider: two templates naming the
-		// same machine must not hand it out twice.
-		stateDir: filepath.Join(filepath.Dir(env.HostsDir), "ssh"),
-		made:     map[string]*ssh.Provider{},
-	}
-	defer sshp.close()
-	cfg.ProviderFor = sshp.forTemplate
-	return coe.New(cfg).Run(ctx)
 }
 
 // sshProviders makes and keeps one ssh provider per machine list and key.

@@ -1,0 +1,191 @@
+package up
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"wharf.dev/wharf/internal/network/netalloc"
+	"wharf.dev/wharf/internal/network/routes"
+	"wharf.dev/wharf/internal/wire"
+)
+
+// Ranges `wharf up` takes its pods' and services' addresses from when
+// none are given: the usual defaults first, else a free /16.
+var (
+	defaultClusterCIDR = netip.MustParsePrefix(wire.DefaultClusterCIDR)
+	clusterPool        = netip.MustParsePrefix("10.224.0.0/11")
+	defaultServiceCIDR = netip.MustParsePrefix(wire.DefaultServiceCIDR)
+	servicePool        = netip.MustParsePrefix("10.64.0.0/11")
+)
+
+// Default ports, taken when free.
+const (
+	defaultServerPort = 6443
+	defaultAgentPort  = 10250
+)
+
+// cluster is what a state dir's first `wharf up` chose, kept in
+// cluster.json: later runs, `wharf down` and its purge find the same
+// node, ranges, bridge and cgroups.
+type cluster struct {
+	NodeName    string `json:"nodeName"`
+	Listen      string `json:"listen"`
+	AgentListen string `json:"agentListen"`
+	ClusterCIDR string `json:"clusterCIDR"`
+	ServiceCIDR string `json:"serviceCIDR"`
+	// Bridge is the pods' bridge; each state dir has its own, since every
+	// `wharf up` shares the machine's network namespace.
+	Bridge     string `json:"bridge"`
+	CgroupRoot string `json:"cgroupRoot"`
+}
+
+func clusterFile(stateDir string) string { return filepath.Join(stateDir, "cluster.json") }
+
+func loadCluster(stateDir string) (cluster, error) {
+	var c cluster
+	data, err := os.ReadFile(clusterFile(stateDir))
+	if err == nil {
+		err = json.Unmarshal(data, &c)
+	}
+	return c, err
+}
+
+// claim returns the state dir's recorded choices or, on the first run,
+// makes them: ranges, ports and names no one else on this machine uses,
+// under the machine-wide allocation lock, with the ranges held at once by
+// unreachable routes (so no other wharf picks them, and nothing of them
+// leaves by the default route before the node's own routes exist).
+// Options given explicitly win over defaults; a range another holds is
+// refused, naming the holder.
+func claim(ctx context.Context, o Options) (cluster, error) {
+	c, err := loadCluster(o.StateDir)
+	if err == nil {
+		if o.Listen != "" {
+			c.Listen = o.Listen
+		}
+		if o.AgentListen != "" {
+			c.AgentListen = o.AgentListen
+		}
+		for _, want := range []struct{ asked, has, what string }{{o.ClusterCIDR, c.ClusterCIDR, "cluster CIDR"}, {o.ServiceCIDR, c.ServiceCIDR, "service CIDR"}} {
+			if want.asked != "" && want.asked != want.has {
+				return c, fmt.Errorf("%s %s asked for, but this cluster has %s: `wharf down --purge` first to change it", want.what, want.asked, want.has)
+			}
+		}
+		return c, saveCluster(o.StateDir, c)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return c, fmt.Errorf("%s: %w", clusterFile(o.StateDir), err)
+	}
+	unlock, err := netalloc.Lock(ctx)
+	if err != nil {
+		return c, err
+	}
+	defer unlock()
+	snap, err := netalloc.Scan()
+	if err != nil {
+		return c, err
+	}
+	sum := sha256.Sum256([]byte(o.StateDir))
+	id := hex.EncodeToString(sum[:4])
+	c = cluster{NodeName: o.NodeName, Bridge: "wup" + id, CgroupRoot: "/wharf/up-" + id}
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return c, err
+		}
+		c.NodeName = strings.ToLower(h)
+	}
+	if _, taken := snap.LinkAlias(c.Bridge); taken {
+		return c, fmt.Errorf("interface %s exists: another wharf up with the same state dir hash?", c.Bridge)
+	}
+	cidr, err := pickRange(snap, o.ClusterCIDR, "cluster CIDR", defaultClusterCIDR, clusterPool)
+	if err != nil {
+		return c, err
+	}
+	svc, err := pickRange(snap, o.ServiceCIDR, "service CIDR", defaultServiceCIDR, servicePool)
+	if err != nil {
+		return c, err
+	}
+	if cidr.Overlaps(svc) {
+		return c, fmt.Errorf("cluster CIDR %s overlaps service CIDR %s", cidr, svc)
+	}
+	c.ClusterCIDR, c.ServiceCIDR = cidr.String(), svc.String()
+	if c.Listen, err = pickListen(o.Listen, "127.0.0.1", defaultServerPort); err != nil {
+		return c, err
+	}
+	if c.AgentListen, err = pickListen(o.AgentListen, "0.0.0.0", defaultAgentPort); err != nil {
+		return c, err
+	}
+	for _, p := range []netip.Prefix{cidr, svc} {
+		if err := routes.Guard(nil, p); err != nil {
+			return c, err
+		}
+	}
+	return c, saveCluster(o.StateDir, c)
+}
+
+// pickRange is asked if given (refused when another holds part of it),
+// else def if free, else the first free /16 of pool.
+func pickRange(snap *netalloc.Snapshot, asked, what string, def, pool netip.Prefix) (netip.Prefix, error) {
+	if asked != "" {
+		p, err := netip.ParsePrefix(asked)
+		if err != nil || !p.Addr().Is4() {
+			return p, fmt.Errorf("%s %q: want an IPv4 CIDR", what, asked)
+		}
+		if held := snap.Overlapping(p.Masked(), nil); len(held) > 0 {
+			return p, fmt.Errorf("%s %s is in use on this machine: %s", what, p.Masked(), netalloc.Describe(held))
+		}
+		return p.Masked(), nil
+	}
+	if len(snap.Overlapping(def, nil)) == 0 {
+		return def, nil
+	}
+	p, err := snap.Free(pool, 16, netip.Prefix{})
+	if err != nil {
+		return p, fmt.Errorf("%s: %w (give one)", what, err)
+	}
+	return p, nil
+}
+
+// pickListen is asked if given, else host:port if free, else a free port
+// of host.
+func pickListen(asked, host string, port int) (string, error) {
+	if asked != "" {
+		return asked, nil
+	}
+	p, err := netalloc.FreePort(host, port)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+func saveCluster(stateDir string, c cluster) error {
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(c, "", "  ")
+	return os.WriteFile(clusterFile(stateDir), append(data, '\n'), 0o644)
+}
+
+// release lets go of the ranges claim held (`wharf down --purge`).
+func release(c cluster) error {
+	var errs []error
+	for _, s := range []string{c.ClusterCIDR, c.ServiceCIDR} {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			errs = append(errs, routes.Unguard(nil, p))
+		}
+	}
+	return errors.Join(errs...)
+}
