@@ -278,9 +278,12 @@ type nodeCPU struct {
 
 func readNodeCPU(o up.Options) nodeCPU {
 	var c nodeCPU
-	if data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct/wharf", o.NodeName, "cpuacct.usage")); err == nil {
-		ns, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-		c.node = time.Duration(ns)
+	c.node = -1 // unknown
+	if root, err := up.CgroupRoot(o.StateDir); err == nil {
+		if data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct", root, "cpuacct.usage")); err == nil {
+			ns, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+			c.node = time.Duration(ns)
+		}
 	}
 	c.agent = processCPU(filepath.Join(o.StateDir, "run", "agent.pid"))
 	c.server = processCPU(filepath.Join(o.StateDir, "run", "server.pid"))
@@ -290,8 +293,12 @@ func readNodeCPU(o up.Options) nodeCPU {
 // since describes the CPU time used since before, per pod.
 func (c nodeCPU) since(before nodeCPU, pods int) string {
 	per := func(d time.Duration) time.Duration { return (d / time.Duration(pods)).Round(time.Millisecond) }
-	node, agent, server := c.node-before.node, c.agent-before.agent, c.server-before.server
-	return fmt.Sprintf("%s (containerd, shims, runc, plugins and containers %s; agent %s; server %s)",
+	agent, server := c.agent-before.agent, c.server-before.server
+	if c.node < 0 || before.node < 0 {
+		return fmt.Sprintf("unknown: the node's cgroup was not read (agent %s; server %s)", per(agent), per(server))
+	}
+	node := c.node - before.node
+	return fmt.Sprintf("%s (containerd, shims, runtime, plugin and containers %s; agent %s; server %s)",
 		per(node+agent+server), per(node), per(agent), per(server))
 }
 

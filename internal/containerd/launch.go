@@ -49,6 +49,17 @@ func runtimeFor(cfg Config, p Paths) string {
 	return cfg.Runtime
 }
 
+// runtimeBinary is the path containerd runs the OCI runtime at: its
+// read-only copy on a state tmpfs of ours (see bindRuntime), else the
+// runtime itself.
+func runtimeBinary(cfg Config, p Paths) string {
+	rt := runtimeFor(cfg, p)
+	if olderState(p) {
+		return rt
+	}
+	return sealedRuntime(p, rt)
+}
+
 // hiddenHierarchy is the cgroup hierarchy containerd and what it starts
 // must not see: crun refuses a hybrid setup whose unified hierarchy holds
 // controllers ("cgroups in hybrid mode not supported", hugetlb on this
@@ -70,7 +81,9 @@ func hiddenHierarchy(runtime string) (string, error) {
 // launch starts a new containerd and records its pid. The caller holds
 // the pid file lock.
 func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
-	if err := mountState(p); err != nil {
+	runtime := runtimeFor(cfg, p)
+	sealed, err := mountState(p, runtime)
+	if err != nil {
 		return nil, 0, err
 	}
 	var procs []string
@@ -91,7 +104,7 @@ func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
 		// cgroup mounts.
 		args = append(args, "nsenter", "--net="+cfg.NetNS)
 	}
-	hide, err := hiddenHierarchy(runtimeFor(cfg, p))
+	hide, err := hiddenHierarchy(runtime)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -109,7 +122,7 @@ func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
 
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Dir = "/"
-	cmd.Env = daemonEnv(os.Environ(), p.TempDir)
+	cmd.Env = daemonEnv(os.Environ(), p.TempDir, sealed)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: containerd must outlive the agent and not get the
 	// agent's terminal signals.
@@ -128,15 +141,21 @@ func launch(cfg Config, p Paths, pidFile *os.File) (*exec.Cmd, int64, error) {
 // daemonEnv is containerd's environment: the caller's, with TMPDIR on the
 // state tmpfs. containerd mounts every new container's image in a temporary
 // directory there (to read /etc/group); on disk each costs a new inode.
-// XDG_RUNTIME_DIR goes: containerd prefers it to TMPDIR.
-func daemonEnv(env []string, tmp string) []string {
-	out := make([]string, 0, len(env)+1)
+// XDG_RUNTIME_DIR goes: containerd prefers it to TMPDIR. With a sealed
+// runtime (see bindRuntime) the shims, and so the runtime, get
+// clonedBinaryEnv.
+func daemonEnv(env []string, tmp string, sealed bool) []string {
+	out := make([]string, 0, len(env)+2)
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "TMPDIR=") && !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") {
+		if !strings.HasPrefix(kv, "TMPDIR=") && !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") && !strings.HasPrefix(kv, "_LIBCONTAINER_CLONED_BINARY=") {
 			out = append(out, kv)
 		}
 	}
-	return append(out, "TMPDIR="+tmp)
+	out = append(out, "TMPDIR="+tmp)
+	if sealed {
+		out = append(out, clonedBinaryEnv)
+	}
+	return out
 }
 
 // waitCRI polls the socket until CRI Version answers, the process exits

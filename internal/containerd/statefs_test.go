@@ -1,7 +1,10 @@
 package containerd
 
 import (
+	"bytes"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,7 +23,7 @@ func TestMountState(t *testing.T) {
 		{"new state dir", func(*testing.T, Paths) {}, true},
 		{"empty state dir", func(t *testing.T, p Paths) { mkdir(t, p.State) }, true},
 		{"already mounted", func(t *testing.T, p Paths) {
-			if err := mountState(p); err != nil {
+			if _, err := mountState(p, testRuntime); err != nil {
 				t.Fatal(err)
 			}
 		}, true},
@@ -32,15 +35,19 @@ func TestMountState(t *testing.T) {
 			p := PathsFor(t.TempDir())
 			t.Cleanup(func() { unmountAll(p.Dir) })
 			tc.prepare(t, p)
-			if err := mountState(p); err != nil {
+			sealed, err := mountState(p, testRuntime)
+			if err != nil {
 				t.Fatal(err)
 			}
 			mounted, err := isMountPoint(p.State)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if mounted != tc.wantMounted {
-				t.Errorf("state dir mounted: %v, want %v", mounted, tc.wantMounted)
+			if mounted != tc.wantMounted || sealed != tc.wantMounted {
+				t.Errorf("state dir mounted: %v, runtime sealed: %v, want %v", mounted, sealed, tc.wantMounted)
+			}
+			if sealed {
+				checkSealed(t, sealedRuntime(p, testRuntime))
 			}
 			if mounted {
 				var st syscall.Statfs_t
@@ -66,6 +73,30 @@ func TestMountState(t *testing.T) {
 	}
 }
 
+// testRuntime stands for an OCI runtime binary: any executable that
+// prints something does.
+const testRuntime = "/bin/true"
+
+// checkSealed checks that bin runs, is the runtime's binary and cannot be
+// written to, even by root.
+func checkSealed(t *testing.T, bin string) {
+	t.Helper()
+	if out, err := exec.Command(bin).CombinedOutput(); err != nil {
+		t.Errorf("run %s: %v: %s", bin, err, out)
+	}
+	want, _ := os.ReadFile(testRuntime)
+	if got, err := os.ReadFile(bin); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s is not a copy of %s: %v", bin, testRuntime, err)
+	}
+	f, err := os.OpenFile(bin, os.O_WRONLY, 0)
+	if err == nil {
+		f.Close()
+		t.Errorf("%s opened for writing", bin)
+	} else if !errors.Is(err, syscall.EROFS) {
+		t.Errorf("open %s for writing: %v, want EROFS", bin, err)
+	}
+}
+
 // tmpfsMagic is TMPFS_MAGIC, the f_type statfs reports for a tmpfs.
 const tmpfsMagic = 0x01021994
 
@@ -77,9 +108,17 @@ func mkdir(t *testing.T, dir string) {
 }
 
 func TestDaemonEnv(t *testing.T) {
-	got := daemonEnv([]string{"PATH=/bin", "TMPDIR=/tmp", "XDG_RUNTIME_DIR=/run/user/0", "HOME=/root"}, "/s/state/tmp")
-	want := []string{"PATH=/bin", "HOME=/root", "TMPDIR=/s/state/tmp"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("daemonEnv = %q, want %q", got, want)
+	env := []string{"PATH=/bin", "TMPDIR=/tmp", "XDG_RUNTIME_DIR=/run/user/0", "_LIBCONTAINER_CLONED_BINARY=1", "HOME=/root"}
+	for _, tc := range []struct {
+		sealed bool
+		want   []string
+	}{
+		{false, []string{"PATH=/bin", "HOME=/root", "TMPDIR=/s/state/tmp"}},
+		{true, []string{"PATH=/bin", "HOME=/root", "TMPDIR=/s/state/tmp", "_LIBCONTAINER_CLONED_BINARY=1"}},
+	} {
+		got := daemonEnv(env, "/s/state/tmp", tc.sealed)
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("daemonEnv(sealed %v) = %q, want %q", tc.sealed, got, tc.want)
+		}
 	}
 }

@@ -88,7 +88,7 @@ func renderConfig(cfg Config, p Paths) string {
 	w("[%s.containerd.runtimes.runc.options]", cri)
 	w("  SystemdCgroup = false")
 	w("  Root = %s", q(p.RuncRoot))
-	w("  BinaryName = %s", q(runtimeFor(cfg, p)))
+	w("  BinaryName = %s", q(runtimeBinary(cfg, p)))
 	w("[%s.cni]", cri)
 	w("  bin_dir = %s", q(cfg.CNIBinDir))
 	w("  conf_dir = %s", q(cfg.CNIConfDir))

@@ -38,7 +38,7 @@ func TestWriteConfig(t *testing.T) {
 		`stream_server_port = "0"`,
 		`SystemdCgroup = false`,
 		`Root = "` + dir + `/containerd/state/runc"`,
-		`BinaryName = "/opt/test/crun"`,
+		`BinaryName = "` + dir + `/containerd/state/bin/crun"`, // see bindRuntime
 		`bin_dir = "` + dir + `/cni/bin"`,
 		`conf_dir = "` + dir + `/cni/net.d"`,
 		`config_path = "` + dir + `/containerd/certs.d"`,

@@ -61,6 +61,16 @@ func loadCluster(stateDir string) (cluster, error) {
 	return c, err
 }
 
+// CgroupRoot is the cgroup of the state dir's node (containerd, shims,
+// containers), as its first `wharf up` chose it.
+func CgroupRoot(stateDir string) (string, error) {
+	c, err := loadCluster(stateDir)
+	if err != nil {
+		return "", fmt.Errorf("wharf up state %s: %w", stateDir, err)
+	}
+	return c.CgroupRoot, nil
+}
+
 // claim returns the state dir's recorded choices or, on the first run,
 // makes them: ranges, ports and names no one else on this machine uses,
 // under the machine-wide allocation lock, with the ranges held at once by

@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	wharfBin = filepath.Join(dir, "wharf")
 	for _, c := range [][]string{
 		{"go", "build", "-o", wharfBin, "./cmd/wharf"},
-		{"go", "build", "-o", filepath.Join(dir, "wharf-cni"), "./cmd/wharf-cni"},
+		{"env", "CGO_ENABLED=0", "go", "build", "-o", filepath.Join(dir, "wharf-cni"), "./cmd/wharf-cni"},
 		{wharfBin, "image", "build", "--out", filepath.Join(dir, "images")},
 	} {
 		cmd := exec.Command(c[0], c[1:]...)

@@ -190,7 +190,9 @@ func (h *Host) Env() *Env {
 func BuildPlugin(t testing.TB) string {
 	t.Helper()
 	plugin := filepath.Join(t.TempDir(), podnet.PluginFile)
-	out, err := exec.Command("go", "build", "-o", plugin, "wharf.dev/wharf/cmd/wharf-cni").CombinedOutput()
+	cmd := exec.Command("go", "build", "-o", plugin, "wharf.dev/wharf/cmd/wharf-cni")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build does
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("build %s: %v\n%s", podnet.PluginFile, err, out)
 	}

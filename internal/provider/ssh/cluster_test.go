@@ -194,7 +194,11 @@ func buildWharf(t *testing.T, ctx context.Context) (string, []string) {
 	bin := filepath.Join(dir, "wharf")
 	start := time.Now()
 	for pkg, out := range map[string]string{"wharf.dev/wharf/cmd/wharf": bin, "wharf.dev/wharf/cmd/wharf-cni": filepath.Join(dir, "wharf-cni")} {
-		if msg, err := exec.CommandContext(ctx, "go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+		if strings.HasSuffix(pkg, "wharf-cni") {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build does
+		}
+		if msg, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
 		}
 	}
