@@ -317,7 +317,12 @@ func TestCompactionMakesOldRevisionsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Create(ctx, key("z"), cm("z", "1")); err != nil { // the cache moves past the page's revision
+	if _, err := s.Create(ctx, key("z"), cm("z", "1")); err != nil {
+		t.Fatal(err)
+	}
+	// The cache moves past the page's revision: a consistent read waits
+	// until it has applied etcd's current one (Create returns before).
+	if _, err := s.List(ctx, prefix, storage.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cur, err := s.Revision(ctx)
