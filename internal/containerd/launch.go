@@ -53,11 +53,10 @@ func runtimeFor(cfg Config, p Paths) string {
 // read-only copy on a state tmpfs of ours (see bindRuntime), else the
 // runtime itself.
 func runtimeBinary(cfg Config, p Paths) string {
-	rt := runtimeFor(cfg, p)
 	if olderState(p) {
-		return rt
+		return runtimeFor(cfg, p)
 	}
-	return sealedRuntime(p, rt)
+	return sealedRuntime(p, cfg.Runtime) // runtimeFor's choice on a state of ours
 }
 
 // hiddenHierarchy is the cgroup hierarchy containerd and what it starts

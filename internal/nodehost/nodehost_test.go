@@ -2,8 +2,6 @@ package nodehost
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"wharf.dev/wharf/internal/cri/critest"
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/nsrun"
 	"wharf.dev/wharf/internal/network/routes"
@@ -51,14 +50,7 @@ func TestRemoveNetwork(t *testing.T) {
 			t.Skipf("needs %s", bin)
 		}
 	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "wharf-nh-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
-	ns, err := netns.GetFromName(name)
+	ns, err := netns.GetFromPath(critest.NewNetNS(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +71,6 @@ func TestRemoveNetwork(t *testing.T) {
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
 			return err
 		}
-		lo, _ := netlink.LinkByName("lo")
-		netlink.LinkSetUp(lo)
 		link := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "n0"}, PeerName: "n1"}
 		if err := netlink.LinkAdd(link); err != nil {
 			return err

@@ -2,13 +2,10 @@ package routes
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -18,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"wharf.dev/wharf/internal/cri/critest"
 )
 
 // testNetNS returns a netlink handle of a fresh network namespace with a
@@ -28,14 +27,7 @@ func testNetNS(t *testing.T) *netlink.Handle {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "wharf-rt-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
-	ns, err := netns.GetFromName(name)
+	ns, err := netns.GetFromPath(critest.NewNetNS(t))
 	if err != nil {
 		t.Fatal(err)
 	}
