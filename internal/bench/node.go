@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/images"
 	"wharf.dev/wharf/internal/up"
 )
@@ -58,6 +59,9 @@ type PodsConfig struct {
 // latency (create to Running as a watch sees it, image present), container
 // crash to restarted, and the agent's memory with RSSPods pods running.
 func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
+	if cfg.Pods > node.MaxPods || cfg.Batch < 1 {
+		return fmt.Errorf("--pods %d --batch %d: a node runs 1 to %d pods, at least one at a time", cfg.Pods, cfg.Batch, node.MaxPods)
+	}
 	o := up.Options{StateDir: filepath.Join(env.WorkDir, "node"), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
 	if err := up.Up(ctx, io.Discard, o); err != nil {
 		return err
