@@ -29,6 +29,10 @@ type envInputs struct {
 	objects     objectSource
 	addresses   fieldpath.Addresses
 	allocatable v1.ResourceList
+	// services are the variables of the services the pod sees
+	// (serviceEnv): $(VAR) in env may use them, and those the container
+	// does not define itself come last.
+	services map[string]string
 }
 
 // resolveEnv builds a container's environment as the kubelet does: envFrom
@@ -51,7 +55,8 @@ func resolveEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, in envInputs)
 		if i, ok := index[name]; ok {
 			return env[i].value, true
 		}
-		return "", false
+		v, ok := in.services[name]
+		return v, ok
 	}
 
 	for _, from := range c.EnvFrom {
@@ -80,6 +85,11 @@ func resolveEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, in envInputs)
 		}
 		if ok {
 			set(e.Name, value)
+		}
+	}
+	for _, k := range sortedKeys(in.services) {
+		if _, ok := index[k]; !ok {
+			set(k, in.services[k])
 		}
 	}
 	return env, nil

@@ -22,6 +22,8 @@ type testRuntime struct {
 	stops []stopCall // guarded by the fake's lock
 	// configs are the configs containers were created with, by name.
 	configs map[string]*runtimeapi.ContainerConfig
+	// sandboxConfigs are the sandbox configs passed with them.
+	sandboxConfigs map[string]*runtimeapi.PodSandboxConfig
 }
 
 // CreateContainer also keeps the config, which the fake drops.
@@ -30,6 +32,7 @@ func (r *testRuntime) CreateContainer(ctx context.Context, sandboxID string, cfg
 	if err == nil {
 		r.mu.Lock()
 		r.configs[cfg.Metadata.Name] = cfg
+		r.sandboxConfigs[cfg.Metadata.Name] = sb
 		r.mu.Unlock()
 	}
 	return id, err

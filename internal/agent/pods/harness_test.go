@@ -42,6 +42,8 @@ type harness struct {
 	cgroups string
 	cancel  context.CancelFunc
 	done    chan error
+	// configure, if set, changes the Manager's Config before start.
+	configure func(*Config)
 }
 
 func testNodeObject() *v1.Node {
@@ -61,7 +63,7 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	dir := t.TempDir()
 	h := &harness{
 		t:      t,
-		rt:     &testRuntime{FakeRuntimeService: critest.NewFakeRuntimeService(), exec: map[string]error{}, execs: map[string]int{}, configs: map[string]*runtimeapi.ContainerConfig{}},
+		rt:     &testRuntime{FakeRuntimeService: critest.NewFakeRuntimeService(), exec: map[string]error{}, execs: map[string]int{}, configs: map[string]*runtimeapi.ContainerConfig{}, sandboxConfigs: map[string]*runtimeapi.PodSandboxConfig{}},
 		images: critest.NewFakeImageService(),
 		client: fake.NewClientset(append([]runtime.Object{testNodeObject()}, objs...)...),
 		clock:  testclock.NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)),
@@ -81,7 +83,7 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 // loops tick.
 func (h *harness) start() {
 	h.t.Helper()
-	h.m = New(Config{
+	cfg := Config{
 		NodeName:      testNode,
 		StateDir:      filepath.Join(h.dir, "state"),
 		ClusterDNS:    []string{"10.96.0.10"},
@@ -92,7 +94,11 @@ func (h *harness) start() {
 		Logger:        slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clock:         h.clock,
 		ResolvConf:    filepath.Join(h.dir, "resolv.conf"),
-	})
+	}
+	if h.configure != nil {
+		h.configure(&cfg)
+	}
+	h.m = New(cfg)
 	h.m.cgroupFS = h.cgroups
 	h.m.recorder = h.events
 	ctx, cancel := context.WithCancel(context.Background())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -34,13 +35,20 @@ type Config struct {
 	// pod<uid>; default /wharf/<NodeName>.
 	CgroupRoot string
 	// ClusterDNS and ClusterDomain configure dnsPolicy ClusterFirst; with
-	// no servers, pods get the node's resolv.conf.
+	// no servers, pods get NodeLocalDNS's or else the node's resolv.conf.
 	ClusterDNS    []string
 	ClusterDomain string
+	// NodeLocalDNS: the agent serves DNS at the first address of the
+	// node's pod CIDR (the pods' gateway), which pods use when ClusterDNS
+	// is empty.
+	NodeLocalDNS bool
 	// ResolvConf is the node's resolv.conf, what pods with dnsPolicy
 	// Default get (the kubelet's --resolv-conf); "": no nameserver, as in
 	// tests, which must never hand pods the machine's resolver.
 	ResolvConf string
+	// Services gives containers their services' environment variables;
+	// nil: none.
+	Services ServiceSource
 
 	Runtime internalapi.RuntimeService
 	Images  internalapi.ImageManagerService
@@ -232,6 +240,20 @@ func (m *Manager) allocatable() v1.ResourceList {
 		return n.Status.Allocatable
 	}
 	return nil
+}
+
+// dnsSettings are the pods' DNS settings, with the node-local server once
+// the node has a pod CIDR.
+func (m *Manager) dnsSettings() dnsSettings {
+	s := m.dns
+	if len(s.clusterDNS) == 0 && m.cfg.NodeLocalDNS {
+		if n := m.node(); n != nil {
+			if p, err := netip.ParsePrefix(n.Spec.PodCIDR); err == nil {
+				s.clusterDNS = []string{p.Masked().Addr().Next().String()}
+			}
+		}
+	}
+	return s
 }
 
 func (m *Manager) memoryCapacity() int64 {

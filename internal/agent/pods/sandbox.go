@@ -148,14 +148,14 @@ func (m *Manager) sandboxRef(pod *v1.Pod, rt *podRuntime) sandboxRef {
 	s := rt.sandbox()
 	return sandboxRef{
 		id:     s.Id,
-		config: sandboxConfig(pod, s.GetMetadata().GetAttempt(), m.layout, m.dns),
+		config: sandboxConfig(pod, s.GetMetadata().GetAttempt(), m.layout, m.dnsSettings()),
 		addr:   m.podAddresses(pod, rt),
 	}
 }
 
 // createSandbox runs a new sandbox for pod.
 func (m *Manager) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) error {
-	cfg := sandboxConfig(pod, attempt, m.layout, m.dns)
+	cfg := sandboxConfig(pod, attempt, m.layout, m.dnsSettings())
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return fmt.Errorf("create log directory: %w", err)
 	}

@@ -36,7 +36,11 @@ func (m *Manager) startContainer(ctx context.Context, pod *v1.Pod, sb sandboxRef
 	if !ok {
 		return false, wait
 	}
-	env, err := resolveEnv(ctx, pod, c, envInputs{objects: m.objects, addresses: sb.addr, allocatable: m.allocatable()})
+	svcEnv, err := m.servicesEnv(ctx, pod)
+	if err != nil {
+		return false, m.configError(pod, c, err)
+	}
+	env, err := resolveEnv(ctx, pod, c, envInputs{objects: m.objects, addresses: sb.addr, allocatable: m.allocatable(), services: svcEnv})
 	if err != nil {
 		return false, m.configError(pod, c, err)
 	}

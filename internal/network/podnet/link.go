@@ -79,6 +79,16 @@ func (s *Server) ensureBridge() (mac string, err error) {
 		if err := sysctl(forwarding, "1"); err != nil {
 			return err
 		}
+		if svc := s.cfg.ServiceCIDR; svc.IsValid() && svc.Addr().Is6() == prefix.Addr().Is6() {
+			// The node's own connections to service addresses: a route
+			// to pick (the bridge's address as source), then the proxy's
+			// DNAT in the output hook. Without it, the guard's
+			// unreachable route refuses them before any rule runs.
+			r := &netlink.Route{Dst: ipNet(svc.Masked()), LinkIndex: br.Attrs().Index, Scope: netlink.SCOPE_LINK, Src: gw.Addr().AsSlice()}
+			if err := netlink.RouteReplace(r); err != nil {
+				return fmt.Errorf("route %s via %s: %w", svc, s.cfg.Bridge, err)
+			}
+		}
 		mac = br.Attrs().HardwareAddr.String()
 		return nil
 	})

@@ -39,6 +39,9 @@ type Config struct {
 	Bridge string
 	// MTU of the bridge and the pods' interfaces; 0 keeps the default.
 	MTU int
+	// ServiceCIDR, if valid, is routed to the bridge, so that the node's
+	// own connections to service addresses reach the service proxy.
+	ServiceCIDR netip.Prefix
 	// HostNetNS is the node's network namespace (a path); empty: this
 	// process's. Tests run a node in a namespace of their own.
 	HostNetNS string

@@ -307,3 +307,39 @@ func TestAgentRestart(t *testing.T) {
 		t.Errorf("allocations: %v, want kept's and new's", files)
 	}
 }
+
+// TestServiceCIDRRoutedToTheBridge: the node's own connections to service
+// addresses need a route (the bridge's address as source) ahead of the
+// guard's unreachable one.
+func TestServiceCIDRRoutedToTheBridge(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	ns := critest.NewNetNS(t)
+	s, err := podnet.New(podnet.Config{DataDir: t.TempDir(), HostNetNS: ns, Bridge: "wt0", ServiceCIDR: netip.MustParsePrefix("10.98.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // again: idempotent
+		if err := s.Configure(context.Background(), podCIDR); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = nsrun.At(ns, func() error {
+		rs, err := netlink.RouteGet(net.ParseIP("10.98.7.7"))
+		if err != nil {
+			return err
+		}
+		br, err := netlink.LinkByName("wt0")
+		if err != nil {
+			return err
+		}
+		if len(rs) != 1 || rs[0].LinkIndex != br.Attrs().Index || !rs[0].Src.Equal(net.ParseIP("10.99.0.1")) {
+			return fmt.Errorf("route to 10.98.7.7: %+v, want dev wt0 src 10.99.0.1", rs)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
