@@ -171,6 +171,11 @@ func Subsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
 			IP: pod.Status.PodIP, NodeName: ptr.To(pod.Spec.NodeName),
 			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		}
+		// A pod naming the service as its subdomain is
+		// <hostname>.<service>.<namespace>.svc in DNS.
+		if pod.Spec.Hostname != "" && pod.Spec.Subdomain == svc.Name && pod.Namespace == svc.Namespace {
+			addr.Hostname = pod.Spec.Hostname
+		}
 		if podReady(pod) {
 			ss.Addresses = append(ss.Addresses, addr)
 		} else {
@@ -274,11 +279,15 @@ func Slice(svc *corev1.Service, pods []*corev1.Pod) *discoveryv1.EndpointSlice {
 			if strings.Contains(a.IP, ":") {
 				return
 			}
-			s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+			ep := discoveryv1.Endpoint{
 				Addresses:  []string{a.IP},
 				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)},
 				NodeName:   a.NodeName, TargetRef: a.TargetRef,
-			})
+			}
+			if a.Hostname != "" {
+				ep.Hostname = ptr.To(a.Hostname)
+			}
+			s.Endpoints = append(s.Endpoints, ep)
 		}
 		for _, a := range ss.Addresses {
 			add(a, true)

@@ -91,3 +91,23 @@ func TestSliceMirrorsSubsets(t *testing.T) {
 	}
 	_ = ptr.To(1)
 }
+
+// TestSliceHostnames: a pod naming the service as its subdomain carries its
+// hostname into the slice (its DNS name); other pods do not.
+func TestSliceHostnames(t *testing.T) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "ns"},
+		Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 5432, Protocol: corev1.ProtocolTCP}}},
+	}
+	named := pod("db-0", "10.0.0.2", true)
+	named.Spec.Hostname, named.Spec.Subdomain = "db-0", "db"
+	other := pod("x", "10.0.0.3", true)
+	other.Spec.Hostname, other.Spec.Subdomain = "x", "elsewhere"
+	got := map[string]string{}
+	for _, e := range Slice(svc, []*corev1.Pod{named, other, pod("plain", "10.0.0.4", true)}).Endpoints {
+		got[e.Addresses[0]] = ptr.Deref(e.Hostname, "")
+	}
+	if diff := cmp.Diff(map[string]string{"10.0.0.2": "db-0", "10.0.0.3": "", "10.0.0.4": ""}, got); diff != "" {
+		t.Errorf("hostnames (-want +got):\n%s", diff)
+	}
+}
