@@ -4,7 +4,7 @@
 # through `go` itself.
 set -euo pipefail
 
-packages=(containerd runc crun busybox-static iproute2 iptables nftables procps psmisc curl openssh-server sudo)
+packages=(containerd runc crun busybox-static iproute2 iptables nftables procps psmisc curl openssh-server sudo dnsperf)
 
 command -v go >/dev/null || { echo "install-deps: Go is missing (expected /usr/local/go/bin/go on PATH)" >&2; exit 1; }
 

@@ -93,6 +93,8 @@ type Config struct {
 	RegistryCAFile    string
 	RegistryTokenFile string
 
+	// ClusterDNS are the nameservers of pods with dnsPolicy ClusterFirst;
+	// empty: the agent's own, at the pods' gateway address.
 	ClusterDNS    []string
 	ClusterDomain string
 	// Version is reported as the node's kubelet version.
@@ -221,6 +223,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}
+	link, err := newLinking(cfg, client, log)
+	if err != nil {
+		return err
+	}
 	sys, err := node.DetectSystem(cfg.StateDir)
 	if err != nil {
 		return fmt.Errorf("describe host: %w", err)
@@ -231,15 +237,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	nodes := node.New(node.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Port: port, Version: cfg.Version, System: sys,
-		Client: client, Runtime: rt, Network: networkFunc(cfg, log, pn), Logger: log.With("component", "node"),
+		Client: client, Runtime: rt, Network: networkFunc(cfg, log, pn, link.dns), Logger: log.With("component", "node"),
 	})
-	pods := newPods(cfg, client, rt, log.With("component", "pods"))
+	pods := newPods(cfg, client, rt, link.watcher, log.With("component", "pods"))
 	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream")})
 	return runAll(ctx, map[string]func(context.Context) error{
 		"node status": nodes.Run,
 		"pods":        pods.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
 		"pod network": func(ctx context.Context) error { return pn.Serve(ctx, pnl) },
+		"services":    link.watcher.Run,
+		"dns":         link.dns.Run,
 		// host-gw: routes to the other nodes' pod CIDRs via their
 		// addresses; the rest of the cluster's ranges unreachable.
 		"routes": routes.New(routes.Config{
@@ -310,6 +318,6 @@ func recordNode(cfg Config) error {
 	}
 	return nodehost.Write(nodehost.Record{
 		StateDir: cfg.StateDir, CgroupRoot: cfg.CgroupRoot, CNIConfDir: cfg.CNIConfDir,
-		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NetNS: ns,
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NetNS: ns, ServiceTable: serviceTable(cfg.StateDir),
 	})
 }

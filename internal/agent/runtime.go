@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,10 +95,11 @@ func installPlugin(cfg Config) error {
 // configures and Run serves; it keeps the addresses of the sandboxes rt has.
 func newPodNetwork(cfg Config, log *slog.Logger, rt *cri.Client) (*podnet.Server, error) {
 	return podnet.New(podnet.Config{
-		DataDir:   filepath.Join(cfg.StateDir, "cni", "podnet"),
-		Bridge:    cfg.CNIBridge,
-		Sandboxes: sandboxIDs(rt),
-		Logger:    log,
+		DataDir:     filepath.Join(cfg.StateDir, "cni", "podnet"),
+		Bridge:      cfg.CNIBridge,
+		ServiceCIDR: netip.MustParsePrefix(cfg.ServiceCIDR),
+		Sandboxes:   sandboxIDs(rt),
+		Logger:      log,
 	})
 }
 
@@ -120,12 +122,22 @@ func sandboxIDs(rt *cri.Client) func(context.Context) (map[string]bool, error) {
 }
 
 // networkFunc configures pod networking for the node's pod CIDR: the pod
-// network's bridge, the CNI conflist containerd reads, forwarding of the
-// pods' traffic, and no masquerading between pods of the cluster.
-func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server) node.NetworkFunc {
+// network's bridge, the cluster DNS at its address, the CNI conflist
+// containerd reads (last: no pod starts before DNS listens), forwarding
+// of the pods' traffic, and no masquerading between pods of the cluster.
+func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server, dns *nodeDNS) node.NetworkFunc {
 	return func(ctx context.Context, podCIDR string) error {
 		if err := pn.Configure(ctx, podCIDR); err != nil {
 			return err
+		}
+		if len(cfg.ClusterDNS) == 0 {
+			p, err := netip.ParsePrefix(podCIDR)
+			if err != nil {
+				return fmt.Errorf("pod CIDR: %w", err)
+			}
+			if err := dns.Listen(p.Masked().Addr().Next()); err != nil {
+				return err
+			}
 		}
 		changed, err := cni.WriteConflist(cfg.CNIConfDir, cni.Options{PodCIDR: podCIDR, Bridge: cfg.CNIBridge, Socket: podNetworkSocket(cfg)})
 		if err != nil {
@@ -144,10 +156,11 @@ func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server) node.NetworkFu
 	}
 }
 
-func newPods(cfg Config, client kubernetes.Interface, rt *cri.Client, log *slog.Logger) *pods.Manager {
+func newPods(cfg Config, client kubernetes.Interface, rt *cri.Client, svcs pods.ServiceSource, log *slog.Logger) *pods.Manager {
 	return pods.New(pods.Config{
 		NodeName: cfg.NodeName, StateDir: cfg.StateDir, CgroupRoot: cfg.CgroupRoot,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
+		NodeLocalDNS: len(cfg.ClusterDNS) == 0, Services: svcs,
 		Runtime: rt, Images: rt, Client: client, Logger: log,
 	})
 }

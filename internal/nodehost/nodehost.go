@@ -21,11 +21,13 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"sigs.k8s.io/knftables"
 
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/cri"
 	"wharf.dev/wharf/internal/network/cni"
+	"wharf.dev/wharf/internal/network/proxy"
 	"wharf.dev/wharf/internal/network/routes"
 )
 
@@ -46,6 +48,9 @@ type Record struct {
 	// when run in that one. A host with a namespace of its own (the local
 	// provider's) loses its network with the namespace.
 	NetNS string `json:"netns"`
+	// ServiceTable is the nftables table (family ip) of the node's
+	// service proxy, in that namespace.
+	ServiceTable string `json:"serviceTable,omitempty"`
 }
 
 // CurrentNetNS identifies the calling thread's network namespace.
@@ -157,11 +162,11 @@ func Remove(ctx context.Context, r Record) error {
 }
 
 // RemoveNetwork removes what the agent set up in the calling namespace:
-// the FORWARD, masquerade and hostPort rules of its pod CIDR, its pods' bridge, its
-// host-gw routes (those of routes.Protocol inside its cluster CIDR: an
-// agent of another cluster in the same namespace keeps its own) and the
-// unreachable routes of its cluster's ranges. Every step goes on after a
-// failure.
+// the FORWARD, masquerade and hostPort rules of its pod CIDR, its service
+// proxy's table, its pods' bridge, its host-gw routes (those of
+// routes.Protocol inside its cluster CIDR: an agent of another cluster in
+// the same namespace keeps its own) and the unreachable routes of its
+// cluster's ranges. Every step goes on after a failure.
 func RemoveNetwork(ctx context.Context, r Record) error {
 	conf := cni.ReadConflist(r.CNIConfDir)
 	var errs []error
@@ -200,7 +205,20 @@ func RemoveNetwork(ctx context.Context, r Record) error {
 			errs = append(errs, routes.Unguard(nil, p.Masked()))
 		}
 	}
+	if r.ServiceTable != "" {
+		errs = append(errs, removeServiceTable(ctx, r.ServiceTable))
+	}
 	return errors.Join(errs...)
+}
+
+// removeServiceTable deletes the service proxy's table; a missing one is
+// no error.
+func removeServiceTable(ctx context.Context, table string) error {
+	nft, err := knftables.New(knftables.IPv4Family, table)
+	if err != nil {
+		return fmt.Errorf("service table %s: %w", table, err)
+	}
+	return proxy.Remove(ctx, nft)
 }
 
 func prefixOf(r netlink.Route) (netip.Prefix, bool) {

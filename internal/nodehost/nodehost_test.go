@@ -2,6 +2,7 @@ package nodehost
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -39,13 +40,13 @@ func TestRecordRoundTripAndFind(t *testing.T) {
 }
 
 // TestRemoveNetwork: in a namespace of the test's own, what an agent set
-// up goes (its FORWARD and masquerade rules, bridge, host-gw routes and
-// unreachable routes), and another cluster's agent's routes stay.
+// up goes (its FORWARD and masquerade rules, service table, bridge, host-gw
+// routes and unreachable routes), and another cluster's agent's stay.
 func TestRemoveNetwork(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	for _, bin := range []string{"ip", "iptables"} {
+	for _, bin := range []string{"ip", "iptables", "nft"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("needs %s", bin)
 		}
@@ -57,7 +58,7 @@ func TestRemoveNetwork(t *testing.T) {
 	defer ns.Close()
 	ctx := context.Background()
 	dir := t.TempDir()
-	r := Record{StateDir: dir, CNIConfDir: filepath.Join(dir, "cni", "net.d"), ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/12"}
+	r := Record{StateDir: dir, CNIConfDir: filepath.Join(dir, "cni", "net.d"), ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/12", ServiceTable: "wharf-svc-test"}
 	if _, err := cni.WriteConflist(r.CNIConfDir, cni.Options{PodCIDR: "10.244.1.0/24", Bridge: "wbr0", Socket: filepath.Join(dir, "wharf.sock")}); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +96,11 @@ func TestRemoveNetwork(t *testing.T) {
 		if err := cni.Masquerade(ctx, "10.244.1.0/24", r.ClusterCIDR); err != nil {
 			return err
 		}
+		for _, table := range []string{r.ServiceTable, "wharf-svc-other"} { // ours, another agent's
+			if out, err := exec.Command("nft", "add", "table", "ip", table).CombinedOutput(); err != nil {
+				return fmt.Errorf("nft add table: %v: %s", err, out)
+			}
+		}
 
 		if err := RemoveNetwork(ctx, r); err != nil {
 			return err
@@ -106,6 +112,10 @@ func TestRemoveNetwork(t *testing.T) {
 		out, _ := exec.Command("ip", "route", "show", "proto", "87").CombinedOutput()
 		if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "10.245.2.0/24 via 10.50.0.2") || strings.Contains(got, "\n") {
 			t.Errorf("routes of protocol 87 left: %q, want only the other cluster's", got)
+		}
+		tables, _ := exec.Command("nft", "list", "tables").CombinedOutput()
+		if strings.Contains(string(tables), r.ServiceTable) || !strings.Contains(string(tables), "wharf-svc-other") {
+			t.Errorf("nftables tables %q: want the service table gone, the other agent's kept", tables)
 		}
 		rules, _ := exec.Command("iptables-save").CombinedOutput()
 		if strings.Contains(string(rules), "10.244.1.0/24") {

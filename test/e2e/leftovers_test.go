@@ -20,6 +20,8 @@ type machineState struct {
 	forwardRules, natRules  string
 	// routes of wharf's protocol (host-gw and unreachable ones).
 	routes string
+	// nftables tables (the service proxy's among them).
+	nftTables string
 }
 
 func snapshot(t *testing.T) machineState {
@@ -45,12 +47,13 @@ func snapshot(t *testing.T) machineState {
 		forwardRules: ipt("-S", "FORWARD"),
 		natRules:     ipt("-t", "nat", "-S"),
 		routes:       run(t, "ip", "route", "show", "proto", "87"),
+		nftTables:    run(t, "nft", "list", "tables"),
 	}
 }
 
 // TestNoLeftoversAfterPurge: after `wharf down --purge` no process, mount,
 // network namespace, cgroup, bridge, shim socket, CNI cache entry, iptables
-// rule or file of the cluster remains.
+// rule, nftables table or file of the cluster remains.
 func TestNoLeftoversAfterPurge(t *testing.T) {
 	before := snapshot(t)
 	c := upCluster(t)

@@ -1,0 +1,145 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+
+	"k8s.io/client-go/kubernetes"
+
+	"wharf.dev/wharf/internal/agent/services"
+	"wharf.dev/wharf/internal/network/clusterdns"
+	"wharf.dev/wharf/internal/network/proxy"
+)
+
+// The node links its pods to services as kube-proxy and a node-local DNS
+// cache do for a kubelet, in the agent: a service proxy on an nftables
+// table of the node's own and a DNS server at the pods' gateway address,
+// both fed by one watch of services and endpoint slices.
+
+// serviceTable names the node's nftables table: one per agent state dir,
+// so agents sharing a namespace (two `wharf up` on one machine) each keep
+// their own.
+func serviceTable(stateDir string) string {
+	sum := sha256.Sum256([]byte(stateDir))
+	return "wharf-svc-" + hex.EncodeToString(sum[:4])
+}
+
+// linking is the node's service proxy and DNS and the watch feeding them.
+type linking struct {
+	proxy   *proxy.Proxy
+	dns     *nodeDNS
+	watcher *services.Watcher
+}
+
+func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*linking, error) {
+	px, err := proxy.New(proxy.Config{
+		Table: serviceTable(cfg.StateDir), NodeName: cfg.NodeName,
+		ClusterCIDR: netip.MustParsePrefix(cfg.ClusterCIDR).Masked(), Logger: log.With("component", "proxy"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service proxy: %w", err)
+	}
+	upstreams, err := resolvers(cfg.ResolvConf)
+	if err != nil {
+		log.Warn("no upstream resolvers for names outside the cluster", "resolvConf", cfg.ResolvConf, "err", err)
+	}
+	srv, err := clusterdns.New(clusterdns.Config{Domain: cfg.ClusterDomain, Upstreams: upstreams, Logger: log.With("component", "dns")})
+	if err != nil {
+		return nil, fmt.Errorf("cluster DNS: %w", err)
+	}
+	w := services.New(services.Config{Client: client, Sinks: []services.Sink{px, srv}, Sync: px.Sync, Logger: log.With("component", "services")})
+	return &linking{proxy: px, dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, watcher: w}, nil
+}
+
+// resolvers reads the nameservers of a resolv.conf as ip:53; "" or
+// "none": none.
+func resolvers(path string) ([]string, error) {
+	if path == "" || path == "none" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "nameserver" {
+			if ip, err := netip.ParseAddr(fields[1]); err == nil {
+				out = append(out, netip.AddrPortFrom(ip, 53).String())
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+// nodeDNS serves the cluster DNS at the pods' gateway address, port 53,
+// once the node has a pod CIDR: Listen binds (from the network set-up,
+// before containerd may start a pod), Run serves.
+type nodeDNS struct {
+	server *clusterdns.Server
+	log    *slog.Logger
+	conns  chan dnsConns
+
+	mu   sync.Mutex
+	addr netip.Addr // where it listens; invalid before Listen
+}
+
+type dnsConns struct {
+	udp net.PacketConn
+	tcp net.Listener
+}
+
+// Listen binds addr:53 (UDP and TCP), unless it listens there already.
+// A node's pod CIDR does not change while it runs, so a second address is
+// an error.
+func (d *nodeDNS) Listen(addr netip.Addr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.addr == addr:
+		return nil
+	case d.addr.IsValid():
+		return fmt.Errorf("cluster DNS listens at %s already, not at %s", d.addr, addr)
+	}
+	ap := netip.AddrPortFrom(addr, 53).String()
+	udp, err := net.ListenPacket("udp", ap)
+	if err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	tcp, err := net.Listen("tcp", ap)
+	if err != nil {
+		udp.Close()
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	d.addr = addr
+	d.conns <- dnsConns{udp, tcp}
+	d.log.Info("cluster DNS listening", "address", ap)
+	return nil
+}
+
+// Run serves once Listen has bound, until ctx is done.
+func (d *nodeDNS) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case c := <-d.conns:
+		err := d.server.Serve(ctx, c.udp, c.tcp)
+		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return err
+	}
+}

@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"net/netip"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/knftables"
+)
+
+// The table's fixed objects.
+const (
+	servicesChain     = "services"
+	endpointsCheck    = "endpoints-check"
+	clusterIPsCheck   = "cluster-ips-check"
+	rejectChain       = "reject-chain"
+	markMasqChain     = "mark-for-masquerade"
+	masqueradingChain = "masquerading"
+	masqMark          = "0x4000" // kube-proxy's bit
+)
+
+type baseChain struct {
+	name     string
+	typ      knftables.BaseChainType
+	hook     knftables.BaseChainHook
+	priority knftables.BaseChainPriority
+}
+
+var baseChains = []baseChain{
+	{"filter-input", knftables.FilterType, knftables.InputHook, knftables.FilterPriority},
+	{"filter-forward", knftables.FilterType, knftables.ForwardHook, knftables.FilterPriority},
+	{"filter-output", knftables.FilterType, knftables.OutputHook, knftables.FilterPriority},
+	{"nat-prerouting", knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority},
+	// nft 1.0.6 accepts the name dstnat at prerouting only.
+	{"nat-output", knftables.NATType, knftables.OutputHook, "-100"},
+	{"nat-postrouting", knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority},
+}
+
+// fixedRules returns the rules of the fixed chains.
+func (p *Proxy) fixedRules() []chainRules {
+	check := []string{"ct state new jump " + endpointsCheck, "ct state new jump " + clusterIPsCheck}
+	return []chainRules{
+		{"filter-input", check},
+		{"filter-forward", check},
+		{"filter-output", check},
+		{"nat-prerouting", []string{"jump " + servicesChain}},
+		{"nat-output", []string{"jump " + servicesChain}},
+		{"nat-postrouting", []string{"jump " + masqueradingChain}},
+		{servicesChain, []string{"ip daddr . meta l4proto . th dport vmap @" + storeDefs[storeServiceIPs].name}},
+		{endpointsCheck, []string{"ip daddr . meta l4proto . th dport vmap @" + storeDefs[storeNoEndpoints].name}},
+		{clusterIPsCheck, []string{"ip daddr @" + storeDefs[storeClusterIPs].name + " goto " + rejectChain}},
+		{rejectChain, []string{"meta l4proto tcp reject with tcp reset", "reject"}},
+		{markMasqChain, []string{"mark set mark or " + masqMark}},
+		{masqueradingChain, []string{
+			"ct status dnat ip saddr . ip daddr @" + storeDefs[storeHairpin].name + " jump " + markMasqChain,
+			"mark and " + masqMark + " == 0 return",
+			"mark set mark xor " + masqMark,
+			"masquerade fully-random",
+		}},
+	}
+}
+
+// The sets and maps shared by all services, whose elements the services
+// claim (see elemStore).
+const (
+	storeServiceIPs = iota
+	storeNoEndpoints
+	storeClusterIPs
+	storeHairpin
+	numStores
+)
+
+type storeDef struct {
+	name, typ string
+	isMap     bool
+}
+
+var storeDefs = [numStores]storeDef{
+	{"service-ips", "ipv4_addr . inet_proto . inet_service : verdict", true},
+	{"no-endpoint-services", "ipv4_addr . inet_proto . inet_service : verdict", true},
+	{"cluster-ips", "ipv4_addr", false},
+	{"hairpin", "ipv4_addr . ipv4_addr", false},
+}
+
+// svcRules is what one Service puts in the table.
+type svcRules struct {
+	chains []chainRules
+	sets   []setDef // affinity sets
+	claims []claim
+}
+
+type chainRules struct {
+	name  string
+	rules []string
+}
+
+type setDef struct {
+	name    string
+	timeout int // seconds
+}
+
+// claim is an element a service wants in a shared set or map.
+type claim struct {
+	store int
+	key   string // nft syntax, " . " between the parts of a concatenation
+	value string // for a map
+}
+
+// maxName leaves room in nft's 256 bytes; the hash keeps truncated names
+// distinct.
+const maxName = 240
+
+// objName names a per-service object: prefix, a hash of hashed, then the
+// readable part, as kube-proxy does ("service-ULMVA6XW-ns1/svc1/tcp/p80").
+// Namespaces, names and port names are [a-z0-9-], all allowed in nft
+// names, and "/" cannot occur in them.
+func objName(prefix, readable, hashed string) string {
+	sum := sha256.Sum256([]byte(hashed))
+	name := prefix + base32.StdEncoding.EncodeToString(sum[:5]) + "-" + readable
+	if len(name) > maxName {
+		name = name[:maxName]
+	}
+	return name
+}
+
+// rulesFor computes what svc puts in the table; nil: nothing.
+func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) *svcRules {
+	if svc == nil || len(svc.ips) == 0 {
+		return nil
+	}
+	r := &svcRules{}
+	for _, port := range svc.ports {
+		eps := endpointsFor(port, from, svc.localOnly, p.cfg.NodeName)
+		store, verdict := storeNoEndpoints, "goto "+rejectChain
+		if len(eps) > 0 {
+			store, verdict = storeServiceIPs, "goto "+p.portChain(r, key, port, eps, svc.affinity)
+		}
+		for _, ip := range svc.ips {
+			r.claims = append(r.claims, claim{store, ip.String() + " . " + port.proto + " . " + strconv.Itoa(port.port), verdict})
+		}
+		for _, ep := range eps {
+			a := ep.Addr().String()
+			r.claims = append(r.claims, claim{storeHairpin, a + " . " + a, ""})
+		}
+	}
+	for _, ip := range svc.ips {
+		r.claims = append(r.claims, claim{storeClusterIPs, ip.String(), ""})
+	}
+	return r
+}
+
+// portChain adds the chain of a service port with endpoints, and its
+// affinity sets, to r and returns the chain's name.
+func (p *Proxy) portChain(r *svcRules, key types.NamespacedName, port servicePort, eps []netip.AddrPort, affinity int) string {
+	base := key.Namespace + "/" + key.Name + "/" + port.proto + "/" + port.name
+	chain := objName("service-", base, base)
+	var rules []string
+	if p.cidr != "" {
+		rules = append(rules, "ip saddr != "+p.cidr+" jump "+markMasqChain)
+	}
+	sets := make([]string, len(eps))
+	if affinity > 0 {
+		for i, ep := range eps {
+			readable := base + "__" + ep.Addr().String() + "/" + strconv.Itoa(int(ep.Port()))
+			// The timeout is part of the set, and of its name: a new
+			// timeout makes a new set instead of failing to change one.
+			sets[i] = objName("affinity-", readable, readable+"/"+strconv.Itoa(affinity))
+			r.sets = append(r.sets, setDef{sets[i], affinity})
+			rules = append(rules, "ip saddr @"+sets[i]+" meta l4proto "+port.proto+
+				" update @"+sets[i]+" { ip saddr } dnat to "+ep.String())
+		}
+	}
+	// Rule i takes 1/(N-i) of what the rules before it left: 1/N each.
+	// (An anonymous numgen vmap would be one rule, but see the package doc.)
+	for i, ep := range eps {
+		rule := "meta l4proto " + port.proto
+		if left := len(eps) - i; left > 1 {
+			rule += " numgen random mod " + strconv.Itoa(left) + " == 0"
+		}
+		if affinity > 0 {
+			rule += " update @" + sets[i] + " { ip saddr }"
+		}
+		rules = append(rules, rule+" dnat to "+ep.String())
+	}
+	r.chains = append(r.chains, chainRules{chain, rules})
+	return chain
+}

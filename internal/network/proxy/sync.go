@@ -1,0 +1,329 @@
+package proxy
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/knftables"
+)
+
+// Sync writes what changed since the last Sync in one nft transaction.
+// The first Sync, and the one after a failed Sync, writes everything and
+// deletes whatever else the table holds (leftovers of a previous process),
+// in one transaction too. Call the first one once the informers have
+// synced: the services not known by then lose their rules until they are.
+// It runs nft in the calling thread's network namespace.
+func (p *Proxy) Sync(ctx context.Context) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	start := time.Now()
+	full, inputs := p.snapshot()
+	if !full && len(inputs) == 0 {
+		return nil
+	}
+	desired := make(map[types.NamespacedName]*svcRules, len(inputs))
+	for key, in := range inputs {
+		desired[key] = p.rulesFor(key, in.svc, in.slices)
+	}
+	var tx *knftables.Transaction
+	if full {
+		existing, err := p.listTable(ctx)
+		if err != nil {
+			p.failed()
+			return fmt.Errorf("service proxy: list nftables table %s: %w", p.cfg.Table, err)
+		}
+		tx = p.fullTx(existing, desired)
+	} else {
+		tx = p.partialTx(desired)
+	}
+	if tx.NumOperations() > 0 {
+		if err := p.nft.Run(ctx, tx); err != nil {
+			p.failed()
+			return fmt.Errorf("service proxy: sync %d services to nftables table %s: %w", len(desired), p.cfg.Table, err)
+		}
+	}
+	log := p.log.Debug
+	if full {
+		log = p.log.Info
+	}
+	log("service proxy synced", "full", full, "services", len(desired),
+		"operations", tx.NumOperations(), "elapsed", time.Since(start))
+	return nil
+}
+
+type input struct {
+	svc    *service
+	slices []*slice
+}
+
+// snapshot takes the services to write (all of them for a full sync) and
+// clears the changes: later ones are the next Sync's.
+func (p *Proxy) snapshot() (full bool, inputs map[types.NamespacedName]input) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	full, keys := p.needFull, p.dirty
+	if full {
+		keys = make(map[types.NamespacedName]bool, len(p.services))
+		for k := range p.services {
+			keys[k] = true
+		}
+	}
+	inputs = make(map[types.NamespacedName]input, len(keys))
+	for k := range keys {
+		in := input{svc: p.services[k]}
+		for _, s := range p.bySvc[k] {
+			in.slices = append(in.slices, s)
+		}
+		inputs[k] = in
+	}
+	p.needFull, p.dirty = false, map[types.NamespacedName]bool{}
+	return full, inputs
+}
+
+// failed makes the next Sync a full one: what the kernel has is known
+// again only after one.
+func (p *Proxy) failed() {
+	p.mu.Lock()
+	p.needFull = true
+	p.mu.Unlock()
+}
+
+type tableObjects struct{ chains, sets, maps map[string]bool }
+
+// listTable lists the names in the table; none if it does not exist.
+func (p *Proxy) listTable(ctx context.Context) (tableObjects, error) {
+	objs := tableObjects{chains: map[string]bool{}, sets: map[string]bool{}, maps: map[string]bool{}}
+	for _, l := range []struct {
+		typ   string
+		names map[string]bool
+	}{{"chains", objs.chains}, {"sets", objs.sets}, {"maps", objs.maps}} {
+		names, err := p.nft.List(ctx, l.typ)
+		switch {
+		case knftables.IsNotFound(err):
+			return objs, nil
+		// Listing through netlink filters all chains by table but fails to
+		// list the sets of a missing table; ours always has chains.
+		case err != nil && l.typ != "chains" && len(objs.chains) == 0:
+			return objs, nil
+		case err != nil:
+			return objs, fmt.Errorf("%s: %w", l.typ, err)
+		}
+		for _, n := range names {
+			l.names[n] = true
+		}
+	}
+	return objs, nil
+}
+
+// fullTx writes the whole table: every object is added, and flushed if it
+// existed, then filled; what is left over is flushed and deleted.
+func (p *Proxy) fullTx(existing tableObjects, desired map[types.NamespacedName]*svcRules) *knftables.Transaction {
+	tx := p.nft.NewTransaction()
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("wharf service proxy")})
+	keepChains, keepSets := map[string]bool{}, map[string]bool{}
+	addChain := func(c *knftables.Chain) {
+		tx.Add(c)
+		if existing.chains[c.Name] {
+			tx.Flush(c)
+		}
+		keepChains[c.Name] = true
+	}
+	for _, bc := range baseChains {
+		addChain(&knftables.Chain{Name: bc.name, Type: &bc.typ, Hook: &bc.hook, Priority: &bc.priority})
+	}
+	fixed := p.fixedRules()
+	for _, c := range fixed {
+		if !keepChains[c.name] {
+			addChain(&knftables.Chain{Name: c.name})
+		}
+	}
+	for _, s := range p.stores {
+		s.reset()
+		tx.Add(s.object())
+		if existing.sets[s.name] || existing.maps[s.name] {
+			tx.Flush(s.object())
+		}
+		keepSets[s.name] = true
+	}
+
+	keys := slices.SortedFunc(maps.Keys(desired), compareNames)
+	p.written = make(map[types.NamespacedName]*svcRules, len(keys))
+	for _, k := range keys {
+		r := desired[k]
+		if r == nil {
+			continue
+		}
+		p.written[k] = r
+		for _, s := range r.sets {
+			tx.Add(affinitySet(s))
+			keepSets[s.name] = true
+		}
+		for _, c := range r.chains {
+			addChain(&knftables.Chain{Name: c.name})
+		}
+		for _, c := range r.claims {
+			p.stores[c.store].claim(c.key, k, c.value)
+		}
+	}
+	// Elements before rules: the kernel checks each element of a map
+	// against every rule bound to it.
+	for _, s := range p.stores {
+		s.write(tx, slices.Sorted(maps.Keys(s.claims)))
+	}
+	for _, c := range fixed {
+		addRules(tx, c)
+	}
+	for _, k := range keys {
+		if r := desired[k]; r != nil {
+			for _, c := range r.chains {
+				addRules(tx, c)
+			}
+		}
+	}
+
+	deleteStale(tx, stale(existing.chains, keepChains), stale(existing.sets, keepSets), stale(existing.maps, keepSets))
+	return tx
+}
+
+// partialTx writes the services in desired (nil: gone): their new and
+// changed chains, their sets, the elements they claim or let go of; then
+// deletes the chains and sets they no longer use.
+func (p *Proxy) partialTx(desired map[types.NamespacedName]*svcRules) *knftables.Transaction {
+	tx := p.nft.NewTransaction()
+	keys := slices.SortedFunc(maps.Keys(desired), compareNames)
+	var fill []chainRules
+	var staleChains, staleSets []string
+	for _, k := range keys {
+		old, cur := p.written[k], desired[k]
+		oldChains, oldSets := map[string][]string{}, map[string]bool{}
+		if old != nil {
+			for _, c := range old.chains {
+				oldChains[c.name] = c.rules
+			}
+			for _, s := range old.sets {
+				oldSets[s.name] = true
+			}
+		}
+		curChains, curSets := map[string]bool{}, map[string]bool{}
+		if cur != nil {
+			for _, s := range cur.sets {
+				curSets[s.name] = true
+				if !oldSets[s.name] {
+					tx.Add(affinitySet(s))
+				}
+			}
+			for _, c := range cur.chains {
+				curChains[c.name] = true
+				rules, had := oldChains[c.name]
+				switch {
+				case !had:
+					tx.Add(&knftables.Chain{Name: c.name})
+				case slices.Equal(rules, c.rules):
+					continue
+				default:
+					tx.Flush(&knftables.Chain{Name: c.name})
+				}
+				fill = append(fill, c)
+			}
+		}
+		for name := range oldChains {
+			if !curChains[name] {
+				staleChains = append(staleChains, name)
+			}
+		}
+		for name := range oldSets {
+			if !curSets[name] {
+				staleSets = append(staleSets, name)
+			}
+		}
+	}
+	for _, c := range fill {
+		addRules(tx, c)
+	}
+
+	var touched [numStores]map[string]bool
+	for i := range touched {
+		touched[i] = map[string]bool{}
+	}
+	for _, k := range keys {
+		if old := p.written[k]; old != nil {
+			for _, c := range old.claims {
+				p.stores[c.store].release(c.key, k)
+				touched[c.store][c.key] = true
+			}
+		}
+		if cur := desired[k]; cur != nil {
+			for _, c := range cur.claims {
+				p.stores[c.store].claim(c.key, k, c.value)
+				touched[c.store][c.key] = true
+			}
+			p.written[k] = cur
+		} else {
+			delete(p.written, k)
+		}
+	}
+	for i, s := range p.stores {
+		s.write(tx, slices.Sorted(maps.Keys(touched[i])))
+	}
+	slices.Sort(staleChains)
+	slices.Sort(staleSets)
+	deleteStale(tx, staleChains, staleSets, nil)
+	return tx
+}
+
+// deleteStale deletes chains, sets and maps that nothing else uses once
+// the chains are flushed: the kernel refuses to delete what is still
+// referenced.
+func deleteStale(tx *knftables.Transaction, chains, sets, maps []string) {
+	for _, name := range chains {
+		tx.Flush(&knftables.Chain{Name: name})
+	}
+	for _, name := range sets {
+		tx.Delete(&knftables.Set{Name: name})
+	}
+	for _, name := range maps {
+		tx.Delete(&knftables.Map{Name: name})
+	}
+	for _, name := range chains {
+		tx.Delete(&knftables.Chain{Name: name})
+	}
+}
+
+// stale returns the names in existing but not in keep, sorted.
+func stale(existing, keep map[string]bool) []string {
+	var names []string
+	for name := range existing {
+		if !keep[name] {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func addRules(tx *knftables.Transaction, c chainRules) {
+	for _, r := range c.rules {
+		tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
+	}
+}
+
+func affinitySet(s setDef) *knftables.Set {
+	return &knftables.Set{
+		Name: s.name,
+		Type: "ipv4_addr",
+		// The kernel adds dynamic to a set the packet path updates; asking
+		// for it keeps a later add of the same set from differing.
+		Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+		Timeout: knftables.PtrTo(time.Duration(s.timeout) * time.Second),
+	}
+}
+
+func compareNames(a, b types.NamespacedName) int {
+	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+}

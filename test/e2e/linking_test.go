@@ -1,0 +1,184 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"wharf.dev/wharf/internal/testserver"
+)
+
+// TestLinking is the Services issue's session on a `wharf up` cluster:
+// the guestbook's frontend reaches its backend by name through the cluster
+// IP, resolves it, has its variables; scaling adds backends; a service
+// without endpoints refuses at once; the node itself reaches a service;
+// the node's nftables table goes with `wharf down --purge`.
+func TestLinking(t *testing.T) {
+	c := upCluster(t)
+	c.Eventually(`e2e\s+Ready`, "get", "nodes")
+	testserver.Contains(t, c.Run("apply", "-f", "examples/guestbook/"), "service/backend created", "deployment.apps/frontend created")
+	for _, d := range []string{"backend", "frontend"} {
+		testserver.Contains(t, c.Run("rollout", "status", "deployment/"+d, "--timeout=90s"), "successfully rolled out")
+	}
+	clusterIP := strings.TrimSpace(c.Run("get", "svc", "backend", "-o", "jsonpath={.spec.clusterIP}"))
+
+	// By name, through the cluster IP, to every ready backend.
+	hostnames := func(n int) map[string]bool {
+		// busybox's timeout, not wget -T: Debian's static busybox crashes on -T.
+		script := fmt.Sprintf("for i in $(seq %d); do timeout 5 wget -qO- http://backend/ | grep hostname; done", n)
+		out := c.Run("exec", "deploy/frontend", "--", "sh", "-c", script)
+		seen := map[string]bool{}
+		for _, m := range regexp.MustCompile(`"hostname": "([^"]+)"`).FindAllStringSubmatch(out, -1) {
+			seen[m[1]] = true
+		}
+		return seen
+	}
+	if seen := hostnames(30); len(seen) != 2 {
+		t.Errorf("30 requests to http://backend/ reached %v, want both backends", seen)
+	}
+
+	// DNS: the service's name, from busybox's nslookup and Go's resolver.
+	testserver.Contains(t, c.Run("exec", "deploy/frontend", "--", "nslookup", "backend.default.svc.cluster.local"), clusterIP)
+	testserver.Contains(t, c.Run("exec", "deploy/frontend", "--", "/testapp", "dns-lookup", "backend"), clusterIP)
+	if out, err := c.Cmd("", "exec", "deploy/frontend", "--", "/testapp", "dns-lookup", "nothing.default.svc.cluster.local").CombinedOutput(); err == nil {
+		t.Errorf("a missing service resolved:\n%s", out)
+	}
+
+	// The variables of the services that existed when the pod started.
+	env := c.Run("exec", "deploy/frontend", "--", "env")
+	testserver.Contains(t, env, "BACKEND_SERVICE_HOST="+clusterIP, "BACKEND_SERVICE_PORT=80", "BACKEND_PORT=tcp://"+clusterIP+":80", "KUBERNETES_SERVICE_HOST=")
+
+	// Scaling: new backends get traffic.
+	c.Run("scale", "deploy/backend", "--replicas", "5")
+	testserver.Contains(t, c.Run("rollout", "status", "deployment/backend", "--timeout=90s"), "successfully rolled out")
+	testserver.WaitFor(t, "traffic to all 5 backends", 30*time.Second, func() (bool, error) {
+		seen := hostnames(40)
+		return len(seen) == 5, fmt.Errorf("reached %v", seen)
+	})
+
+	// A service with no endpoints refuses at once: no hang.
+	c.Run("create", "service", "clusterip", "empty", "--tcp=80:8080")
+	start := time.Now()
+	out, err := c.Cmd("", "exec", "deploy/frontend", "--", "timeout", "10", "wget", "-qO-", "http://empty/").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refused") {
+		t.Errorf("a service without endpoints: %v\n%s\nwant connection refused", err, out)
+	}
+	t.Logf("no endpoints: refused after %s (kubectl exec included)", time.Since(start).Round(time.Millisecond))
+
+	// The node itself (here, the machine: `wharf up` runs in its namespace).
+	testserver.Contains(t, httpGet(t, "http://"+clusterIP+"/"), "guestbook backend")
+
+	t.Run("traffic never fails while backends scale, roll out, and the agent and containerd restart", func(t *testing.T) {
+		serviceTrafficNeverFails(t, c)
+	})
+	t.Run("bad input is refused, the node undisturbed", func(t *testing.T) {
+		for _, tc := range []struct{ name, spec, want string }{
+			{"port 0", `ports: [{port: 0}]`, "spec.ports[0].port: Invalid value: 0"},
+			{"port 70000", `ports: [{port: 70000}]`, "spec.ports[0].port: Invalid value: 70000"},
+			{"duplicate port", `ports: [{name: a, port: 80}, {name: b, port: 80}]`, "spec.ports[1]: Duplicate value"},
+			{"unknown protocol", `ports: [{port: 80, protocol: QUIC}]`, `spec.ports[0].protocol: Unsupported value: "QUIC"`},
+			{"ExternalName not a DNS name", `{type: ExternalName, externalName: "not a name!"}`, "spec.externalName: Invalid value"},
+		} {
+			manifest := "apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: " + tc.spec + "\n"
+			if !strings.HasPrefix(tc.spec, "{") {
+				manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {" + tc.spec + "}\n"
+			}
+			out, err := c.Cmd(manifest, "apply", "-f", "-").CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("%s: %v\n%s\nwant an error naming %q", tc.name, err, out, tc.want)
+			}
+		}
+		// A selector that matches nothing: an empty endpoint set that refuses.
+		c.RunIn("apiVersion: v1\nkind: Service\nmetadata: {name: nobody}\nspec: {selector: {app: nobody}, ports: [{port: 80}]}\n", "apply", "-f", "-")
+		out, err := c.Cmd("", "exec", "deploy/frontend", "--", "timeout", "10", "wget", "-qO-", "http://nobody/").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "refused") {
+			t.Errorf("a service selecting nothing: %v\n%s\nwant connection refused", err, out)
+		}
+		testserver.Contains(t, c.Run("exec", "deploy/frontend", "--", "wget", "-qO-", "http://backend/"), "guestbook backend")
+	})
+
+	// The table goes with the node.
+	table := nodeServiceTable(t, c)
+	c.wharf("down", "--state-dir", c.stateDir, "--purge")
+	if out, _ := exec.Command("nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), table) {
+		t.Errorf("table %s left after down --purge:\n%s", table, out)
+	}
+}
+
+// nodeServiceTable is the name of the node's service table, from its record.
+func nodeServiceTable(t *testing.T, c *cluster) string {
+	t.Helper()
+	out, err := os.ReadFile(filepath.Join(c.stateDir, "node", "node.json"))
+	m := regexp.MustCompile(`"serviceTable":\s*"([^"]+)"`).FindSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("node record: %v %s", err, out)
+	}
+	table := string(m[1])
+	if tables, _ := exec.Command("nft", "list", "tables").CombinedOutput(); !strings.Contains(string(tables), table) {
+		t.Fatalf("no table %s while the node runs:\n%s", table, tables)
+	}
+	return table
+}
+
+// serviceTrafficNeverFails runs a client pod that calls the backend every
+// 20 ms through its service while the backends scale 2→5→1, roll out,
+// and the node's agent and containerd are killed and come back: not one
+// request may fail.
+func serviceTrafficNeverFails(t *testing.T, c *cluster) {
+	c.Run("run", "client", "--image", "registry.wharf.local/wharf/testapp:v1", "--restart=Never", "--",
+		"client", "--url", "http://backend/healthz", "--interval", "20ms", "--timeout", "3s")
+	c.Eventually(`client\s+1/1\s+Running`, "get", "pod", "client")
+	defer c.Run("delete", "pod", "client", "--grace-period=1")
+	answered := func() (ok, failed int, errs []string) {
+		for _, line := range strings.Split(c.Run("logs", "client"), "\n") {
+			switch {
+			case strings.HasPrefix(line, "200 "):
+				ok++
+			case line != "":
+				failed++
+				errs = append(errs, line)
+			}
+		}
+		return ok, failed, errs
+	}
+	testserver.WaitFor(t, "the client's first answers", 30*time.Second, func() (bool, error) {
+		ok, _, _ := answered()
+		return ok > 10, fmt.Errorf("%d answers", ok)
+	})
+
+	for _, replicas := range []string{"5", "1", "2"} {
+		c.Run("scale", "deploy/backend", "--replicas", replicas)
+		c.Run("rollout", "status", "deployment/backend", "--timeout=90s")
+	}
+	c.Run("rollout", "restart", "deployment/backend")
+	c.Run("rollout", "status", "deployment/backend", "--timeout=90s")
+	// Old pods stop after their preStop second: wait them out.
+	testserver.WaitFor(t, "the old backends gone", 60*time.Second, func() (bool, error) {
+		out := c.Run("get", "pods", "-l", "app=backend", "--no-headers")
+		return strings.Count(out, "\n") == 2 && !strings.Contains(out, "Terminating"), fmt.Errorf("%s", out)
+	})
+
+	killPidFile(t, filepath.Join(c.stateDir, "run", "agent.pid"))
+	time.Sleep(500 * time.Millisecond) // traffic while no agent runs
+	c.up()
+	pidFile := filepath.Join(c.stateDir, "node", "containerd", "containerd.pid")
+	old := killPidFile(t, pidFile)
+	testserver.WaitFor(t, "containerd restarted by the agent", 30*time.Second, func() (bool, error) {
+		pid, err := readPid(pidFile)
+		return err == nil && pid != old, err
+	})
+	time.Sleep(time.Second) // traffic after both came back
+
+	ok, failed, errs := answered()
+	t.Logf("client: %d answers, %d failures", ok, failed)
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed:\n%s", failed, ok+failed, strings.Join(errs, "\n"))
+	}
+}
