@@ -63,6 +63,19 @@ func TestLinking(t *testing.T) {
 		return len(seen) == 5, fmt.Errorf("reached %v", seen)
 	})
 
+	// Session affinity keeps a client on one backend; without it, the
+	// spread returns.
+	c.Run("patch", "svc", "backend", "-p", `{"spec":{"sessionAffinity":"ClientIP"}}`)
+	testserver.WaitFor(t, "one backend for the client", 30*time.Second, func() (bool, error) {
+		seen := hostnames(20)
+		return len(seen) == 1, fmt.Errorf("reached %v", seen)
+	})
+	c.Run("patch", "svc", "backend", "-p", `{"spec":{"sessionAffinity":"None"}}`)
+	testserver.WaitFor(t, "the spread back", 30*time.Second, func() (bool, error) {
+		seen := hostnames(20)
+		return len(seen) > 1, fmt.Errorf("reached %v", seen)
+	})
+
 	// A service with no endpoints refuses at once: no hang.
 	c.Run("create", "service", "clusterip", "empty", "--tcp=80:8080")
 	start := time.Now()

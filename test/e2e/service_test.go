@@ -207,6 +207,16 @@ func TestClusterService(t *testing.T) {
 	answer := k.Run("exec", a.Name, "--", "wget", "-qO-", "http://"+b.Status.PodIP+":8080/")
 	testserver.Contains(t, answer, `"podIP": "`+b.Status.PodIP+`"`, `"remoteAddr": "`+a.Status.PodIP+":")
 
+	// The service by name from each host: its DNS and proxy reach the
+	// pods of both hosts, with the client's own address.
+	for _, from := range []corev1.Pod{a, b} {
+		out := k.Run("exec", from.Name, "--", "sh", "-c", "for i in $(seq 30); do timeout 5 wget -qO- http://hello/; done")
+		for _, to := range []corev1.Pod{a, b} {
+			testserver.Contains(t, out, `"podIP": "`+to.Status.PodIP+`"`)
+		}
+		testserver.Contains(t, out, `"remoteAddr": "`+from.Status.PodIP+":")
+	}
+
 	// Resize up, then down naming the host to remove.
 	s.must("cluster", "resize", "demo", "4", "--wait")
 	k.Eventually(`demo-node-3\s+Ready`, "get", "nodes")
@@ -217,6 +227,13 @@ func TestClusterService(t *testing.T) {
 	}
 	k.Run("rollout", "status", "deployment/hello", "--timeout=90s")
 	k.Eventually(`(?s)(Running.*){3}`, "get", "pods", "-l", "app=hello")
+	// The removed host's endpoints are gone: every call through the
+	// service is answered.
+	first := strings.Fields(k.Run("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[*].metadata.name}"))[0]
+	out := k.Run("exec", first, "--", "sh", "-c", "for i in $(seq 20); do timeout 5 wget -qO- http://hello/ >/dev/null && echo answered; done")
+	if n := strings.Count(out, "answered"); n != 20 {
+		t.Errorf("%d of 20 calls to the service answered after the resize:\n%s", n, out)
+	}
 
 	testserver.Contains(t, s.must("cluster", "delete", "demo", "--wait"), "Cluster demo deleted")
 	if left := hostTraces(key); len(left) > 0 {
