@@ -10,6 +10,7 @@ if [ "$(id -u)" -eq 0 ]; then
   bin/wharf bench up --log-level error
   bin/wharf bench pods --log-level error
   bin/wharf bench cluster --log-level error
+  bin/wharf bench services --log-level error
 else
   echo "bench up / bench pods: skipped, they need root (they run wharf up)"
 fi

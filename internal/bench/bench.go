@@ -46,6 +46,16 @@ func (l *Latencies) Add(d time.Duration) {
 	l.mu.Unlock()
 }
 
+// merge adds o's durations.
+func (l *Latencies) merge(o *Latencies) {
+	o.mu.Lock()
+	d := slices.Clone(o.d)
+	o.mu.Unlock()
+	l.mu.Lock()
+	l.d = append(l.d, d...)
+	l.mu.Unlock()
+}
+
 // Summary returns "n=… p50=… p99=… max=…".
 func (l *Latencies) Summary() string {
 	l.mu.Lock()

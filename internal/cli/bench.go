@@ -103,6 +103,15 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	clusterCmd.Flags().IntVar(&cc.PowerCuts, "power-cuts", 5, "power cuts measured")
 	clusterCmd.Flags().DurationVar(&cc.Saturate, "saturate", 30*time.Second, "how long to saturate the CPUs while watching nodes (0: skip)")
 
-	cmd.AddCommand(schedCmd, apiCmd, rssCmd, upCmd, podsCmd, clusterCmd)
+	svc := bench.ServicesConfig{}
+	svcCmd := sub("services", "Service proxy and DNS on this machine's node: cluster IP vs pod IP, change propagation, memory, DNS QPS (root)",
+		func(ctx context.Context, env bench.Env) error { return bench.Services(ctx, env, stdio.Out, svc) })
+	svcCmd.Flags().IntVar(&svc.Services, "services", 1000, "services loaded for memory and change time at size")
+	svcCmd.Flags().IntVar(&svc.Endpoints, "endpoints", 10, "endpoints of each loaded service")
+	svcCmd.Flags().IntVar(&svc.Conns, "conns", 8, "concurrent HTTP clients")
+	svcCmd.Flags().DurationVar(&svc.Duration, "duration", 3*time.Second, "each load round (3 rounds per target, alternating)")
+	svcCmd.Flags().IntVar(&svc.Changes, "changes", 20, "endpoint and DNS changes timed")
+
+	cmd.AddCommand(schedCmd, apiCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd)
 	return cmd
 }
