@@ -4,13 +4,18 @@ package e2e
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"wharf.dev/wharf/internal/testserver"
 )
@@ -21,7 +26,8 @@ import (
 // without endpoints refuses at once; the node itself reaches a service;
 // the node's nftables table goes with `wharf down --purge`.
 func TestLinking(t *testing.T) {
-	c := upCluster(t)
+	resolvConf, upstreamQueries := startUpstreamDNS(t)
+	c := upClusterResolving(t, resolvConf)
 	c.Eventually(`e2e\s+Ready`, "get", "nodes")
 	testserver.Contains(t, c.Run("apply", "-f", "examples/guestbook/"), "service/backend created", "deployment.apps/frontend created")
 	for _, d := range []string{"backend", "frontend"} {
@@ -49,6 +55,15 @@ func TestLinking(t *testing.T) {
 	testserver.Contains(t, c.Run("exec", "deploy/frontend", "--", "/testapp", "dns-lookup", "backend"), clusterIP)
 	if out, err := c.Cmd("", "exec", "deploy/frontend", "--", "/testapp", "dns-lookup", "nothing.default.svc.cluster.local").CombinedOutput(); err == nil {
 		t.Errorf("a missing service resolved:\n%s", out)
+	}
+
+	// A name outside the cluster: forwarded to the node's resolver (the
+	// test's own, on loopback), then answered from the cache.
+	for range 2 {
+		testserver.Contains(t, c.Run("exec", "deploy/frontend", "--", "/testapp", "dns-lookup", "www.example.test."), "192.0.2.10")
+	}
+	if n := upstreamQueries.Load(); n != 1 {
+		t.Errorf("the upstream resolver got %d queries for www.example.test, want 1 (then the cache)", n)
 	}
 
 	// The variables of the services that existed when the pod started.
@@ -123,6 +138,41 @@ func TestLinking(t *testing.T) {
 	if out, _ := exec.Command("nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), table) {
 		t.Errorf("table %s left after down --purge:\n%s", table, out)
 	}
+}
+
+// startUpstreamDNS runs the resolver the node forwards outside names to,
+// on a loopback address of its own (the node of `wharf up` runs in the
+// machine's namespace): www.example.test is 192.0.2.10, anything else does
+// not exist. It returns a resolv.conf naming it and a count of the
+// queries for www.example.test it answered.
+func startUpstreamDNS(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	var queries atomic.Int64
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg).SetReply(r)
+		if len(r.Question) == 1 && strings.EqualFold(r.Question[0].Name, "www.example.test.") && r.Question[0].Qtype == dns.TypeA {
+			queries.Add(1)
+			rr, _ := dns.NewRR("www.example.test. 60 IN A 192.0.2.10")
+			m.Answer = append(m.Answer, rr)
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	addr := fmt.Sprintf("127.%d.%d.%d:53", 100+rand.IntN(100), rand.IntN(250), 1+rand.IntN(250))
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: handler}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	host, _, _ := net.SplitHostPort(addr)
+	if err := os.WriteFile(path, []byte("nameserver "+host+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, &queries
 }
 
 // nodeServiceTable is the name of the node's service table, from its record.

@@ -77,14 +77,23 @@ func TestMain(m *testing.M) {
 type cluster struct {
 	t        *testing.T
 	stateDir string
-	client   kubernetes.Interface
+	// resolvConf is the node's resolv.conf (--resolv-conf): "" gives pods
+	// and the node's DNS no resolver, never the machine's.
+	resolvConf string
+	client     kubernetes.Interface
 	*testserver.KubectlRunner
 }
 
 // upCluster runs `wharf up` in a fresh state dir and purges it when the test ends.
 func upCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, stateDir: testDir(t, "wu") + "/state"}
+	return upClusterResolving(t, "")
+}
+
+// upClusterResolving is upCluster with the node's resolv.conf.
+func upClusterResolving(t *testing.T, resolvConf string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, stateDir: testDir(t, "wu") + "/state", resolvConf: resolvConf}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, f := range []string{"log/server.log", "log/agent.log"} {
@@ -109,7 +118,7 @@ func (c *cluster) up() {
 	c.t.Helper()
 	// Loopback only: the node is reached at 127.0.0.1 by the server; pods
 	// get no resolver (never the machine's).
-	out, err := c.wharf("up", "--state-dir", c.stateDir, "--node-ip", "127.0.0.1", "--node-name", "e2e", "--resolv-conf=")
+	out, err := c.wharf("up", "--state-dir", c.stateDir, "--node-ip", "127.0.0.1", "--node-name", "e2e", "--resolv-conf="+c.resolvConf)
 	if err != nil {
 		c.t.Fatalf("wharf up: %v\n%s", err, out)
 	}
