@@ -57,6 +57,28 @@ func TestLinking(t *testing.T) {
 		t.Errorf("a missing service resolved:\n%s", out)
 	}
 
+	// A headless service: a record per ready pod, and the pod's own name
+	// under it (hostname and subdomain).
+	c.RunIn(`apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec: {clusterIP: None, selector: {app: db}, ports: [{port: 5432}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, labels: {app: db}}
+spec:
+  hostname: db-0
+  subdomain: db
+  containers: [{name: db, image: registry.wharf.local/wharf/testapp:v1, args: [serve, --port=5432]}]
+`, "apply", "-f", "-")
+	c.Eventually(`db-0\s+1/1\s+Running`, "get", "pod", "db-0")
+	dbIP := strings.TrimSpace(c.Run("get", "pod", "db-0", "-o", "jsonpath={.status.podIP}"))
+	testserver.WaitFor(t, "the headless service's records", 30*time.Second, func() (bool, error) {
+		out, err := c.Cmd("", "exec", "deploy/frontend", "--", "sh", "-c", "/testapp dns-lookup db && /testapp dns-lookup db-0.db").CombinedOutput()
+		return err == nil && strings.Count(string(out), dbIP) == 2, fmt.Errorf("%v: %s", err, out)
+	})
+
 	// A name outside the cluster: forwarded to the node's resolver (the
 	// test's own, on loopback), then answered from the cache.
 	for range 2 {
