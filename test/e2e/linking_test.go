@@ -87,6 +87,12 @@ spec:
 	if n := upstreamQueries.Load(); n != 1 {
 		t.Errorf("the upstream resolver got %d queries for www.example.test, want 1 (then the cache)", n)
 	}
+	// An ExternalName service: a CNAME, and its target's address with it.
+	c.Run("create", "service", "externalname", "ext", "--external-name", "www.example.test")
+	testserver.WaitFor(t, "the ExternalName service resolving", 30*time.Second, func() (bool, error) {
+		out, err := c.Cmd("", "exec", "deploy/frontend", "--", "/testapp", "dns-lookup", "ext").CombinedOutput()
+		return err == nil && strings.Contains(string(out), "192.0.2.10"), fmt.Errorf("%v: %s", err, out)
+	})
 
 	// The variables of the services that existed when the pod started.
 	env := c.Run("exec", "deploy/frontend", "--", "env")
