@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,6 +80,16 @@ spec:
 		out, err := c.Cmd("", "exec", "deploy/frontend", "--", "sh", "-c", "/testapp dns-lookup db && /testapp dns-lookup db-0.db").CombinedOutput()
 		return err == nil && strings.Count(string(out), dbIP) == 2, fmt.Errorf("%v: %s", err, out)
 	})
+
+	// A flood: 10,000 lookups, 50 at a time, at the node's DNS server
+	// (the pods' gateway; `wharf up`'s node is this namespace): no
+	// timeout, every answer right.
+	gateway := strings.TrimSpace(c.Run("get", "node", "e2e", "-o", "jsonpath={.spec.podCIDR}"))
+	if p, err := netip.ParsePrefix(gateway); err == nil {
+		dnsFlood(t, netip.AddrPortFrom(p.Masked().Addr().Next(), 53).String(), "backend.default.svc.cluster.local.", clusterIP, 10000, 50)
+	} else {
+		t.Errorf("node pod CIDR %q: %v", gateway, err)
+	}
 
 	// A name outside the cluster: forwarded to the node's resolver (the
 	// test's own, on loopback), then answered from the cache.
@@ -165,6 +177,43 @@ spec:
 	c.wharf("down", "--state-dir", c.stateDir, "--purge")
 	if out, _ := exec.Command("nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), table) {
 		t.Errorf("table %s left after down --purge:\n%s", table, out)
+	}
+}
+
+// dnsFlood sends n queries for name, conc at a time, to server over UDP,
+// and fails the test on any timeout or wrong answer.
+func dnsFlood(t *testing.T, server, name, want string, n, conc int) {
+	t.Helper()
+	var failed atomic.Int64
+	var first atomic.Value
+	next := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &dns.Client{Timeout: 2 * time.Second}
+			for range next {
+				r, _, err := client.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), server)
+				if err == nil && (len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != want) {
+					err = fmt.Errorf("answer %v", r.Answer)
+				}
+				if err != nil {
+					failed.Add(1)
+					first.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	t.Logf("DNS flood: %d queries in %s, %d failed", n, time.Since(start).Round(time.Millisecond), failed.Load())
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d queries failed (first: %v)", failed.Load(), n, first.Load())
 	}
 }
 
