@@ -104,6 +104,7 @@ type Proxy struct {
 
 	syncMu  sync.Mutex // one Sync at a time; guards what the kernel has, below
 	written map[types.NamespacedName]*svcRules
+	picks   map[int]bool // the pick-<N> chains
 	stores  [numStores]*elemStore
 }
 
@@ -123,6 +124,7 @@ func New(cfg Config) (*Proxy, error) {
 		needFull: true,
 		warned:   map[string]map[string]bool{},
 		written:  map[types.NamespacedName]*svcRules{},
+		picks:    map[int]bool{},
 	}
 	if cidr := cfg.ClusterCIDR; cidr.IsValid() {
 		if !cidr.Addr().Is4() {
