@@ -3,9 +3,9 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
