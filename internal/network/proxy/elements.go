@@ -30,6 +30,9 @@ func (s *elemStore) reset() {
 }
 
 func (s *elemStore) object() knftables.Object {
+	if s.isMap && s.typeOf {
+		return &knftables.Map{Name: s.name, TypeOf: s.typ}
+	}
 	if s.isMap {
 		return &knftables.Map{Name: s.name, Type: s.typ}
 	}
@@ -83,7 +86,7 @@ func (s *elemStore) element(key, value string) *knftables.Element {
 	}
 	e.Map = s.name
 	if value != "" {
-		e.Value = []string{value}
+		e.Value = strings.Split(value, " . ")
 	}
 	return e
 }

@@ -7,16 +7,31 @@
 //
 //   - nat-prerouting (priority dstnat) and nat-output (-100) jump to
 //     services, which looks up "ip daddr . meta l4proto . th dport" in the
-//     verdict map service-ips and goes to that service port's chain,
-//     service-<hash>-<ns>/<name>/<proto>/<port name>.
-//   - A service port's chain marks the packet for masquerade when its
-//     source is outside Config.ClusterCIDR (the node, another host), then
-//     DNATs it to one endpoint: rule i of N is "numgen random mod N-i == 0
-//     ... dnat to ip:port" (the last one unconditional), which gives each
-//     endpoint 1/N of the connections. With ClientIP session affinity each
-//     endpoint has a timeout set affinity-<hash>-<...>__<ip>/<port> of
-//     recent clients: rules checking them come first, and every DNAT to the
-//     endpoint refreshes its set.
+//     verdict map service-ips. A service port with N endpoints and no
+//     session affinity goes to the chain pick-<N>, shared by all the
+//     service ports of N endpoints: it marks the packet for masquerade
+//     when its source is outside Config.ClusterCIDR (the node, another
+//     host), then "meta l4proto tcp dnat to ip daddr . tcp dport . numgen
+//     random mod N map @endpoints-tcp" (a rule each for udp and sctp):
+//     the maps endpoints-tcp, -udp and -sctp hold "cluster IP . port . i :
+//     endpoint IP . port" for the endpoints i = 0..N-1 of each service
+//     port, sorted, so each endpoint gets 1/N of the connections. An
+//     endpoint change is then element updates only, and a change of N one
+//     service-ips element; no chain is written but the first pick-<N>.
+//     (One map for all protocols, keyed "... . meta l4proto . th dport .
+//     numgen ...", is refused by nft 1.0.6 in a rule added once the map
+//     exists: "conflicting protocols specified: tcp vs. th".)
+//   - A service port with ClientIP session affinity keeps a chain of its
+//     own, service-<hash>-<ns>/<name>/<proto>/<port name>: masquerade
+//     marking as in pick-<N>, then, with a timeout set affinity-<hash>-
+//     <...>__<ip>/<port> of recent clients per endpoint, rules checking
+//     them first, then rule i of N "numgen random mod N-i == 0 ... update
+//     @<set> { ip saddr } dnat to ip:port" (the last one unconditional).
+//     A map-only form seems within nft 1.0.6's reach (a dynamic map keyed
+//     "ip saddr . ip daddr . tcp dport" updated at postrouting with "ct
+//     original ip daddr . ct original proto-dst : ip daddr . tcp dport",
+//     consulted by a dnat before pick-<N>) but not done: the entries of
+//     an endpoint that goes away would have to be found and deleted.
 //   - nat-postrouting (srcnat) jumps to masquerading, which masquerades
 //     packets marked 0x4000 and hairpin ones (a pod reaching itself
 //     through a Service: "ip saddr . ip daddr" is in the set hairpin, which
@@ -37,15 +52,23 @@
 // quadratically (17 s for 4,000 services, over 2 minutes for 10,000); and
 // each nft run dumps every chain of the table while each commit re-checks
 // all that the base chains reach, so with 110,000 chains a one-service
-// change cost 0.65 s, against 0.1 s with one chain per service port
-// (BenchmarkSync has the figures of this layout).
+// change cost 0.65 s. With a chain per service port it was 0.12 s (nat
+// rules make the kernel validate the table, walking every element of
+// service-ips into every chain), and a full sync of 10,000 services 8.8
+// s (6.6 s over a previous table). With the pick-<N> chains
+// (BenchmarkSync, 10 endpoints each): one change 16 ms at 1,000 services
+// and 26 ms at 10,000; a full sync 0.39 s and 4.3 s (4.6 s over a
+// previous table), of which nft takes 3.5 s to parse 220,000 commands,
+// 100,000 of them hairpin elements. An interval map instead, "numgen
+// random mod 1000" in buckets of ranges (0-499, 500-999), works too but
+// its kernel set (pipapo) took 7 to 34 s to load 100,000 elements.
 //
 // Sync writes, in one transaction, what changed since the last one: the
 // chains, sets and map elements of the services whose Service or slices
-// changed; a chain whose rules did not change is not touched, and chains
-// and sets no longer used are deleted after the rules and elements that
-// used them are gone. The first Sync, and the one after a failed Sync, is
-// a full sync: it lists the table, adds every object and flushes those
+// changed, and the pick-<N> chains first needed; a chain whose rules did
+// not change is not touched, and chains and sets no longer used are
+// deleted after the rules and elements that used them are gone. The
+// first Sync, and the one after a failed Sync, is a full sync: it lists the table, adds every object and flushes those
 // that existed (but the affinity sets: clients keep their endpoint), fills
 // them again and deletes what else is there (a previous process's
 // services), all in one transaction: the table is never deleted, so
@@ -104,6 +127,7 @@ type Proxy struct {
 
 	syncMu  sync.Mutex // one Sync at a time; guards what the kernel has, below
 	written map[types.NamespacedName]*svcRules
+	picks   map[int]bool // the pick-<N> chains
 	stores  [numStores]*elemStore
 }
 
@@ -123,6 +147,7 @@ func New(cfg Config) (*Proxy, error) {
 		needFull: true,
 		warned:   map[string]map[string]bool{},
 		written:  map[types.NamespacedName]*svcRules{},
+		picks:    map[int]bool{},
 	}
 	if cidr := cfg.ClusterCIDR; cidr.IsValid() {
 		if !cidr.Addr().Is4() {

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +40,9 @@ func TestSkeleton(t *testing.T) {
 		`add chain services`,
 		`add set cluster-ips { type ipv4_addr ; }`,
 		`add set hairpin { type ipv4_addr . ipv4_addr ; }`,
+		`add map endpoints-sctp { typeof ip daddr . sctp dport . numgen random mod 1 : ip daddr . sctp dport ; }`,
+		`add map endpoints-tcp { typeof ip daddr . tcp dport . numgen random mod 1 : ip daddr . tcp dport ; }`,
+		`add map endpoints-udp { typeof ip daddr . udp dport . numgen random mod 1 : ip daddr . udp dport ; }`,
 		`add map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; }`,
 		`add map service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }`,
 		`add rule cluster-ips-check ip daddr @cluster-ips goto reject-chain`,
@@ -79,28 +84,25 @@ func TestRules(t *testing.T) {
 		name:     "two endpoints",
 		services: []*corev1.Service{svc("ns", "web", "10.96.0.10", sport("http", tcp, 80))},
 		slices:   []*discoveryv1.EndpointSlice{eslice("ns", "web-1", "web", httpPort, ep("10.0.0.6"), ep("10.0.0.5"))},
-		want: []string{
-			"add chain " + chain,
-			"add rule " + chain + " ip saddr != 10.0.0.0/16 jump mark-for-masquerade",
-			"add rule " + chain + " meta l4proto tcp numgen random mod 2 == 0 dnat to 10.0.0.5:8080",
-			"add rule " + chain + " meta l4proto tcp dnat to 10.0.0.6:8080",
+		want: join(pick(2, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 1 : 10.0.0.6 . 8080 }",
 			"add element hairpin { 10.0.0.5 . 10.0.0.5 }",
 			"add element hairpin { 10.0.0.6 . 10.0.0.6 }",
-			"add element service-ips { 10.96.0.10 . tcp . 80 : goto " + chain + " }",
-		},
+			"add element service-ips { 10.96.0.10 . tcp . 80 : goto pick-2 }",
+		}),
 	}, {
 		name:     "no cluster CIDR: nothing masqueraded but hairpin",
 		services: []*corev1.Service{svc("ns", "web", "10.96.0.10", sport("http", tcp, 80))},
 		slices:   []*discoveryv1.EndpointSlice{eslice("ns", "web-1", "web", httpPort, ep("10.0.0.5"))},
 		noCIDR:   true,
-		want: []string{
-			"add chain " + chain,
-			"add rule " + chain + " meta l4proto tcp dnat to 10.0.0.5:8080",
+		want: join(pick(1, false), []string{
 			"add element cluster-ips { 10.96.0.10 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
 			"add element hairpin { 10.0.0.5 . 10.0.0.5 }",
-			"add element service-ips { 10.96.0.10 . tcp . 80 : goto " + chain + " }",
-		},
+			"add element service-ips { 10.96.0.10 . tcp . 80 : goto pick-1 }",
+		}),
 	}, {
 		name:     "no slice: rejected",
 		services: []*corev1.Service{svc("ns", "web", "10.96.0.10", sport("http", tcp, 80))},
@@ -115,14 +117,12 @@ func TestRules(t *testing.T) {
 			notReady(ep("10.0.0.5")), terminating(ep("10.0.0.6")),
 			discoveryv1.Endpoint{Addresses: []string{"10.0.0.7"}}, // ready unset: ready
 		)},
-		want: []string{
-			"add chain " + chain,
-			"add rule " + chain + " ip saddr != 10.0.0.0/16 jump mark-for-masquerade",
-			"add rule " + chain + " meta l4proto tcp dnat to 10.0.0.7:8080",
+		want: join(pick(1, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.7 . 8080 }",
 			"add element hairpin { 10.0.0.7 . 10.0.0.7 }",
-			"add element service-ips { 10.96.0.10 . tcp . 80 : goto " + chain + " }",
-		},
+			"add element service-ips { 10.96.0.10 . tcp . 80 : goto pick-1 }",
+		}),
 	}, {
 		name:     "only unusable endpoints: rejected",
 		services: []*corev1.Service{svc("ns", "web", "10.96.0.10", sport("http", tcp, 80))},
@@ -140,34 +140,28 @@ func TestRules(t *testing.T) {
 			eslice("ns", "web-2", "web", []discoveryv1.EndpointPort{eport("http", tcp, 8081)}, ep("10.0.0.6")),
 			eslice("ns", "web-3", "web", []discoveryv1.EndpointPort{eport("dns", tcp, 53)}, ep("10.0.0.7")), // wrong protocol
 		},
-		want: []string{
-			"add chain " + chain,
-			"add chain service-HASH-ns/web/tcp/metrics",
-			"add rule " + chain + " ip saddr != 10.0.0.0/16 jump mark-for-masquerade",
-			"add rule " + chain + " meta l4proto tcp numgen random mod 2 == 0 dnat to 10.0.0.5:8080",
-			"add rule " + chain + " meta l4proto tcp dnat to 10.0.0.6:8081",
-			"add rule service-HASH-ns/web/tcp/metrics ip saddr != 10.0.0.0/16 jump mark-for-masquerade",
-			"add rule service-HASH-ns/web/tcp/metrics meta l4proto tcp dnat to 10.0.0.5:9100",
+		want: join(pick(1, true)[:1], pick(2, true)[:1], pick(1, true)[1:], pick(2, true)[1:], []string{
 			"add element cluster-ips { 10.96.0.10 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 1 : 10.0.0.6 . 8081 }",
+			"add element endpoints-tcp { 10.96.0.10 . 9090 . 0 : 10.0.0.5 . 9100 }",
 			"add element hairpin { 10.0.0.5 . 10.0.0.5 }",
 			"add element hairpin { 10.0.0.6 . 10.0.0.6 }",
 			"add element no-endpoint-services { 10.96.0.10 . udp . 53 : goto reject-chain }",
-			"add element service-ips { 10.96.0.10 . tcp . 80 : goto " + chain + " }",
-			"add element service-ips { 10.96.0.10 . tcp . 9090 : goto service-HASH-ns/web/tcp/metrics }",
-		},
+			"add element service-ips { 10.96.0.10 . tcp . 80 : goto pick-2 }",
+			"add element service-ips { 10.96.0.10 . tcp . 9090 : goto pick-1 }",
+		}),
 	}, {
 		name:     "UDP",
 		services: []*corev1.Service{svc("kube-system", "dns", "10.96.0.53", sport("dns", udp, 53))},
 		slices: []*discoveryv1.EndpointSlice{eslice("kube-system", "dns-1", "dns",
 			[]discoveryv1.EndpointPort{eport("dns", udp, 5353)}, ep("10.0.1.2"))},
-		want: []string{
-			"add chain service-HASH-kube-system/dns/udp/dns",
-			"add rule service-HASH-kube-system/dns/udp/dns ip saddr != 10.0.0.0/16 jump mark-for-masquerade",
-			"add rule service-HASH-kube-system/dns/udp/dns meta l4proto udp dnat to 10.0.1.2:5353",
+		want: join(pick(1, true), []string{
 			"add element cluster-ips { 10.96.0.53 }",
+			"add element endpoints-udp { 10.96.0.53 . 53 . 0 : 10.0.1.2 . 5353 }",
 			"add element hairpin { 10.0.1.2 . 10.0.1.2 }",
-			"add element service-ips { 10.96.0.53 . udp . 53 : goto service-HASH-kube-system/dns/udp/dns }",
-		},
+			"add element service-ips { 10.96.0.53 . udp . 53 : goto pick-1 }",
+		}),
 	}, {
 		name: "headless and ExternalName: nothing",
 		services: []*corev1.Service{
@@ -205,16 +199,14 @@ func TestRules(t *testing.T) {
 			eslice("ns", "web-1", "web", httpPort, onNode(ep("10.0.0.5"), "node-a"), onNode(ep("10.0.1.5"), "node-b"), ep("10.0.2.5")),
 			eslice("ns", "far-1", "far", httpPort, onNode(ep("10.0.1.6"), "node-b")),
 		},
-		want: []string{
-			"add chain " + chain,
-			"add rule " + chain + " ip saddr != 10.0.0.0/16 jump mark-for-masquerade",
-			"add rule " + chain + " meta l4proto tcp dnat to 10.0.0.5:8080",
+		want: join(pick(1, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
 			"add element cluster-ips { 10.96.0.11 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
 			"add element hairpin { 10.0.0.5 . 10.0.0.5 }",
 			"add element no-endpoint-services { 10.96.0.11 . tcp . 80 : goto reject-chain }",
-			"add element service-ips { 10.96.0.10 . tcp . 80 : goto " + chain + " }",
-		},
+			"add element service-ips { 10.96.0.10 . tcp . 80 : goto pick-1 }",
+		}),
 	}, {
 		name: "invalid input skipped",
 		services: []*corev1.Service{svc("ns", "web", "10.96.0.10",
@@ -225,14 +217,12 @@ func TestRules(t *testing.T) {
 			{ObjectMeta: eslice("ns", "nolabel", "", nil).ObjectMeta, AddressType: discoveryv1.AddressTypeIPv4,
 				Ports: httpPort, Endpoints: []discoveryv1.Endpoint{ep("10.0.0.9")}},
 		},
-		want: []string{
-			"add chain " + chain,
-			"add rule " + chain + " ip saddr != 10.0.0.0/16 jump mark-for-masquerade",
-			"add rule " + chain + " meta l4proto tcp dnat to 10.0.0.5:8080",
+		want: join(pick(1, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
 			"add element hairpin { 10.0.0.5 . 10.0.0.5 }",
-			"add element service-ips { 10.96.0.10 . tcp . 80 : goto " + chain + " }",
-		},
+			"add element service-ips { 10.96.0.10 . tcp . 80 : goto pick-1 }",
+		}),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{NodeName: "node-a", ClusterCIDR: cidr}
@@ -257,6 +247,22 @@ func TestRules(t *testing.T) {
 }
 
 func strPtr(s string) *string { return &s }
+
+// pick returns the lines of chain pick-<n>, with masquerade marking for
+// the cluster CIDR 10.0.0.0/16 or without.
+func pick(n int, masq bool) []string {
+	c := fmt.Sprintf("pick-%d", n)
+	lines := []string{"add chain " + c}
+	if masq {
+		lines = append(lines, "add rule "+c+" ip saddr != 10.0.0.0/16 jump mark-for-masquerade")
+	}
+	for _, proto := range []string{"tcp", "udp", "sctp"} {
+		lines = append(lines, fmt.Sprintf("add rule %s meta l4proto %s dnat to ip daddr . %s dport . numgen random mod %d map @endpoints-%s", c, proto, proto, n, proto))
+	}
+	return lines
+}
+
+func join(parts ...[]string) []string { return slices.Concat(parts...) }
 
 // TestWarnOnce: invalid input is logged once however often it comes.
 func TestWarnOnce(t *testing.T) {

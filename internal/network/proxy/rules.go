@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -19,6 +20,7 @@ const (
 	markMasqChain     = "mark-for-masquerade"
 	masqueradingChain = "masquerading"
 	masqMark          = "0x4000" // kube-proxy's bit
+	pickPrefix        = "pick-"  // pick-<N>: DNAT to one of N endpoints
 )
 
 type baseChain struct {
@@ -69,25 +71,69 @@ const (
 	storeNoEndpoints
 	storeClusterIPs
 	storeHairpin
+	storeEndpointsTCP
+	storeEndpointsUDP
+	storeEndpointsSCTP
 	numStores
 )
 
 type storeDef struct {
 	name, typ string
 	isMap     bool
+	typeOf    bool // typ is a typeof expression
 }
 
 var storeDefs = [numStores]storeDef{
-	{"service-ips", "ipv4_addr . inet_proto . inet_service : verdict", true},
-	{"no-endpoint-services", "ipv4_addr . inet_proto . inet_service : verdict", true},
-	{"cluster-ips", "ipv4_addr", false},
-	{"hairpin", "ipv4_addr . ipv4_addr", false},
+	{"service-ips", "ipv4_addr . inet_proto . inet_service : verdict", true, false},
+	{"no-endpoint-services", "ipv4_addr . inet_proto . inet_service : verdict", true, false},
+	{"cluster-ips", "ipv4_addr", false, false},
+	{"hairpin", "ipv4_addr . ipv4_addr", false, false},
+	// A service port's endpoint i of N, a map per protocol: the key's
+	// last part is the bucket "numgen random mod N" draws in pick-<N>.
+	// There is no type name for numgen's 32-bit integer, hence typeof.
+	// One map for all protocols ("meta l4proto . th dport") is refused by
+	// nft 1.0.6 in a rule added once the map exists ("conflicting
+	// protocols specified: tcp vs. th", its typeof read back from the
+	// kernel).
+	{"endpoints-tcp", "ip daddr . tcp dport . numgen random mod 1 : ip daddr . tcp dport", true, true},
+	{"endpoints-udp", "ip daddr . udp dport . numgen random mod 1 : ip daddr . udp dport", true, true},
+	{"endpoints-sctp", "ip daddr . sctp dport . numgen random mod 1 : ip daddr . sctp dport", true, true},
+}
+
+// pickChain names the chain that DNATs to one of n endpoints.
+func pickChain(n int) string { return pickPrefix + strconv.Itoa(n) }
+
+// endpointStore returns the store of a protocol's endpoints.
+func endpointStore(proto string) int {
+	switch proto {
+	case "udp":
+		return storeEndpointsUDP
+	case "sctp":
+		return storeEndpointsSCTP
+	}
+	return storeEndpointsTCP
+}
+
+// pickRules returns the rules of pick-<n>: masquerade marking, then the
+// DNAT to the endpoint of bucket "numgen random mod n" of the service
+// port in its protocol's endpoints map.
+func (p *Proxy) pickRules(n int) chainRules {
+	var rules []string
+	if p.cidr != "" {
+		rules = append(rules, "ip saddr != "+p.cidr+" jump "+markMasqChain)
+	}
+	for _, proto := range []string{"tcp", "udp", "sctp"} {
+		rules = append(rules, "meta l4proto "+proto+" dnat to ip daddr . "+proto+" dport . numgen random mod "+
+			strconv.Itoa(n)+" map @"+storeDefs[endpointStore(proto)].name)
+	}
+	return chainRules{pickChain(n), rules}
 }
 
 // svcRules is what one Service puts in the table.
 type svcRules struct {
-	chains []chainRules
-	sets   []setDef // affinity sets
+	chains []chainRules // of the ports with session affinity
+	sets   []setDef     // affinity sets
+	picks  []int        // pick-<N> chains the other ports go to
 	claims []claim
 }
 
@@ -134,11 +180,24 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 	for _, port := range svc.ports {
 		eps := endpointsFor(port, from, svc.localOnly, p.cfg.NodeName)
 		store, verdict := storeNoEndpoints, "goto "+rejectChain
-		if len(eps) > 0 {
+		switch {
+		case len(eps) > 0 && svc.affinity > 0:
 			store, verdict = storeServiceIPs, "goto "+p.portChain(r, key, port, eps, svc.affinity)
+		case len(eps) > 0:
+			store, verdict = storeServiceIPs, "goto "+pickChain(len(eps))
+			if !slices.Contains(r.picks, len(eps)) {
+				r.picks = append(r.picks, len(eps))
+			}
 		}
 		for _, ip := range svc.ips {
 			r.claims = append(r.claims, claim{store, ip.String() + " . " + port.proto + " . " + strconv.Itoa(port.port), verdict})
+			if svc.affinity == 0 {
+				for i, ep := range eps {
+					r.claims = append(r.claims, claim{endpointStore(port.proto),
+						ip.String() + " . " + strconv.Itoa(port.port) + " . " + strconv.Itoa(i),
+						ep.Addr().String() + " . " + strconv.Itoa(int(ep.Port()))})
+				}
+			}
 		}
 		for _, ep := range eps {
 			a := ep.Addr().String()

@@ -153,6 +153,11 @@ func (p *Proxy) fullTx(existing tableObjects, desired map[types.NamespacedName]*
 	}
 
 	keys := slices.SortedFunc(maps.Keys(desired), compareNames)
+	p.picks = usedPicks(desired, nil)
+	picks := slices.Sorted(maps.Keys(p.picks))
+	for _, n := range picks {
+		addChain(&knftables.Chain{Name: pickChain(n)})
+	}
 	p.written = make(map[types.NamespacedName]*svcRules, len(keys))
 	for _, k := range keys {
 		r := desired[k]
@@ -178,6 +183,9 @@ func (p *Proxy) fullTx(existing tableObjects, desired map[types.NamespacedName]*
 	}
 	for _, c := range fixed {
 		addRules(tx, c)
+	}
+	for _, n := range picks {
+		addRules(tx, p.pickRules(n))
 	}
 	for _, k := range keys {
 		if r := desired[k]; r != nil {
@@ -243,6 +251,19 @@ func (p *Proxy) partialTx(desired map[types.NamespacedName]*svcRules) *knftables
 			}
 		}
 	}
+	picks := usedPicks(desired, p.written)
+	for _, n := range slices.Sorted(maps.Keys(picks)) {
+		if !p.picks[n] {
+			tx.Add(&knftables.Chain{Name: pickChain(n)})
+			fill = append(fill, p.pickRules(n))
+		}
+	}
+	for n := range p.picks {
+		if !picks[n] {
+			staleChains = append(staleChains, pickChain(n))
+		}
+	}
+	p.picks = picks
 	for _, c := range fill {
 		addRules(tx, c)
 	}
@@ -275,6 +296,27 @@ func (p *Proxy) partialTx(desired map[types.NamespacedName]*svcRules) *knftables
 	slices.Sort(staleSets)
 	deleteStale(tx, staleChains, staleSets, nil)
 	return tx
+}
+
+// usedPicks returns the N of the pick-<N> chains that the services of
+// desired (nil: gone) and the others of written go to.
+func usedPicks(desired, written map[types.NamespacedName]*svcRules) map[int]bool {
+	used := map[int]bool{}
+	for k, r := range written {
+		if _, ok := desired[k]; !ok {
+			for _, n := range r.picks {
+				used[n] = true
+			}
+		}
+	}
+	for _, r := range desired {
+		if r != nil {
+			for _, n := range r.picks {
+				used[n] = true
+			}
+		}
+	}
+	return used
 }
 
 // deleteStale deletes chains, sets and maps that nothing else uses once

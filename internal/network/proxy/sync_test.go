@@ -131,7 +131,7 @@ func TestDeleteService(t *testing.T) {
 }
 
 // TestIncrementalTouchesOneService: a slice change rewrites the changed
-// service's chain and elements only, in a transaction of its own.
+// service's elements only, in a transaction of its own: no chain or rule.
 func TestIncrementalTouchesOneService(t *testing.T) {
 	p := newFakeProxy(t, Config{ClusterCIDR: cidr})
 	for i := range 3 {
@@ -149,12 +149,10 @@ func TestIncrementalTouchesOneService(t *testing.T) {
 		t.Fatalf("%d transactions for one change", after-before)
 	}
 	want := []string{
-		"flush chain service-HASH-ns/svc1/tcp/http",
-		"add rule service-HASH-ns/svc1/tcp/http ip saddr != 10.0.0.0/16 jump mark-for-masquerade",
-		"add rule service-HASH-ns/svc1/tcp/http meta l4proto tcp numgen random mod 2 == 0 dnat to 10.0.1.5:8080",
-		"add rule service-HASH-ns/svc1/tcp/http meta l4proto tcp dnat to 10.0.1.7:8080",
 		"delete element hairpin { 10.0.1.6 . 10.0.1.6 }",
 		"add element hairpin { 10.0.1.7 . 10.0.1.7 }",
+		"delete element endpoints-tcp { 10.96.0.11 . 80 . 1 }",
+		"add element endpoints-tcp { 10.96.0.11 . 80 . 1 : 10.0.1.7 . 8080 }",
 	}
 	if diff := cmp.Diff(want, txLines(tx)); diff != "" {
 		t.Errorf("transaction (-want +got):\n%s", diff)
@@ -228,7 +226,7 @@ func TestFailedSyncIsRetriedFull(t *testing.T) {
 		t.Fatalf("Sync: %v", err)
 	}
 	p.sync(t)
-	if tx, _ := p.nft.last(); !strings.Contains(tx.String(), "add table") || !strings.Contains(tx.String(), "dnat to 10.0.0.5:8080") {
+	if tx, _ := p.nft.last(); !strings.Contains(tx.String(), "add table") || !strings.Contains(tx.String(), ": 10.0.0.5 . 8080") {
 		t.Errorf("sync after a failure is not full:\n%s", tx)
 	}
 }
