@@ -62,17 +62,11 @@ func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
 	if cfg.Pods > node.MaxPods || cfg.Batch < 1 {
 		return fmt.Errorf("--pods %d --batch %d: a node runs 1 to %d pods, at least one at a time", cfg.Pods, cfg.Batch, node.MaxPods)
 	}
-	o := up.Options{StateDir: filepath.Join(env.WorkDir, "node"), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
-	if err := up.Up(ctx, io.Discard, o); err != nil {
-		return err
-	}
-	defer up.Down(context.WithoutCancel(ctx), io.Discard, o, true)
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(o.StateDir, "server", "admin.kubeconfig"))
+	o, c, err := upNode(ctx, env)
 	if err != nil {
 		return err
 	}
-	rc.QPS, rc.Burst = -1, -1
-	c := kubernetes.NewForConfigOrDie(rc)
+	defer up.Down(context.WithoutCancel(ctx), io.Discard, o, true)
 	pods := c.CoreV1().Pods("default")
 
 	// Warm up: the image is pulled once, so every measured pod has it.
@@ -117,6 +111,22 @@ func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
 	}
 	fmt.Fprintf(out, "pods: container crash to running again (first restart) %s\n", crash.Summary())
 	return nil
+}
+
+// upNode runs `wharf up` (node "bench", no resolver) in the work dir and
+// returns its options, for up.Down, and an unthrottled client.
+func upNode(ctx context.Context, env Env) (up.Options, kubernetes.Interface, error) {
+	o := up.Options{StateDir: filepath.Join(env.WorkDir, "node"), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
+	if err := up.Up(ctx, io.Discard, o); err != nil {
+		return o, nil, err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(o.StateDir, "server", "admin.kubeconfig"))
+	if err != nil {
+		up.Down(context.WithoutCancel(ctx), io.Discard, o, true)
+		return o, nil, err
+	}
+	rc.QPS, rc.Burst = -1, -1
+	return o, kubernetes.NewForConfigOrDie(rc), nil
 }
 
 func sleepPod(name string) *corev1.Pod {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -18,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	"wharf.dev/wharf/internal/up"
@@ -43,17 +41,11 @@ type ServicesConfig struct {
 // many services, and DNS queries per second (dnsperf, when installed).
 // The clients run on the node itself, as the host's own connections.
 func Services(ctx context.Context, env Env, out io.Writer, cfg ServicesConfig) error {
-	o := up.Options{StateDir: filepath.Join(env.WorkDir, "node"), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench", ResolvConf: ""}
-	if err := up.Up(ctx, io.Discard, o); err != nil {
-		return err
-	}
-	defer up.Down(context.WithoutCancel(ctx), io.Discard, o, true)
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(o.StateDir, "server", "admin.kubeconfig"))
+	o, c, err := upNode(ctx, env)
 	if err != nil {
 		return err
 	}
-	rc.QPS, rc.Burst = -1, -1
-	c := kubernetes.NewForConfigOrDie(rc)
+	defer up.Down(context.WithoutCancel(ctx), io.Discard, o, true)
 
 	dnsAddr, err := nodeDNS(ctx, c, "bench")
 	if err != nil {

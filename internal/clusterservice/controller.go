@@ -46,6 +46,13 @@ func clusterController(o Options, n local.Network) wire.ServiceController {
 		if err := lp.RepairNetwork(ctx); err != nil {
 			env.Logger.Warn("rewiring the hosts of an earlier run", "err", err)
 		}
+		resumed, err := lp.ResumeHosts(ctx)
+		if len(resumed) > 0 {
+			env.Logger.Info("resumed the hosts whose process had died", "hosts", resumed)
+		}
+		if err != nil {
+			env.Logger.Warn("resuming the hosts of an earlier run", "err", err)
+		}
 		go func() {
 			if err := lp.Watch(ctx); err != nil {
 				env.Logger.Error("watching the provider network", "err", err)

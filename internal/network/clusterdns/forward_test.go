@@ -40,22 +40,7 @@ func startUpstream(t testing.TB, h func(w dns.ResponseWriter, r *dns.Msg)) *upst
 		u.mu.Unlock()
 		h(w, r)
 	})
-	var pc net.PacketConn
-	var ln net.Listener
-	for range 10 {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-		pc = nil
-	}
-	if pc == nil {
-		t.Fatal("no loopback port free for UDP and TCP")
-	}
+	pc, ln := listenLoopback(t)
 	u.addr = pc.LocalAddr().String()
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
 		started := make(chan struct{})
@@ -408,25 +393,27 @@ func flood(addr string, client, n, window int, names []string) error {
 	return nil
 }
 
+// listenLoopback binds one loopback port for both UDP and TCP.
+func listenLoopback(t testing.TB) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for range 10 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ln, err := net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			return pc, ln
+		}
+		pc.Close()
+	}
+	t.Fatal("no loopback port free for UDP and TCP")
+	return nil, nil
+}
+
 // serveLoopback runs s on UDP and TCP on a loopback port.
 func serveLoopback(t testing.TB, s *Server) (addr string, stop func()) {
 	t.Helper()
-	var pc net.PacketConn
-	var ln net.Listener
-	for range 10 {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-		pc = nil
-	}
-	if pc == nil {
-		t.Fatal("no loopback port free for UDP and TCP")
-	}
+	pc, ln := listenLoopback(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, pc, ln) }()

@@ -209,11 +209,15 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
 	r.Role = spec.Role
-	r.Spec = recordedSpec{CPU: spec.CPU, Memory: spec.Memory, HostCIDR: spec.HostCIDR, Args: spec.Args}
-	for f := range spec.Files {
-		r.Spec.Files = append(r.Spec.Files, f)
+	files := r.Spec.Files // a resumed host's files are on disk already
+	r.Spec = recordedSpec{CPU: spec.CPU, Memory: spec.Memory, HostCIDR: spec.HostCIDR, Args: spec.Args, Files: files}
+	if spec.Files != nil {
+		r.Spec.Files = nil
+		for f := range spec.Files {
+			r.Spec.Files = append(r.Spec.Files, f)
+		}
+		sort.Strings(r.Spec.Files)
 	}
-	sort.Strings(r.Spec.Files)
 	if r.PID, r.StartTime, err = p.startProcess(n, procs, args); err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}

@@ -212,3 +212,47 @@ func TestRecovery(t *testing.T) {
 	}
 	checkGone(t, p, h)
 }
+
+// TestResumeHosts: a host whose process died (a machine restart) starts
+// again from its record, files kept; a powered-off one stays off.
+func TestResumeHosts(t *testing.T) {
+	cfg := testConfig(t)
+	p := newTestProvider(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := provider.ClusterRef{Namespace: "t", Name: "resume", UID: "aabbccddeeff0022"}
+	spec := func(name string) provider.HostSpec {
+		return provider.HostSpec{Cluster: c, Name: name, Role: provider.RoleWorker, Files: map[string][]byte{"token": []byte("t")},
+			Args: []string{providertest.HelperCommand, "--listen", "$(HOST_IP):7777", "--state-dir", "$(STATE_DIR)"}}
+	}
+	for _, name := range []string{"resume-node-0", "resume-node-1"} {
+		t.Cleanup(func() { p.DeleteHost(context.Background(), c, name) })
+		if _, err := p.CreateHost(ctx, spec(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	died := p.namesFor(c, "resume-node-0")
+	r, err := readRecord(died.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(r.PID, syscall.SIGKILL)
+	for r.alive() {
+		sleepOrFail(t, ctx, "host process %d does not die", r.PID)
+	}
+	if err := p.PowerOff(ctx, c, "resume-node-1"); err != nil {
+		t.Fatal(err)
+	}
+
+	resumed, err := p.ResumeHosts(ctx)
+	if err != nil || len(resumed) != 1 || resumed[0] != c.Key()+"/resume-node-0" {
+		t.Fatalf("ResumeHosts = %v, %v; want the host whose process died only", resumed, err)
+	}
+	hosts, err := p.ListHosts(ctx, c)
+	if err != nil || len(hosts) != 2 || !hosts[0].Running || hosts[1].Running {
+		t.Errorf("hosts after ResumeHosts: %+v, %v; want node-0 running, node-1 off", hosts, err)
+	}
+	if r, err := readRecord(died.dir); err != nil || len(r.Spec.Files) != 1 || r.Spec.Files[0] != "token" {
+		t.Errorf("resumed record %+v, %v: want its files kept", r, err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"wharf.dev/wharf/internal/provider"
 )
 
 // RepairNetwork makes the provider network whole (EnsureNetwork) and
@@ -45,6 +47,33 @@ func (p *Provider) RepairNetwork(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ResumeHosts starts again, from their records, the hosts whose process
+// died without a PowerOff (a machine restart, a killed process), as a
+// hypervisor resumes the guests that were running when its host went
+// down; hosts powered off stay off. A service calls it when it starts,
+// after RepairNetwork. It returns the hosts it resumed.
+func (p *Provider) ResumeHosts(ctx context.Context) ([]string, error) {
+	recs, err := p.allRecords()
+	if err != nil {
+		return nil, err
+	}
+	var resumed []string
+	var errs []error
+	for _, r := range recs {
+		if r.PID <= 0 || r.alive() {
+			continue
+		}
+		spec := provider.HostSpec{Cluster: r.Cluster, Name: r.Name, Role: r.Role,
+			CPU: r.Spec.CPU, Memory: r.Spec.Memory, HostCIDR: r.Spec.HostCIDR, Args: r.Spec.Args}
+		if _, err := p.CreateHost(ctx, spec); err != nil {
+			errs = append(errs, fmt.Errorf("resume host %q of cluster %s: %w", r.Name, r.Cluster.Key(), err))
+			continue
+		}
+		resumed = append(resumed, r.Cluster.Key()+"/"+r.Name)
+	}
+	return resumed, errors.Join(errs...)
 }
 
 // Watch repairs the network (RepairNetwork) whenever the bridge is
