@@ -62,9 +62,21 @@ kubectl get pods -o wide -l app=hello
 read -r a anode aip b bnode bip < <(kubectl get pods -l app=hello \
   -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP}{"\n"}{end}' |
   awk '!seen[$2]++ {printf "%s %s %s ", $1, $2, $3} END {print ""}')
+# A reused cluster whose hosts were just resumed (the machine restarted)
+# reports its pods' old status until each agent has restarted them: retry.
+retry() {
+  for _ in $(seq 60); do
+    "$@" && return 0
+    sleep 1
+  done
+  "$@"
+}
 if [ -n "${bip:-}" ]; then
   step "kubectl exec $a -- wget -qO- http://$bip:8080/   ($anode -> $bnode, pod to pod across hosts)"
-  kubectl exec "$a" -- wget -qO- "http://$bip:8080/"
+  retry kubectl exec "$a" -- wget -qO- "http://$bip:8080/"
+  echo
+  step "kubectl exec $a -- wget -qO- http://hello/   (the hello Service by name: the node's DNS and proxy)"
+  retry kubectl exec "$a" -- wget -qO- "http://hello/"
   echo
 else
   step "the hello pods all run on $anode; scale up to see pods talk across hosts"
