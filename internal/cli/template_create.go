@@ -53,7 +53,7 @@ func newTemplateCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 	f.StringVar(&o.spec.Network.HostCIDR, "host-cidr", "", "hosts' addresses, inside the service's provider network (default: any free one)")
 	f.StringVar(&o.spec.Network.PodCIDR, "pod-cidr", wire.DefaultClusterCIDR, "pods' addresses")
 	f.StringVar(&o.spec.Network.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "services' cluster IPs")
-	f.StringVar(&o.spec.Network.DNSNameserver, "dns-nameserver", "", `resolver of the pods for names outside the cluster: an IPv4 address, or "none" (default: the hosts' /etc/resolv.conf)`)
+	f.StringVar(&o.spec.Network.DNSNameserver, "dns-nameserver", "", `resolver the nodes' DNS forwards names outside the cluster to: an IPv4 address, or "none" (default: the hosts' /etc/resolv.conf)`)
 	f.StringArrayVar(&o.ssh.Hosts, "ssh-host", nil, "a machine of the ssh provider, host or host:port (repeatable)")
 	f.StringVar(&o.ssh.User, "ssh-user", "", "ssh user (default root)")
 	f.StringVar(&o.ssh.KeySecret, "ssh-key-secret", "", "Secret of the project whose ssh-privatekey key holds the ssh key")
