@@ -138,7 +138,7 @@ func (w *Watcher) syncLoop(ctx context.Context) {
 		return
 	}
 	wait := retryInitial
-	retry := make(<-chan time.Time)
+	var retry <-chan time.Time // nil: no retry pending
 	for {
 		start := time.Now()
 		if err := w.cfg.Sync(ctx); err != nil && ctx.Err() == nil {

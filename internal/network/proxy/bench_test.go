@@ -70,7 +70,6 @@ type benchEnv struct {
 	n   int
 	ns  string
 	nft *countingNFT
-	ops int
 }
 
 func newBenchEnv(b *testing.B, n int) *benchEnv {
