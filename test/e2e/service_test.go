@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -389,6 +390,23 @@ func TestPowerCutAndAutoHealing(t *testing.T) {
 			}
 		}
 		return n == 3, fmt.Errorf("%d running", n)
+	})
+	// The dead host's endpoints are gone with its pods: every call
+	// through the service is answered.
+	testserver.WaitFor(t, "20 of 20 calls through the hello service answered", 60*time.Second, func() (bool, error) {
+		l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range l.Items {
+			if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Spec.NodeName == victim {
+				continue
+			}
+			out, err := k.Cmd("", "exec", p.Name, "--", "sh", "-c", "for i in $(seq 20); do timeout 3 wget -qO- http://hello/ >/dev/null && echo answered; done").CombinedOutput()
+			n := strings.Count(string(out), "answered")
+			return n == 20, fmt.Errorf("%d of 20 answered: %v", n, err)
+		}
+		return false, errors.New("no live hello pod")
 	})
 	// Auto-healing: the service replaces the host; the node comes back.
 	k.Eventually(victim+`\s+Ready`, "get", "nodes")
