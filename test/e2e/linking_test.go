@@ -52,6 +52,13 @@ func TestLinking(t *testing.T) {
 		t.Errorf("30 requests to http://backend/ reached %v, want both backends", seen)
 	}
 
+	// Hairpin: a backend reaches itself through its own service.
+	self := strings.Fields(c.Run("get", "pods", "-l", "app=backend", "-o", "jsonpath={.items[*].metadata.name}"))[0]
+	hairpin := c.Run("exec", self, "--", "sh", "-c", "for i in $(seq 30); do timeout 5 wget -qO- http://backend/ | grep hostname; done")
+	if !strings.Contains(hairpin, `"hostname": "`+self+`"`) || strings.Count(hairpin, "hostname") != 30 {
+		t.Errorf("backend %s through its own service, 30 calls:\n%s\nwant every call answered, some by itself", self, hairpin)
+	}
+
 	// DNS: the service's name, from busybox's nslookup and Go's resolver.
 	testserver.Contains(t, c.Run("exec", "deploy/frontend", "--", "nslookup", "backend.default.svc.cluster.local"), clusterIP)
 	testserver.Contains(t, c.Run("exec", "deploy/frontend", "--", "/testapp", "dns-lookup", "backend"), clusterIP)

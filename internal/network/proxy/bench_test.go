@@ -100,7 +100,7 @@ func (e *benchEnv) proxy(b *testing.B) *Proxy {
 }
 
 // slice returns service i's slice, version v: odd versions have another
-// last endpoint.
+// last endpoint. The proxy is node-a's.
 func (e *benchEnv) slice(i, v int) *discoveryv1.EndpointSlice {
 	eps := make([]discoveryv1.Endpoint, benchEndpoints)
 	for j := range eps {
@@ -108,7 +108,8 @@ func (e *benchEnv) slice(i, v int) *discoveryv1.EndpointSlice {
 		if j == benchEndpoints-1 && v%2 == 1 {
 			k = 1<<21 + i
 		}
-		eps[j] = ep(fmt.Sprintf("10.%d.%d.%d", 64+k>>16, k>>8&255, k&255))
+		// As on a cluster of 10 nodes: a tenth of the endpoints are this node's.
+		eps[j] = onNode(ep(fmt.Sprintf("10.%d.%d.%d", 64+k>>16, k>>8&255, k&255)), fmt.Sprintf("node-%c", 'a'+k%10))
 	}
 	return eslice(fmt.Sprintf("bench-%d", i%50), fmt.Sprintf("svc-%d-1", i), fmt.Sprintf("svc-%d", i), httpPort, eps...)
 }

@@ -206,6 +206,21 @@ func endpointsFor(port servicePort, from []*slice, localOnly bool, node string) 
 	return eps
 }
 
+// localAddrs are the endpoint addresses that may be pods of this node:
+// those of node, and those whose node is unknown (or every one, when the
+// proxy has no node name).
+func localAddrs(from []*slice, node string) map[netip.Addr]bool {
+	local := map[netip.Addr]bool{}
+	for _, s := range from {
+		for _, e := range s.endpoints {
+			if node == "" || e.node == "" || e.node == node {
+				local[e.addr] = true
+			}
+		}
+	}
+	return local
+}
+
 func sliceKey(es *discoveryv1.EndpointSlice) types.NamespacedName {
 	return types.NamespacedName{Namespace: es.Namespace, Name: es.Name}
 }

@@ -208,6 +208,21 @@ func TestRules(t *testing.T) {
 			"add element service-ips { 10.96.0.10 . tcp . 80 : goto pick-1 }",
 		}),
 	}, {
+		name:     "hairpin only for endpoints that may be this node's pods",
+		services: []*corev1.Service{svc("ns", "web", "10.96.0.10", sport("http", tcp, 80))},
+		slices: []*discoveryv1.EndpointSlice{
+			eslice("ns", "web-1", "web", httpPort, onNode(ep("10.0.0.5"), "node-a"), onNode(ep("10.0.1.5"), "node-b"), ep("10.0.2.5")),
+		},
+		want: join(pick(3, true), []string{
+			"add element cluster-ips { 10.96.0.10 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 1 : 10.0.1.5 . 8080 }",
+			"add element endpoints-tcp { 10.96.0.10 . 80 . 2 : 10.0.2.5 . 8080 }",
+			"add element hairpin { 10.0.0.5 . 10.0.0.5 }",
+			"add element hairpin { 10.0.2.5 . 10.0.2.5 }",
+			"add element service-ips { 10.96.0.10 . tcp . 80 : goto pick-3 }",
+		}),
+	}, {
 		name: "invalid input skipped",
 		services: []*corev1.Service{svc("ns", "web", "10.96.0.10",
 			sport("http", tcp, 80), sport("zero", tcp, 0), sport("icmp", "ICMP", 7), sport("dup", tcp, 80))},

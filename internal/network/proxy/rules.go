@@ -177,6 +177,7 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 		return nil
 	}
 	r := &svcRules{}
+	local := localAddrs(from, p.cfg.NodeName)
 	for _, port := range svc.ports {
 		eps := endpointsFor(port, from, svc.localOnly, p.cfg.NodeName)
 		store, verdict := storeNoEndpoints, "goto "+rejectChain
@@ -199,9 +200,12 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 				}
 			}
 		}
+		// Hairpin: only a pod of this node can reach itself here.
 		for _, ep := range eps {
-			a := ep.Addr().String()
-			r.claims = append(r.claims, claim{storeHairpin, a + " . " + a, ""})
+			if local[ep.Addr()] {
+				a := ep.Addr().String()
+				r.claims = append(r.claims, claim{storeHairpin, a + " . " + a, ""})
+			}
 		}
 	}
 	for _, ip := range svc.ips {
