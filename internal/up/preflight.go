@@ -17,6 +17,7 @@ var requirements = []requirement{
 	{"containerd", "containerd"},
 	{"runc", "runc"},
 	{"iptables", "iptables"},
+	{"nft", "nftables"}, // the agent's service proxy
 	{"nsenter", "util-linux"},
 }
 
