@@ -132,6 +132,13 @@ func TestTwoServicesSideBySide(t *testing.T) {
 	if running == 0 {
 		t.Errorf("no hello pod of cluster a running after the other service's session")
 	}
+	// Its service still answers by name: the nodes' DNS and proxies too.
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			testserver.Contains(t, ka.Run("exec", p.Name, "--", "timeout", "10", "wget", "-qO-", "http://hello/"), "Hello from Wharf!")
+			break
+		}
+	}
 }
 
 // probe is a busybox pod to test reachability from.
