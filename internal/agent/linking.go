@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,12 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 
 	"k8s.io/client-go/kubernetes"
 
+	"wharf.dev/wharf/internal/agent/pods"
 	"wharf.dev/wharf/internal/agent/services"
 	"wharf.dev/wharf/internal/network/clusterdns"
 	"wharf.dev/wharf/internal/network/proxy"
@@ -61,28 +59,20 @@ func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*lin
 	return &linking{proxy: px, dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, watcher: w}, nil
 }
 
-// resolvers reads the nameservers of a resolv.conf as ip:53; "" or
-// "none": none.
+// resolvers are the nameservers of the node's resolv.conf (the one pods
+// with dnsPolicy Default get), as ip:53.
 func resolvers(path string) ([]string, error) {
-	if path == "" || path == "none" {
-		return nil, nil
-	}
-	f, err := os.Open(path)
+	rc, err := pods.ReadResolvConf(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "nameserver" {
-			if ip, err := netip.ParseAddr(fields[1]); err == nil {
-				out = append(out, netip.AddrPortFrom(ip, 53).String())
-			}
+	for _, s := range rc.Servers {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.AddrPortFrom(ip, 53).String())
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // nodeDNS serves the cluster DNS at the pods' gateway address, port 53,

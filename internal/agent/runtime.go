@@ -18,6 +18,7 @@ import (
 	"wharf.dev/wharf/internal/images"
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/podnet"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // startRuntime returns a CRI client of the node's containerd: the one at
@@ -135,7 +136,7 @@ func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server, dns *nodeDNS) 
 			if err != nil {
 				return fmt.Errorf("pod CIDR: %w", err)
 			}
-			if err := dns.Listen(p.Masked().Addr().Next()); err != nil {
+			if err := dns.Listen(wire.PodGateway(p)); err != nil {
 				return err
 			}
 		}

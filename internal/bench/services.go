@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"wharf.dev/wharf/internal/up"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // ServicesConfig sizes the services benchmark.
@@ -106,7 +107,7 @@ func nodeDNS(ctx context.Context, c kubernetes.Interface, node string) (string, 
 			if err != nil {
 				return "", err
 			}
-			return netip.AddrPortFrom(p.Masked().Addr().Next(), 53).String(), nil
+			return netip.AddrPortFrom(wire.PodGateway(p), 53).String(), nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

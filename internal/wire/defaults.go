@@ -1,5 +1,7 @@
 package wire
 
+import "net/netip"
+
 // Defaults every process of a cluster assumes unless told otherwise: a
 // server's --cluster-cidr and --service-cidr, an agent's --cluster-cidr
 // and --cluster-domain, a cluster template's network.
@@ -21,3 +23,8 @@ const (
 // the CNI conflist and its containerd reads it (conf_dir). Whoever tears a
 // host down (wharf down, a provider) reads the pod CIDR and bridge there.
 const CNIConfDir = "cni/net.d"
+
+// PodGateway is a node's first address of its pod CIDR: the pods' bridge
+// has it (their default route goes there), and the agent's DNS server
+// listens there.
+func PodGateway(podCIDR netip.Prefix) netip.Addr { return podCIDR.Masked().Addr().Next() }

@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"wharf.dev/wharf/internal/testserver"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // TestLinking is the Services issue's session on a `wharf up` cluster:
@@ -93,7 +94,7 @@ spec:
 	// timeout, every answer right.
 	gateway := strings.TrimSpace(c.Run("get", "node", "e2e", "-o", "jsonpath={.spec.podCIDR}"))
 	if p, err := netip.ParsePrefix(gateway); err == nil {
-		dnsFlood(t, netip.AddrPortFrom(p.Masked().Addr().Next(), 53).String(), "backend.default.svc.cluster.local.", clusterIP, 10000, 50)
+		dnsFlood(t, netip.AddrPortFrom(wire.PodGateway(p), 53).String(), "backend.default.svc.cluster.local.", clusterIP, 10000, 50)
 	} else {
 		t.Errorf("node pod CIDR %q: %v", gateway, err)
 	}

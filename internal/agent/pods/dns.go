@@ -136,9 +136,9 @@ func trimSearches(ss []string) []string {
 	return ss
 }
 
-// readResolvConf parses a resolv.conf; no path or a missing file is an
+// ReadResolvConf parses a resolv.conf; no path or a missing file is an
 // empty configuration (no nameserver).
-func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
+func ReadResolvConf(path string) (*runtimeapi.DNSConfig, error) {
 	if path == "" {
 		return &runtimeapi.DNSConfig{}, nil
 	}

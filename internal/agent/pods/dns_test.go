@@ -109,7 +109,7 @@ func TestReadResolvConf(t *testing.T) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readResolvConf(path)
+	got, err := ReadResolvConf(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestReadResolvConf(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	for _, path := range []string{filepath.Join(t.TempDir(), "missing"), ""} {
-		got, err := readResolvConf(path)
+		got, err := ReadResolvConf(path)
 		if err != nil || got == nil || len(got.Servers)+len(got.Searches)+len(got.Options) != 0 {
 			t.Errorf("resolv.conf %q: %v, %v; want an empty configuration (no nameserver)", path, got, err)
 		}

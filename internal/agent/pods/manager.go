@@ -22,6 +22,7 @@ import (
 
 	"wharf.dev/wharf/internal/agent/pods/probe"
 	"wharf.dev/wharf/internal/agent/pods/volume"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Config is what a Manager needs. NodeName, StateDir, Runtime, Images and
@@ -172,7 +173,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.cfg.NodeName == "" || m.cfg.StateDir == "" || m.cfg.Runtime == nil || m.cfg.Images == nil || m.cfg.Client == nil {
 		return errors.New("pods: Config needs NodeName, StateDir, Runtime, Images and Client")
 	}
-	host, err := readResolvConf(m.cfg.ResolvConf)
+	host, err := ReadResolvConf(m.cfg.ResolvConf)
 	if err != nil {
 		m.log.Warn("cannot read the node's resolv.conf; pods with dnsPolicy Default get no nameserver", "err", err)
 		host = &runtimeapi.DNSConfig{}
@@ -249,7 +250,7 @@ func (m *Manager) dnsSettings() dnsSettings {
 	if len(s.clusterDNS) == 0 && m.cfg.NodeLocalDNS {
 		if n := m.node(); n != nil {
 			if p, err := netip.ParsePrefix(n.Spec.PodCIDR); err == nil {
-				s.clusterDNS = []string{p.Masked().Addr().Next().String()}
+				s.clusterDNS = []string{wire.PodGateway(p).String()}
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"wharf.dev/wharf/internal/network/cniplugin"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // allocation is one sandbox interface's address, and what else was set up
@@ -77,7 +78,7 @@ func (a *ipam) createdOf(ip netip.Addr) time.Time {
 }
 
 // gateway is the bridge's address.
-func (a *ipam) gateway() netip.Addr { return a.prefix.Addr().Next() }
+func (a *ipam) gateway() netip.Addr { return wire.PodGateway(a.prefix) }
 
 // find returns the allocation of a sandbox interface, nil if none.
 func (a *ipam) find(containerID, ifName string) *allocation {

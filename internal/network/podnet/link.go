@@ -17,6 +17,7 @@ import (
 
 	"wharf.dev/wharf/internal/network/cniplugin"
 	"wharf.dev/wharf/internal/network/nsrun"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // inHost runs fn in the node's network namespace: sockets it opens and
@@ -35,7 +36,7 @@ func (s *Server) inHost(fn func() error) error {
 // entry for its gateway goes stale.
 func (s *Server) ensureBridge() (mac string, err error) {
 	prefix := s.podCIDR
-	gw := netip.PrefixFrom(prefix.Addr().Next(), prefix.Bits())
+	gw := netip.PrefixFrom(wire.PodGateway(prefix), prefix.Bits())
 	err = s.inHost(func() error {
 		br, err := netlink.LinkByName(s.cfg.Bridge)
 		if notFound(err) {
