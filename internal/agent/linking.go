@@ -32,9 +32,9 @@ func serviceTable(stateDir string) string {
 	return "wharf-svc-" + hex.EncodeToString(sum[:4])
 }
 
-// linking is the node's service proxy and DNS and the watch feeding them.
+// linking is the node's DNS and the watch feeding it and the service
+// proxy (which the watch syncs).
 type linking struct {
-	proxy   *proxy.Proxy
 	dns     *nodeDNS
 	watcher *services.Watcher
 }
@@ -56,7 +56,7 @@ func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*lin
 		return nil, fmt.Errorf("cluster DNS: %w", err)
 	}
 	w := services.New(services.Config{Client: client, Sinks: []services.Sink{px, srv}, Sync: px.Sync, Logger: log.With("component", "services")})
-	return &linking{proxy: px, dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, watcher: w}, nil
+	return &linking{dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, watcher: w}, nil
 }
 
 // resolvers are the nameservers of the node's resolv.conf (the one pods
