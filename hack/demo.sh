@@ -59,11 +59,14 @@ step "kubectl get pods -o wide"
 kubectl get pods -o wide -l app=hello
 
 # Two hello pods on different nodes: one asks the other by pod IP.
-read -r a anode aip b bnode bip < <(kubectl get pods -l app=hello \
-  -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP}{"\n"}{end}' |
-  awk '!seen[$2]++ {printf "%s %s %s ", $1, $2, $3} END {print ""}')
+hello_pods() {
+  kubectl get pods -l app=hello \
+    -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP}{"\n"}{end}' |
+    awk '!seen[$2]++ {printf "%s %s %s ", $1, $2, $3} END {print ""}'
+}
 # A reused cluster whose hosts were just resumed (the machine restarted)
-# reports its pods' old status until each agent has restarted them: retry.
+# reports its pods' old status, and old IPs, until each agent has
+# restarted them: retry, reading the IPs again each time.
 retry() {
   for _ in $(seq 60); do
     "$@" && return 0
@@ -71,9 +74,14 @@ retry() {
   done
   "$@"
 }
+pod_to_pod() {
+  read -r a anode aip b bnode bip < <(hello_pods)
+  kubectl exec "$a" -- wget -qO- "http://$bip:8080/"
+}
+read -r a anode aip b bnode bip < <(hello_pods)
 if [ -n "${bip:-}" ]; then
   step "kubectl exec $a -- wget -qO- http://$bip:8080/   ($anode -> $bnode, pod to pod across hosts)"
-  retry kubectl exec "$a" -- wget -qO- "http://$bip:8080/"
+  retry pod_to_pod
   echo
   step "kubectl exec $a -- wget -qO- http://hello/   (the hello Service by name: the node's DNS and proxy)"
   retry kubectl exec "$a" -- wget -qO- "http://hello/"
