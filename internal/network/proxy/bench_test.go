@@ -6,10 +6,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"sigs.k8s.io/knftables"
 	"wharf.dev/wharf/internal/cri/critest"
 	"wharf.dev/wharf/internal/network/nsrun"
 )
@@ -19,8 +19,8 @@ const benchEndpoints = 10
 // BenchmarkSync syncs a real table in a network namespace of its own
 // (root only) with N services of 10 endpoints: a full sync into an empty
 // table (a node's first start), a full sync over the table of a previous
-// process (a restart), and the sync of one endpoint change. nft-ms/op is
-// the time nft took (the rest is Go), ops/tx the transaction's operations.
+// process (a restart), and the sync of one endpoint change; the proxy is
+// made as the agent makes it (nft, and netlink for a full sync's elements).
 //
 //	go test -run '^$' -bench Sync -benchtime 3x ./internal/network/proxy/
 func BenchmarkSync(b *testing.B) {
@@ -29,31 +29,27 @@ func BenchmarkSync(b *testing.B) {
 			env := newBenchEnv(b, n)
 			for b.Loop() {
 				b.StopTimer()
-				env.run(b, func() error { return Remove(context.Background(), env.nft.Interface) })
+				env.run(b, func() error { return Remove(context.Background(), env.nft) })
 				p := env.proxy(b)
 				b.StartTimer()
 				env.run(b, func() error { return p.Sync(context.Background()) })
 			}
-			env.report(b)
 		})
 		b.Run(fmt.Sprintf("full-restart/services=%d", n), func(b *testing.B) {
 			env := newBenchEnv(b, n)
 			p := env.proxy(b)
 			env.run(b, func() error { return p.Sync(context.Background()) })
-			env.reset()
 			for b.Loop() {
 				b.StopTimer()
 				p := env.proxy(b)
 				b.StartTimer()
 				env.run(b, func() error { return p.Sync(context.Background()) })
 			}
-			env.report(b)
 		})
 		b.Run(fmt.Sprintf("one-change/services=%d", n), func(b *testing.B) {
 			env := newBenchEnv(b, n)
 			p := env.proxy(b)
 			env.run(b, func() error { return p.Sync(context.Background()) })
-			env.reset()
 			i := 0
 			for b.Loop() {
 				i++
@@ -61,36 +57,34 @@ func BenchmarkSync(b *testing.B) {
 				p.UpdateEndpointSlice(es)
 				env.run(b, func() error { return p.Sync(context.Background()) })
 			}
-			env.report(b)
 		})
 	}
 }
 
 type benchEnv struct {
-	n   int
-	ns  string
-	nft *countingNFT
+	n    int
+	node *testNode
+	nft  knftables.Interface
 }
+
+const benchTable = "wharf-svc-bench"
 
 func newBenchEnv(b *testing.B, n int) *benchEnv {
 	needRoot(b)
 	node := &testNode{t: b, ns: critest.NewNetNS(b)} // no bridge: nothing is sent
-	return &benchEnv{n: n, ns: node.ns, nft: &countingNFT{Interface: node.nft("wharf-svc-bench")}}
+	return &benchEnv{n: n, node: node, nft: node.nft(benchTable)}
 }
 
 func (e *benchEnv) run(b *testing.B, fn func() error) {
-	if err := nsrun.At(e.ns, fn); err != nil {
+	if err := nsrun.At(e.node.ns, fn); err != nil {
 		b.Fatal(err)
 	}
 }
 
 // proxy returns a new Proxy told of every service and slice.
 func (e *benchEnv) proxy(b *testing.B) *Proxy {
-	p, err := New(Config{Table: "wharf-svc-bench", NodeName: "node-a", NFT: e.nft,
+	p := e.node.proxy(Config{Table: benchTable, NodeName: "node-a",
 		ClusterCIDR: netip.MustParsePrefix("10.64.0.0/10"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
 	for i := range e.n {
 		p.UpdateService(svc(fmt.Sprintf("bench-%d", i%50), fmt.Sprintf("svc-%d", i),
 			fmt.Sprintf("10.96.%d.%d", i/256, i%256), sport("http", corev1.ProtocolTCP, 80)))
@@ -112,26 +106,4 @@ func (e *benchEnv) slice(i, v int) *discoveryv1.EndpointSlice {
 		eps[j] = onNode(ep(fmt.Sprintf("10.%d.%d.%d", 64+k>>16, k>>8&255, k&255)), fmt.Sprintf("node-%c", 'a'+k%10))
 	}
 	return eslice(fmt.Sprintf("bench-%d", i%50), fmt.Sprintf("svc-%d-1", i), fmt.Sprintf("svc-%d", i), httpPort, eps...)
-}
-
-// reset forgets the transactions so far (the setup's).
-func (e *benchEnv) reset() {
-	e.nft.mu.Lock()
-	e.nft.txs, e.nft.elapsed = nil, 0
-	e.nft.mu.Unlock()
-}
-
-func (e *benchEnv) report(b *testing.B) {
-	e.nft.mu.Lock()
-	defer e.nft.mu.Unlock()
-	if len(e.nft.txs) == 0 {
-		return
-	}
-	ops := 0
-	for _, tx := range e.nft.txs {
-		ops += tx.NumOperations()
-	}
-	per := time.Duration(int64(e.nft.elapsed) / int64(len(e.nft.txs)))
-	b.ReportMetric(float64(per.Microseconds())/1000, "nft-ms/op")
-	b.ReportMetric(float64(ops/len(e.nft.txs)), "ops/tx")
 }

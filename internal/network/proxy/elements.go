@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -15,18 +16,28 @@ import (
 // keeps the element while anyone claims it.
 type elemStore struct {
 	storeDef
-	claims map[string]map[types.NamespacedName]string // key, claimant: value
+	name   string                // base-<generation>
+	claims map[string][]claimant // by key, sorted by owner
 	kernel map[string]string
+}
+
+// claimant is a service claiming an element, and the value it wants.
+type claimant struct {
+	owner types.NamespacedName
+	value string
 }
 
 func newElemStore(d storeDef) *elemStore {
 	s := &elemStore{storeDef: d}
-	s.reset()
+	s.reset(genA)
 	return s
 }
 
-func (s *elemStore) reset() {
-	s.claims, s.kernel = map[string]map[types.NamespacedName]string{}, map[string]string{}
+// reset forgets claims and kernel elements, and names the store of
+// generation gen.
+func (s *elemStore) reset(gen string) {
+	s.name = s.base + "-" + gen
+	s.claims, s.kernel = map[string][]claimant{}, map[string]string{}
 }
 
 func (s *elemStore) object() knftables.Object {
@@ -40,41 +51,58 @@ func (s *elemStore) object() knftables.Object {
 }
 
 func (s *elemStore) claim(key string, owner types.NamespacedName, value string) {
-	if s.claims[key] == nil {
-		s.claims[key] = map[types.NamespacedName]string{}
+	cs := s.claims[key]
+	i, found := slices.BinarySearchFunc(cs, owner, func(c claimant, o types.NamespacedName) int { return compareNames(c.owner, o) })
+	if found {
+		cs[i].value = value
+		return
 	}
-	s.claims[key][owner] = value
+	s.claims[key] = slices.Insert(cs, i, claimant{owner, value})
 }
 
 func (s *elemStore) release(key string, owner types.NamespacedName) {
-	delete(s.claims[key], owner)
-	if len(s.claims[key]) == 0 {
+	cs := slices.DeleteFunc(s.claims[key], func(c claimant) bool { return c.owner == owner })
+	if len(cs) == 0 {
 		delete(s.claims, key)
+		return
 	}
+	s.claims[key] = cs
+}
+
+// resolve returns the value the kernel is to have for key: the first
+// claimant's by name; ok false when nobody claims key.
+func (s *elemStore) resolve(key string) (value string, ok bool) {
+	if cs := s.claims[key]; len(cs) > 0 {
+		return cs[0].value, true
+	}
+	return "", false
 }
 
 // write makes the kernel's elements of keys what the claims say.
 func (s *elemStore) write(tx *knftables.Transaction, keys []string) {
 	for _, key := range keys {
-		var want string
-		var first *types.NamespacedName
-		for owner, v := range s.claims[key] {
-			if first == nil || compareNames(owner, *first) < 0 {
-				first, want = &owner, v
-			}
-		}
+		want, claimed := s.resolve(key)
 		have, had := s.kernel[key]
-		if had && first != nil && have == want {
+		if had && claimed && have == want {
 			continue
 		}
 		if had {
 			tx.Delete(s.element(key, ""))
 			delete(s.kernel, key)
 		}
-		if first != nil {
+		if claimed {
 			tx.Add(s.element(key, want))
 			s.kernel[key] = want
 		}
+	}
+}
+
+// settle takes every claimed element as the kernel's, for a bulkWriter to
+// write into the empty set or map.
+func (s *elemStore) settle() {
+	s.kernel = make(map[string]string, len(s.claims))
+	for key, cs := range s.claims {
+		s.kernel[key] = cs[0].value
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -26,6 +27,7 @@ type countingNFT struct {
 	txs      []*knftables.Transaction
 	elapsed  time.Duration
 	failNext error
+	failIf   string // fail the transactions that contain it
 }
 
 func (c *countingNFT) Run(ctx context.Context, tx *knftables.Transaction) error {
@@ -35,6 +37,10 @@ func (c *countingNFT) Run(ctx context.Context, tx *knftables.Transaction) error 
 	if err := c.failNext; err != nil {
 		c.failNext = nil
 		return err
+	}
+	if c.failIf != "" && strings.Contains(tx.String(), c.failIf) {
+		c.failIf = ""
+		return errors.New("nft: failed as the test asked")
 	}
 	start := time.Now()
 	err := c.Interface.Run(ctx, tx)
@@ -86,17 +92,26 @@ func (f *fakeProxy) sync(t *testing.T) {
 	}
 }
 
-var hashRE = regexp.MustCompile(`\b(service|affinity)-[A-Z2-7]{8}-`)
+var (
+	hashRE = regexp.MustCompile(`\b(service|affinity)-[A-Z2-7]{8}-`)
+	genRE  = regexp.MustCompile(`\b(service-ips|no-endpoint-services|cluster-ips|hairpin|endpoints-(?:tcp|udp|sctp))-[ab]\b`)
+)
 
-// dump returns the fake's ruleset one object a line, without the table's
-// name and with HASH for the hashes in names, sorted by kind and name as
+// normalize drops the table's name, the generation of the shared sets
+// and maps, and puts HASH for the hashes in names.
+func normalize(line string) string {
+	line = strings.Replace(line, " ip "+testTable, "", 1)
+	line = genRE.ReplaceAllString(line, "$1")
+	return hashRE.ReplaceAllString(line, "$1-HASH-")
+}
+
+// dump returns the fake's ruleset one object a line, normalized, sorted by kind and name as
 // the fake does but for the hashes (rules stay in order in their chain;
 // elements are sorted, the fake keeps them in insertion order).
 func (f *fakeProxy) dump() []string {
 	lines := strings.Split(strings.TrimSpace(f.fake.Dump()), "\n")
 	for i, l := range lines {
-		l = strings.Replace(l, " ip "+testTable, "", 1)
-		lines[i] = hashRE.ReplaceAllString(l, "$1-HASH-")
+		lines[i] = normalize(l)
 	}
 	kinds := []string{"table", "chain", "set", "map", "rule", "element"}
 	key := func(l string) (int, string) {

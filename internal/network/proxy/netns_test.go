@@ -160,6 +160,21 @@ func (n *testNode) nft(table string) knftables.Interface {
 	return nft
 }
 
+// proxy returns a Proxy made in the node's namespace as the agent makes
+// it (cfg.NFT nil: nft and netlink); its table is removed at the end.
+func (n *testNode) proxy(cfg Config) *Proxy {
+	n.t.Helper()
+	n.nft(cfg.Table)
+	var p *Proxy
+	if err := nsrun.At(n.ns, func() (err error) {
+		p, err = New(cfg)
+		return err
+	}); err != nil {
+		n.t.Fatal(err)
+	}
+	return p
+}
+
 // sync runs p.Sync in the node's namespace.
 func (n *testNode) sync(p *Proxy) {
 	n.t.Helper()

@@ -50,13 +50,13 @@ func (p *Proxy) fixedRules() []chainRules {
 		{"nat-prerouting", []string{"jump " + servicesChain}},
 		{"nat-output", []string{"jump " + servicesChain}},
 		{"nat-postrouting", []string{"jump " + masqueradingChain}},
-		{servicesChain, []string{"ip daddr . meta l4proto . th dport vmap @" + storeDefs[storeServiceIPs].name}},
-		{endpointsCheck, []string{"ip daddr . meta l4proto . th dport vmap @" + storeDefs[storeNoEndpoints].name}},
-		{clusterIPsCheck, []string{"ip daddr @" + storeDefs[storeClusterIPs].name + " goto " + rejectChain}},
+		{servicesChain, []string{"ip daddr . meta l4proto . th dport vmap @" + p.stores[storeServiceIPs].name}},
+		{endpointsCheck, []string{"ip daddr . meta l4proto . th dport vmap @" + p.stores[storeNoEndpoints].name}},
+		{clusterIPsCheck, []string{"ip daddr @" + p.stores[storeClusterIPs].name + " goto " + rejectChain}},
 		{rejectChain, []string{"meta l4proto tcp reject with tcp reset", "reject"}},
 		{markMasqChain, []string{"mark set mark or " + masqMark}},
 		{masqueradingChain, []string{
-			"ct status dnat ip saddr . ip daddr @" + storeDefs[storeHairpin].name + " jump " + markMasqChain,
+			"ct status dnat ip saddr . ip daddr @" + p.stores[storeHairpin].name + " jump " + markMasqChain,
 			"mark and " + masqMark + " == 0 return",
 			"mark set mark xor " + masqMark,
 			"masquerade fully-random",
@@ -78,16 +78,30 @@ const (
 )
 
 type storeDef struct {
-	name, typ string
+	base, typ string // the name without its generation; nft type
 	isMap     bool
-	typeOf    bool // typ is a typeof expression
+	typeOf    bool    // typ is a typeof expression
+	key, data []field // for netlink: the parts of the key and the value
 }
 
+// field is the kernel's form of a part of an element.
+type field int
+
+const (
+	fieldAddr    field = iota // IPv4 address, 4 bytes
+	fieldProto                // inet_proto, 1 byte
+	fieldPort                 // inet_service, 2 bytes big-endian
+	fieldBucket               // numgen's 32-bit integer, host byte order
+	fieldVerdict              // "goto <chain>"
+)
+
 var storeDefs = [numStores]storeDef{
-	{"service-ips", "ipv4_addr . inet_proto . inet_service : verdict", true, false},
-	{"no-endpoint-services", "ipv4_addr . inet_proto . inet_service : verdict", true, false},
-	{"cluster-ips", "ipv4_addr", false, false},
-	{"hairpin", "ipv4_addr . ipv4_addr", false, false},
+	{"service-ips", "ipv4_addr . inet_proto . inet_service : verdict", true, false,
+		[]field{fieldAddr, fieldProto, fieldPort}, []field{fieldVerdict}},
+	{"no-endpoint-services", "ipv4_addr . inet_proto . inet_service : verdict", true, false,
+		[]field{fieldAddr, fieldProto, fieldPort}, []field{fieldVerdict}},
+	{"cluster-ips", "ipv4_addr", false, false, []field{fieldAddr}, nil},
+	{"hairpin", "ipv4_addr . ipv4_addr", false, false, []field{fieldAddr, fieldAddr}, nil},
 	// A service port's endpoint i of N, a map per protocol: the key's
 	// last part is the bucket "numgen random mod N" draws in pick-<N>.
 	// There is no type name for numgen's 32-bit integer, hence typeof.
@@ -95,9 +109,12 @@ var storeDefs = [numStores]storeDef{
 	// nft 1.0.6 in a rule added once the map exists ("conflicting
 	// protocols specified: tcp vs. th", its typeof read back from the
 	// kernel).
-	{"endpoints-tcp", "ip daddr . tcp dport . numgen random mod 1 : ip daddr . tcp dport", true, true},
-	{"endpoints-udp", "ip daddr . udp dport . numgen random mod 1 : ip daddr . udp dport", true, true},
-	{"endpoints-sctp", "ip daddr . sctp dport . numgen random mod 1 : ip daddr . sctp dport", true, true},
+	{"endpoints-tcp", "ip daddr . tcp dport . numgen random mod 1 : ip daddr . tcp dport", true, true,
+		[]field{fieldAddr, fieldPort, fieldBucket}, []field{fieldAddr, fieldPort}},
+	{"endpoints-udp", "ip daddr . udp dport . numgen random mod 1 : ip daddr . udp dport", true, true,
+		[]field{fieldAddr, fieldPort, fieldBucket}, []field{fieldAddr, fieldPort}},
+	{"endpoints-sctp", "ip daddr . sctp dport . numgen random mod 1 : ip daddr . sctp dport", true, true,
+		[]field{fieldAddr, fieldPort, fieldBucket}, []field{fieldAddr, fieldPort}},
 }
 
 // pickChain names the chain that DNATs to one of n endpoints.
@@ -124,7 +141,7 @@ func (p *Proxy) pickRules(n int) chainRules {
 	}
 	for _, proto := range []string{"tcp", "udp", "sctp"} {
 		rules = append(rules, "meta l4proto "+proto+" dnat to ip daddr . "+proto+" dport . numgen random mod "+
-			strconv.Itoa(n)+" map @"+storeDefs[endpointStore(proto)].name)
+			strconv.Itoa(n)+" map @"+p.stores[endpointStore(proto)].name)
 	}
 	return chainRules{pickChain(n), rules}
 }

@@ -15,9 +15,9 @@ import (
 
 // Sync writes what changed since the last Sync in one nft transaction.
 // The first Sync, and the one after a failed Sync, writes everything and
-// deletes whatever else the table holds (leftovers of a previous process),
-// in one transaction too. Call the first one once the informers have
-// synced: the services not known by then lose their rules until they are.
+// deletes whatever else the table holds (leftovers of a previous process):
+// see fullSync. Call the first one once the informers have synced: the
+// services not known by then lose their rules until they are.
 // It runs nft in the calling thread's network namespace.
 func (p *Proxy) Sync(ctx context.Context) error {
 	p.syncMu.Lock()
@@ -31,28 +31,23 @@ func (p *Proxy) Sync(ctx context.Context) error {
 	for key, in := range inputs {
 		desired[key] = p.rulesFor(key, in.svc, in.slices)
 	}
-	var tx *knftables.Transaction
 	if full {
-		existing, err := p.listTable(ctx)
-		if err != nil {
+		if err := p.fullSync(ctx, desired); err != nil {
 			p.failed()
-			return fmt.Errorf("service proxy: list nftables table %s: %w", p.cfg.Table, err)
+			return fmt.Errorf("service proxy: full sync of %d services to nftables table %s: %w", len(desired), p.cfg.Table, err)
 		}
-		tx = p.fullTx(existing, desired)
-	} else {
-		tx = p.partialTx(desired)
+		p.log.Info("service proxy synced", "full", true, "services", len(desired),
+			"generation", p.stores[0].name, "elapsed", time.Since(start))
+		return nil
 	}
+	tx := p.partialTx(desired)
 	if tx.NumOperations() > 0 {
 		if err := p.nft.Run(ctx, tx); err != nil {
 			p.failed()
 			return fmt.Errorf("service proxy: sync %d services to nftables table %s: %w", len(desired), p.cfg.Table, err)
 		}
 	}
-	log := p.log.Debug
-	if full {
-		log = p.log.Info
-	}
-	log("service proxy synced", "full", full, "services", len(desired),
+	p.log.Debug("service proxy synced", "full", false, "services", len(desired),
 		"operations", tx.NumOperations(), "elapsed", time.Since(start))
 	return nil
 }
@@ -96,6 +91,9 @@ func (p *Proxy) failed() {
 
 type tableObjects struct{ chains, sets, maps map[string]bool }
 
+// The two generations of the shared sets and maps.
+const genA, genB = "a", "b"
+
 // listTable lists the names in the table; none if it does not exist.
 func (p *Proxy) listTable(ctx context.Context) (tableObjects, error) {
 	objs := tableObjects{chains: map[string]bool{}, sets: map[string]bool{}, maps: map[string]bool{}}
@@ -121,42 +119,69 @@ func (p *Proxy) listTable(ctx context.Context) (tableObjects, error) {
 	return objs, nil
 }
 
-// fullTx writes the whole table: every object is added, and flushed if it
-// existed, then filled; what is left over is flushed and deleted.
-func (p *Proxy) fullTx(existing tableObjects, desired map[types.NamespacedName]*svcRules) *knftables.Transaction {
-	tx := p.nft.NewTransaction()
-	tx.Add(&knftables.Table{Comment: knftables.PtrTo("wharf service proxy")})
-	keepChains, keepSets := map[string]bool{}, map[string]bool{}
-	addChain := func(c *knftables.Chain) {
-		tx.Add(c)
-		if existing.chains[c.Name] {
-			tx.Flush(c)
+// nextGen returns the generation a full sync fills: the one the rules do
+// not use. Both exist after a full sync that failed half-way; the rule
+// of the services chain tells which one is in use.
+func (p *Proxy) nextGen(ctx context.Context, existing tableObjects) (string, error) {
+	base := storeDefs[storeServiceIPs].base
+	a, b := existing.maps[base+"-"+genA], existing.maps[base+"-"+genB]
+	switch {
+	case a && b:
+		rules, err := p.nft.ListRules(ctx, servicesChain)
+		if err != nil {
+			return "", fmt.Errorf("rules of %s: %w", servicesChain, err)
 		}
-		keepChains[c.Name] = true
-	}
-	for _, bc := range baseChains {
-		addChain(&knftables.Chain{Name: bc.name, Type: &bc.typ, Hook: &bc.hook, Priority: &bc.priority})
-	}
-	fixed := p.fixedRules()
-	for _, c := range fixed {
-		if !keepChains[c.name] {
-			addChain(&knftables.Chain{Name: c.name})
+		for _, r := range rules {
+			if strings.Contains(r.Rule, "@"+base+"-"+genA) {
+				return genB, nil
+			}
 		}
+		return genA, nil
+	case a:
+		return genB, nil
+	}
+	return genA, nil
+}
+
+// fullSync writes the whole table in three steps, none of which leaves
+// traffic without rules. The first transaction adds the table, every
+// chain and affinity set, and the empty shared sets and maps of the
+// generation the rules do not use (nextGen); bulk fills these; the last
+// transaction rewrites every rule, now to the new generation, and deletes
+// everything else: the previous generation, a previous process's chains
+// and sets. Affinity sets are never flushed: clients keep their endpoint.
+// The table is never deleted or flushed.
+func (p *Proxy) fullSync(ctx context.Context, desired map[types.NamespacedName]*svcRules) error {
+	existing, err := p.listTable(ctx)
+	if err != nil {
+		return fmt.Errorf("list the table: %w", err)
+	}
+	gen, err := p.nextGen(ctx, existing)
+	if err != nil {
+		return err
 	}
 	for _, s := range p.stores {
-		s.reset()
+		s.reset(gen)
+	}
+
+	tx := p.nft.NewTransaction()
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("wharf service proxy")})
+	for _, bc := range baseChains {
+		tx.Add(&knftables.Chain{Name: bc.name, Type: &bc.typ, Hook: &bc.hook, Priority: &bc.priority})
+	}
+	chains := p.fixedRules()
+	keys := slices.SortedFunc(maps.Keys(desired), compareNames)
+	p.picks = usedPicks(desired, nil)
+	for _, n := range slices.Sorted(maps.Keys(p.picks)) {
+		chains = append(chains, p.pickRules(n))
+	}
+	keepSets := map[string]bool{}
+	for _, s := range p.stores {
 		tx.Add(s.object())
 		if existing.sets[s.name] || existing.maps[s.name] {
 			tx.Flush(s.object())
 		}
 		keepSets[s.name] = true
-	}
-
-	keys := slices.SortedFunc(maps.Keys(desired), compareNames)
-	p.picks = usedPicks(desired, nil)
-	picks := slices.Sorted(maps.Keys(p.picks))
-	for _, n := range picks {
-		addChain(&knftables.Chain{Name: pickChain(n)})
 	}
 	p.written = make(map[types.NamespacedName]*svcRules, len(keys))
 	for _, k := range keys {
@@ -169,34 +194,42 @@ func (p *Proxy) fullTx(existing tableObjects, desired map[types.NamespacedName]*
 			tx.Add(affinitySet(s))
 			keepSets[s.name] = true
 		}
-		for _, c := range r.chains {
-			addChain(&knftables.Chain{Name: c.name})
-		}
+		chains = append(chains, r.chains...)
 		for _, c := range r.claims {
 			p.stores[c.store].claim(c.key, k, c.value)
 		}
 	}
-	// Elements before rules: the kernel checks each element of a map
-	// against every rule bound to it.
-	for _, s := range p.stores {
-		s.write(tx, slices.Sorted(maps.Keys(s.claims)))
+	keepChains := map[string]bool{}
+	for _, bc := range baseChains {
+		keepChains[bc.name] = true
 	}
-	for _, c := range fixed {
-		addRules(tx, c)
-	}
-	for _, n := range picks {
-		addRules(tx, p.pickRules(n))
-	}
-	for _, k := range keys {
-		if r := desired[k]; r != nil {
-			for _, c := range r.chains {
-				addRules(tx, c)
-			}
+	for _, c := range chains {
+		if !keepChains[c.name] {
+			tx.Add(&knftables.Chain{Name: c.name})
 		}
+		keepChains[c.name] = true
+	}
+	if err := p.nft.Run(ctx, tx); err != nil {
+		return fmt.Errorf("add the objects: %w", err)
 	}
 
+	for _, s := range p.stores {
+		s.settle()
+	}
+	if err := p.bulk.fill(ctx, p.stores[:]); err != nil {
+		return fmt.Errorf("fill the sets and maps of generation %s: %w", gen, err)
+	}
+
+	tx = p.nft.NewTransaction()
+	for _, c := range chains {
+		tx.Flush(&knftables.Chain{Name: c.name})
+		addRules(tx, c)
+	}
 	deleteStale(tx, stale(existing.chains, keepChains), stale(existing.sets, keepSets), stale(existing.maps, keepSets))
-	return tx
+	if err := p.nft.Run(ctx, tx); err != nil {
+		return fmt.Errorf("write the rules: %w", err)
+	}
+	return nil
 }
 
 // partialTx writes the services in desired (nil: gone): their new and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +64,8 @@ func TestIncrementalMatchesFull(t *testing.T) {
 	in := newInformer()
 	p := newFakeProxy(t, Config{ClusterCIDR: cidr, NodeName: "node-a"})
 	p.sync(t)
+	_, first := p.nft.last()
+	steps := 0
 	for _, step := range []struct {
 		name string
 		do   func(in *informer, p *Proxy)
@@ -99,6 +103,7 @@ func TestIncrementalMatchesFull(t *testing.T) {
 	} {
 		step.do(in, p.Proxy)
 		p.sync(t)
+		steps++
 		full := newFakeProxy(t, Config{ClusterCIDR: cidr, NodeName: "node-a"})
 		in.replay(full.Proxy)
 		full.sync(t)
@@ -106,8 +111,8 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			t.Fatalf("after %s (-full +incremental):\n%s", step.name, diff)
 		}
 	}
-	if _, n := p.nft.last(); n != 18 {
-		t.Errorf("%d transactions, want one per step and the first", n)
+	if _, n := p.nft.last(); n-first != steps {
+		t.Errorf("%d transactions for %d steps, want one per step", n-first, steps)
 	}
 }
 
@@ -170,15 +175,15 @@ func TestIncrementalTouchesOneService(t *testing.T) {
 func txLines(tx *knftables.Transaction) []string {
 	lines := strings.Split(strings.TrimSpace(tx.String()), "\n")
 	for i, l := range lines {
-		l = strings.Replace(l, " ip "+testTable, "", 1)
-		lines[i] = hashRE.ReplaceAllString(l, "$1-HASH-")
+		lines[i] = normalize(l)
 	}
 	return lines
 }
 
 // TestLeftovers: the first Sync of a new Proxy deletes what a previous
-// one left (services gone meanwhile, objects of an older layout), in one
-// transaction that never deletes or flushes the table.
+// one left (services gone meanwhile, objects of an older layout, the
+// previous generation of the shared sets and maps), in transactions that
+// never delete or flush the table.
 func TestLeftovers(t *testing.T) {
 	old := newFakeProxy(t, Config{ClusterCIDR: cidr})
 	for _, name := range []string{"kept", "gone"} {
@@ -208,9 +213,24 @@ func TestLeftovers(t *testing.T) {
 	if diff := cmp.Diff(fresh.dump(), p.dump()); diff != "" {
 		t.Errorf("table after a restart (-fresh +restarted):\n%s", diff)
 	}
-	last, n := p.nft.last()
-	if n != 1 || strings.Contains(last.String(), "delete table") || strings.Contains(last.String(), "flush table") {
-		t.Errorf("%d transactions, the last:\n%s", n, last)
+	for _, tx := range p.nft.txs {
+		if strings.Contains(tx.String(), "delete table") || strings.Contains(tx.String(), "flush table") {
+			t.Errorf("a transaction of the restart touches the table:\n%s", tx)
+		}
+	}
+	// Traffic goes by the first generation until the last transaction
+	// swaps every rule to the second one and deletes the first.
+	var gens []string
+	for _, l := range strings.Split(p.fake.Dump(), "\n") {
+		if m := regexp.MustCompile(`@service-ips-([ab])`).FindStringSubmatch(l); m != nil {
+			gens = append(gens, m[1])
+		}
+		if strings.Contains(l, "service-ips-a") {
+			t.Errorf("first generation left: %s", l)
+		}
+	}
+	if !slices.Equal(gens, []string{"b"}) {
+		t.Errorf("rules use generations %v, want [b]", gens)
 	}
 }
 
@@ -225,9 +245,51 @@ func TestFailedSyncIsRetriedFull(t *testing.T) {
 	if err := p.Sync(context.Background()); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("Sync: %v", err)
 	}
+	_, before := p.nft.last()
 	p.sync(t)
-	if tx, _ := p.nft.last(); !strings.Contains(tx.String(), "add table") || !strings.Contains(tx.String(), ": 10.0.0.5 . 8080") {
-		t.Errorf("sync after a failure is not full:\n%s", tx)
+	var all strings.Builder
+	for _, tx := range p.nft.txs[before:] {
+		all.WriteString(tx.String())
+	}
+	if !strings.Contains(all.String(), "add table") || !strings.Contains(all.String(), ": 10.0.0.5 . 8080") {
+		t.Errorf("sync after a failure is not full:\n%s", all.String())
+	}
+}
+
+// TestFullSyncFailedHalfWay: a full sync whose last transaction failed
+// left both generations, the rules on the first; the next full sync
+// fills the second again, never the one in use, and ends as a fresh one.
+func TestFullSyncFailedHalfWay(t *testing.T) {
+	web := svc("ns", "web", "10.96.0.10", sport("http", tcp, 80))
+	webSlice := eslice("ns", "web-1", "web", httpPort, ep("10.0.0.5"))
+	old := newFakeProxy(t, Config{ClusterCIDR: cidr})
+	old.UpdateService(web)
+	old.UpdateEndpointSlice(webSlice)
+	old.sync(t)
+
+	p := newProxyOver(t, Config{ClusterCIDR: cidr}, old.fake)
+	p.UpdateService(web)
+	p.UpdateEndpointSlice(eslice("ns", "web-1", "web", httpPort, ep("10.0.0.6")))
+	p.nft.failIf = "vmap @service-ips-b"
+	if err := p.Sync(context.Background()); err == nil || !strings.Contains(err.Error(), "write the rules") {
+		t.Fatalf("Sync: %v", err)
+	}
+	dump := p.fake.Dump()
+	if !strings.Contains(dump, "vmap @service-ips-a") || !strings.Contains(dump, "endpoints-tcp-b { 10.96.0.10 . 80 . 0 : 10.0.0.6 . 8080 }") ||
+		!strings.Contains(dump, "endpoints-tcp-a { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }") {
+		t.Fatalf("after the failure, want rules and elements on a and a filled b:\n%s", dump)
+	}
+	p.sync(t)
+
+	fresh := newFakeProxy(t, Config{ClusterCIDR: cidr})
+	fresh.UpdateService(web)
+	fresh.UpdateEndpointSlice(eslice("ns", "web-1", "web", httpPort, ep("10.0.0.6")))
+	fresh.sync(t)
+	if diff := cmp.Diff(fresh.dump(), p.dump()); diff != "" {
+		t.Errorf("table after the retry (-fresh +retried):\n%s", diff)
+	}
+	if dump := p.fake.Dump(); !strings.Contains(dump, "vmap @service-ips-b") || strings.Contains(dump, "service-ips-a") {
+		t.Errorf("after the retry, want everything on b:\n%s", dump)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,11 +26,8 @@ func TestTraffic(t *testing.T) {
 	a, _, c := n.addPod("a", "10.98.0.2"), n.addPod("b", "10.98.0.3"), n.addPod("c", "10.98.0.4")
 	const table = "wharf-svc-test"
 	cfg := Config{Table: table, NodeName: "node-a", ClusterCIDR: netip.MustParsePrefix(podCIDR), Logger: testLogger(t)}
-	cfg.NFT = n.nft(table)
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := n.proxy(cfg)
+	nft := n.nft(table)
 	dnsPorts := []discoveryv1.EndpointPort{eport("dns", udp, 5353)}
 	in := newInformer()
 	in.service(p, svc("ns", "web", "10.96.0.10", sport("http", tcp, 80)))
@@ -142,10 +140,7 @@ func TestTraffic(t *testing.T) {
 		for dials.Load() < 5 {
 			time.Sleep(time.Millisecond)
 		}
-		restarted, err := New(Config{Table: table, NodeName: "node-a", ClusterCIDR: cfg.ClusterCIDR, NFT: cfg.NFT, Logger: cfg.Logger})
-		if err != nil {
-			t.Fatal(err)
-		}
+		restarted := n.proxy(cfg)
 		in.replay(restarted)
 		n.sync(restarted)
 		for d := dials.Load(); dials.Load() < d+5; {
@@ -155,9 +150,12 @@ func TestTraffic(t *testing.T) {
 		wg.Wait()
 		t.Logf("%d dials during the restart, %d failed", dials.Load(), failures.Load())
 
-		var chains []string
+		var chains, maps []string
 		if err := nsrun.At(n.ns, func() (err error) {
-			chains, err = cfg.NFT.List(context.Background(), "chains")
+			if chains, err = nft.List(context.Background(), "chains"); err != nil {
+				return err
+			}
+			maps, err = nft.List(context.Background(), "maps")
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -166,6 +164,10 @@ func TestTraffic(t *testing.T) {
 			if strings.Contains(ch, "ns/self/") {
 				t.Errorf("chain %s left after the restart", ch)
 			}
+		}
+		// The restart filled the other generation and deleted the first.
+		if !slices.Contains(maps, "service-ips-b") || slices.Contains(maps, "service-ips-a") {
+			t.Errorf("maps after the restart: %v", maps)
 		}
 		if got := spread(t, c.ns, "tcp", "10.96.0.13:80", 5, c.ip.String()); len(got) != 1 {
 			t.Errorf("affinity after the restart: %v", got)
@@ -184,7 +186,7 @@ func TestTraffic(t *testing.T) {
 		n.sync(p)
 		var sets []string
 		if err := nsrun.At(n.ns, func() (err error) {
-			sets, err = cfg.NFT.List(context.Background(), "sets")
+			sets, err = nft.List(context.Background(), "sets")
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -198,10 +200,10 @@ func TestTraffic(t *testing.T) {
 	t.Run("remove", func(t *testing.T) {
 		var chains []string
 		if err := nsrun.At(n.ns, func() (err error) {
-			if err := Remove(context.Background(), cfg.NFT); err != nil {
+			if err := Remove(context.Background(), nft); err != nil {
 				return err
 			}
-			chains, err = cfg.NFT.List(context.Background(), "chains")
+			chains, err = nft.List(context.Background(), "chains")
 			return err
 		}); err != nil && !knftables.IsNotFound(err) {
 			t.Fatal(err)
