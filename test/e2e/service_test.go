@@ -3,14 +3,17 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,14 +196,7 @@ func TestClusterService(t *testing.T) {
 
 	// Pod to pod across hosts, with the client's own address.
 	ctx := testContext(t)
-	pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	byNode := map[string]corev1.Pod{}
-	for _, p := range pods.Items {
-		byNode[p.Spec.NodeName] = p
-	}
+	byNode := helloByNode(t, ctx, client)
 	if len(byNode) != 2 {
 		t.Fatalf("hello pods on %d nodes, want both: %v", len(byNode), byNode)
 	}
@@ -243,6 +239,20 @@ func TestClusterService(t *testing.T) {
 	if hosts, _ := filepath.Glob(filepath.Join(s.stateDir, "hosts", "*", "host.json")); len(hosts) > 0 {
 		t.Errorf("host records left: %v", hosts)
 	}
+}
+
+// helloByNode returns a hello pod of each node that runs one.
+func helloByNode(t *testing.T, ctx context.Context, client kubernetes.Interface) map[string]corev1.Pod {
+	t.Helper()
+	pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNode := map[string]corev1.Pod{}
+	for _, p := range pods.Items {
+		byNode[p.Spec.NodeName] = p
+	}
+	return byNode
 }
 
 // TestClusterServiceBadInput: each bad request is refused with a clear
@@ -345,17 +355,32 @@ func TestServiceKilledDuringCreate(t *testing.T) {
 	s.must("cluster", "delete", "crash", "--wait")
 }
 
-// TestPowerCutAndAutoHealing: a worker host loses power; its node goes
-// NotReady, its pods run on the other node, and the service replaces the host.
+// TestPowerCutAndAutoHealing: on a 1+3 cluster a client reaches the
+// service's backends on every host; then a worker host loses power: its
+// node goes NotReady, its pods run on the other nodes, its endpoints drop
+// out of the service, and the service replaces the host.
 func TestPowerCutAndAutoHealing(t *testing.T) {
 	s := startService(t)
 	s.template("k8s-local")
-	s.must("cluster", "create", "heal", "--template", "k8s-local", "--node-count", "2", "--labels", "auto_healing_enabled=true", "--wait")
+	s.must("cluster", "create", "heal", "--template", "k8s-local", "--node-count", "3", "--labels", "auto_healing_enabled=true", "--wait")
 	k, client := s.cluster("heal")
 	k.Run("apply", "-f", "examples/hello/")
 	k.Run("rollout", "status", "deployment/hello", "--timeout=90s")
 	ctx := testContext(t)
 	victim := "heal-node-1"
+
+	// 1+3: a client on one host reaches, by the service's name, the
+	// backends on every host, its own and the two others.
+	byNode := helloByNode(t, ctx, client)
+	if len(byNode) != 3 {
+		t.Fatalf("hello pods on %d hosts, want 3 (one each): %v", len(byNode), slices.Collect(maps.Keys(byNode)))
+	}
+	out := k.Run("exec", byNode["heal-node-0"].Name, "--", "sh", "-c", "for i in $(seq 40); do timeout 5 wget -qO- http://hello/; done")
+	for node, p := range byNode {
+		if !strings.Contains(out, `"podIP": "`+p.Status.PodIP+`"`) {
+			t.Errorf("40 calls from heal-node-0 through the hello service: none answered by the pod on %s (%s)", node, p.Status.PodIP)
+		}
+	}
 
 	lp, err := local.New(local.Config{StateDir: filepath.Join(s.stateDir, "hosts")})
 	if err != nil {
