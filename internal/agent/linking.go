@@ -40,9 +40,15 @@ type linking struct {
 }
 
 func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*linking, error) {
+	// Node ports answer on the node's address (the InternalIP).
+	var nodeIPs []netip.Addr
+	if a, err := netip.ParseAddr(cfg.NodeIP); err == nil && a.Is4() {
+		nodeIPs = append(nodeIPs, a)
+	}
 	px, err := proxy.New(proxy.Config{
 		Table: serviceTable(cfg.StateDir), NodeName: cfg.NodeName,
-		ClusterCIDR: netip.MustParsePrefix(cfg.ClusterCIDR).Masked(), Logger: log.With("component", "proxy"),
+		ClusterCIDR: netip.MustParsePrefix(cfg.ClusterCIDR).Masked(), NodeIPs: nodeIPs,
+		Logger: log.With("component", "proxy"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("service proxy: %w", err)

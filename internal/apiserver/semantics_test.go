@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -436,6 +437,28 @@ func TestTablesAndServiceAllocation(t *testing.T) {
 	}, metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) {
 		t.Fatalf("service with a taken cluster IP: %v, want Invalid", err)
+	}
+	// Node ports: a taken one or one outside 30000-32767 is refused,
+	// naming it; a free one asked for is given.
+	for _, tc := range []struct {
+		port int32
+		want string
+	}{
+		{taken.Spec.Ports[0].NodePort, "provided port is already allocated"},
+		{29999, "provided port is not in the valid range. The range of valid ports is 30000-32767"},
+		{32768, "valid range"},
+		{32000, ""},
+	} {
+		svc, err := svcs.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("np-%d", tc.port)},
+			Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80, NodePort: tc.port}}},
+		}, metav1.CreateOptions{})
+		switch {
+		case tc.want == "" && (err != nil || svc.Spec.Ports[0].NodePort != tc.port):
+			t.Errorf("node port %d: %v, %+v", tc.port, err, svc)
+		case tc.want != "" && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), fmt.Sprint(tc.port))):
+			t.Errorf("node port %d: %v, want Invalid naming it: %q", tc.port, err, tc.want)
+		}
 	}
 }
 

@@ -214,6 +214,44 @@ func TestClusterService(t *testing.T) {
 		testserver.Contains(t, out, `"remoteAddr": "`+from.Status.PodIP+":")
 	}
 
+	// NodePort: every node answers on its address, called from this
+	// machine's namespace as a user outside the cluster would.
+	k.Run("expose", "deployment/hello", "--name", "hello-np", "--type", "NodePort", "--port", "80", "--target-port", "8080")
+	nodePort := k.Run("get", "svc", "hello-np", "-o", "jsonpath={.spec.ports[0].nodePort}")
+	for _, p := range []corev1.Pod{a, b} {
+		testserver.Contains(t, httpGet(t, "http://"+net.JoinHostPort(p.Status.HostIP, nodePort)+"/"), `"podIP": "`)
+	}
+	// externalTrafficPolicy Local: each node sends to its own pods, and
+	// they see the client's own address.
+	k.Run("patch", "svc", "hello-np", "-p", `{"spec":{"externalTrafficPolicy":"Local"}}`)
+	hello, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []corev1.Pod{a, b} {
+		addr := net.JoinHostPort(p.Status.HostIP, nodePort)
+		probe, err := net.Dial("udp", addr) // sends nothing: the source address the kernel picks
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := probe.LocalAddr().(*net.UDPAddr).IP.String()
+		probe.Close()
+		testserver.WaitFor(t, "only "+p.Spec.NodeName+"'s pods answering at "+addr+", seeing "+src, 10*time.Second, func() (bool, error) {
+			for range 10 {
+				answer, err := getOnce("http://" + addr + "/")
+				if err != nil || !strings.Contains(answer, `"remoteAddr": "`+src+":") {
+					return false, fmt.Errorf("%q: %v", answer, err)
+				}
+				for _, q := range hello.Items {
+					if q.Spec.NodeName != p.Spec.NodeName && strings.Contains(answer, `"podIP": "`+q.Status.PodIP+`"`) {
+						return false, fmt.Errorf("answered by %s on %s", q.Name, q.Spec.NodeName)
+					}
+				}
+			}
+			return true, nil
+		})
+	}
+
 	// Resize up, then down naming the host to remove.
 	s.must("cluster", "resize", "demo", "4", "--wait")
 	k.Eventually(`demo-node-3\s+Ready`, "get", "nodes")

@@ -129,17 +129,24 @@ spec:
 // httpGet returns the body of the first GET of url that gets an answer.
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	var body []byte
+	var body string
 	testserver.WaitFor(t, "an answer to GET "+url, 30*time.Second, func() (bool, error) {
-		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
-		if err != nil {
-			return false, err
-		}
-		defer resp.Body.Close()
-		body, _ = io.ReadAll(resp.Body)
-		return true, nil
+		var err error
+		body, err = getOnce(url)
+		return err == nil, err
 	})
-	return string(body)
+	return body
+}
+
+// getOnce returns the body of a GET of url, waiting 2 s at most.
+func getOnce(url string) (string, error) {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
 }
 
 func httpPost(t *testing.T, url string) {

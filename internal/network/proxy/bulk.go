@@ -136,10 +136,12 @@ func (s *elemStore) netlinkElement(key, value string) (nftables.SetElement, erro
 	e.Key = k
 	switch {
 	case !s.isMap:
+	case slices.Equal(s.data, []field{fieldVerdict}) && value == "drop":
+		e.VerdictData = &expr.Verdict{Kind: expr.VerdictDrop}
 	case slices.Equal(s.data, []field{fieldVerdict}):
 		chain, ok := strings.CutPrefix(value, "goto ")
 		if !ok {
-			return e, fmt.Errorf("verdict %q: not a goto", value)
+			return e, fmt.Errorf("verdict %q: neither drop nor a goto", value)
 		}
 		e.VerdictData = &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}
 	default:

@@ -21,16 +21,18 @@ const defaultAffinitySeconds = 10800
 
 // service is what the proxy uses of a Service.
 type service struct {
-	ips       []netip.Addr // IPv4 cluster IPs
-	ports     []servicePort
-	affinity  int // ClientIP affinity timeout in seconds; 0: none
-	localOnly bool
+	ips           []netip.Addr // IPv4 cluster IPs
+	ports         []servicePort
+	affinity      int  // ClientIP affinity timeout in seconds; 0: none
+	localOnly     bool // internalTrafficPolicy Local
+	externalLocal bool // externalTrafficPolicy Local (node ports)
 }
 
 type servicePort struct {
-	name  string
-	proto string // tcp, udp or sctp
-	port  int
+	name     string
+	proto    string // tcp, udp or sctp
+	port     int
+	nodePort int // 0: none
 }
 
 // slice is what the proxy uses of an EndpointSlice: its usable
@@ -67,6 +69,8 @@ func (p *Proxy) parseService(svc *corev1.Service) *service {
 	}
 	obj := "service " + svc.Namespace + "/" + svc.Name
 	s := &service{localOnly: svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal}
+	nodePorts := svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
+	s.externalLocal = nodePorts && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 	ips := svc.Spec.ClusterIPs
 	if len(ips) == 0 && svc.Spec.ClusterIP != "" {
 		ips = []string{svc.Spec.ClusterIP}
@@ -102,6 +106,14 @@ func (p *Proxy) parseService(svc *corev1.Service) *service {
 			continue
 		}
 		seen[key], seen["name/"+sp.Name] = true, true
+		switch n := int(sp.NodePort); {
+		case !nodePorts || n == 0:
+		case n < 0 || n > 65535 || seen["node/"+proto+"/"+strconv.Itoa(n)]:
+			p.warnOnce(obj, "invalid or duplicate node port, node port skipped", "port", sp.Name, "nodePort", n)
+		default:
+			port.nodePort = n
+			seen["node/"+proto+"/"+strconv.Itoa(n)] = true
+		}
 		s.ports = append(s.ports, port)
 	}
 	if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
@@ -230,7 +242,7 @@ func equalService(a, b *service) bool {
 		return a == b
 	}
 	return slices.Equal(a.ips, b.ips) && slices.Equal(a.ports, b.ports) &&
-		a.affinity == b.affinity && a.localOnly == b.localOnly
+		a.affinity == b.affinity && a.localOnly == b.localOnly && a.externalLocal == b.externalLocal
 }
 
 func equalSlice(a, b *slice) bool {

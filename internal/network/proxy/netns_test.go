@@ -141,6 +141,25 @@ func (n *testNode) addPod(name, ip string) *testPod {
 	return p
 }
 
+// addOutside makes a host outside the node: a namespace linked to the
+// node by a veth pair, the node's end with nodeIP/24 (its address, as
+// eth0's on a cluster's host), the host's with clientIP/24. It returns
+// the host's namespace.
+func (n *testNode) addOutside(nodeIP, clientIP string) string {
+	n.t.Helper()
+	ns := critest.NewNetNS(n.t)
+	n.ip("link", "add", "wsp-out", "type", "veth", "peer", "name", "eth0", "netns", filepath.Base(ns))
+	n.ip("addr", "add", nodeIP+"/24", "dev", "wsp-out")
+	n.ip("link", "set", "wsp-out", "up")
+	for _, args := range [][]string{{"addr", "add", clientIP + "/24", "dev", "eth0"}, {"link", "set", "eth0", "up"}, {"link", "set", "lo", "up"}} {
+		args = append([]string{"-n", filepath.Base(ns)}, args...)
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			n.t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	return ns
+}
+
 // nft returns a handle of table in the node's namespace, as the agent
 // would make it (New with a nil Config.NFT).
 func (n *testNode) nft(table string) knftables.Interface {
@@ -184,16 +203,22 @@ func (n *testNode) sync(p *Proxy) {
 }
 
 // dial connects from the namespace ns to addr and returns the answer: the
-// pod's name and the client address it saw.
+// pod's name and the client address it saw. It gives up after 3 s.
 func dial(ns, network, addr string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	return dialCtx(ctx, ns, network, addr)
+}
+
+// dialCtx is dial until ctx is done.
+func dialCtx(ctx context.Context, ns, network, addr string) (string, error) {
 	conn, err := critest.DialIn(ctx, ns, network, addr)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
 	if network == "udp" {
 		if _, err := conn.Write([]byte("ping")); err != nil {
 			return "", err

@@ -45,6 +45,16 @@
 //     any other port of a cluster IP. reject is not allowed at prerouting,
 //     hence the filter hooks; DNAT has happened by then, so an address
 //     still equal to a cluster IP means no endpoint took it.
+//   - Node ports (NodePort and LoadBalancer services) answer on
+//     Config.NodeIPs: services looks up "meta l4proto . th dport" of
+//     packets to them in service-nodeports, going to nodeport-pick-<N>
+//     (externalTrafficPolicy Cluster: every endpoint, always masqueraded,
+//     so that replies come back through this node) or nodeport-local-<N>
+//     (Local: this node's endpoints only, the client's address kept),
+//     which DNAT through nodeport-endpoints-tcp, -udp and -sctp, keyed
+//     "port . numgen random mod N". endpoints-check refuses, through
+//     no-endpoint-nodeports, a node port without endpoints, and drops one
+//     whose endpoints are all on other nodes (Local), as kube-proxy does.
 //
 // kube-proxy has a chain per endpoint as well, and picks one with an
 // anonymous "numgen random mod N vmap { ... }". Both measured badly here
@@ -93,6 +103,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -113,6 +125,10 @@ type Config struct {
 	// masqueraded, so that replies come back through this node. Zero: none
 	// is (but hairpin traffic).
 	ClusterCIDR netip.Prefix
+	// NodeIPs are the node's addresses that answer on node ports
+	// (NodePort and LoadBalancer services), IPv4 ones; none: node ports
+	// are not served.
+	NodeIPs []netip.Addr
 	// NFT is the handle of Table in family ip. Nil: one made by
 	// knftables.New with the UseNetlink option (listing a large table
 	// through nft's JSON output takes seconds), run in the calling
@@ -126,10 +142,11 @@ type Config struct {
 // Proxy keeps a node's Service rules in nftables. Its methods may be
 // called from several goroutines.
 type Proxy struct {
-	cfg  Config
-	nft  knftables.Interface
-	log  *slog.Logger
-	cidr string // ClusterCIDR for rules, "" without one
+	cfg     Config
+	nft     knftables.Interface
+	log     *slog.Logger
+	cidr    string // ClusterCIDR for rules, "" without one
+	nodeIPs string // NodeIPs for rules: an address or an anonymous set; "" without
 
 	mu       sync.Mutex // guards what the informers said, below
 	services map[types.NamespacedName]*service
@@ -141,7 +158,7 @@ type Proxy struct {
 
 	syncMu  sync.Mutex // one Sync at a time; guards what the kernel has, below
 	written map[types.NamespacedName]*svcRules
-	picks   map[int]bool // the pick-<N> chains
+	picks   map[pick]bool // the pick chains
 	stores  [numStores]*elemStore
 	bulk    bulkWriter
 }
@@ -162,13 +179,27 @@ func New(cfg Config) (*Proxy, error) {
 		needFull: true,
 		warned:   map[string]map[string]bool{},
 		written:  map[types.NamespacedName]*svcRules{},
-		picks:    map[int]bool{},
+		picks:    map[pick]bool{},
 	}
 	if cidr := cfg.ClusterCIDR; cidr.IsValid() {
 		if !cidr.Addr().Is4() {
 			return nil, fmt.Errorf("service proxy: cluster CIDR %s is not IPv4", cidr)
 		}
 		p.cidr = cidr.Masked().String()
+	}
+	var ips []string
+	for _, a := range cfg.NodeIPs {
+		if !a.Is4() {
+			return nil, fmt.Errorf("service proxy: node address %s is not IPv4", a)
+		}
+		ips = append(ips, a.String())
+	}
+	switch slices.Sort(ips); len(ips) {
+	case 0:
+	case 1:
+		p.nodeIPs = ips[0]
+	default:
+		p.nodeIPs = "{ " + strings.Join(ips, ", ") + " }"
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)

@@ -43,8 +43,13 @@ func TestSkeleton(t *testing.T) {
 		`add map endpoints-sctp { typeof ip daddr . sctp dport . numgen random mod 1 : ip daddr . sctp dport ; }`,
 		`add map endpoints-tcp { typeof ip daddr . tcp dport . numgen random mod 1 : ip daddr . tcp dport ; }`,
 		`add map endpoints-udp { typeof ip daddr . udp dport . numgen random mod 1 : ip daddr . udp dport ; }`,
+		`add map no-endpoint-nodeports { type inet_proto . inet_service : verdict ; }`,
 		`add map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; }`,
+		`add map nodeport-endpoints-sctp { typeof sctp dport . numgen random mod 1 : ip daddr . sctp dport ; }`,
+		`add map nodeport-endpoints-tcp { typeof tcp dport . numgen random mod 1 : ip daddr . tcp dport ; }`,
+		`add map nodeport-endpoints-udp { typeof udp dport . numgen random mod 1 : ip daddr . udp dport ; }`,
 		`add map service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }`,
+		`add map service-nodeports { type inet_proto . inet_service : verdict ; }`,
 		`add rule cluster-ips-check ip daddr @cluster-ips goto reject-chain`,
 		`add rule endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services`,
 		`add rule filter-forward ct state new jump endpoints-check`,
@@ -84,7 +89,7 @@ func TestRules(t *testing.T) {
 		name:     "two endpoints",
 		services: []*corev1.Service{svc("ns", "web", "10.96.0.10", sport("http", tcp, 80))},
 		slices:   []*discoveryv1.EndpointSlice{eslice("ns", "web-1", "web", httpPort, ep("10.0.0.6"), ep("10.0.0.5"))},
-		want: join(pick(2, true), []string{
+		want: join(pickLines(2, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 1 : 10.0.0.6 . 8080 }",
@@ -97,7 +102,7 @@ func TestRules(t *testing.T) {
 		services: []*corev1.Service{svc("ns", "web", "10.96.0.10", sport("http", tcp, 80))},
 		slices:   []*discoveryv1.EndpointSlice{eslice("ns", "web-1", "web", httpPort, ep("10.0.0.5"))},
 		noCIDR:   true,
-		want: join(pick(1, false), []string{
+		want: join(pickLines(1, false), []string{
 			"add element cluster-ips { 10.96.0.10 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
 			"add element hairpin { 10.0.0.5 . 10.0.0.5 }",
@@ -117,7 +122,7 @@ func TestRules(t *testing.T) {
 			notReady(ep("10.0.0.5")), terminating(ep("10.0.0.6")),
 			discoveryv1.Endpoint{Addresses: []string{"10.0.0.7"}}, // ready unset: ready
 		)},
-		want: join(pick(1, true), []string{
+		want: join(pickLines(1, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.7 . 8080 }",
 			"add element hairpin { 10.0.0.7 . 10.0.0.7 }",
@@ -140,7 +145,7 @@ func TestRules(t *testing.T) {
 			eslice("ns", "web-2", "web", []discoveryv1.EndpointPort{eport("http", tcp, 8081)}, ep("10.0.0.6")),
 			eslice("ns", "web-3", "web", []discoveryv1.EndpointPort{eport("dns", tcp, 53)}, ep("10.0.0.7")), // wrong protocol
 		},
-		want: join(pick(1, true)[:1], pick(2, true)[:1], pick(1, true)[1:], pick(2, true)[1:], []string{
+		want: join(pickLines(1, true)[:1], pickLines(2, true)[:1], pickLines(1, true)[1:], pickLines(2, true)[1:], []string{
 			"add element cluster-ips { 10.96.0.10 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 1 : 10.0.0.6 . 8081 }",
@@ -156,7 +161,7 @@ func TestRules(t *testing.T) {
 		services: []*corev1.Service{svc("kube-system", "dns", "10.96.0.53", sport("dns", udp, 53))},
 		slices: []*discoveryv1.EndpointSlice{eslice("kube-system", "dns-1", "dns",
 			[]discoveryv1.EndpointPort{eport("dns", udp, 5353)}, ep("10.0.1.2"))},
-		want: join(pick(1, true), []string{
+		want: join(pickLines(1, true), []string{
 			"add element cluster-ips { 10.96.0.53 }",
 			"add element endpoints-udp { 10.96.0.53 . 53 . 0 : 10.0.1.2 . 5353 }",
 			"add element hairpin { 10.0.1.2 . 10.0.1.2 }",
@@ -199,7 +204,7 @@ func TestRules(t *testing.T) {
 			eslice("ns", "web-1", "web", httpPort, onNode(ep("10.0.0.5"), "node-a"), onNode(ep("10.0.1.5"), "node-b"), ep("10.0.2.5")),
 			eslice("ns", "far-1", "far", httpPort, onNode(ep("10.0.1.6"), "node-b")),
 		},
-		want: join(pick(1, true), []string{
+		want: join(pickLines(1, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
 			"add element cluster-ips { 10.96.0.11 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
@@ -213,7 +218,7 @@ func TestRules(t *testing.T) {
 		slices: []*discoveryv1.EndpointSlice{
 			eslice("ns", "web-1", "web", httpPort, onNode(ep("10.0.0.5"), "node-a"), onNode(ep("10.0.1.5"), "node-b"), ep("10.0.2.5")),
 		},
-		want: join(pick(3, true), []string{
+		want: join(pickLines(3, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 1 : 10.0.1.5 . 8080 }",
@@ -232,7 +237,7 @@ func TestRules(t *testing.T) {
 			{ObjectMeta: eslice("ns", "nolabel", "", nil).ObjectMeta, AddressType: discoveryv1.AddressTypeIPv4,
 				Ports: httpPort, Endpoints: []discoveryv1.Endpoint{ep("10.0.0.9")}},
 		},
-		want: join(pick(1, true), []string{
+		want: join(pickLines(1, true), []string{
 			"add element cluster-ips { 10.96.0.10 }",
 			"add element endpoints-tcp { 10.96.0.10 . 80 . 0 : 10.0.0.5 . 8080 }",
 			"add element hairpin { 10.0.0.5 . 10.0.0.5 }",
@@ -263,16 +268,26 @@ func TestRules(t *testing.T) {
 
 func strPtr(s string) *string { return &s }
 
-// pick returns the lines of chain pick-<n>, with masquerade marking for
-// the cluster CIDR 10.0.0.0/16 or without.
-func pick(n int, masq bool) []string {
-	c := fmt.Sprintf("pick-%d", n)
-	lines := []string{"add chain " + c}
+// pickLines returns the lines of chain pick-<n>, with masquerade marking
+// for the cluster CIDR 10.0.0.0/16 or without.
+func pickLines(n int, masq bool) []string {
+	rule := ""
 	if masq {
-		lines = append(lines, "add rule "+c+" ip saddr != 10.0.0.0/16 jump mark-for-masquerade")
+		rule = "ip saddr != 10.0.0.0/16 jump mark-for-masquerade"
+	}
+	return chainLines(fmt.Sprintf("pick-%d", n), n, rule, "ip daddr . ", "endpoints-")
+}
+
+// chainLines returns the lines of a pick chain c of n endpoints: its
+// masquerade rule if any, then a DNAT for each protocol keyed by
+// "<key><proto> dport . numgen" in the map <maps><proto>.
+func chainLines(c string, n int, masq, key, maps string) []string {
+	lines := []string{"add chain " + c}
+	if masq != "" {
+		lines = append(lines, "add rule "+c+" "+masq)
 	}
 	for _, proto := range []string{"tcp", "udp", "sctp"} {
-		lines = append(lines, fmt.Sprintf("add rule %s meta l4proto %s dnat to ip daddr . %s dport . numgen random mod %d map @endpoints-%s", c, proto, proto, n, proto))
+		lines = append(lines, fmt.Sprintf("add rule %s meta l4proto %s dnat to %s%s dport . numgen random mod %d map @%s%s", c, proto, key, proto, n, maps, proto))
 	}
 	return lines
 }
@@ -310,5 +325,95 @@ func TestNames(t *testing.T) {
 	l2 := objName("affinity-", long, long+"/2")
 	if len(l1) > maxName || l1 == l2 {
 		t.Errorf("long names %q (%d), %q", l1, len(l1), l2)
+	}
+}
+
+// TestNodePortRules: what node ports put in the table, on a node with
+// the address 10.123.0.3 (the lines that name node ports only).
+func TestNodePortRules(t *testing.T) {
+	nodePort := func(s *corev1.Service, n int32) *corev1.Service {
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		s.Spec.Ports[0].NodePort = n
+		return s
+	}
+	local := func(s *corev1.Service) *corev1.Service {
+		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+		return s
+	}
+	web := func() *corev1.Service { return svc("ns", "web", "10.96.0.10", sport("http", tcp, 80)) }
+	here, there := onNode(ep("10.0.0.5"), "node-a"), onNode(ep("10.0.1.6"), "node-b")
+	slice := func(eps ...discoveryv1.Endpoint) []*discoveryv1.EndpointSlice {
+		return []*discoveryv1.EndpointSlice{eslice("ns", "web-1", "web", httpPort, eps...)}
+	}
+	nodePortPick := func(c string, n int, masq string) []string {
+		return chainLines(c, n, masq, "", "nodeport-endpoints-")
+	}
+	for _, tc := range []struct {
+		name    string
+		service *corev1.Service
+		slices  []*discoveryv1.EndpointSlice
+		want    []string
+	}{{
+		name:    "cluster policy: every endpoint, masqueraded",
+		service: nodePort(web(), 30080),
+		slices:  slice(here, there),
+		want: join(nodePortPick("nodeport-pick-2", 2, "jump mark-for-masquerade"), []string{
+			"add element nodeport-endpoints-tcp { 30080 . 0 : 10.0.0.5 . 8080 }",
+			"add element nodeport-endpoints-tcp { 30080 . 1 : 10.0.1.6 . 8080 }",
+			"add element service-nodeports { tcp . 30080 : goto nodeport-pick-2 }",
+		}),
+	}, {
+		name:    "local policy: this node's endpoints, the client's address kept",
+		service: local(nodePort(web(), 30080)),
+		slices:  slice(here, there),
+		want: join(nodePortPick("nodeport-local-1", 1, ""), []string{
+			"add element nodeport-endpoints-tcp { 30080 . 0 : 10.0.0.5 . 8080 }",
+			"add element service-nodeports { tcp . 30080 : goto nodeport-local-1 }",
+		}),
+	}, {
+		name:    "local policy, endpoints on other nodes only: dropped",
+		service: local(nodePort(web(), 30080)),
+		slices:  slice(there),
+		want:    []string{"add element no-endpoint-nodeports { tcp . 30080 : drop }"},
+	}, {
+		name:    "no endpoint: refused",
+		service: nodePort(web(), 30080),
+		want:    []string{"add element no-endpoint-nodeports { tcp . 30080 : goto reject-chain }"},
+	}, {
+		name: "a node port on a ClusterIP service: ignored",
+		service: func() *corev1.Service {
+			s := nodePort(web(), 30080)
+			s.Spec.Type = corev1.ServiceTypeClusterIP
+			return s
+		}(),
+		slices: slice(here),
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{ClusterCIDR: cidr, NodeName: "node-a", NodeIPs: []netip.Addr{netip.MustParseAddr("10.123.0.3")}}
+			p := newFakeProxy(t, cfg)
+			p.UpdateService(tc.service)
+			for _, es := range tc.slices {
+				p.UpdateEndpointSlice(es)
+			}
+			p.sync(t)
+			var got []string
+			for _, l := range p.dump() {
+				if strings.Contains(l, "nodeport") && !strings.HasPrefix(l, "add map ") && !strings.HasPrefix(l, "add rule services ") && !strings.HasPrefix(l, "add rule endpoints-check ") {
+					got = append(got, l)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("node port lines (-want +got):\n%s", diff)
+			}
+			dump := strings.Join(p.dump(), "\n")
+			for _, rule := range []string{
+				"add rule services ip daddr 10.123.0.3 meta l4proto . th dport vmap @service-nodeports",
+				"add rule endpoints-check ip daddr 10.123.0.3 meta l4proto . th dport vmap @no-endpoint-nodeports",
+			} {
+				if !strings.Contains(dump, rule) {
+					t.Errorf("no %q in\n%s", rule, dump)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/base32"
 	"net/netip"
@@ -43,6 +44,12 @@ var baseChains = []baseChain{
 // fixedRules returns the rules of the fixed chains.
 func (p *Proxy) fixedRules() []chainRules {
 	check := []string{"ct state new jump " + endpointsCheck, "ct state new jump " + clusterIPsCheck}
+	services := []string{"ip daddr . meta l4proto . th dport vmap @" + p.stores[storeServiceIPs].name}
+	endpoints := []string{"ip daddr . meta l4proto . th dport vmap @" + p.stores[storeNoEndpoints].name}
+	if p.nodeIPs != "" {
+		services = append(services, "ip daddr "+p.nodeIPs+" meta l4proto . th dport vmap @"+p.stores[storeNodePorts].name)
+		endpoints = append(endpoints, "ip daddr "+p.nodeIPs+" meta l4proto . th dport vmap @"+p.stores[storeNoEndpointNodePorts].name)
+	}
 	return []chainRules{
 		{"filter-input", check},
 		{"filter-forward", check},
@@ -50,8 +57,8 @@ func (p *Proxy) fixedRules() []chainRules {
 		{"nat-prerouting", []string{"jump " + servicesChain}},
 		{"nat-output", []string{"jump " + servicesChain}},
 		{"nat-postrouting", []string{"jump " + masqueradingChain}},
-		{servicesChain, []string{"ip daddr . meta l4proto . th dport vmap @" + p.stores[storeServiceIPs].name}},
-		{endpointsCheck, []string{"ip daddr . meta l4proto . th dport vmap @" + p.stores[storeNoEndpoints].name}},
+		{servicesChain, services},
+		{endpointsCheck, endpoints},
 		{clusterIPsCheck, []string{"ip daddr @" + p.stores[storeClusterIPs].name + " goto " + rejectChain}},
 		{rejectChain, []string{"meta l4proto tcp reject with tcp reset", "reject"}},
 		{markMasqChain, []string{"mark set mark or " + masqMark}},
@@ -74,6 +81,11 @@ const (
 	storeEndpointsTCP
 	storeEndpointsUDP
 	storeEndpointsSCTP
+	storeNodePorts
+	storeNoEndpointNodePorts
+	storeNodePortEndpointsTCP
+	storeNodePortEndpointsUDP
+	storeNodePortEndpointsSCTP
 	numStores
 )
 
@@ -115,42 +127,84 @@ var storeDefs = [numStores]storeDef{
 		[]field{fieldAddr, fieldPort, fieldBucket}, []field{fieldAddr, fieldPort}},
 	{"endpoints-sctp", "ip daddr . sctp dport . numgen random mod 1 : ip daddr . sctp dport", true, true,
 		[]field{fieldAddr, fieldPort, fieldBucket}, []field{fieldAddr, fieldPort}},
+	// Node ports, to the node's addresses (Config.NodeIPs): as above,
+	// keyed by protocol and node port instead of cluster IP and port.
+	{"service-nodeports", "inet_proto . inet_service : verdict", true, false,
+		[]field{fieldProto, fieldPort}, []field{fieldVerdict}},
+	{"no-endpoint-nodeports", "inet_proto . inet_service : verdict", true, false,
+		[]field{fieldProto, fieldPort}, []field{fieldVerdict}},
+	{"nodeport-endpoints-tcp", "tcp dport . numgen random mod 1 : ip daddr . tcp dport", true, true,
+		[]field{fieldPort, fieldBucket}, []field{fieldAddr, fieldPort}},
+	{"nodeport-endpoints-udp", "udp dport . numgen random mod 1 : ip daddr . udp dport", true, true,
+		[]field{fieldPort, fieldBucket}, []field{fieldAddr, fieldPort}},
+	{"nodeport-endpoints-sctp", "sctp dport . numgen random mod 1 : ip daddr . sctp dport", true, true,
+		[]field{fieldPort, fieldBucket}, []field{fieldAddr, fieldPort}},
 }
 
-// pickChain names the chain that DNATs to one of n endpoints.
-func pickChain(n int) string { return pickPrefix + strconv.Itoa(n) }
+// pick is a chain that DNATs to one of n endpoints, shared by every
+// service port of n endpoints of its kind.
+type pick struct {
+	kind int
+	n    int
+}
 
-// endpointStore returns the store of a protocol's endpoints.
-func endpointStore(proto string) int {
+const (
+	pickClusterIP     = iota // pick-<N>: to a cluster IP
+	pickNodePort             // nodeport-pick-<N>: to a node port, masqueraded
+	pickNodePortLocal        // nodeport-local-<N>: externalTrafficPolicy Local, source kept
+)
+
+func (k pick) chain() string {
+	return [...]string{pickPrefix, "nodeport-" + pickPrefix, "nodeport-local-"}[k.kind] + strconv.Itoa(k.n)
+}
+
+func comparePicks(a, b pick) int { return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.n, b.n)) }
+
+// endpointStore returns the store of a protocol's endpoints, those of
+// node ports if nodePort.
+func endpointStore(proto string, nodePort bool) int {
+	i := storeEndpointsTCP
+	if nodePort {
+		i = storeNodePortEndpointsTCP
+	}
 	switch proto {
 	case "udp":
-		return storeEndpointsUDP
+		return i + 1
 	case "sctp":
-		return storeEndpointsSCTP
+		return i + 2
 	}
-	return storeEndpointsTCP
+	return i
 }
 
-// pickRules returns the rules of pick-<n>: masquerade marking, then the
-// DNAT to the endpoint of bucket "numgen random mod n" of the service
-// port in its protocol's endpoints map.
-func (p *Proxy) pickRules(n int) chainRules {
+// pickRules returns the rules of a pick chain: masquerade marking (to a
+// cluster IP from outside the cluster; to a node port always, but for
+// externalTrafficPolicy Local), then the DNAT to the endpoint of bucket
+// "numgen random mod n" of the service port in its protocol's endpoints
+// map.
+func (p *Proxy) pickRules(k pick) chainRules {
 	var rules []string
-	if p.cidr != "" {
+	switch {
+	case k.kind == pickNodePort:
+		rules = append(rules, "jump "+markMasqChain)
+	case k.kind == pickClusterIP && p.cidr != "":
 		rules = append(rules, "ip saddr != "+p.cidr+" jump "+markMasqChain)
 	}
 	for _, proto := range []string{"tcp", "udp", "sctp"} {
-		rules = append(rules, "meta l4proto "+proto+" dnat to ip daddr . "+proto+" dport . numgen random mod "+
-			strconv.Itoa(n)+" map @"+p.stores[endpointStore(proto)].name)
+		key := "ip daddr . " + proto + " dport"
+		if k.kind != pickClusterIP {
+			key = proto + " dport"
+		}
+		rules = append(rules, "meta l4proto "+proto+" dnat to "+key+" . numgen random mod "+
+			strconv.Itoa(k.n)+" map @"+p.stores[endpointStore(proto, k.kind != pickClusterIP)].name)
 	}
-	return chainRules{pickChain(n), rules}
+	return chainRules{k.chain(), rules}
 }
 
 // svcRules is what one Service puts in the table.
 type svcRules struct {
 	chains []chainRules // of the ports with session affinity
 	sets   []setDef     // affinity sets
-	picks  []int        // pick-<N> chains the other ports go to
+	picks  []pick       // pick chains the other ports go to
 	claims []claim
 }
 
@@ -202,20 +256,16 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 		case len(eps) > 0 && svc.affinity > 0:
 			store, verdict = storeServiceIPs, "goto "+p.portChain(r, key, port, eps, svc.affinity)
 		case len(eps) > 0:
-			store, verdict = storeServiceIPs, "goto "+pickChain(len(eps))
-			if !slices.Contains(r.picks, len(eps)) {
-				r.picks = append(r.picks, len(eps))
-			}
+			store, verdict = storeServiceIPs, "goto "+r.pick(pick{pickClusterIP, len(eps)})
 		}
 		for _, ip := range svc.ips {
 			r.claims = append(r.claims, claim{store, ip.String() + " . " + port.proto + " . " + strconv.Itoa(port.port), verdict})
 			if svc.affinity == 0 {
-				for i, ep := range eps {
-					r.claims = append(r.claims, claim{endpointStore(port.proto),
-						ip.String() + " . " + strconv.Itoa(port.port) + " . " + strconv.Itoa(i),
-						ep.Addr().String() + " . " + strconv.Itoa(int(ep.Port()))})
-				}
+				r.claimEndpoints(endpointStore(port.proto, false), ip.String()+" . "+strconv.Itoa(port.port), eps)
 			}
+		}
+		if port.nodePort > 0 && p.nodeIPs != "" {
+			p.nodePortRules(r, svc, port, from)
 		}
 		// Hairpin: only a pod of this node can reach itself here.
 		for _, ep := range eps {
@@ -229,6 +279,47 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 		r.claims = append(r.claims, claim{storeClusterIPs, ip.String(), ""})
 	}
 	return r
+}
+
+// pick returns the chain of k, noting that r uses it.
+func (r *svcRules) pick(k pick) string {
+	if !slices.Contains(r.picks, k) {
+		r.picks = append(r.picks, k)
+	}
+	return k.chain()
+}
+
+// claimEndpoints claims the elements "<prefix> . i : endpoint i" of eps
+// in an endpoints map.
+func (r *svcRules) claimEndpoints(store int, prefix string, eps []netip.AddrPort) {
+	for i, ep := range eps {
+		r.claims = append(r.claims, claim{store, prefix + " . " + strconv.Itoa(i),
+			ep.Addr().String() + " . " + strconv.Itoa(int(ep.Port()))})
+	}
+}
+
+// nodePortRules adds what a service port's node port needs to r: with
+// externalTrafficPolicy Cluster every usable endpoint, masqueraded; with
+// Local this node's only, the client's address kept. Without endpoints
+// connections are refused, as to a cluster IP; with Local and endpoints
+// on other nodes only, dropped, as kube-proxy does (a load balancer's
+// health check takes this node out instead).
+func (p *Proxy) nodePortRules(r *svcRules, svc *service, port servicePort, from []*slice) {
+	key := port.proto + " . " + strconv.Itoa(port.nodePort)
+	kind := pickNodePort
+	if svc.externalLocal {
+		kind = pickNodePortLocal
+	}
+	eps := endpointsFor(port, from, svc.externalLocal, p.cfg.NodeName)
+	switch {
+	case len(eps) > 0:
+		r.claims = append(r.claims, claim{storeNodePorts, key, "goto " + r.pick(pick{kind, len(eps)})})
+		r.claimEndpoints(endpointStore(port.proto, true), strconv.Itoa(port.nodePort), eps)
+	case svc.externalLocal && len(endpointsFor(port, from, false, "")) > 0:
+		r.claims = append(r.claims, claim{storeNoEndpointNodePorts, key, "drop"})
+	default:
+		r.claims = append(r.claims, claim{storeNoEndpointNodePorts, key, "goto " + rejectChain})
+	}
 }
 
 // portChain adds the chain of a service port with endpoints, and its

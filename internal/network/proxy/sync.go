@@ -172,8 +172,8 @@ func (p *Proxy) fullSync(ctx context.Context, desired map[types.NamespacedName]*
 	chains := p.fixedRules()
 	keys := slices.SortedFunc(maps.Keys(desired), compareNames)
 	p.picks = usedPicks(desired, nil)
-	for _, n := range slices.Sorted(maps.Keys(p.picks)) {
-		chains = append(chains, p.pickRules(n))
+	for _, k := range slices.SortedFunc(maps.Keys(p.picks), comparePicks) {
+		chains = append(chains, p.pickRules(k))
 	}
 	keepSets := map[string]bool{}
 	for _, s := range p.stores {
@@ -285,15 +285,15 @@ func (p *Proxy) partialTx(desired map[types.NamespacedName]*svcRules) *knftables
 		}
 	}
 	picks := usedPicks(desired, p.written)
-	for _, n := range slices.Sorted(maps.Keys(picks)) {
-		if !p.picks[n] {
-			tx.Add(&knftables.Chain{Name: pickChain(n)})
-			fill = append(fill, p.pickRules(n))
+	for _, k := range slices.SortedFunc(maps.Keys(picks), comparePicks) {
+		if !p.picks[k] {
+			tx.Add(&knftables.Chain{Name: k.chain()})
+			fill = append(fill, p.pickRules(k))
 		}
 	}
-	for n := range p.picks {
-		if !picks[n] {
-			staleChains = append(staleChains, pickChain(n))
+	for k := range p.picks {
+		if !picks[k] {
+			staleChains = append(staleChains, k.chain())
 		}
 	}
 	p.picks = picks
@@ -331,10 +331,10 @@ func (p *Proxy) partialTx(desired map[types.NamespacedName]*svcRules) *knftables
 	return tx
 }
 
-// usedPicks returns the N of the pick-<N> chains that the services of
-// desired (nil: gone) and the others of written go to.
-func usedPicks(desired, written map[types.NamespacedName]*svcRules) map[int]bool {
-	used := map[int]bool{}
+// usedPicks returns the pick chains that the services of desired (nil:
+// gone) and the others of written go to.
+func usedPicks(desired, written map[types.NamespacedName]*svcRules) map[pick]bool {
+	used := map[pick]bool{}
 	for k, r := range written {
 		if _, ok := desired[k]; !ok {
 			for _, n := range r.picks {

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// TestNodePortTraffic sends connections from a host outside a test node
+// to the node's address at node ports (root only). Pod a is on this node,
+// pod b stands for one on another node.
+func TestNodePortTraffic(t *testing.T) {
+	n := newTestNode(t)
+	n.addPod("a", "10.98.0.2")
+	n.addPod("b", "10.98.0.3")
+	const nodeIP, clientIP = "10.97.0.1", "10.97.0.2"
+	outside := n.addOutside(nodeIP, clientIP)
+	p := n.proxy(Config{Table: "wharf-svc-test", NodeName: "node-a", ClusterCIDR: netip.MustParsePrefix(podCIDR),
+		NodeIPs: []netip.Addr{netip.MustParseAddr(nodeIP)}, Logger: testLogger(t)})
+	nodePort := func(name, ip string, port int32, policy corev1.ServiceExternalTrafficPolicy, ports ...corev1.ServicePort) *corev1.Service {
+		s := svc("ns", name, ip, ports...)
+		s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeNodePort, policy
+		for i := range s.Spec.Ports {
+			s.Spec.Ports[i].NodePort = port
+		}
+		return s
+	}
+	a, b := onNode(ep("10.98.0.2"), "node-a"), onNode(ep("10.98.0.3"), "node-b")
+	dnsPorts := []discoveryv1.EndpointPort{eport("dns", udp, 5353)}
+	in := newInformer()
+	in.service(p, nodePort("web", "10.96.0.10", 30080, corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)))
+	in.slice(p, eslice("ns", "web-1", "web", httpPort, a, b))
+	in.service(p, nodePort("dns", "10.96.0.11", 30053, corev1.ServiceExternalTrafficPolicyCluster, sport("dns", udp, 53)))
+	in.slice(p, eslice("ns", "dns-1", "dns", dnsPorts, a, b))
+	in.service(p, nodePort("local", "10.96.0.12", 30081, corev1.ServiceExternalTrafficPolicyLocal, sport("http", tcp, 80)))
+	in.slice(p, eslice("ns", "local-1", "local", httpPort, a, b))
+	in.service(p, nodePort("elsewhere", "10.96.0.13", 30082, corev1.ServiceExternalTrafficPolicyLocal, sport("http", tcp, 80)))
+	in.slice(p, eslice("ns", "elsewhere-1", "elsewhere", httpPort, b))
+	in.service(p, nodePort("empty", "10.96.0.14", 30083, corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)))
+	n.sync(p)
+
+	// answers dials count times from ns and returns the answers by pod
+	// and client address seen.
+	answers := func(t *testing.T, ns, network, addr string, count int) map[string]int {
+		t.Helper()
+		got := map[string]int{}
+		for range count {
+			answer, err := dial(ns, network, addr)
+			if err != nil {
+				t.Fatalf("%s %s: %v", network, addr, err)
+			}
+			got[answer]++
+		}
+		return got
+	}
+	t.Run("cluster policy: both endpoints, masqueraded", func(t *testing.T) {
+		got := answers(t, outside, "tcp", nodeIP+":30080", 40)
+		if got["a "+gateway] == 0 || got["b "+gateway] == 0 || len(got) != 2 {
+			t.Errorf("answers (pod, client seen): %v; want a and b, each seeing the node %s", got, gateway)
+		}
+	})
+	t.Run("UDP", func(t *testing.T) {
+		got := answers(t, outside, "udp", nodeIP+":30053", 30)
+		if got["a "+gateway] == 0 || got["b "+gateway] == 0 || len(got) != 2 {
+			t.Errorf("answers: %v", got)
+		}
+	})
+	t.Run("local policy: this node's endpoint, client address kept", func(t *testing.T) {
+		if got := answers(t, outside, "tcp", nodeIP+":30081", 20); got["a "+clientIP] != 20 {
+			t.Errorf("answers: %v; want a seeing %s every time", got, clientIP)
+		}
+	})
+	t.Run("from the node itself", func(t *testing.T) {
+		if got := answers(t, n.ns, "tcp", nodeIP+":30080", 20); got["a "+nodeIP] == 0 && got["a "+gateway] == 0 {
+			t.Errorf("answers: %v", got)
+		}
+	})
+	t.Run("local policy, endpoints elsewhere only: dropped", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		if answer, err := dialCtx(ctx, outside, "tcp", nodeIP+":30082"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("dial: %q, %v; want a timeout", answer, err)
+		}
+	})
+	t.Run("no endpoint: refused at once", func(t *testing.T) {
+		if answer, err := dial(outside, "tcp", nodeIP+":30083"); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("dial: %q, %v; want connection refused", answer, err)
+		}
+	})
+	t.Run("scaled to one endpoint", func(t *testing.T) {
+		in.slice(p, eslice("ns", "web-1", "web", httpPort, b))
+		n.sync(p)
+		if got := answers(t, outside, "tcp", nodeIP+":30080", 10); got["b "+gateway] != 10 {
+			t.Errorf("answers: %v", got)
+		}
+	})
+}
