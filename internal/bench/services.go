@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -52,24 +53,27 @@ func Services(ctx context.Context, env Env, out io.Writer, cfg ServicesConfig) e
 	if err != nil {
 		return err
 	}
-	podIP, clusterIP, err := startBackend(ctx, c)
+	be, err := startBackend(ctx, c)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "services: a pod at %s, its twin behind service %s, node DNS %s\n", podIP, clusterIP, dnsAddr)
+	podIP := be.podIP
+	fmt.Fprintf(out, "services: a pod at %s, its twin behind service %s and node port %s, node DNS %s\n", podIP, be.clusterIP, be.nodePort, dnsAddr)
 
 	for _, keepAlive := range []bool{true, false} {
 		mode := "keep-alive"
 		if !keepAlive {
 			mode = "a connection per request"
 		}
-		var direct, viaService load
-		for range 3 { // alternating rounds: the machine's drift hits both
+		var direct, viaService, viaNodePort load
+		for range 3 { // alternating rounds: the machine's drift hits all
 			direct.add(runLoad(ctx, "http://"+podIP+":8080/healthz", cfg.Conns, cfg.Duration, keepAlive))
-			viaService.add(runLoad(ctx, "http://"+clusterIP+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
+			viaService.add(runLoad(ctx, "http://"+be.clusterIP+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
+			viaNodePort.add(runLoad(ctx, "http://"+be.nodePort+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
 		}
-		fmt.Fprintf(out, "services: %s, %d clients: pod IP %s; cluster IP %s (%.0f%% of direct)\n",
-			mode, cfg.Conns, direct.summary(), viaService.summary(), 100*viaService.rps()/direct.rps())
+		fmt.Fprintf(out, "services: %s, %d clients: pod IP %s; cluster IP %s (%.0f%% of direct); node port %s (%.0f%% of direct)\n",
+			mode, cfg.Conns, direct.summary(), viaService.summary(), 100*viaService.rps()/direct.rps(),
+			viaNodePort.summary(), 100*viaNodePort.rps()/direct.rps())
 	}
 
 	added, removed, err := endpointChanges(ctx, c, podIP, cfg.Changes)
@@ -115,46 +119,56 @@ func nodeDNS(ctx context.Context, c kubernetes.Interface, node string) (string, 
 }
 
 // startBackend runs two identical testapp servers, the second behind a
-// service, and returns the first's address and the service's. The client
+// NodePort service, and returns where each answers. The client
 // calls each through its own path only: connections to one pod both
 // directly and through the cluster IP, from one address, can meet the
 // conntrack entry of an earlier connection on the other path with the
 // same ports, and be refused (kube-proxy's clusters share that).
-func startBackend(ctx context.Context, c kubernetes.Interface) (podIP, clusterIP string, err error) {
+func startBackend(ctx context.Context, c kubernetes.Interface) (backend, error) {
+	var be backend
 	direct, behind := sleepPod("direct"), sleepPod("backend")
 	for _, p := range []*corev1.Pod{direct, behind} {
 		p.Labels = map[string]string{"bench": p.Name}
 		p.Spec.Containers[0].Args = []string{"serve", "--port=8080"}
 	}
 	if err := runPods(ctx, c, []*corev1.Pod{direct, behind}, nil); err != nil {
-		return "", "", err
+		return be, err
 	}
 	svc, err := c.CoreV1().Services("default").Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "backend"},
-		Spec:       corev1.ServiceSpec{Selector: behind.Labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: behind.Labels,
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return "", "", err
+		return be, err
 	}
 	got, err := c.CoreV1().Pods("default").Get(ctx, direct.Name, metav1.GetOptions{})
 	if err != nil {
-		return "", "", err
+		return be, err
 	}
-	// Through the service once: its rules are in.
-	url := "http://" + svc.Spec.ClusterIP + "/healthz"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := (&http.Client{Timeout: time.Second}).Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return got.Status.PodIP, svc.Spec.ClusterIP, nil
+	be = backend{podIP: got.Status.PodIP, clusterIP: svc.Spec.ClusterIP,
+		nodePort: net.JoinHostPort(got.Status.HostIP, strconv.Itoa(int(svc.Spec.Ports[0].NodePort)))}
+	// Through the service and its node port once: their rules are in.
+	for _, url := range []string{"http://" + be.clusterIP + "/healthz", "http://" + be.nodePort + "/healthz"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := (&http.Client{Timeout: time.Second}).Get(url)
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return be, fmt.Errorf("%s: %w", url, err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			return "", "", fmt.Errorf("%s: %w", url, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return be, nil
 }
+
+// backend is where startBackend's pods answer: the first pod's address,
+// and its twin's service's cluster IP and node port (address:port).
+type backend struct{ podIP, clusterIP, nodePort string }
 
 // load is what rounds of runLoad measured.
 type load struct {
