@@ -138,9 +138,11 @@ func httpGet(t *testing.T, url string) string {
 	return body
 }
 
-// getOnce returns the body of a GET of url, waiting 2 s at most.
+// getOnce returns the body of a GET of url on a new connection, waiting
+// 2 s at most.
 func getOnce(url string) (string, error) {
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
 	if err != nil {
 		return "", err
 	}

@@ -93,6 +93,15 @@ func TestNodePortTraffic(t *testing.T) {
 			t.Errorf("dial: %q, %v; want connection refused", answer, err)
 		}
 	})
+	t.Run("policy switched to Local", func(t *testing.T) {
+		in.service(p, nodePort("web", "10.96.0.10", 30080, corev1.ServiceExternalTrafficPolicyLocal, sport("http", tcp, 80)))
+		n.sync(p)
+		if got := answers(t, outside, "tcp", nodeIP+":30080", 10); got["a "+clientIP] != 10 {
+			t.Errorf("answers: %v", got)
+		}
+		in.service(p, nodePort("web", "10.96.0.10", 30080, corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)))
+		n.sync(p)
+	})
 	t.Run("scaled to one endpoint", func(t *testing.T) {
 		in.slice(p, eslice("ns", "web-1", "web", httpPort, b))
 		n.sync(p)
