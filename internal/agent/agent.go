@@ -246,7 +246,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"pods":        pods.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
 		"pod network": func(ctx context.Context) error { return pn.Serve(ctx, pnl) },
-		"services":    link.watcher.Run,
+		"services":    link.runServices,
 		"dns":         link.dns.Run,
 		// host-gw: routes to the other nodes' pod CIDRs via their
 		// addresses; the rest of the cluster's ranges unreachable.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -37,6 +38,16 @@ func serviceTable(stateDir string) string {
 type linking struct {
 	dns     *nodeDNS
 	watcher *services.Watcher
+	proxy   *proxy.Proxy
+}
+
+// runServices runs the watch, which syncs the proxy, until ctx is done,
+// then stops the proxy's health check servers.
+func (l *linking) runServices(ctx context.Context) error {
+	err := l.watcher.Run(ctx)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return errors.Join(err, l.proxy.Close(cctx))
 }
 
 func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*linking, error) {
@@ -48,7 +59,7 @@ func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*lin
 	px, err := proxy.New(proxy.Config{
 		Table: serviceTable(cfg.StateDir), NodeName: cfg.NodeName,
 		ClusterCIDR: netip.MustParsePrefix(cfg.ClusterCIDR).Masked(), NodeIPs: nodeIPs,
-		Logger: log.With("component", "proxy"),
+		ServeHealthChecks: true, Logger: log.With("component", "proxy"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("service proxy: %w", err)
@@ -62,7 +73,7 @@ func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*lin
 		return nil, fmt.Errorf("cluster DNS: %w", err)
 	}
 	w := services.New(services.Config{Client: client, Sinks: []services.Sink{px, srv}, Sync: px.Sync, Logger: log.With("component", "services")})
-	return &linking{dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, watcher: w}, nil
+	return &linking{dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, watcher: w, proxy: px}, nil
 }
 
 // resolvers are the nameservers of the node's resolv.conf (the one pods

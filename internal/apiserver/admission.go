@@ -154,6 +154,7 @@ func (s *Server) allocateService(ctx context.Context, req *request, svc, old *co
 		for _, p := range other.Spec.Ports {
 			usedPorts[p.NodePort] = true
 		}
+		usedPorts[other.Spec.HealthCheckNodePort] = true
 	}
 	cidr := s.cfg.Admission.ServiceCIDR
 	var errs field.ErrorList
@@ -200,9 +201,39 @@ func (s *Server) allocateService(ctx context.Context, req *request, svc, old *co
 			usedPorts[p.NodePort] = true
 		}
 	}
+	errs = append(errs, s.allocateHealthCheckNodePort(svc, old, usedPorts)...)
 	if len(errs) > 0 {
 		return invalid(req, svc.Name, errs)
 	}
+	return nil
+}
+
+// allocateHealthCheckNodePort gives a LoadBalancer service with
+// externalTrafficPolicy Local the node port its load balancer checks
+// each node on (the node agents serve it), keeps it across updates and
+// drops it from any other service.
+func (s *Server) allocateHealthCheckNodePort(svc, old *corev1.Service, used map[int32]bool) field.ErrorList {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		svc.Spec.HealthCheckNodePort = 0
+		return nil
+	}
+	cfg := s.cfg.Admission
+	path := field.NewPath("spec", "healthCheckNodePort")
+	switch p := svc.Spec.HealthCheckNodePort; {
+	case p == 0 && old != nil && old.Spec.HealthCheckNodePort != 0:
+		svc.Spec.HealthCheckNodePort = old.Spec.HealthCheckNodePort
+	case p == 0:
+		n, ok := freePort(cfg.NodePortMin, cfg.NodePortMax, used)
+		if !ok {
+			return field.ErrorList{field.InternalError(path, errors.New("no free node port"))}
+		}
+		svc.Spec.HealthCheckNodePort = n
+	case p < cfg.NodePortMin || p > cfg.NodePortMax:
+		return field.ErrorList{field.Invalid(path, p, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", cfg.NodePortMin, cfg.NodePortMax))}
+	case used[p] && (old == nil || old.Spec.HealthCheckNodePort != p):
+		return field.ErrorList{field.Invalid(path, p, "provided port is already allocated")}
+	}
+	used[svc.Spec.HealthCheckNodePort] = true
 	return nil
 }
 

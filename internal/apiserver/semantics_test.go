@@ -460,6 +460,37 @@ func TestTablesAndServiceAllocation(t *testing.T) {
 			t.Errorf("node port %d: %v, want Invalid naming it: %q", tc.port, err, tc.want)
 		}
 	}
+	// A LoadBalancer service with externalTrafficPolicy Local gets a
+	// health check node port of its own, kept across updates, dropped
+	// with the policy; a taken one asked for is refused.
+	lb, err := svcs.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "lb"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := lb.Spec.HealthCheckNodePort
+	if hc < 30000 || hc > 32767 || hc == lb.Spec.Ports[0].NodePort {
+		t.Fatalf("health check node port %d (node port %d)", hc, lb.Spec.Ports[0].NodePort)
+	}
+	lb.Spec.HealthCheckNodePort = 0
+	if lb, err = svcs.Update(ctx, lb, metav1.UpdateOptions{}); err != nil || lb.Spec.HealthCheckNodePort != hc {
+		t.Fatalf("after an update without it: %v, port %d, want %d", err, lb.Spec.HealthCheckNodePort, hc)
+	}
+	_, err = svcs.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "lb2"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			HealthCheckNodePort: hc, Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "healthCheckNodePort") {
+		t.Errorf("a taken health check node port: %v, want Invalid", err)
+	}
+	lb.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
+	if lb, err = svcs.Update(ctx, lb, metav1.UpdateOptions{}); err != nil || lb.Spec.HealthCheckNodePort != 0 {
+		t.Errorf("policy Cluster: %v, health check node port %d, want none", err, lb.Spec.HealthCheckNodePort)
+	}
 }
 
 var _ kubernetes.Interface = nil

@@ -26,6 +26,7 @@ type service struct {
 	affinity      int  // ClientIP affinity timeout in seconds; 0: none
 	localOnly     bool // internalTrafficPolicy Local
 	externalLocal bool // externalTrafficPolicy Local (node ports)
+	healthCheck   int  // healthCheckNodePort; 0: none
 }
 
 type servicePort struct {
@@ -71,6 +72,9 @@ func (p *Proxy) parseService(svc *corev1.Service) *service {
 	s := &service{localOnly: svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal}
 	nodePorts := svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
 	s.externalLocal = nodePorts && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	if n := int(svc.Spec.HealthCheckNodePort); s.externalLocal && n > 0 && n <= 65535 {
+		s.healthCheck = n
+	}
 	ips := svc.Spec.ClusterIPs
 	if len(ips) == 0 && svc.Spec.ClusterIP != "" {
 		ips = []string{svc.Spec.ClusterIP}
@@ -242,7 +246,8 @@ func equalService(a, b *service) bool {
 		return a == b
 	}
 	return slices.Equal(a.ips, b.ips) && slices.Equal(a.ports, b.ports) &&
-		a.affinity == b.affinity && a.localOnly == b.localOnly && a.externalLocal == b.externalLocal
+		a.affinity == b.affinity && a.localOnly == b.localOnly && a.externalLocal == b.externalLocal &&
+		a.healthCheck == b.healthCheck
 }
 
 func equalSlice(a, b *slice) bool {

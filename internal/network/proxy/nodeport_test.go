@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -10,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"wharf.dev/wharf/internal/cri/critest"
 )
 
 // TestNodePortTraffic sends connections from a host outside a test node
@@ -109,4 +114,58 @@ func TestNodePortTraffic(t *testing.T) {
 			t.Errorf("answers: %v", got)
 		}
 	})
+}
+
+// TestHealthCheckNodePort: the health check node port of a LoadBalancer
+// service with externalTrafficPolicy Local answers, from outside the
+// node, 200 while the node has a ready endpoint of it, 503 when not, and
+// nothing once the service is gone (root only).
+func TestHealthCheckNodePort(t *testing.T) {
+	n := newTestNode(t)
+	const nodeIP, clientIP = "10.97.0.1", "10.97.0.2"
+	outside := n.addOutside(nodeIP, clientIP)
+	p := n.proxy(Config{Table: "wharf-svc-test", NodeName: "node-a", ClusterCIDR: netip.MustParsePrefix(podCIDR),
+		NodeIPs: []netip.Addr{netip.MustParseAddr(nodeIP)}, ServeHealthChecks: true, Logger: testLogger(t)})
+	t.Cleanup(func() { p.Close(context.Background()) })
+	lb := svc("ns", "lb", "10.96.0.20", sport("http", tcp, 80))
+	lb.Spec.Type, lb.Spec.ExternalTrafficPolicy = corev1.ServiceTypeLoadBalancer, corev1.ServiceExternalTrafficPolicyLocal
+	lb.Spec.Ports[0].NodePort, lb.Spec.HealthCheckNodePort = 30080, 30500
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return critest.DialIn(ctx, outside, network, addr)
+		},
+	}}
+	check := func(t *testing.T, wantCode, wantLocal int) {
+		t.Helper()
+		resp, err := client.Get("http://" + nodeIP + ":30500/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Service        map[string]string `json:"service"`
+			LocalEndpoints int               `json:"localEndpoints"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != wantCode || body.LocalEndpoints != wantLocal || body.Service["name"] != "lb" || body.Service["namespace"] != "ns" {
+			t.Errorf("%s, %+v; want %d with %d local endpoints of ns/lb", resp.Status, body, wantCode, wantLocal)
+		}
+	}
+	p.UpdateService(lb)
+	p.UpdateEndpointSlice(eslice("ns", "lb-1", "lb", httpPort, onNode(ep("10.98.0.2"), "node-a"), onNode(ep("10.98.0.3"), "node-b")))
+	n.sync(p)
+	check(t, http.StatusOK, 1)
+
+	p.UpdateEndpointSlice(eslice("ns", "lb-1", "lb", httpPort, onNode(ep("10.98.0.3"), "node-b")))
+	n.sync(p)
+	check(t, http.StatusServiceUnavailable, 0)
+
+	p.DeleteService("ns", "lb")
+	n.sync(p)
+	if _, err := client.Get("http://" + nodeIP + ":30500/healthz"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("after the service's deletion: %v, want connection refused", err)
+	}
 }

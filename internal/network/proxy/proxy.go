@@ -129,6 +129,10 @@ type Config struct {
 	// (NodePort and LoadBalancer services), IPv4 ones; none: node ports
 	// are not served.
 	NodeIPs []netip.Addr
+	// ServeHealthChecks serves the healthCheckNodePort of each LoadBalancer
+	// service with externalTrafficPolicy Local (see healthServer), on every
+	// address of the namespace Sync runs in.
+	ServeHealthChecks bool
 	// NFT is the handle of Table in family ip. Nil: one made by
 	// knftables.New with the UseNetlink option (listing a large table
 	// through nft's JSON output takes seconds), run in the calling
@@ -161,6 +165,7 @@ type Proxy struct {
 	picks   map[pick]bool // the pick chains
 	stores  [numStores]*elemStore
 	bulk    bulkWriter
+	health  *healthServer // nil: not served
 }
 
 // New returns a Proxy; nothing is written before the first Sync.
@@ -204,6 +209,9 @@ func New(cfg Config) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ServeHealthChecks {
+		p.health = newHealthServer(p.log)
+	}
 	p.bulk = txBulk{p.nft}
 	if p.nft == nil {
 		nft, err := knftables.New(knftables.IPv4Family, cfg.Table, knftables.UseNetlink)
@@ -216,6 +224,14 @@ func New(cfg Config) (*Proxy, error) {
 		p.stores[i] = newElemStore(storeDefs[i])
 	}
 	return p, nil
+}
+
+// Close stops serving health check node ports.
+func (p *Proxy) Close(ctx context.Context) error {
+	if p.health == nil {
+		return nil
+	}
+	return p.health.close(ctx)
 }
 
 // Remove deletes the proxy's table, e.g. when the node agent is

@@ -27,6 +27,9 @@ func (p *Proxy) Sync(ctx context.Context) error {
 	if !full && len(inputs) == 0 {
 		return nil
 	}
+	if p.health != nil {
+		defer func() { p.health.update(p.healthChecks()) }()
+	}
 	desired := make(map[types.NamespacedName]*svcRules, len(inputs))
 	for key, in := range inputs {
 		desired[key] = p.rulesFor(key, in.svc, in.slices)
