@@ -51,10 +51,16 @@ func (l *linking) runServices(ctx context.Context) error {
 }
 
 func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*linking, error) {
-	// Node ports answer on the node's address (the InternalIP).
+	// Node ports answer on the node's address (the InternalIP), but a
+	// loopback one (`wharf up`'s): the kernel routes no DNAT from
+	// 127.0.0.0/8 to a pod without route_localnet, which kube-proxy's
+	// users know as a hole (CVE-2020-8558).
 	var nodeIPs []netip.Addr
-	if a, err := netip.ParseAddr(cfg.NodeIP); err == nil && a.Is4() {
+	switch a, err := netip.ParseAddr(cfg.NodeIP); {
+	case err == nil && a.Is4() && !a.IsLoopback():
 		nodeIPs = append(nodeIPs, a)
+	default:
+		log.Info("node ports not served: the node's address is not a routable IPv4 address", "nodeIP", cfg.NodeIP)
 	}
 	px, err := proxy.New(proxy.Config{
 		Table: serviceTable(cfg.StateDir), NodeName: cfg.NodeName,

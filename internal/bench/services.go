@@ -58,7 +58,7 @@ func Services(ctx context.Context, env Env, out io.Writer, cfg ServicesConfig) e
 		return err
 	}
 	podIP := be.podIP
-	fmt.Fprintf(out, "services: a pod at %s, its twin behind service %s and node port %s, node DNS %s\n", podIP, be.clusterIP, be.nodePort, dnsAddr)
+	fmt.Fprintf(out, "services: a pod at %s, its twin behind service %s (node port %q), node DNS %s\n", podIP, be.clusterIP, be.nodePort, dnsAddr)
 
 	for _, keepAlive := range []bool{true, false} {
 		mode := "keep-alive"
@@ -69,11 +69,16 @@ func Services(ctx context.Context, env Env, out io.Writer, cfg ServicesConfig) e
 		for range 3 { // alternating rounds: the machine's drift hits all
 			direct.add(runLoad(ctx, "http://"+podIP+":8080/healthz", cfg.Conns, cfg.Duration, keepAlive))
 			viaService.add(runLoad(ctx, "http://"+be.clusterIP+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
-			viaNodePort.add(runLoad(ctx, "http://"+be.nodePort+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
+			if be.nodePort != "" {
+				viaNodePort.add(runLoad(ctx, "http://"+be.nodePort+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
+			}
 		}
-		fmt.Fprintf(out, "services: %s, %d clients: pod IP %s; cluster IP %s (%.0f%% of direct); node port %s (%.0f%% of direct)\n",
-			mode, cfg.Conns, direct.summary(), viaService.summary(), 100*viaService.rps()/direct.rps(),
-			viaNodePort.summary(), 100*viaNodePort.rps()/direct.rps())
+		nodePort := "not served on a loopback node address"
+		if be.nodePort != "" {
+			nodePort = fmt.Sprintf("%s (%.0f%% of direct)", viaNodePort.summary(), 100*viaNodePort.rps()/direct.rps())
+		}
+		fmt.Fprintf(out, "services: %s, %d clients: pod IP %s; cluster IP %s (%.0f%% of direct); node port %s\n",
+			mode, cfg.Conns, direct.summary(), viaService.summary(), 100*viaService.rps()/direct.rps(), nodePort)
 	}
 
 	added, removed, err := endpointChanges(ctx, c, podIP, cfg.Changes)
@@ -149,7 +154,13 @@ func startBackend(ctx context.Context, c kubernetes.Interface) (backend, error) 
 	be = backend{podIP: got.Status.PodIP, clusterIP: svc.Spec.ClusterIP,
 		nodePort: net.JoinHostPort(got.Status.HostIP, strconv.Itoa(int(svc.Spec.Ports[0].NodePort)))}
 	// Through the service and its node port once: their rules are in.
-	for _, url := range []string{"http://" + be.clusterIP + "/healthz", "http://" + be.nodePort + "/healthz"} {
+	urls := []string{"http://" + be.clusterIP + "/healthz"}
+	if ip, err := netip.ParseAddr(got.Status.HostIP); err == nil && ip.IsLoopback() {
+		be.nodePort = "" // not served on a loopback node address
+	} else {
+		urls = append(urls, "http://"+be.nodePort+"/healthz")
+	}
+	for _, url := range urls {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			resp, err := (&http.Client{Timeout: time.Second}).Get(url)
@@ -167,7 +178,8 @@ func startBackend(ctx context.Context, c kubernetes.Interface) (backend, error) 
 }
 
 // backend is where startBackend's pods answer: the first pod's address,
-// and its twin's service's cluster IP and node port (address:port).
+// and its twin's service's cluster IP and node port (address:port; ""
+// when the node's address is loopback, where node ports are not served).
 type backend struct{ podIP, clusterIP, nodePort string }
 
 // load is what rounds of runLoad measured.
