@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -22,30 +23,6 @@ type healthCheck struct {
 	local   int
 }
 
-// healthChecks returns the health checks of the services that have a
-// healthCheckNodePort (LoadBalancer, externalTrafficPolicy Local), by
-// port.
-func (p *Proxy) healthChecks() map[int]healthCheck {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	checks := map[int]healthCheck{}
-	for key, svc := range p.services {
-		if svc == nil || svc.healthCheck == 0 {
-			continue
-		}
-		local := map[string]bool{}
-		for _, s := range p.bySvc[key] {
-			for _, e := range s.endpoints {
-				if e.node == p.cfg.NodeName {
-					local[e.addr.String()] = true
-				}
-			}
-		}
-		checks[svc.healthCheck] = healthCheck{key, len(local)}
-	}
-	return checks
-}
-
 // healthServer serves the health check node ports as kube-proxy does: on
 // every address of the node, GET any path answers 200 while the service
 // has a ready endpoint on this node and 503 when not, with
@@ -56,28 +33,52 @@ type healthServer struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	checks  map[int]healthCheck
+	checks  map[int]healthCheck          // by port
+	ports   map[types.NamespacedName]int // by service
 	servers map[int]*http.Server
 }
 
 func newHealthServer(log *slog.Logger) *healthServer {
-	return &healthServer{log: log, checks: map[int]healthCheck{}, servers: map[int]*http.Server{}}
+	return &healthServer{log: log, checks: map[int]healthCheck{}, ports: map[types.NamespacedName]int{}, servers: map[int]*http.Server{}}
 }
 
-// update serves checks: it listens on new ports, in the calling thread's
-// network namespace, and closes those no longer wanted. A port that
-// cannot be listened on is logged and tried again at the next update.
-func (h *healthServer) update(checks map[int]healthCheck) {
+// sync takes the health checks of the services in inputs, those a Sync
+// wrote (all of them for a full one, which forgets any other), counting
+// their ready endpoints on node; then it listens on new ports, in the calling thread's network
+// namespace, and closes those no longer wanted. A port that cannot be
+// listened on is logged and tried again at the next sync.
+func (h *healthServer) sync(full bool, inputs map[types.NamespacedName]input, node string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.checks = checks
+	if full {
+		h.checks, h.ports = map[int]healthCheck{}, map[types.NamespacedName]int{}
+	}
+	for key, in := range inputs {
+		if port, ok := h.ports[key]; ok {
+			delete(h.checks, port)
+			delete(h.ports, key)
+		}
+		if in.svc == nil || in.svc.healthCheck == 0 {
+			continue
+		}
+		local := map[netip.Addr]bool{}
+		for _, s := range in.slices {
+			for _, e := range s.endpoints {
+				if e.node == node {
+					local[e.addr] = true
+				}
+			}
+		}
+		h.checks[in.svc.healthCheck] = healthCheck{key, len(local)}
+		h.ports[key] = in.svc.healthCheck
+	}
 	for port, srv := range h.servers {
-		if _, ok := checks[port]; !ok {
+		if _, ok := h.checks[port]; !ok {
 			srv.Close()
 			delete(h.servers, port)
 		}
 	}
-	for port, c := range checks {
+	for port, c := range h.checks {
 		if h.servers[port] != nil {
 			continue
 		}

@@ -94,7 +94,13 @@ func (f *fakeProxy) sync(t *testing.T) {
 
 var (
 	hashRE = regexp.MustCompile(`\b(service|affinity)-[A-Z2-7]{8}-`)
-	genRE  = regexp.MustCompile(`\b(service-ips|no-endpoint-services|cluster-ips|hairpin|(?:nodeport-)?endpoints-(?:tcp|udp|sctp)|service-nodeports|no-endpoint-nodeports)-[ab]\b`)
+	genRE  = func() *regexp.Regexp {
+		var bases []string
+		for _, d := range storeDefs {
+			bases = append(bases, regexp.QuoteMeta(d.base))
+		}
+		return regexp.MustCompile(`\b(` + strings.Join(bases, "|") + `)-[ab]\b`)
+	}()
 )
 
 // normalize drops the table's name, the generation of the shared sets

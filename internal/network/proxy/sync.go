@@ -28,7 +28,7 @@ func (p *Proxy) Sync(ctx context.Context) error {
 		return nil
 	}
 	if p.health != nil {
-		defer func() { p.health.update(p.healthChecks()) }()
+		defer p.health.sync(full, inputs, p.cfg.NodeName)
 	}
 	desired := make(map[types.NamespacedName]*svcRules, len(inputs))
 	for key, in := range inputs {
