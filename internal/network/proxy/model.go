@@ -22,6 +22,7 @@ const defaultAffinitySeconds = 10800
 // service is what the proxy uses of a Service.
 type service struct {
 	ips           []netip.Addr // IPv4 cluster IPs
+	lbIPs         []netip.Addr // IPv4 load balancer addresses (status.loadBalancer.ingress)
 	ports         []servicePort
 	affinity      int  // ClientIP affinity timeout in seconds; 0: none
 	localOnly     bool // internalTrafficPolicy Local
@@ -92,6 +93,9 @@ func (p *Proxy) parseService(svc *corev1.Service) *service {
 			s.ips = append(s.ips, addr) // IPv6 ones are another family's business
 		}
 	}
+	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		s.lbIPs = loadBalancerIPs(svc)
+	}
 	seen := map[string]bool{}
 	for _, sp := range svc.Spec.Ports {
 		proto := protocol(sp.Protocol)
@@ -131,6 +135,22 @@ func (p *Proxy) parseService(svc *corev1.Service) *service {
 		}
 	}
 	return s
+}
+
+// loadBalancerIPs are the IPv4 addresses of a LoadBalancer service's
+// status that the proxy takes traffic for: not those of ipMode Proxy,
+// whose load balancer sends traffic to the nodes itself.
+func loadBalancerIPs(svc *corev1.Service) []netip.Addr {
+	var ips []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IPMode != nil && *in.IPMode == corev1.LoadBalancerIPModeProxy {
+			continue
+		}
+		if a, err := netip.ParseAddr(in.IP); err == nil && a.Is4() && !slices.Contains(ips, a) {
+			ips = append(ips, a)
+		}
+	}
+	return ips
 }
 
 // parseSlice reduces es; nil means it contributes nothing (no
@@ -245,7 +265,7 @@ func equalService(a, b *service) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return slices.Equal(a.ips, b.ips) && slices.Equal(a.ports, b.ports) &&
+	return slices.Equal(a.ips, b.ips) && slices.Equal(a.lbIPs, b.lbIPs) && slices.Equal(a.ports, b.ports) &&
 		a.affinity == b.affinity && a.localOnly == b.localOnly && a.externalLocal == b.externalLocal &&
 		a.healthCheck == b.healthCheck
 }

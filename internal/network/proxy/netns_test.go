@@ -116,17 +116,7 @@ func (n *testNode) addPod(name, ip string) *testPod {
 		n.t.Fatal(err)
 	}
 	n.t.Cleanup(func() { ln.Close(); pc.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			fmt.Fprintf(c, "%s %s", name, host)
-			c.Close()
-		}
-	}()
+	go serve(ln, func(net.Addr) string { return name + " " })
 	go func() {
 		buf := make([]byte, 64)
 		for {
@@ -139,6 +129,34 @@ func (n *testNode) addPod(name, ip string) *testPod {
 		}
 	}()
 	return p
+}
+
+// serve answers each connection to ln with answer(client) followed by
+// the client's address, until ln is closed.
+func serve(ln net.Listener, prefix func(net.Addr) string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		fmt.Fprintf(c, "%s%s", prefix(c.RemoteAddr()), host)
+		c.Close()
+	}
+}
+
+// listen opens a socket of the node itself, answering "node <client>".
+func (n *testNode) listen(network, addr string) net.Listener {
+	n.t.Helper()
+	var ln net.Listener
+	if err := nsrun.At(n.ns, func() (err error) {
+		ln, err = net.Listen(network, addr)
+		return err
+	}); err != nil {
+		n.t.Fatal(err)
+	}
+	go serve(ln, func(net.Addr) string { return "node " })
+	return ln
 }
 
 // addOutside makes a host outside the node: a namespace linked to the

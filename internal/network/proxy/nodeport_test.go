@@ -170,3 +170,105 @@ func TestHealthCheckNodePort(t *testing.T) {
 		t.Errorf("after the service's deletion: %v, want connection refused", err)
 	}
 }
+
+// TestLoadBalancerTraffic sends connections from a host outside a test
+// node to load balancer addresses the node holds, as the agent's
+// announcer holds them: a /32 on the node's link (root only).
+func TestLoadBalancerTraffic(t *testing.T) {
+	n := newTestNode(t)
+	podA := n.addPod("a", "10.98.0.2")
+	n.addPod("b", "10.98.0.3")
+	const nodeIP, clientIP = "10.97.0.1", "10.97.0.2"
+	outside := n.addOutside(nodeIP, clientIP)
+	p := n.proxy(Config{Table: "wharf-svc-test", NodeName: "node-a", ClusterCIDR: netip.MustParsePrefix(podCIDR),
+		NodeIPs: []netip.Addr{netip.MustParseAddr(nodeIP)}, Logger: testLogger(t)})
+	lb := func(name, ip, lbIP string, policy corev1.ServiceExternalTrafficPolicy, ports ...corev1.ServicePort) *corev1.Service {
+		s := svc("ns", name, ip, ports...)
+		s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeLoadBalancer, policy
+		for i := range s.Spec.Ports {
+			s.Spec.Ports[i].NodePort = int32(30100 + i)
+		}
+		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: lbIP}}
+		n.ip("addr", "replace", lbIP+"/32", "dev", "wsp-out")
+		return s
+	}
+	a, b := onNode(ep("10.98.0.2"), "node-a"), onNode(ep("10.98.0.3"), "node-b")
+	in := newInformer()
+	in.service(p, lb("web", "10.96.0.10", "10.97.0.100", corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)))
+	in.slice(p, eslice("ns", "web-1", "web", httpPort, a, b))
+	in.service(p, lb("local", "10.96.0.11", "10.97.0.101", corev1.ServiceExternalTrafficPolicyLocal, sport("http", tcp, 80)))
+	in.slice(p, eslice("ns", "local-1", "local", httpPort, a, b))
+	in.service(p, lb("elsewhere", "10.96.0.12", "10.97.0.102", corev1.ServiceExternalTrafficPolicyLocal, sport("http", tcp, 80)))
+	in.slice(p, eslice("ns", "elsewhere-1", "elsewhere", httpPort, b))
+	in.service(p, lb("empty", "10.96.0.13", "10.97.0.103", corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)))
+	in.service(p, withAffinity(lb("sticky", "10.96.0.14", "10.97.0.104", corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)), 60))
+	in.slice(p, eslice("ns", "sticky-1", "sticky", httpPort, a, b))
+	n.sync(p)
+
+	answers := func(t *testing.T, ns, addr string, count int) map[string]int {
+		t.Helper()
+		got := map[string]int{}
+		for range count {
+			answer, err := dial(ns, "tcp", addr)
+			if err != nil {
+				t.Fatalf("%s: %v", addr, err)
+			}
+			got[answer]++
+		}
+		return got
+	}
+	t.Run("cluster policy: both endpoints, masqueraded", func(t *testing.T) {
+		if got := answers(t, outside, "10.97.0.100:80", 40); got["a "+gateway] == 0 || got["b "+gateway] == 0 || len(got) != 2 {
+			t.Errorf("answers (pod, client seen): %v; want a and b, each seeing the node %s", got, gateway)
+		}
+	})
+	t.Run("local policy: this node's endpoint, client address kept", func(t *testing.T) {
+		if got := answers(t, outside, "10.97.0.101:80", 20); got["a "+clientIP] != 20 {
+			t.Errorf("answers: %v; want a seeing %s every time", got, clientIP)
+		}
+	})
+	t.Run("session affinity: one endpoint", func(t *testing.T) {
+		if got := answers(t, outside, "10.97.0.104:80", 20); len(got) != 1 {
+			t.Errorf("answers: %v; want one pod every time", got)
+		}
+	})
+	t.Run("from a pod", func(t *testing.T) {
+		if got := answers(t, podA.ns, "10.97.0.100:80", 20); got["a "+gateway]+got["b 10.98.0.2"] != 20 || len(got) != 2 { // a reaching itself: hairpin, masqueraded
+			t.Errorf("answers: %v", got)
+		}
+	})
+	t.Run("local policy, endpoints elsewhere only: dropped", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		var timeout net.Error
+		if answer, err := dialCtx(ctx, outside, "tcp", "10.97.0.102:80"); !errors.As(err, &timeout) || !timeout.Timeout() {
+			t.Errorf("dial: %q, %v; want a timeout", answer, err)
+		}
+	})
+	t.Run("no endpoint: refused at once", func(t *testing.T) {
+		if answer, err := dial(outside, "tcp", "10.97.0.103:80"); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("dial: %q, %v; want connection refused", answer, err)
+		}
+	})
+	t.Run("a port the service does not have: refused, not the node's own socket", func(t *testing.T) {
+		l := n.listen("tcp", "0.0.0.0:10250")
+		defer l.Close()
+		if answer, err := dial(outside, "tcp", nodeIP+":10250"); err != nil {
+			t.Fatalf("the node's own address: %q, %v; want the node's socket", answer, err)
+		}
+		if answer, err := dial(outside, "tcp", "10.97.0.100:10250"); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("dial: %q, %v; want connection refused", answer, err)
+		}
+	})
+	t.Run("address gone from the status: no rules", func(t *testing.T) {
+		s := lb("web", "10.96.0.10", "10.97.0.100", corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80))
+		s.Status.LoadBalancer.Ingress = nil
+		in.service(p, s)
+		n.sync(p)
+		l := n.listen("tcp", "0.0.0.0:80")
+		defer l.Close()
+		if answer, err := dial(outside, "tcp", "10.97.0.100:80"); err != nil || answer != "node "+clientIP {
+			t.Errorf("dial: %q, %v; want the node's own socket", answer, err)
+		}
+	})
+}

@@ -152,11 +152,17 @@ const (
 	pickClusterIP     = iota // pick-<N>: to a cluster IP
 	pickNodePort             // nodeport-pick-<N>: to a node port, masqueraded
 	pickNodePortLocal        // nodeport-local-<N>: externalTrafficPolicy Local, source kept
+	pickExternalLocal        // external-local-<N>: to a load balancer address, Local, source kept
 )
 
 func (k pick) chain() string {
-	return [...]string{pickPrefix, "nodeport-" + pickPrefix, "nodeport-local-"}[k.kind] + strconv.Itoa(k.n)
+	return [...]string{pickPrefix, "nodeport-" + pickPrefix, "nodeport-local-", "external-local-"}[k.kind] + strconv.Itoa(k.n)
 }
+
+// byAddress: the pick's endpoints map is keyed by destination address
+// and port (a cluster IP's or a load balancer address's), not by node
+// port.
+func (k pick) byAddress() bool { return k.kind == pickClusterIP || k.kind == pickExternalLocal }
 
 func comparePicks(a, b pick) int { return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.n, b.n)) }
 
@@ -191,11 +197,11 @@ func (p *Proxy) pickRules(k pick) chainRules {
 	}
 	for _, proto := range []string{"tcp", "udp", "sctp"} {
 		key := "ip daddr . " + proto + " dport"
-		if k.kind != pickClusterIP {
+		if !k.byAddress() {
 			key = proto + " dport"
 		}
 		rules = append(rules, "meta l4proto "+proto+" dnat to "+key+" . numgen random mod "+
-			strconv.Itoa(k.n)+" map @"+p.stores[endpointStore(proto, k.kind != pickClusterIP)].name)
+			strconv.Itoa(k.n)+" map @"+p.stores[endpointStore(proto, !k.byAddress())].name)
 	}
 	return chainRules{k.chain(), rules}
 }
@@ -267,6 +273,9 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 		if port.nodePort > 0 && p.nodeIPs != "" {
 			p.nodePortRules(r, svc, port, from)
 		}
+		if len(svc.lbIPs) > 0 {
+			p.loadBalancerRules(r, key, svc, port, from)
+		}
 		// Hairpin: only a pod of this node can reach itself here.
 		for _, ep := range eps {
 			if local[ep.Addr()] {
@@ -275,7 +284,10 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 			}
 		}
 	}
-	for _, ip := range svc.ips {
+	// A load balancer address rejects what no rule DNATs, as a cluster IP
+	// does: on the node that holds it, it is a local address, and the
+	// node's own sockets must not answer on it.
+	for _, ip := range append(slices.Clip(svc.ips), svc.lbIPs...) {
 		r.claims = append(r.claims, claim{storeClusterIPs, ip.String(), ""})
 	}
 	return r
@@ -322,11 +334,55 @@ func (p *Proxy) nodePortRules(r *svcRules, svc *service, port servicePort, from 
 	}
 }
 
+// loadBalancerRules adds what a service port needs on the service's load
+// balancer addresses to r; they are keyed like cluster IPs, in the same
+// maps. With externalTrafficPolicy Cluster every usable endpoint, through
+// the cluster IP's pick chains, which masquerade what comes from outside
+// the pod network; with Local this node's endpoints only, the client's
+// address kept, and dropped where only other nodes have endpoints (the
+// address is announced by a node with one). Session affinity goes by the
+// port's chain, Cluster-like. No endpoint at all: refused.
+func (p *Proxy) loadBalancerRules(r *svcRules, svcKey types.NamespacedName, svc *service, port servicePort, from []*slice) {
+	eps := endpointsFor(port, from, svc.externalLocal, p.cfg.NodeName)
+	for _, ip := range svc.lbIPs {
+		key := ip.String() + " . " + port.proto + " . " + strconv.Itoa(port.port)
+		switch {
+		case len(eps) > 0 && svc.affinity > 0:
+			chain := portChainName(svcKey, port)
+			if !slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == chain }) {
+				p.portChain(r, svcKey, port, endpointsFor(port, from, false, ""), svc.affinity)
+			}
+			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + chain})
+		case len(eps) > 0:
+			kind := pickClusterIP
+			if svc.externalLocal {
+				kind = pickExternalLocal
+			}
+			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + r.pick(pick{kind, len(eps)})})
+			r.claimEndpoints(endpointStore(port.proto, false), ip.String()+" . "+strconv.Itoa(port.port), eps)
+		case svc.externalLocal && len(endpointsFor(port, from, false, "")) > 0:
+			r.claims = append(r.claims, claim{storeNoEndpoints, key, "drop"})
+		default:
+			r.claims = append(r.claims, claim{storeNoEndpoints, key, "goto " + rejectChain})
+		}
+	}
+}
+
+func portBase(key types.NamespacedName, port servicePort) string {
+	return key.Namespace + "/" + key.Name + "/" + port.proto + "/" + port.name
+}
+
+// portChainName names the chain of a service port with session affinity.
+func portChainName(key types.NamespacedName, port servicePort) string {
+	base := portBase(key, port)
+	return objName("service-", base, base)
+}
+
 // portChain adds the chain of a service port with endpoints, and its
 // affinity sets, to r and returns the chain's name.
 func (p *Proxy) portChain(r *svcRules, key types.NamespacedName, port servicePort, eps []netip.AddrPort, affinity int) string {
-	base := key.Namespace + "/" + key.Name + "/" + port.proto + "/" + port.name
-	chain := objName("service-", base, base)
+	base := portBase(key, port)
+	chain := portChainName(key, port)
 	var rules []string
 	if p.cidr != "" {
 		rules = append(rules, "ip saddr != "+p.cidr+" jump "+markMasqChain)
