@@ -97,6 +97,11 @@ type Config struct {
 	// empty: the agent's own, at the pods' gateway address.
 	ClusterDNS    []string
 	ClusterDomain string
+	// LoadBalancerLocal: the cluster's load balancer addresses are this
+	// machine's own (`wharf up`: one node, on the machine's network): they
+	// are held on lo and never announced, so nothing about them leaves
+	// the machine.
+	LoadBalancerLocal bool
 	// Version is reported as the node's kubelet version.
 	Version string
 	Logger  *slog.Logger
@@ -223,7 +228,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}
-	link, err := newLinking(cfg, client, log)
+	link, err := newLinking(cfg, client, creds.CAPEM, log)
 	if err != nil {
 		return err
 	}
@@ -248,6 +253,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"pod network": func(ctx context.Context) error { return pn.Serve(ctx, pnl) },
 		"services":    link.runServices,
 		"dns":         link.dns.Run,
+		"speaker":     link.runSpeaker,
 		// host-gw: routes to the other nodes' pod CIDRs via their
 		// addresses; the rest of the cluster's ranges unreachable.
 		"routes": routes.New(routes.Config{

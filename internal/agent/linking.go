@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -16,8 +17,11 @@ import (
 
 	"wharf.dev/wharf/internal/agent/pods"
 	"wharf.dev/wharf/internal/agent/services"
+	"wharf.dev/wharf/internal/agent/speaker"
 	"wharf.dev/wharf/internal/network/clusterdns"
 	"wharf.dev/wharf/internal/network/proxy"
+	"wharf.dev/wharf/internal/nodehost"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // The node links its pods to services as kube-proxy and a node-local DNS
@@ -39,6 +43,9 @@ type linking struct {
 	dns     *nodeDNS
 	watcher *services.Watcher
 	proxy   *proxy.Proxy
+	// speaker holds the node's share of the load balancer addresses; nil
+	// without an IPv4 node address.
+	speaker *speaker.Speaker
 }
 
 // runServices runs the watch, which syncs the proxy, until ctx is done,
@@ -50,7 +57,7 @@ func (l *linking) runServices(ctx context.Context) error {
 	return errors.Join(err, l.proxy.Close(cctx))
 }
 
-func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*linking, error) {
+func newLinking(cfg Config, client kubernetes.Interface, caPEM []byte, log *slog.Logger) (*linking, error) {
 	// Node ports answer on the node's address (the InternalIP), but a
 	// loopback one (`wharf up`'s): the kernel routes no DNAT from
 	// 127.0.0.0/8 to a pod without route_localnet, which kube-proxy's
@@ -78,8 +85,34 @@ func newLinking(cfg Config, client kubernetes.Interface, log *slog.Logger) (*lin
 	if err != nil {
 		return nil, fmt.Errorf("cluster DNS: %w", err)
 	}
-	w := services.New(services.Config{Client: client, Sinks: []services.Sink{px, srv}, Sync: px.Sync, Logger: log.With("component", "services")})
-	return &linking{dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, watcher: w, proxy: px}, nil
+	l := &linking{dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, proxy: px}
+	sinks := []services.Sink{px, srv}
+	a, err := netip.ParseAddr(cfg.NodeIP)
+	if cfg.LoadBalancerLocal {
+		a, err = netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil
+	}
+	if err == nil && a.Is4() {
+		// Heartbeats of one cluster only: its agents share its CA.
+		cluster, _ := wire.CAHash(caPEM)
+		l.speaker = speaker.New(speaker.Config{
+			Client: client, NodeName: cfg.NodeName, NodeIP: a, Cluster: cluster,
+			StateFile: filepath.Join(cfg.StateDir, nodehost.LoadBalancerFile), Logger: log.With("component", "speaker"),
+		})
+		sinks = append(sinks, l.speaker)
+	} else {
+		log.Info("load balancer addresses not held here: the node's address is not IPv4", "nodeIP", cfg.NodeIP)
+	}
+	l.watcher = services.New(services.Config{Client: client, Sinks: sinks, Sync: px.Sync, Logger: log.With("component", "services")})
+	return l, nil
+}
+
+// runSpeaker holds the node's load balancer addresses until ctx is done.
+func (l *linking) runSpeaker(ctx context.Context) error {
+	if l.speaker == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return l.speaker.Run(ctx)
 }
 
 // resolvers are the nameservers of the node's resolv.conf (the one pods

@@ -133,7 +133,7 @@ func (s *Server) allocateService(ctx context.Context, req *request, svc, old *co
 	if old != nil && svc.Spec.ClusterIP == "" && old.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.Type != corev1.ServiceTypeExternalName {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = old.Spec.ClusterIP, old.Spec.ClusterIPs
 	}
-	if old != nil {
+	if old != nil && (svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
 		keepNodePorts(svc, old)
 	}
 	page, err := s.store.List(ctx, resourcePrefix(req.res), storage.ListOptions{})

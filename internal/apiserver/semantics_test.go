@@ -494,3 +494,48 @@ func TestTablesAndServiceAllocation(t *testing.T) {
 }
 
 var _ kubernetes.Interface = nil
+
+// TestServiceTypeChange: changing a service's type alone, by a patch as
+// `kubectl patch` sends it or by a replace of the object read, drops what
+// belonged to the old type (node ports, the health check port).
+func TestServiceTypeChange(t *testing.T) {
+	s := startAPIOnly(t)
+	ctx := ctxT(t)
+	svcs := s.Client.CoreV1().Services("default")
+	for _, tc := range []struct {
+		name, from, how string
+	}{
+		{"np-merge", "NodePort", "merge"},
+		{"lb-merge", "LoadBalancer", "merge"},
+		{"lb-strategic", "LoadBalancer", "strategic"},
+		{"lb-replace", "LoadBalancer", "replace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc, err := svcs.Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: tc.name},
+				Spec: corev1.ServiceSpec{Type: corev1.ServiceType(tc.from), ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+					Ports: []corev1.ServicePort{{Port: 80}}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			patch := []byte(`{"spec":{"type":"ClusterIP"}}`)
+			switch tc.how {
+			case "merge":
+				svc, err = svcs.Patch(ctx, tc.name, types.MergePatchType, patch, metav1.PatchOptions{})
+			case "strategic":
+				svc, err = svcs.Patch(ctx, tc.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+			default:
+				svc.Spec.Type = corev1.ServiceTypeClusterIP
+				svc, err = svcs.Update(ctx, svc, metav1.UpdateOptions{})
+			}
+			if err != nil {
+				t.Fatalf("%s to ClusterIP: %v", tc.from, err)
+			}
+			if svc.Spec.Ports[0].NodePort != 0 || svc.Spec.HealthCheckNodePort != 0 || svc.Spec.ExternalTrafficPolicy != "" {
+				t.Errorf("after the change: nodePort %d, healthCheckNodePort %d, externalTrafficPolicy %q; want none",
+					svc.Spec.Ports[0].NodePort, svc.Spec.HealthCheckNodePort, svc.Spec.ExternalTrafficPolicy)
+			}
+		})
+	}
+}

@@ -52,6 +52,8 @@ func clusterRecord(c *wharfv1.Cluster, t *wharfv1.ClusterTemplate) record {
 		{"api_address", s.APIAddress},
 		{"master_addresses", s.MasterAddresses},
 		{"node_addresses", s.NodeAddresses},
+		{"lb_cidr", s.LoadBalancerCIDR},
+		{"load_balancers", loadBalancerLines(s.LoadBalancers)},
 		{"coe_version", s.COEVersion},
 		{"container_version", s.ContainerVersion},
 		{"faults", s.Faults},
@@ -127,4 +129,18 @@ func parseTimeout(v string) (*metav1.Duration, error) {
 		return nil, fmt.Errorf("--timeout %q: want minutes (60) or a duration (90s, 1h)", v)
 	}
 	return &metav1.Duration{Duration: d}, nil
+}
+
+// loadBalancerLines shows a cluster's load balancers one per line:
+// "namespace/name address ports", "<pending>" for no address yet.
+func loadBalancerLines(lbs []wharfv1.LoadBalancer) []string {
+	var out []string
+	for _, lb := range lbs {
+		addr := lb.Address
+		if addr == "" {
+			addr = "<pending>"
+		}
+		out = append(out, strings.TrimSpace(lb.Service+" "+addr+" "+strings.Join(lb.Ports, ",")))
+	}
+	return out
 }

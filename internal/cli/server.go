@@ -54,6 +54,7 @@ unless --etcd-servers names an external cluster.`,
 	f.StringVar(&o.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "range of service cluster IPs")
 	f.StringVar(&o.ClusterCIDR, "cluster-cidr", wire.DefaultClusterCIDR, "range of pod IPs: each node gets a block of it as spec.podCIDR")
 	f.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultMaskSize, "prefix length of each node's pod CIDR")
+	f.StringSliceVar(&o.LoadBalancerPool, "lb-cidr", nil, "CIDRs LoadBalancer services get addresses from (repeat or comma-separate); none: such services stay pending")
 	f.BoolVar(&o.DisableControllers, "disable-controllers", false, "serve the API only: no scheduler or controllers")
 	f.BoolVar(&o.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync etcd writes (tests only: a crash loses acknowledged writes)")
 	f.MarkHidden("unsafe-no-fsync")

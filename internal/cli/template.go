@@ -18,7 +18,7 @@ var templateListColumns = []string{"uuid", "name", "coe", "provider", "public"}
 
 var templateFlags = map[string]string{
 	"spec.coe": "--coe", "spec.provider": "--provider", "spec.flavor.cpu": "--cpu", "spec.flavor.memory": "--memory",
-	"spec.network.hostCIDR": "--host-cidr", "spec.network.podCIDR": "--pod-cidr", "spec.network.serviceCIDR": "--service-cidr",
+	"spec.network.hostCIDR": "--host-cidr", "spec.network.podCIDR": "--pod-cidr", "spec.network.serviceCIDR": "--service-cidr", "spec.network.loadBalancerCIDR": "--lb-cidr",
 	"spec.network.dnsNameserver": "--dns-nameserver",
 	"spec.ssh":                   "--ssh-host", "spec.ssh.hosts": "--ssh-host", "spec.ssh.keySecret": "--ssh-key-secret", "spec.labels": "--labels",
 }
@@ -85,6 +85,7 @@ func templateRecord(t *wharfv1.ClusterTemplate, project string) record {
 		{"host_cidr", t.Spec.Network.HostCIDR},
 		{"pod_cidr", t.Spec.Network.PodCIDR},
 		{"service_cidr", t.Spec.Network.ServiceCIDR},
+		{"lb_cidr", t.Spec.Network.LoadBalancerCIDR},
 		{"dns_nameserver", t.Spec.Network.DNSNameserver},
 		{"ssh_hosts", ssh.Hosts},
 		{"ssh_user", ssh.User},

@@ -51,6 +51,7 @@ func newTemplateCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 	f.StringVar(&o.spec.Flavor.CPU, "cpu", "", "CPU limit of each host, e.g. 2 or 500m (default: none)")
 	f.StringVar(&o.spec.Flavor.Memory, "memory", "", "memory limit of each host, e.g. 4Gi (default: none)")
 	f.StringVar(&o.spec.Network.HostCIDR, "host-cidr", "", "hosts' addresses, inside the service's provider network (default: any free one)")
+	f.StringVar(&o.spec.Network.LoadBalancerCIDR, "lb-cidr", "", "pool of LoadBalancer service addresses on the provider network; each cluster gets a /28 of it (default: the local provider's top quarter of its network)")
 	f.StringVar(&o.spec.Network.PodCIDR, "pod-cidr", wire.DefaultClusterCIDR, "pods' addresses")
 	f.StringVar(&o.spec.Network.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "services' cluster IPs")
 	f.StringVar(&o.spec.Network.DNSNameserver, "dns-nameserver", "", `resolver the nodes' DNS forwards names outside the cluster to: an IPv4 address, or "none" (default: the hosts' /etc/resolv.conf)`)

@@ -52,6 +52,7 @@ func (s *service) updateTemplate(ctx context.Context, name, op string, items []s
 			"cpu":          str(&sp.Flavor.CPU),
 			"memory":       str(&sp.Flavor.Memory),
 			"host_cidr":    str(&sp.Network.HostCIDR),
+			"lb_cidr":      str(&sp.Network.LoadBalancerCIDR),
 			"pod_cidr":     {set: str(&sp.Network.PodCIDR).set},
 			"service_cidr": {set: str(&sp.Network.ServiceCIDR).set},
 			"provider":     {set: str(&sp.Provider).set},

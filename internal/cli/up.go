@@ -57,6 +57,7 @@ runc and iptables (crun, when installed, runs the containers).`,
 	f.StringVar(&o.AgentListen, "agent-listen", "", "the agent's HTTPS address for logs and exec (default: the first run's, else 0.0.0.0:10250 if free, else a free port)")
 	f.StringVar(&o.ClusterCIDR, "cluster-cidr", "", "the pods' range (default: the first run's, else "+wire.DefaultClusterCIDR+" if free, else a free /16)")
 	f.StringVar(&o.ServiceCIDR, "service-cidr", "", "the services' range (default: the first run's, else "+wire.DefaultServiceCIDR+" if free, else a free /16)")
+	f.StringVar(&o.LoadBalancerCIDR, "lb-cidr", "", "LoadBalancer services' addresses, answering on this machine only (default: the first run's, else a free /28 of 10.200.0.0/16)")
 	f.StringVar(&o.ResolvConf, "resolv-conf", agent.DefaultResolvConf, `resolver configuration of pods with dnsPolicy Default, and the upstreams of the node's DNS for names outside the cluster ("": none)`)
 	f.StringVar(&o.ImagesDir, "images", "", "directory of the built-in image tarballs (default: images/ next to the wharf binary)")
 	f.BoolVar(&foreground, "foreground", false, "stay attached, showing the server's and agent's logs; stop the cluster (keeping its data) on Ctrl-C")

@@ -137,6 +137,8 @@ type Controller struct {
 	ops map[types.UID]context.CancelCauseFunc
 	// health is what the health loop last saw of each cluster.
 	health map[types.UID]*healthState
+	// lbMu serialises the choice of clusters' load balancer blocks.
+	lbMu sync.Mutex
 }
 
 // New returns a controller; Run starts it.

@@ -89,6 +89,9 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if cl, err = c.addStep(ctx, cl, stepCredentials, nil); err != nil {
 		return err
 	}
+	if cl, err = c.ensureLoadBalancerBlock(ctx, cl, e); err != nil {
+		return err
+	}
 	cl, groups, err := c.ensureGroups(ctx, cl)
 	if err != nil {
 		return err
@@ -116,7 +119,7 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if masterPlan == nil {
 		return failStep("node groups", nil, fmt.Errorf("no node group %q", defaultMasterGroup(cl.Name)))
 	}
-	specs := c.specsFor(e, cr, "", pull)
+	specs := c.specsFor(cl, e, cr, "", pull)
 	masters, errs := createHosts(ctx, e.prov, specsOf(specs, provider.RoleMaster, masterPlan.names()))
 	if faults, err := hostErrors(errs); err != nil {
 		return failStep(stepMasterHosts, faults, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -94,18 +95,22 @@ func (c *Controller) healthOf(uid types.UID) *healthState {
 func (c *Controller) checkHealth(ctx context.Context, cl *wharfv1.Cluster) {
 	ctx, cancel := context.WithTimeout(ctx, max(c.cfg.HealthPeriod, readyzTimeout))
 	defer cancel()
-	health, reasons := c.probe(ctx, cl)
+	health, reasons, lbs := c.probe(ctx, cl)
+	if health == wharfv1.HealthUnknown {
+		lbs = cl.Status.LoadBalancers // not seen: as last seen
+	}
 	if ctx.Err() != nil && health == wharfv1.HealthUnknown {
 		return // shutting down, or the probe ran out of time: no verdict
 	}
 	if health != wharfv1.HealthUnknown && c.noteReadiness(cl, reasons) && clusterLabels(cl)[wharfv1.LabelAutoHealing] == "true" {
 		c.queue.Add(cl.Namespace + "/" + cl.Name)
 	}
-	if cl.Status.HealthStatus == health && maps.Equal(cl.Status.HealthStatusReason, reasons) {
+	if cl.Status.HealthStatus == health && maps.Equal(cl.Status.HealthStatusReason, reasons) &&
+		equality.Semantic.DeepEqual(cl.Status.LoadBalancers, lbs) {
 		return
 	}
 	if _, err := c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {
-		st.HealthStatus, st.HealthStatusReason = health, reasons
+		st.HealthStatus, st.HealthStatusReason, st.LoadBalancers = health, reasons, lbs
 	}); err != nil {
 		c.log.Debug("health status not written", "cluster", cl.Namespace+"/"+cl.Name, "err", err)
 		return
@@ -115,12 +120,13 @@ func (c *Controller) checkHealth(ctx context.Context, cl *wharfv1.Cluster) {
 	}
 }
 
-// probe asks the cluster's API for /readyz and its nodes. Nodes the
-// cluster's groups have but the API does not are NotReady ("not
-// registered"): a host that never joined is as unhealthy as one that left.
-func (c *Controller) probe(ctx context.Context, cl *wharfv1.Cluster) (string, map[string]string) {
-	unknown := func(why string) (string, map[string]string) {
-		return wharfv1.HealthUnknown, map[string]string{"api": why}
+// probe asks the cluster's API for /readyz, its nodes and its
+// LoadBalancer services. Nodes the cluster's groups have but the API does
+// not are NotReady ("not registered"): a host that never joined is as
+// unhealthy as one that left.
+func (c *Controller) probe(ctx context.Context, cl *wharfv1.Cluster) (string, map[string]string, []wharfv1.LoadBalancer) {
+	unknown := func(why string) (string, map[string]string, []wharfv1.LoadBalancer) {
+		return wharfv1.HealthUnknown, map[string]string{"api": why}, nil
 	}
 	cr, err := c.ensureCredentials(ctx, cl)
 	if err != nil {
@@ -151,7 +157,11 @@ func (c *Controller) probe(ctx context.Context, cl *wharfv1.Cluster) (string, ma
 			health = wharfv1.HealthUnhealthy
 		}
 	}
-	return health, reasons
+	svcs, err := kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return unknown("list services: " + err.Error())
+	}
+	return health, reasons, loadBalancers(svcs.Items)
 }
 
 // groupNodes are the nodes the cluster's worker groups say they have.

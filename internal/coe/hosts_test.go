@@ -88,6 +88,8 @@ func (r *hostRuntime) startMaster(h provider.Host, args []string) (func(), error
 	advertise := fs.String("advertise-address", "", "")
 	pods := fs.String("cluster-cidr", "", "")
 	services := fs.String("service-cidr", "", "")
+	var lbPool []string
+	fs.Func("lb-cidr", "", func(v string) error { lbPool = append(lbPool, v); return nil })
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -98,6 +100,7 @@ func (r *hostRuntime) startMaster(h provider.Host, args []string) (func(), error
 		AdvertiseAddress: *advertise,
 		ClusterCIDR:      *pods,
 		ServiceCIDR:      *services,
+		LoadBalancerPool: lbPool,
 		NodeGracePeriod:  r.grace,
 		EvictionTimeout:  time.Second,
 		UnsafeNoFsync:    true,

@@ -98,7 +98,7 @@ func (c *Controller) reconcile(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 	uctx, cancel := context.WithTimeout(ctx, c.cfg.UpdateTimeout)
 	defer cancel()
-	c.apply(uctx, kube, e, c.specsFor(e, cr, cl.Status.APIAddress, pull), u, resuming, hosts)
+	c.apply(uctx, kube, e, c.specsFor(cl, e, cr, cl.Status.APIAddress, pull), u, resuming, hosts)
 	c.healed(cl, u.heal)
 	if ctx.Err() != nil {
 		return ctx.Err() // shutdown or deletion: a later sync resumes

@@ -31,10 +31,11 @@ type hostSpecs struct {
 	pullToken  string // "" without a registry
 	registry   string // the service's registry URL ("" none)
 	registryCA []byte
+	lbBlock    string // the cluster's load balancer addresses ("" none)
 }
 
-func (c *Controller) specsFor(e *env, cr *credentials, apiAddress, pullToken string) *hostSpecs {
-	s := &hostSpecs{e: e, cr: cr, apiPort: c.cfg.APIPort, apiAddress: apiAddress, pullToken: pullToken}
+func (c *Controller) specsFor(cl *wharfv1.Cluster, e *env, cr *credentials, apiAddress, pullToken string) *hostSpecs {
+	s := &hostSpecs{e: e, cr: cr, apiPort: c.cfg.APIPort, apiAddress: apiAddress, pullToken: pullToken, lbBlock: cl.Status.LoadBalancerCIDR}
 	if pullToken != "" {
 		s.registry, s.registryCA = c.cfg.RegistryURL, c.cfg.RegistryCA
 	}
@@ -77,6 +78,9 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 		"--advertise-address", "$(HOST_IP)",
 		"--cluster-cidr", pods,
 		"--service-cidr", services,
+	}
+	if s.lbBlock != "" {
+		spec.Args = append(spec.Args, "--lb-cidr", s.lbBlock)
 	}
 	return spec
 }

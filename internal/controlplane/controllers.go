@@ -24,6 +24,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/podgc"
 	"wharf.dev/wharf/internal/controllers/replicaset"
 	"wharf.dev/wharf/internal/controllers/serviceaccount"
+	"wharf.dev/wharf/internal/controllers/servicelb"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/scheduler"
 )
@@ -76,6 +77,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"podgc-controller":          podgc.New(log("podgc-controller"), client, factory),
 		"endpoints-controller":      endpoints.New(log("endpoints-controller"), client, factory),
 		"nodeipam-controller":       nodeipam.New(log("nodeipam-controller"), client, factory, s.clusterCIDR, nodeipam.WithMaskSize(s.opts.NodeCIDRMaskSize)),
+		"servicelb-controller":      servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool),
 		"garbage-collector":         gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
 	}
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))

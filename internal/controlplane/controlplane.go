@@ -29,6 +29,7 @@ import (
 
 	"wharf.dev/wharf/internal/apiserver"
 	"wharf.dev/wharf/internal/controllers/nodeipam"
+	"wharf.dev/wharf/internal/controllers/servicelb"
 	"wharf.dev/wharf/internal/pki"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/storage"
@@ -63,6 +64,9 @@ type Options struct {
 	// nodeipam.DefaultMaskSize).
 	ClusterCIDR      string
 	NodeCIDRMaskSize int
+	// LoadBalancerPool: CIDRs the servicelb controller gives LoadBalancer
+	// services addresses from; empty: none.
+	LoadBalancerPool []string
 	// DisableControllers serves the API only (benchmarks of the API alone).
 	DisableControllers bool
 	// UnsafeNoFsync is for tests: acknowledged writes may be lost on a crash.
@@ -108,6 +112,7 @@ type Server struct {
 	// kube is the loopback client of the server's own handlers (join).
 	kube        kubernetes.Interface
 	clusterCIDR netip.Prefix
+	lbPool      []netip.Prefix
 
 	// URL is where clients reach the server; Loopback is the in-process
 	// clients' configuration; AdminKubeconfig is the path kubectl uses.
@@ -200,6 +205,20 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("cluster CIDR %q: %w", o.ClusterCIDR, err)
+	}
+	if s.lbPool, err = servicelb.ParsePool(o.LoadBalancerPool); err != nil {
+		return err // names the load balancer CIDR at fault
+	}
+	for _, p := range s.lbPool {
+		// Such an address would be routed as a cluster IP or a pod's.
+		for _, r := range []struct {
+			name string
+			cidr netip.Prefix
+		}{{"service CIDR", cidr}, {"cluster CIDR", s.clusterCIDR}} {
+			if p.Overlaps(r.cidr) {
+				return fmt.Errorf("load balancer CIDR %s overlaps the %s %s", p, r.name, r.cidr)
+			}
+		}
 	}
 	nodeTransport, err := s.nodeTransport(certDir)
 	if err != nil {

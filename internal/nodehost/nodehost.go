@@ -26,6 +26,7 @@ import (
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/cri"
+	"wharf.dev/wharf/internal/network/announce"
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/proxy"
 	"wharf.dev/wharf/internal/network/routes"
@@ -33,6 +34,10 @@ import (
 
 // RecordFile is the record's name in the agent's state dir.
 const RecordFile = "node.json"
+
+// LoadBalancerFile, in the agent's state dir, records the load balancer
+// addresses the agent holds on its host's link (package announce).
+const LoadBalancerFile = "load-balancer-addresses.json"
 
 // Record is what an agent leaves on its host.
 type Record struct {
@@ -163,7 +168,7 @@ func Remove(ctx context.Context, r Record) error {
 
 // RemoveNetwork removes what the agent set up in the calling namespace:
 // the FORWARD, masquerade and hostPort rules of its pod CIDR, its service
-// proxy's table, its pods' bridge, its host-gw routes (those of
+// proxy's table, the load balancer addresses it held, its pods' bridge, its host-gw routes (those of
 // routes.Protocol inside its cluster CIDR: an agent of another cluster in
 // the same namespace keeps its own) and the unreachable routes of its
 // cluster's ranges. Every step goes on after a failure.
@@ -208,6 +213,7 @@ func RemoveNetwork(ctx context.Context, r Record) error {
 	if r.ServiceTable != "" {
 		errs = append(errs, removeServiceTable(ctx, r.ServiceTable))
 	}
+	errs = append(errs, announce.RemoveRecorded(filepath.Join(r.StateDir, LoadBalancerFile)))
 	return errors.Join(errs...)
 }
 

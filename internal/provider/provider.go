@@ -55,6 +55,13 @@ type HostSpec struct {
 	Args []string
 }
 
+// LoadBalancerPooler is a Provider with a default pool of load balancer
+// addresses on its network, kept free of hosts: clusters of templates
+// that name no pool of their own get blocks of it.
+type LoadBalancerPooler interface {
+	LoadBalancerPool() string
+}
+
 // Host is a host as the provider knows it.
 type Host struct {
 	Name    string

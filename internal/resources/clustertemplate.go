@@ -136,9 +136,9 @@ func validateNetwork(n wharfv1.Network, p *field.Path) field.ErrorList {
 		pfx  netip.Prefix
 	}
 	var parsed []cidr
-	for _, c := range []cidr{{name: "hostCIDR", v: n.HostCIDR}, {name: "podCIDR", v: n.PodCIDR}, {name: "serviceCIDR", v: n.ServiceCIDR}} {
+	for _, c := range []cidr{{name: "hostCIDR", v: n.HostCIDR}, {name: "podCIDR", v: n.PodCIDR}, {name: "serviceCIDR", v: n.ServiceCIDR}, {name: "loadBalancerCIDR", v: n.LoadBalancerCIDR}} {
 		if c.v == "" {
-			if c.name != "hostCIDR" {
+			if c.name != "hostCIDR" && c.name != "loadBalancerCIDR" {
 				errs = append(errs, field.Required(p.Child(c.name), ""))
 			}
 			continue
@@ -153,6 +153,8 @@ func validateNetwork(n wharfv1.Network, p *field.Path) field.ErrorList {
 			continue
 		case c.name == "podCIDR" && pfx.Bits() > 24:
 			errs = append(errs, field.Invalid(p.Child(c.name), c.v, "must hold at least one node's /24 (a prefix of 24 bits or fewer)"))
+		case c.name == "loadBalancerCIDR" && pfx.Bits() > 30:
+			errs = append(errs, field.Invalid(p.Child(c.name), c.v, "must hold at least two addresses (a prefix of 30 bits or fewer)"))
 		case c.name == "hostCIDR" && pfx.Bits() > 30:
 			errs = append(errs, field.Invalid(p.Child(c.name), c.v, "must hold at least two hosts (a prefix of 30 bits or fewer)"))
 		}

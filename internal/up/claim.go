@@ -27,7 +27,12 @@ var (
 	clusterPool        = netip.MustParsePrefix("10.224.0.0/11")
 	defaultServiceCIDR = netip.MustParsePrefix(wire.DefaultServiceCIDR)
 	servicePool        = netip.MustParsePrefix("10.64.0.0/11")
+	// Load balancer addresses: a free /28 of this range. They are the
+	// machine's own (the agent holds them on lo), never announced.
+	lbPool = netip.MustParsePrefix("10.200.0.0/16")
 )
+
+const lbBits = 28
 
 // Default ports, taken when free.
 const (
@@ -44,6 +49,9 @@ type cluster struct {
 	AgentListen string `json:"agentListen"`
 	ClusterCIDR string `json:"clusterCIDR"`
 	ServiceCIDR string `json:"serviceCIDR"`
+	// LoadBalancerCIDR is where LoadBalancer services' addresses come
+	// from (state dirs of older releases have none until their next up).
+	LoadBalancerCIDR string `json:"loadBalancerCIDR,omitempty"`
 	// Bridge is the pods' bridge; each state dir has its own, since every
 	// `wharf up` shares the machine's network namespace.
 	Bridge     string `json:"bridge"`
@@ -87,9 +95,14 @@ func claim(ctx context.Context, o Options) (cluster, error) {
 		if o.AgentListen != "" {
 			c.AgentListen = o.AgentListen
 		}
-		for _, want := range []struct{ asked, has, what string }{{o.ClusterCIDR, c.ClusterCIDR, "cluster CIDR"}, {o.ServiceCIDR, c.ServiceCIDR, "service CIDR"}} {
-			if want.asked != "" && want.asked != want.has {
+		for _, want := range []struct{ asked, has, what string }{{o.ClusterCIDR, c.ClusterCIDR, "cluster CIDR"}, {o.ServiceCIDR, c.ServiceCIDR, "service CIDR"}, {o.LoadBalancerCIDR, c.LoadBalancerCIDR, "load balancer CIDR"}} {
+			if want.asked != "" && want.has != "" && want.asked != want.has {
 				return c, fmt.Errorf("%s %s asked for, but this cluster has %s: `wharf down --purge` first to change it", want.what, want.asked, want.has)
+			}
+		}
+		if c.LoadBalancerCIDR == "" {
+			if err := claimLoadBalancers(ctx, o, &c); err != nil {
+				return c, err
 			}
 		}
 		return c, saveCluster(o.StateDir, c)
@@ -142,7 +155,51 @@ func claim(ctx context.Context, o Options) (cluster, error) {
 			return c, err
 		}
 	}
+	if err := claimLoadBalancersLocked(snap, o, &c); err != nil {
+		return c, err
+	}
 	return c, saveCluster(o.StateDir, c)
+}
+
+// claimLoadBalancers picks the cluster's load balancer range, under the
+// machine-wide allocation lock.
+func claimLoadBalancers(ctx context.Context, o Options, c *cluster) error {
+	unlock, err := netalloc.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	snap, err := netalloc.Scan()
+	if err != nil {
+		return err
+	}
+	return claimLoadBalancersLocked(snap, o, c)
+}
+
+// claimLoadBalancersLocked picks the range (the one asked, or a free /28
+// of lbPool) and holds it with an unreachable route, as the other
+// ranges: an address of it that no service holds goes nowhere.
+func claimLoadBalancersLocked(snap *netalloc.Snapshot, o Options, c *cluster) error {
+	var p netip.Prefix
+	var err error
+	if o.LoadBalancerCIDR != "" {
+		p, err = pickRange(snap, o.LoadBalancerCIDR, "load balancer CIDR", netip.Prefix{}, lbPool)
+	} else if p, err = snap.Free(lbPool, lbBits, netip.Prefix{}); err != nil {
+		err = fmt.Errorf("load balancer CIDR: %w (give one)", err)
+	}
+	if err != nil {
+		return err
+	}
+	for _, other := range []string{c.ClusterCIDR, c.ServiceCIDR} {
+		if q, err := netip.ParsePrefix(other); err == nil && q.Overlaps(p) {
+			return fmt.Errorf("load balancer CIDR %s overlaps %s", p, q)
+		}
+	}
+	if err := routes.Guard(nil, p); err != nil {
+		return err
+	}
+	c.LoadBalancerCIDR = p.String()
+	return nil
 }
 
 // pickRange is asked if given (refused when another holds part of it),
@@ -192,7 +249,7 @@ func saveCluster(stateDir string, c cluster) error {
 // release lets go of the ranges claim held (`wharf down --purge`).
 func release(c cluster) error {
 	var errs []error
-	for _, s := range []string{c.ClusterCIDR, c.ServiceCIDR} {
+	for _, s := range []string{c.ClusterCIDR, c.ServiceCIDR, c.LoadBalancerCIDR} {
 		if p, err := netip.ParsePrefix(s); err == nil {
 			errs = append(errs, routes.Unguard(nil, p))
 		}

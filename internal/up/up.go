@@ -41,6 +41,10 @@ type Options struct {
 	// (default 10.244.0.0/16 and 10.96.0.0/12 if free, else free /16s);
 	// one that anything else on the machine holds is refused.
 	ClusterCIDR, ServiceCIDR string
+	// LoadBalancerCIDR is where LoadBalancer services' addresses come
+	// from (default: a free /28 of 10.200.0.0/16); they answer on this
+	// machine only.
+	LoadBalancerCIDR string
 	// ResolvConf is the resolver configuration pods with dnsPolicy
 	// Default get (the agent's --resolv-conf); "": no nameserver.
 	ResolvConf string
@@ -114,7 +118,7 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 		fmt.Fprintf(out, "server already running (pid %d)\n", pid)
 	} else {
 		if _, err := l.server.Start(o.Binary, "server", "--data-dir", l.serverDir, "--listen", c.Listen,
-			"--cluster-cidr", c.ClusterCIDR, "--service-cidr", c.ServiceCIDR); err != nil {
+			"--cluster-cidr", c.ClusterCIDR, "--service-cidr", c.ServiceCIDR, "--lb-cidr", c.LoadBalancerCIDR); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "server started (log %s)\n", l.server.LogFile)
@@ -143,7 +147,7 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 		args := []string{"agent", "--server", cfg.Host, "--token-file", filepath.Join(l.serverDir, "join-token"),
 			"--state-dir", l.nodeDir, "--node-name", c.NodeName, "--cgroup-root", c.CgroupRoot,
 			"--listen", c.AgentListen, "--cluster-cidr", c.ClusterCIDR, "--service-cidr", c.ServiceCIDR,
-			"--cni-bridge", c.Bridge, "--resolv-conf=" + o.ResolvConf}
+			"--cni-bridge", c.Bridge, "--resolv-conf=" + o.ResolvConf, "--lb-local"}
 		if o.NodeIP != "" {
 			args = append(args, "--node-ip", o.NodeIP)
 		}

@@ -151,6 +151,22 @@ spec:
 	// The node itself (here, the machine: `wharf up` runs in its namespace).
 	testserver.Contains(t, httpGet(t, "http://"+clusterIP+"/"), "guestbook backend")
 
+	// A LoadBalancer service gets an address of the node's pool, which
+	// answers on this machine (held on lo, announced nowhere).
+	c.Run("expose", "deployment/backend", "--name", "backend-lb", "--type", "LoadBalancer", "--port", "80", "--target-port", "8080")
+	lbIP := strings.TrimSpace(c.Eventually(`^\d+\.\d+\.\d+\.\d+$`, "get", "svc", "backend-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"))
+	testserver.Contains(t, c.Run("get", "svc", "backend-lb"), lbIP)
+	testserver.Contains(t, httpGet(t, "http://"+lbIP+"/"), "guestbook backend")
+	if out, _ := exec.Command("ip", "-br", "addr", "show", "dev", "lo").CombinedOutput(); !strings.Contains(string(out), lbIP+"/32") {
+		t.Errorf("load balancer address %s not on lo:\n%s", lbIP, out)
+	}
+	// Deleted: the address goes from lo, and is refused rather than sent anywhere.
+	c.Run("delete", "svc", "backend-lb")
+	testserver.WaitFor(t, "the address gone from lo", 10*time.Second, func() (bool, error) {
+		out, err := exec.Command("ip", "-br", "addr", "show", "dev", "lo").CombinedOutput()
+		return !strings.Contains(string(out), lbIP+"/"), err
+	})
+
 	t.Run("traffic never fails while backends scale, roll out, and the agent and containerd restart", func(t *testing.T) {
 		serviceTrafficNeverFails(t, c)
 	})

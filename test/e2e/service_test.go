@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -250,6 +251,31 @@ func TestClusterService(t *testing.T) {
 		})
 	}
 
+	// LoadBalancer: an address of the cluster's block of the provider
+	// network's pool, answering from this machine, listed by cluster show.
+	k.Run("expose", "deployment/hello", "--name", "hello-lb", "--type", "LoadBalancer", "--port", "80", "--target-port", "8080")
+	lbIP := strings.TrimSpace(k.Eventually(`^\d+\.\d+\.\d+\.\d+$`, "get", "svc", "hello-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"))
+	block := s.field("demo", "lb_cidr")
+	if p, err := netip.ParsePrefix(block); err != nil || !p.Contains(netip.MustParseAddr(lbIP)) {
+		t.Errorf("load balancer address %s, cluster's block %q", lbIP, block)
+	}
+	seen := map[string]bool{}
+	for range 30 {
+		answer := httpGet(t, "http://"+lbIP+"/")
+		for _, p := range []corev1.Pod{a, b} {
+			if strings.Contains(answer, `"podIP": "`+p.Status.PodIP+`"`) {
+				seen[p.Spec.NodeName] = true
+			}
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("30 calls to %s answered by pods of %v, want both nodes'", lbIP, seen)
+	}
+	testserver.WaitFor(t, "cluster show listing the load balancer", 20*time.Second, func() (bool, error) {
+		out := s.must("cluster", "show", "demo")
+		return strings.Contains(out, "default/hello-lb "+lbIP+" 80/TCP"), errors.New(out)
+	})
+
 	// Resize up, then down naming the host to remove.
 	s.must("cluster", "resize", "demo", "4", "--wait")
 	k.Eventually(`demo-node-3\s+Ready`, "get", "nodes")
@@ -439,6 +465,28 @@ func TestPowerCutAndAutoHealing(t *testing.T) {
 	}
 	k.Run("delete", "pod", "probe", "--now")
 
+	// A load balancer address, held by one host: that host is the one
+	// whose power is cut.
+	k.Run("expose", "deployment/hello", "--name", "hello-lb", "--type", "LoadBalancer", "--port", "80", "--target-port", "8080")
+	lbIP := strings.TrimSpace(k.Eventually(`^\d+\.\d+\.\d+\.\d+$`, "get", "svc", "hello-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"))
+	testserver.Contains(t, httpGet(t, "http://"+lbIP+"/"), `"podIP": "`)
+	key := "heal-" + s.field("heal", "uuid")[:8]
+	holders := func() []string {
+		var on []string
+		for _, n := range []string{"heal-node-0", "heal-node-1", "heal-node-2"} {
+			out, _ := exec.Command("ip", "-n", "wh-"+key+"-"+n, "-br", "addr").CombinedOutput()
+			if strings.Contains(string(out), " "+lbIP+"/32") {
+				on = append(on, n)
+			}
+		}
+		return on
+	}
+	if h := holders(); len(h) != 1 {
+		t.Fatalf("load balancer address %s held by %v, want one host", lbIP, h)
+	} else {
+		victim = h[0]
+	}
+
 	lp, err := local.New(local.Config{StateDir: filepath.Join(s.stateDir, "hosts")})
 	if err != nil {
 		t.Fatal(err)
@@ -459,6 +507,19 @@ func TestPowerCutAndAutoHealing(t *testing.T) {
 	if !cut {
 		t.Fatalf("no host %s among %v", victim, hosts)
 	}
+	// Failover: another host takes the address and announces it.
+	cutAt := time.Now()
+	fast := &http.Client{Timeout: 250 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	testserver.WaitFor(t, "the load balancer address answering again", 30*time.Second, func() (bool, error) {
+		resp, err := fast.Get("http://" + lbIP + "/")
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return true, nil
+	})
+	t.Logf("load balancer failover after a power cut: %s answering again after %s, held by %v",
+		lbIP, time.Since(cutAt).Round(time.Millisecond), holders())
 	k.Eventually(victim+`\s+NotReady`, "get", "nodes")
 	testserver.WaitFor(t, "3 hello pods running, none on the dead node", 90*time.Second, func() (bool, error) {
 		l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})

@@ -63,10 +63,11 @@ func (p *Provider) reserve(r *record, hostCIDR string) error {
 		}
 	}
 	addr, ok := netip.Addr{}, false
-	last := lastAddr(p.network)
+	last, lbs := lastAddr(p.network), lbPool(p.network)
 	for a := pool.Masked().Addr(); pool.Contains(a); a = a.Next() {
-		// Neither the network's own address nor its broadcast address.
-		if a == p.network.Masked().Addr() || a == last || used[a] {
+		// Neither the network's own address nor its broadcast address,
+		// nor one of the load balancer pool's.
+		if a == p.network.Masked().Addr() || a == last || used[a] || lbs.Contains(a) {
 			continue
 		}
 		addr, ok = a, true

@@ -18,8 +18,10 @@ import (
 // route via the bridge (the service address), forwarding on and reverse
 // path filtering off (pods of other hosts arrive from host-gw routes with
 // source addresses no route of ours points back to). Every step checks
-// first, so it also completes a host a crash left half made.
-func (p *Provider) setupHostNetwork(n names, addr netip.Addr) error {
+// first, so it also completes a host a crash left half made. The veth's
+// root end is up only for a powered host: a powered-off one answers
+// nothing, not even ARP for its addresses, as a machine without power.
+func (p *Provider) setupHostNetwork(n names, addr netip.Addr, powered bool) error {
 	ns, err := ensureNetNS(n)
 	if err != nil {
 		return err
@@ -35,7 +37,7 @@ func (p *Provider) setupHostNetwork(n names, addr netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", p.cfg.Bridge, err)
 	}
-	if err := p.ensureVeth(n, h, ns, br); err != nil {
+	if err := p.ensureVeth(n, h, ns, br, powered); err != nil {
 		return err
 	}
 	lo, err := h.LinkByName("lo")
@@ -80,7 +82,7 @@ func (p *Provider) setupHostNetwork(n names, addr netip.Addr) error {
 // ensureVeth makes the veth pair: n.veth on the bridge in the root
 // namespace, eth0 in the host's. A root end whose peer is missing (or
 // elsewhere) is replaced.
-func (p *Provider) ensureVeth(n names, h *netlink.Handle, ns netns.NsHandle, br netlink.Link) error {
+func (p *Provider) ensureVeth(n names, h *netlink.Handle, ns netns.NsHandle, br netlink.Link, up bool) error {
 	root, err := netlink.LinkByName(n.veth)
 	if err == nil {
 		if _, perr := h.LinkByName(peerName); perr == nil {
@@ -89,10 +91,7 @@ func (p *Provider) ensureVeth(n names, h *netlink.Handle, ns netns.NsHandle, br 
 					return fmt.Errorf("veth %s: bridge: %w", n.veth, err)
 				}
 			}
-			if err := netlink.LinkSetUp(root); err != nil {
-				return fmt.Errorf("veth %s: up: %w", n.veth, err)
-			}
-			return nil
+			return setLinkPower(root, up)
 		}
 		if err := netlink.LinkDel(root); err != nil {
 			return fmt.Errorf("veth %s: replace: %w", n.veth, err)
@@ -112,8 +111,17 @@ func (p *Provider) ensureVeth(n names, h *netlink.Handle, ns netns.NsHandle, br 
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("veth %s: %w", n.veth, err)
 	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return fmt.Errorf("veth %s: up: %w", n.veth, err)
+	return setLinkPower(veth, up)
+}
+
+// setLinkPower sets a host's veth root end up or down.
+func setLinkPower(l netlink.Link, up bool) error {
+	set, what := netlink.LinkSetUp, "up"
+	if !up {
+		set, what = netlink.LinkSetDown, "down"
+	}
+	if err := set(l); err != nil {
+		return fmt.Errorf("veth %s: %s: %w", l.Attrs().Name, what, err)
 	}
 	return nil
 }

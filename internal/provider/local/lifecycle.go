@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/mountinfo"
@@ -16,12 +18,13 @@ import (
 	"wharf.dev/wharf/internal/provider"
 )
 
-// PowerOff stops a host as a power cut would: every process of its cgroup
-// subtree (the wharf process, containerd, shims, containers) is killed
+// PowerOff stops a host as a power cut would: its link goes down first
+// (it answers nothing from then on, ARP for its addresses included),
+// then every process of its cgroup subtree (the wharf process, containerd, shims, containers) is killed
 // while frozen, so none can fork away; what a reboot would not find
 // either goes too (mounts below the state dir, shim sockets, cached CNI
 // results, the cgroups). Files, the namespace and the veth stay;
-// CreateHost starts the host again. A missing host is ErrNotFound.
+// CreateHost brings the link up and starts the host again. A missing host is ErrNotFound.
 func (p *Provider) PowerOff(ctx context.Context, cluster provider.ClusterRef, name string) error {
 	n := p.namesFor(cluster, name)
 	defer lockHost(n.dir)()
@@ -33,6 +36,11 @@ func (p *Provider) PowerOff(ctx context.Context, cluster provider.ClusterRef, na
 		return fmt.Errorf("power off host %q of cluster %s: %w", name, cluster.Key(), err)
 	}
 	start := time.Now()
+	if l, err := netlink.LinkByName(n.veth); err == nil {
+		if err := setLinkPower(l, false); err != nil {
+			return fmt.Errorf("power off host %q: %w", name, err)
+		}
+	}
 	if err := p.stopHost(ctx, n); err != nil {
 		return fmt.Errorf("power off host %q: %w", name, err)
 	}

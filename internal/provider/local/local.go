@@ -137,6 +137,15 @@ func (p *Provider) Name() string { return "local" }
 // ServiceAddress is the bridge's address, the network's first.
 func (p *Provider) ServiceAddress() string { return p.bridgeAddr.String() }
 
+// LoadBalancerPool is the top quarter of the provider network (a /26 of a
+// /24): hosts never get addresses there.
+func (p *Provider) LoadBalancerPool() string { return lbPool(p.network).String() }
+
+func lbPool(network netip.Prefix) netip.Prefix {
+	bits := network.Bits() + 2
+	return netip.PrefixFrom(lastAddr(network), bits).Masked()
+}
+
 // CreateHost makes the host and starts its process, or returns the
 // running host. Every step checks before it acts, so calling it again
 // after a failure (or a crash of the service) completes the host.
@@ -190,7 +199,7 @@ func (p *Provider) CreateHost(ctx context.Context, spec provider.HostSpec) (prov
 	if err := p.syncPorts(ctx); err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
-	if err := p.setupHostNetwork(n, addr); err != nil {
+	if err := p.setupHostNetwork(n, addr, true); err != nil {
 		return provider.Host{}, fmt.Errorf("host %q: %w", spec.Name, err)
 	}
 	// The limits bound the whole host; its wharf process runs in root/wharf.

@@ -40,7 +40,7 @@ func (p *Provider) RepairNetwork(ctx context.Context) error {
 			continue
 		}
 		unlock := lockHost(n.dir)
-		err = p.setupHostNetwork(n, addr)
+		err = p.setupHostNetwork(n, addr, r.PID > 0)
 		unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("host %q: %w", r.Name, err))

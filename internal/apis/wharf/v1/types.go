@@ -51,6 +51,12 @@ type Network struct {
 	HostCIDR    string `json:"hostCIDR,omitempty"`
 	PodCIDR     string `json:"podCIDR,omitempty"`
 	ServiceCIDR string `json:"serviceCIDR,omitempty"`
+	// LoadBalancerCIDR is the pool on the provider network that clusters'
+	// LoadBalancer services get addresses from: each cluster is given a
+	// block of it (a /28, or the whole pool if smaller) when it is made.
+	// Empty: the provider's default pool (the local provider's is the top
+	// quarter of its network), or none.
+	LoadBalancerCIDR string `json:"loadBalancerCIDR,omitempty"`
 	// DNSNameserver is the resolver pods use for names outside the
 	// cluster (Magnum's dns_nameserver): an IPv4 address, or "none" for
 	// no resolver at all (isolated clusters, tests); empty: the hosts'
@@ -150,9 +156,25 @@ type ClusterStatus struct {
 	ContainerVersion string   `json:"containerVersion,omitempty"`
 	// Faults maps a host or a step to its error.
 	Faults map[string]string `json:"faults,omitempty"`
+	// LoadBalancerCIDR is the cluster's block of its template's load
+	// balancer pool; empty: the cluster has none.
+	LoadBalancerCIDR string `json:"loadBalancerCIDR,omitempty"`
+	// LoadBalancers are the cluster's LoadBalancer services as last seen
+	// (Magnum's list of a cluster's Octavia load balancers).
+	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
 	// Steps are the provisioning steps done so far, for `--wait`.
 	Steps     []Step       `json:"steps,omitempty"`
 	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
+}
+
+// LoadBalancer is a LoadBalancer service of a cluster.
+type LoadBalancer struct {
+	// Service is "namespace/name".
+	Service string `json:"service"`
+	// Address is the service's load balancer address; empty: pending.
+	Address string `json:"address,omitempty"`
+	// Ports are the service's ports, "80/TCP".
+	Ports []string `json:"ports,omitempty"`
 }
 
 // Step is one provisioning step and when it finished.
