@@ -84,11 +84,15 @@ func TestDesired(t *testing.T) {
 			want:     map[string]string{"10.0.0.100": ""},
 		},
 		{
-			name:     "pending and ClusterIP services: nothing",
-			alive:    []string{"a", "b", "c"},
-			nodes:    map[string]node{"a": {heartbeat: hb}, "b": {heartbeat: hb}, "c": {heartbeat: hb}},
-			services: []*corev1.Service{newLB("pending", "", false), func() *corev1.Service { s := newLB("cip", "10.0.0.102", false); s.Spec.Type = corev1.ServiceTypeClusterIP; return s }()},
-			want:     map[string]string{"10.0.0.102": ""},
+			name:  "pending and ClusterIP services: nothing",
+			alive: []string{"a", "b", "c"},
+			nodes: map[string]node{"a": {heartbeat: hb}, "b": {heartbeat: hb}, "c": {heartbeat: hb}},
+			services: []*corev1.Service{newLB("pending", "", false), func() *corev1.Service {
+				s := newLB("cip", "10.0.0.102", false)
+				s.Spec.Type = corev1.ServiceTypeClusterIP
+				return s
+			}()},
+			want: map[string]string{"10.0.0.102": ""},
 		},
 	}
 	for _, tt := range tests {
