@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,12 +17,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	wharfclient "wharf.dev/wharf/internal/client/wharf"
+	"wharf.dev/wharf/internal/provider"
 	"wharf.dev/wharf/internal/provider/local"
 )
 
@@ -71,14 +75,22 @@ func Cluster(ctx context.Context, env Env, out io.Writer, cfg ClusterConfig) err
 		fmt.Fprintf(out, "cluster: 1+%d create to a first pod Running:     %s\n", size, firstPod.Summary())
 	}
 
-	var cut Latencies
+	if err := svc.exposedLoad(ctx, out, "expose"); err != nil {
+		return err
+	}
+
+	var cut, expose, failover Latencies
 	for i := 0; i < cfg.PowerCuts; i++ {
-		d, err := svc.powerCut(ctx, fmt.Sprintf("cut-%d", i))
+		t, err := svc.powerCut(ctx, fmt.Sprintf("cut-%d", i))
 		if err != nil {
 			return err
 		}
-		cut.Add(d)
+		cut.Add(t.pods)
+		expose.Add(t.expose)
+		failover.Add(t.failover)
 	}
+	fmt.Fprintf(out, "cluster: LoadBalancer service create to its address answering from this machine: %s\n", expose.Summary())
+	fmt.Fprintf(out, "cluster: power cut of the host holding a load balancer address to the address answering again: %s\n", failover.Summary())
 	fmt.Fprintf(out, "cluster: host power cut to all its pods Running elsewhere: %s\n", cut.Summary())
 
 	if cfg.Saturate > 0 {
@@ -240,26 +252,39 @@ func clusterMemory(c *wharfv1.Cluster) string {
 	return fmt.Sprintf("PSS %s in %d processes", mb(pss), procs)
 }
 
-// powerCut makes a 1+2 cluster running 4 pods, cuts the power of a worker
-// holding some, and times until all 4 run on the other node.
-func (s *benchService) powerCut(ctx context.Context, name string) (time.Duration, error) {
+// cutTimes are what one power cut measured.
+type cutTimes struct {
+	// expose: a LoadBalancer service's create to its address answering
+	// from this machine; failover: the power cut of the host holding the
+	// address to the address answering again; pods: the power cut to
+	// all the pods running elsewhere.
+	expose, failover, pods time.Duration
+}
+
+// powerCut makes a 1+2 cluster running 4 pods behind a LoadBalancer
+// service, cuts the power of the worker holding the service's address,
+// and times until the address answers again and until all 4 pods run on
+// the other node.
+func (s *benchService) powerCut(ctx context.Context, name string) (cutTimes, error) {
+	var t cutTimes
 	if _, _, _, err := s.createTimed(ctx, name, 2); err != nil {
-		return 0, err
+		return t, err
 	}
 	defer s.delete(context.WithoutCancel(ctx), name)
 	kc, err := s.clusterClient(name)
 	if err != nil {
-		return 0, err
+		return t, err
 	}
 	labels := map[string]string{"app": "cut"}
 	p := sleepPod("x")
+	p.Spec.Containers[0].Args = []string{"serve", "--port=8080"}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "cut"},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](4), Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: p.Spec}},
 	}
 	if _, err := kc.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		return 0, err
+		return t, err
 	}
 	running := func(notOn string) (int, error) {
 		l, err := kc.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=cut"})
@@ -279,37 +304,180 @@ func (s *benchService) powerCut(ctx context.Context, name string) (time.Duration
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("%s: pods not running", name)
+			return t, fmt.Errorf("%s: pods not running", name)
 		}
 	}
-	victim := name + "-node-0"
+	lbIP, expose, err := exposeLoadBalancer(ctx, kc, "cut", labels, corev1.ServiceExternalTrafficPolicyCluster)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", name, err)
+	}
+	t.expose = expose
 	lp, err := local.New(local.Config{StateDir: s.hostsDir, Logger: s.env.Logger})
 	if err != nil {
-		return 0, err
+		return t, err
 	}
 	c, err := s.wharf.Clusters("default").Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return 0, err
+		return t, err
 	}
 	hosts, err := lp.AllHosts(ctx)
 	if err != nil {
-		return 0, err
+		return t, err
+	}
+	var victim *provider.Host
+	for i, h := range hosts {
+		if h.Cluster.UID != string(c.UID) {
+			continue
+		}
+		out, _ := exec.Command("ip", "-n", filepath.Base(lp.NetNS(h.Cluster, h.Name)), "-br", "addr").CombinedOutput()
+		if strings.Contains(string(out), " "+lbIP+"/32") {
+			victim = &hosts[i]
+		}
+	}
+	if victim == nil {
+		return t, fmt.Errorf("%s: no host holds %s", name, lbIP)
 	}
 	start := time.Now()
-	for _, h := range hosts {
-		if h.Name == victim && h.Cluster.UID == string(c.UID) {
-			if err := lp.PowerOff(ctx, h.Cluster, h.Name); err != nil {
-				return 0, err
+	if err := lp.PowerOff(ctx, victim.Cluster, victim.Name); err != nil {
+		return t, err
+	}
+	if err := waitAnswer(ctx, "http://"+lbIP+"/healthz", time.Minute); err != nil {
+		return t, fmt.Errorf("%s: %s after the power cut of %s: %w", name, lbIP, victim.Name, err)
+	}
+	t.failover = time.Since(start)
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if n, _ := running(victim.Name); n == 4 {
+			t.pods = time.Since(start)
+			return t, nil
+		}
+		if time.Now().After(deadline) {
+			return t, fmt.Errorf("%s: pods not back after 3 minutes", name)
+		}
+	}
+}
+
+// exposedLoad compares, from this machine (outside the cluster), HTTP
+// requests straight to a pod with requests through its services' load
+// balancer addresses (externalTrafficPolicy Cluster: the holder may be
+// another host, one hop more; Local: the pod's host holds it) and node
+// ports, on a 1+2 cluster. The pod uses its host's network, the only pod
+// address this machine reaches directly.
+func (s *benchService) exposedLoad(ctx context.Context, out io.Writer, name string) error {
+	if _, _, _, err := s.createTimed(ctx, name, 2); err != nil {
+		return err
+	}
+	defer s.delete(context.WithoutCancel(ctx), name)
+	kc, err := s.clusterClient(name)
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{"app": "web"}
+	web := sleepPod("web")
+	web.Labels, web.Spec.HostNetwork, web.Spec.NodeName = labels, true, name+"-node-0"
+	web.Spec.Containers[0].Args = []string{"serve", "--port=8080"}
+	if err := runPods(ctx, kc, []*corev1.Pod{web}, nil); err != nil {
+		return err
+	}
+	lbIP, _, err := exposeLoadBalancer(ctx, kc, "web", labels, corev1.ServiceExternalTrafficPolicyCluster)
+	if err != nil {
+		return err
+	}
+	localIP, _, err := exposeLoadBalancer(ctx, kc, "web-local", labels, corev1.ServiceExternalTrafficPolicyLocal)
+	if err != nil {
+		return err
+	}
+	svc, err := kc.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	addr := map[string]string{}
+	for _, n := range nodes.Items {
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				addr[n.Name] = a.Address
 			}
 		}
 	}
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if n, _ := running(victim); n == 4 {
-			return time.Since(start), nil
+	nodePort := strconv.Itoa(int(svc.Spec.Ports[0].NodePort))
+	targets := []struct{ what, url string }{
+		{"pod (host network)", "http://" + addr[name+"-node-0"] + ":8080/healthz"},
+		{"load balancer address", "http://" + lbIP + "/healthz"},
+		{"load balancer address, policy Local", "http://" + localIP + "/healthz"},
+		{"node port, the pod's host", "http://" + net.JoinHostPort(addr[name+"-node-0"], nodePort) + "/healthz"},
+		{"node port, another host", "http://" + net.JoinHostPort(addr[name+"-node-1"], nodePort) + "/healthz"},
+	}
+	for _, t := range targets {
+		if err := waitAnswer(ctx, t.url, 30*time.Second); err != nil {
+			return fmt.Errorf("%s %s: %w", t.what, t.url, err)
+		}
+	}
+	for _, keepAlive := range []bool{true, false} {
+		mode := "keep-alive"
+		if !keepAlive {
+			mode = "a connection per request"
+		}
+		loads := make([]load, len(targets))
+		for range 3 { // alternating rounds: the machine's drift hits all
+			for i, t := range targets {
+				loads[i].add(runLoad(ctx, t.url, 8, 3*time.Second, keepAlive))
+			}
+		}
+		line := fmt.Sprintf("cluster: from this machine, %s, 8 clients: %s %s", mode, targets[0].what, loads[0].summary())
+		for i, t := range targets[1:] {
+			line += fmt.Sprintf("; %s %s (%.0f%% of direct)", t.what, loads[i+1].summary(), 100*loads[i+1].rps()/loads[0].rps())
+		}
+		fmt.Fprintln(out, line)
+	}
+	return nil
+}
+
+// exposeLoadBalancer makes a LoadBalancer service (port 80 to 8080) of
+// the pods with labels and returns its address and the time from the
+// create to the address answering an HTTP request from this machine.
+func exposeLoadBalancer(ctx context.Context, kc kubernetes.Interface, name string, labels map[string]string, policy corev1.ServiceExternalTrafficPolicy) (string, time.Duration, error) {
+	start := time.Now()
+	if _, err := kc.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: labels, ExternalTrafficPolicy: policy,
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{}); err != nil {
+		return "", 0, err
+	}
+	var ip string
+	for deadline := time.Now().Add(30 * time.Second); ip == ""; time.Sleep(5 * time.Millisecond) {
+		svc, err := kc.CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
+		if err == nil && len(svc.Status.LoadBalancer.Ingress) > 0 {
+			ip = svc.Status.LoadBalancer.Ingress[0].IP
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("%s: pods not back after 3 minutes", name)
+			return "", 0, fmt.Errorf("service %s: no load balancer address after 30 s", name)
 		}
+	}
+	if err := waitAnswer(ctx, "http://"+ip+"/healthz", 30*time.Second); err != nil {
+		return "", 0, fmt.Errorf("service %s at %s: %w", name, ip, err)
+	}
+	return ip, time.Since(start), nil
+}
+
+// waitAnswer polls url with short timeouts until it answers.
+func waitAnswer(ctx context.Context, url string, timeout time.Duration) error {
+	c := &http.Client{Timeout: 100 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(timeout)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

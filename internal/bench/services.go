@@ -58,17 +58,18 @@ func Services(ctx context.Context, env Env, out io.Writer, cfg ServicesConfig) e
 		return err
 	}
 	podIP := be.podIP
-	fmt.Fprintf(out, "services: a pod at %s, its twin behind service %s (node port %q), node DNS %s\n", podIP, be.clusterIP, be.nodePort, dnsAddr)
+	fmt.Fprintf(out, "services: a pod at %s, its twin behind service %s (node port %q, load balancer %s), node DNS %s\n", podIP, be.clusterIP, be.nodePort, be.lbIP, dnsAddr)
 
 	for _, keepAlive := range []bool{true, false} {
 		mode := "keep-alive"
 		if !keepAlive {
 			mode = "a connection per request"
 		}
-		var direct, viaService, viaNodePort load
+		var direct, viaService, viaNodePort, viaLB load
 		for range 3 { // alternating rounds: the machine's drift hits all
 			direct.add(runLoad(ctx, "http://"+podIP+":8080/healthz", cfg.Conns, cfg.Duration, keepAlive))
 			viaService.add(runLoad(ctx, "http://"+be.clusterIP+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
+			viaLB.add(runLoad(ctx, "http://"+be.lbIP+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
 			if be.nodePort != "" {
 				viaNodePort.add(runLoad(ctx, "http://"+be.nodePort+"/healthz", cfg.Conns, cfg.Duration, keepAlive))
 			}
@@ -77,9 +78,24 @@ func Services(ctx context.Context, env Env, out io.Writer, cfg ServicesConfig) e
 		if be.nodePort != "" {
 			nodePort = fmt.Sprintf("%s (%.0f%% of direct)", viaNodePort.summary(), 100*viaNodePort.rps()/direct.rps())
 		}
-		fmt.Fprintf(out, "services: %s, %d clients: pod IP %s; cluster IP %s (%.0f%% of direct); node port %s\n",
-			mode, cfg.Conns, direct.summary(), viaService.summary(), 100*viaService.rps()/direct.rps(), nodePort)
+		fmt.Fprintf(out, "services: %s, %d clients: pod IP %s; cluster IP %s (%.0f%% of direct); load balancer address %s (%.0f%% of direct); node port %s\n",
+			mode, cfg.Conns, direct.summary(), viaService.summary(), 100*viaService.rps()/direct.rps(),
+			viaLB.summary(), 100*viaLB.rps()/direct.rps(), nodePort)
 	}
+
+	var expose Latencies
+	for i := range cfg.Changes {
+		name := fmt.Sprintf("lb-%d", i)
+		_, d, err := exposeLoadBalancer(ctx, c, name, map[string]string{"bench": "backend"}, corev1.ServiceExternalTrafficPolicyCluster)
+		if err != nil {
+			return err
+		}
+		expose.Add(d)
+		if err := c.CoreV1().Services("default").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "services: LoadBalancer service create to its address answering on this machine: %s\n", expose.Summary())
 
 	added, removed, err := endpointChanges(ctx, c, podIP, cfg.Changes)
 	if err != nil {
@@ -124,7 +140,7 @@ func nodeDNS(ctx context.Context, c kubernetes.Interface, node string) (string, 
 }
 
 // startBackend runs two identical testapp servers, the second behind a
-// NodePort service, and returns where each answers. The client
+// LoadBalancer service, and returns where each answers. The client
 // calls each through its own path only: connections to one pod both
 // directly and through the cluster IP, from one address, can meet the
 // conntrack entry of an earlier connection on the other path with the
@@ -141,7 +157,7 @@ func startBackend(ctx context.Context, c kubernetes.Interface) (backend, error) 
 	}
 	svc, err := c.CoreV1().Services("default").Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "backend"},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: behind.Labels,
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: behind.Labels,
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -153,8 +169,16 @@ func startBackend(ctx context.Context, c kubernetes.Interface) (backend, error) 
 	}
 	be = backend{podIP: got.Status.PodIP, clusterIP: svc.Spec.ClusterIP,
 		nodePort: net.JoinHostPort(got.Status.HostIP, strconv.Itoa(int(svc.Spec.Ports[0].NodePort)))}
-	// Through the service and its node port once: their rules are in.
-	urls := []string{"http://" + be.clusterIP + "/healthz"}
+	for deadline := time.Now().Add(30 * time.Second); be.lbIP == ""; time.Sleep(10 * time.Millisecond) {
+		if s, err := c.CoreV1().Services("default").Get(ctx, svc.Name, metav1.GetOptions{}); err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+			be.lbIP = s.Status.LoadBalancer.Ingress[0].IP
+		}
+		if time.Now().After(deadline) {
+			return be, errors.New("the backend's service got no load balancer address")
+		}
+	}
+	// Through the service, its address and node port once: their rules are in.
+	urls := []string{"http://" + be.clusterIP + "/healthz", "http://" + be.lbIP + "/healthz"}
 	if ip, err := netip.ParseAddr(got.Status.HostIP); err == nil && ip.IsLoopback() {
 		be.nodePort = "" // not served on a loopback node address
 	} else {
@@ -178,9 +202,10 @@ func startBackend(ctx context.Context, c kubernetes.Interface) (backend, error) 
 }
 
 // backend is where startBackend's pods answer: the first pod's address,
-// and its twin's service's cluster IP and node port (address:port; ""
-// when the node's address is loopback, where node ports are not served).
-type backend struct{ podIP, clusterIP, nodePort string }
+// and its twin's service's cluster IP, load balancer address and node
+// port (address:port; "" when the node's address is loopback, where node
+// ports are not served).
+type backend struct{ podIP, clusterIP, lbIP, nodePort string }
 
 // load is what rounds of runLoad measured.
 type load struct {

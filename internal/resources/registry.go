@@ -8,6 +8,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,7 +31,7 @@ func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
-		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme,
+		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme,
 		wharfv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
@@ -80,6 +81,7 @@ func Builtin() []*Resource {
 	return []*Resource{
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
 		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(), EndpointSlices(),
+		Ingresses(), IngressClasses(),
 	}
 }
 

@@ -32,6 +32,8 @@ func TestBuiltinRegistry(t *testing.T) {
 		"replicasets":     {short: []string{"rs"}, categories: []string{"all"}, namespaced: true, status: true, scale: true},
 		"leases":          {namespaced: true},
 		"endpointslices":  {namespaced: true},
+		"ingresses":       {short: []string{"ing"}, namespaced: true, status: true},
+		"ingressclasses":  {},
 	}
 	if len(reg.All()) != len(want) {
 		t.Errorf("%d resources, want %d", len(reg.All()), len(want))

@@ -160,12 +160,22 @@ spec:
 	if out, _ := exec.Command("ip", "-br", "addr", "show", "dev", "lo").CombinedOutput(); !strings.Contains(string(out), lbIP+"/32") {
 		t.Errorf("load balancer address %s not on lo:\n%s", lbIP, out)
 	}
+	// An address asked for outside the pool: pending, with an event that
+	// says why.
+	c.RunIn("apiVersion: v1\nkind: Service\nmetadata: {name: bad-lb, annotations: {wharf.dev/load-balancer-ips: 192.0.2.10}}\n"+
+		"spec: {type: LoadBalancer, selector: {app: backend}, ports: [{port: 80}]}\n", "apply", "-f", "-")
+	c.Eventually(`AllocationFailed.*192\.0\.2\.10 is not in the load balancer pool`, "describe", "svc", "bad-lb")
+	testserver.Contains(t, c.Run("get", "svc", "bad-lb"), "<pending>")
+	c.Run("delete", "svc", "bad-lb")
 	// Deleted: the address goes from lo, and is refused rather than sent anywhere.
 	c.Run("delete", "svc", "backend-lb")
 	testserver.WaitFor(t, "the address gone from lo", 10*time.Second, func() (bool, error) {
 		out, err := exec.Command("ip", "-br", "addr", "show", "dev", "lo").CombinedOutput()
 		return !strings.Contains(string(out), lbIP+"/"), err
 	})
+	if answer, err := getOnce("http://" + lbIP + "/"); err == nil {
+		t.Errorf("%s answered after its service's deletion: %q", lbIP, answer)
+	}
 
 	t.Run("traffic never fails while backends scale, roll out, and the agent and containerd restart", func(t *testing.T) {
 		serviceTrafficNeverFails(t, c)

@@ -8,8 +8,8 @@
 //
 // Which node: every agent computes the same owner of each address by
 // rendezvous hashing (announce.Owner) over the candidates, the nodes it
-// hears alive (announce.Members: UDP heartbeats each 200 ms, dead after
-// 1 s unheard) that are not excluded from load balancers and, for
+// hears alive (announce.Members: UDP heartbeats each 100 ms, dead after
+// 0.7 s unheard) that are not excluded from load balancers and, for
 // externalTrafficPolicy Local, have a ready endpoint of the service. When
 // the holder dies its peers stop hearing it within about a second, the
 // next node in each address's order takes it and announces it: the

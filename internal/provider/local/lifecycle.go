@@ -14,6 +14,8 @@ import (
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/containerd"
 	"wharf.dev/wharf/internal/mountinfo"
+	"wharf.dev/wharf/internal/network/announce"
+	"wharf.dev/wharf/internal/network/nsrun"
 	"wharf.dev/wharf/internal/nodehost"
 	"wharf.dev/wharf/internal/provider"
 )
@@ -100,6 +102,13 @@ func (p *Provider) stopHost(ctx context.Context, n names) error {
 	var errs []error
 	for _, r := range nodehost.Find(n.dir) {
 		errs = append(errs, nodehost.Stop(ctx, r))
+		// The load balancer addresses the agent held on the host's link
+		// are gone with the power, as on a machine.
+		if _, err := os.Stat(n.netnsPath()); err == nil {
+			errs = append(errs, nsrun.At(n.netnsPath(), func() error {
+				return announce.RemoveRecorded(filepath.Join(r.StateDir, nodehost.LoadBalancerFile))
+			}))
+		}
 	}
 	errs = append(errs, containerd.Shutdown(ctx, n.dir, n.cgroupRoot))
 	return errors.Join(errs...)

@@ -82,6 +82,11 @@ func (p *Provider) namesFor(cluster provider.ClusterRef, host string) names {
 
 func (n names) netnsPath() string { return filepath.Join(netnsDir, n.netns) }
 
+// NetNS is the path of a host's network namespace.
+func (p *Provider) NetNS(cluster provider.ClusterRef, host string) string {
+	return p.namesFor(cluster, host).netnsPath()
+}
+
 // checkName refuses names that would escape the state dir or make
 // unusable netns and cgroup names.
 func checkName(what, s string) error {
