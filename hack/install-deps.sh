@@ -4,7 +4,7 @@
 # through `go` itself.
 set -euo pipefail
 
-packages=(containerd runc crun busybox-static iproute2 iptables nftables procps psmisc curl openssh-server sudo dnsperf)
+packages=(containerd runc crun busybox-static iproute2 iptables nftables procps psmisc curl openssh-server sudo dnsperf nginx wrk)
 
 command -v go >/dev/null || { echo "install-deps: Go is missing (expected /usr/local/go/bin/go on PATH)" >&2; exit 1; }
 
@@ -23,9 +23,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The Debian package starts a system containerd; Wharf runs its own per host.
-if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
-  systemctl disable --now containerd >/dev/null 2>&1 || true
+# The Debian packages start a system containerd and nginx; Wharf runs its
+# own containerd per host, and the ingress benchmark its own nginx (as the
+# peer it compares with), on ports of its choosing.
+for unit in containerd nginx; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  fi
+done
+if [ -f /run/nginx.pid ] && ! command -v systemctl >/dev/null; then
+  nginx -s quit 2>/dev/null || true
 fi
 
 if ! command -v kubectl >/dev/null; then

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,11 +15,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 var serveCmd = command{
 	name:    "serve",
-	summary: "HTTP server: / answers JSON (hostname, pod IP, headers, message); /healthz, /readyz, /exit?code=N",
+	summary: "HTTP server: / answers JSON (hostname, pod IP, headers, message); /healthz, /readyz, /exit?code=N, /ws (WebSocket echo)",
 	define: func(fs *flag.FlagSet, e env) func(context.Context, []string) error {
 		port := fs.Int("port", 8080, "TCP port to listen on")
 		message := fs.String("message", e.getenv("MESSAGE"), "message to include in answers (default $MESSAGE)")
@@ -80,6 +84,8 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", s.serveReadyz)
 	mux.HandleFunc("/exit", s.serveExit)
+	// A WebSocket echo, of any origin (a nil Handshake checks none).
+	mux.Handle("/ws", websocket.Server{Handler: func(c *websocket.Conn) { io.Copy(c, c) }})
 	return s.logRequests(mux)
 }
 
@@ -182,6 +188,16 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
+
+// Unwrap lets http.ResponseController reach the connection (Hijack for
+// the WebSocket echo).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over (WebSocket): logged as 101.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.code = http.StatusSwitchingProtocols
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
 
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/net/websocket"
 )
 
 func testServer(t *testing.T, message, messageFile string) (*server, *httptest.Server) {
@@ -131,5 +132,23 @@ func TestRootAnswer(t *testing.T) {
 				t.Errorf("headers %v lack X-Test", a.Headers)
 			}
 		})
+	}
+}
+
+func TestWebSocketEcho(t *testing.T) {
+	_, ts := testServer(t, "", "")
+	ws, err := websocket.Dial(strings.Replace(ts.URL, "http://", "ws://", 1)+"/ws", "", "http://client.test/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	for _, msg := range []string{"hello", "again"} {
+		if err := websocket.Message.Send(ws, msg); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := websocket.Message.Receive(ws, &got); err != nil || got != msg {
+			t.Fatalf("echo of %q: %q, %v", msg, got, err)
+		}
 	}
 }

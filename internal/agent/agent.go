@@ -102,6 +102,9 @@ type Config struct {
 	// are held on lo and never announced, so nothing about them leaves
 	// the machine.
 	LoadBalancerLocal bool
+	// IngressHTTP and IngressHTTPS are where the node's ingress proxy
+	// listens (default ":80" and ":443"; "-": not served).
+	IngressHTTP, IngressHTTPS string
 	// Version is reported as the node's kubelet version.
 	Version string
 	Logger  *slog.Logger
@@ -254,6 +257,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"services":    link.runServices,
 		"dns":         link.dns.Run,
 		"speaker":     link.runSpeaker,
+		"ingress":     link.ingress.Run,
 		// host-gw: routes to the other nodes' pod CIDRs via their
 		// addresses; the rest of the cluster's ranges unreachable.
 		"routes": routes.New(routes.Config{

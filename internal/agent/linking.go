@@ -46,6 +46,7 @@ type linking struct {
 	// speaker holds the node's share of the load balancer addresses; nil
 	// without an IPv4 node address.
 	speaker *speaker.Speaker
+	ingress *nodeIngress
 }
 
 // runServices runs the watch, which syncs the proxy, until ctx is done,
@@ -85,8 +86,9 @@ func newLinking(cfg Config, client kubernetes.Interface, caPEM []byte, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("cluster DNS: %w", err)
 	}
-	l := &linking{dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, proxy: px}
-	sinks := []services.Sink{px, srv}
+	l := &linking{dns: &nodeDNS{server: srv, log: log.With("component", "dns"), conns: make(chan dnsConns, 1)}, proxy: px,
+		ingress: newNodeIngress(cfg, client, log.With("component", "ingress"))}
+	sinks := []services.Sink{px, srv, l.ingress.proxy}
 	a, err := netip.ParseAddr(cfg.NodeIP)
 	if cfg.LoadBalancerLocal {
 		a, err = netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil
@@ -103,6 +105,7 @@ func newLinking(cfg Config, client kubernetes.Interface, caPEM []byte, log *slog
 		log.Info("load balancer addresses not held here: the node's address is not IPv4", "nodeIP", cfg.NodeIP)
 	}
 	l.watcher = services.New(services.Config{Client: client, Sinks: sinks, Sync: px.Sync, Logger: log.With("component", "services")})
+	l.ingress.services = l.watcher.Synced()
 	return l, nil
 }
 

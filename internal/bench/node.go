@@ -115,8 +115,11 @@ func Pods(ctx context.Context, env Env, out io.Writer, cfg PodsConfig) error {
 
 // upNode runs `wharf up` (node "bench", no resolver) in the work dir and
 // returns its options, for up.Down, and an unthrottled client.
-func upNode(ctx context.Context, env Env) (up.Options, kubernetes.Interface, error) {
+func upNode(ctx context.Context, env Env, tweak ...func(*up.Options)) (up.Options, kubernetes.Interface, error) {
 	o := up.Options{StateDir: filepath.Join(env.WorkDir, "node"), Binary: env.Bin, NodeIP: "127.0.0.1", NodeName: "bench"}
+	for _, f := range tweak {
+		f(&o)
+	}
 	if err := up.Up(ctx, io.Discard, o); err != nil {
 		return o, nil, err
 	}

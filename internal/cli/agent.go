@@ -83,6 +83,8 @@ adopts them.`,
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", agent.DefaultResolvConf, `resolver configuration of pods with dnsPolicy Default, and the upstreams of the node's DNS for names outside the cluster ("": none)`)
 	f.StringSliceVar(&cfg.ClusterDNS, "cluster-dns", nil, "DNS servers of pods with dnsPolicy ClusterFirst (default: the agent's own, at the pods' gateway address)")
 	f.StringVar(&cfg.ClusterDomain, "cluster-domain", wire.DefaultClusterDomain, "the cluster's DNS domain")
+	f.StringVar(&cfg.IngressHTTP, "ingress-http", ":80", `where the node's ingress proxy serves HTTP ("-": nowhere)`)
+	f.StringVar(&cfg.IngressHTTPS, "ingress-https", ":443", `where the node's ingress proxy serves HTTPS ("-": nowhere)`)
 	f.BoolVar(&cfg.LoadBalancerLocal, "lb-local", false, "hold load balancer addresses on lo, unannounced: they answer on this machine only (wharf up)")
 	f.StringVar(&cfg.RegistryURL, "registry-url", "", "pull registry.wharf.local images from this registry (https://host:port) instead of the cluster's server")
 	f.StringVar(&cfg.RegistryCAFile, "registry-ca-file", "", "CA certificate (PEM) of --registry-url (default: the system roots)")

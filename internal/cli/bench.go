@@ -112,6 +112,13 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	svcCmd.Flags().DurationVar(&svc.Duration, "duration", 3*time.Second, "each load round (3 rounds per target, alternating)")
 	svcCmd.Flags().IntVar(&svc.Changes, "changes", 20, "endpoint and DNS changes timed")
 
-	cmd.AddCommand(schedCmd, apiCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd)
+	ing := bench.IngressConfig{}
+	ingCmd := sub("ingress", "Ingress proxy against nginx as the same reverse proxy, wrk as the client: HTTP and HTTPS keep-alive (root)",
+		func(ctx context.Context, env bench.Env) error { return bench.Ingress(ctx, env, stdio.Out, ing) })
+	ingCmd.Flags().IntVar(&ing.Conns, "conns", 32, "wrk connections")
+	ingCmd.Flags().IntVar(&ing.Threads, "threads", 2, "wrk threads")
+	ingCmd.Flags().DurationVar(&ing.Duration, "duration", 5*time.Second, "each wrk run")
+	ingCmd.Flags().IntVar(&ing.Rounds, "rounds", 3, "rounds per proxy and scheme, alternating")
+	cmd.AddCommand(schedCmd, apiCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd)
 	return cmd
 }

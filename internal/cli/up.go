@@ -54,6 +54,8 @@ runc and iptables (crun, when installed, runs the containers).`,
 	f.StringVar(&o.Listen, "listen", "", "the server's HTTPS address (default: the first run's, else 127.0.0.1:6443 if free, else a free port)")
 	f.StringVar(&o.NodeName, "node-name", "", "the node's name (default: the host name)")
 	f.StringVar(&o.NodeIP, "node-ip", "", "the node's address (default: the address of the interface with the default route)")
+	f.StringVar(&o.IngressHTTP, "ingress-http", "", "where the ingress proxy serves HTTP (default: the first run's, else 0.0.0.0:80 if free, else a free port)")
+	f.StringVar(&o.IngressHTTPS, "ingress-https", "", "where the ingress proxy serves HTTPS (default: the first run's, else 0.0.0.0:443 if free, else a free port)")
 	f.StringVar(&o.AgentListen, "agent-listen", "", "the agent's HTTPS address for logs and exec (default: the first run's, else 0.0.0.0:10250 if free, else a free port)")
 	f.StringVar(&o.ClusterCIDR, "cluster-cidr", "", "the pods' range (default: the first run's, else "+wire.DefaultClusterCIDR+" if free, else a free /16)")
 	f.StringVar(&o.ServiceCIDR, "service-cidr", "", "the services' range (default: the first run's, else "+wire.DefaultServiceCIDR+" if free, else a free /16)")

@@ -18,6 +18,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/deployment"
 	"wharf.dev/wharf/internal/controllers/endpoints"
 	"wharf.dev/wharf/internal/controllers/gc"
+	"wharf.dev/wharf/internal/controllers/ingress"
 	"wharf.dev/wharf/internal/controllers/namespace"
 	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controllers/nodelifecycle"
@@ -77,6 +78,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"podgc-controller":          podgc.New(log("podgc-controller"), client, factory),
 		"endpoints-controller":      endpoints.New(log("endpoints-controller"), client, factory),
 		"nodeipam-controller":       nodeipam.New(log("nodeipam-controller"), client, factory, s.clusterCIDR, nodeipam.WithMaskSize(s.opts.NodeCIDRMaskSize)),
+		"ingress-controller":        ingress.New(log("ingress-controller"), client, factory, recorder("ingress-controller")),
 		"servicelb-controller":      servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool),
 		"garbage-collector":         gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
 	}

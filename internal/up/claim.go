@@ -47,8 +47,12 @@ type cluster struct {
 	NodeName    string `json:"nodeName"`
 	Listen      string `json:"listen"`
 	AgentListen string `json:"agentListen"`
-	ClusterCIDR string `json:"clusterCIDR"`
-	ServiceCIDR string `json:"serviceCIDR"`
+	// IngressHTTP and IngressHTTPS are where the node's ingress proxy
+	// listens (state dirs of older releases have none until their next up).
+	IngressHTTP  string `json:"ingressHTTP,omitempty"`
+	IngressHTTPS string `json:"ingressHTTPS,omitempty"`
+	ClusterCIDR  string `json:"clusterCIDR"`
+	ServiceCIDR  string `json:"serviceCIDR"`
 	// LoadBalancerCIDR is where LoadBalancer services' addresses come
 	// from (state dirs of older releases have none until their next up).
 	LoadBalancerCIDR string `json:"loadBalancerCIDR,omitempty"`
@@ -94,6 +98,9 @@ func claim(ctx context.Context, o Options) (cluster, error) {
 		}
 		if o.AgentListen != "" {
 			c.AgentListen = o.AgentListen
+		}
+		if err := pickIngress(o, &c); err != nil {
+			return c, err
 		}
 		for _, want := range []struct{ asked, has, what string }{{o.ClusterCIDR, c.ClusterCIDR, "cluster CIDR"}, {o.ServiceCIDR, c.ServiceCIDR, "service CIDR"}, {o.LoadBalancerCIDR, c.LoadBalancerCIDR, "load balancer CIDR"}} {
 			if want.asked != "" && want.has != "" && want.asked != want.has {
@@ -148,6 +155,9 @@ func claim(ctx context.Context, o Options) (cluster, error) {
 		return c, err
 	}
 	if c.AgentListen, err = pickListen(o.AgentListen, "0.0.0.0", defaultAgentPort); err != nil {
+		return c, err
+	}
+	if err := pickIngress(o, &c); err != nil {
 		return c, err
 	}
 	for _, p := range []netip.Prefix{cidr, svc} {
@@ -223,6 +233,26 @@ func pickRange(snap *netalloc.Snapshot, asked, what string, def, pool netip.Pref
 		return p, fmt.Errorf("%s: %w (give one)", what, err)
 	}
 	return p, nil
+}
+
+// pickIngress sets the ingress proxy's addresses: those asked, else the
+// recorded ones, else 0.0.0.0:80 and :443 when free, else free ports.
+func pickIngress(o Options, c *cluster) error {
+	for _, l := range []struct {
+		asked string
+		has   *string
+		port  int
+	}{{o.IngressHTTP, &c.IngressHTTP, 80}, {o.IngressHTTPS, &c.IngressHTTPS, 443}} {
+		if l.asked == "" && *l.has != "" {
+			continue
+		}
+		v, err := pickListen(l.asked, "0.0.0.0", l.port)
+		if err != nil {
+			return err
+		}
+		*l.has = v
+	}
+	return nil
 }
 
 // pickListen is asked if given, else host:port if free, else a free port

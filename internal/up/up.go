@@ -37,6 +37,10 @@ type Options struct {
 	// AgentListen is the agent's HTTPS address for logs and exec (default
 	// 0.0.0.0:10250 if free, else a free port).
 	AgentListen string
+	// IngressHTTP and IngressHTTPS are the ingress proxy's addresses
+	// (default: the first run's, else 0.0.0.0:80 and :443 if free, else
+	// free ports).
+	IngressHTTP, IngressHTTPS string
 	// ClusterCIDR and ServiceCIDR are the pods' and services' ranges
 	// (default 10.244.0.0/16 and 10.96.0.0/12 if free, else free /16s);
 	// one that anything else on the machine holds is refused.
@@ -147,7 +151,8 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 		args := []string{"agent", "--server", cfg.Host, "--token-file", filepath.Join(l.serverDir, "join-token"),
 			"--state-dir", l.nodeDir, "--node-name", c.NodeName, "--cgroup-root", c.CgroupRoot,
 			"--listen", c.AgentListen, "--cluster-cidr", c.ClusterCIDR, "--service-cidr", c.ServiceCIDR,
-			"--cni-bridge", c.Bridge, "--resolv-conf=" + o.ResolvConf, "--lb-local"}
+			"--cni-bridge", c.Bridge, "--resolv-conf=" + o.ResolvConf, "--lb-local",
+			"--ingress-http", c.IngressHTTP, "--ingress-https", c.IngressHTTPS}
 		if o.NodeIP != "" {
 			args = append(args, "--node-ip", o.NodeIP)
 		}
@@ -159,7 +164,8 @@ func Up(ctx context.Context, out io.Writer, o Options) error {
 	if err := waitNodeReady(ctx, client, c.NodeName, l); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "node %s Ready; cluster up in %s\n\n", c.NodeName, time.Since(start).Round(10*time.Millisecond))
+	fmt.Fprintf(out, "node %s Ready; cluster up in %s\n", c.NodeName, time.Since(start).Round(10*time.Millisecond))
+	fmt.Fprintf(out, "ingress on http %s, https %s; load balancer addresses from %s\n\n", c.IngressHTTP, c.IngressHTTPS, c.LoadBalancerCIDR)
 	fmt.Fprintf(out, "  export KUBECONFIG=%s\n  kubectl get nodes -o wide\n  kubectl apply -f examples/hello/\n  wharf down --state-dir %s [--purge]\n", l.kubeconfig(), o.StateDir)
 	return nil
 }

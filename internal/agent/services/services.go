@@ -158,6 +158,9 @@ func (w *Watcher) syncLoop(ctx context.Context) {
 	}
 }
 
+// Synced is closed once the first lists have reached the sinks.
+func (w *Watcher) Synced() <-chan struct{} { return w.synced }
+
 // Services lists every service, once they have been read (package pods'
 // ServiceSource).
 func (w *Watcher) Services(ctx context.Context) ([]*corev1.Service, error) {

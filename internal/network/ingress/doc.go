@@ -8,8 +8,8 @@
 // EndpointSlices for its service proxy and DNS (package
 // internal/agent/services), so an ingress controller there costs one
 // more Sink and three more informers (Ingresses, IngressClasses,
-// Secrets), no extra process, image or Deployment to keep alive, and it
-// exposes the cluster on every node address like a NodePort would.
+// Secrets), and no extra process, image or Deployment to keep alive;
+// every node can then take HTTP(S) traffic on its own addresses.
 //
 // Why straight to endpoints (pod IP:port) rather than through a
 // Service's cluster IP: the proxy then keeps one keep-alive pool per pod,
@@ -25,6 +25,20 @@
 // Secret is missing or invalid fails alone; every other host keeps
 // working. Problems() says, per Ingress, what the last build could not
 // honour, for the server to turn into Events.
+//
+// Routing follows the Ingress API: a request's host (Host header,
+// case-insensitive, port ignored) selects the rules of that host, else
+// of its wildcard ("*.example.test", one label), else the rules without
+// host; the longest matching path wins (Exact before Prefix at equal
+// length; Prefix matches whole path elements; ImplementationSpecific is
+// Prefix), matched on the path cleaned of "//", "." and ".."; a request
+// no path matches goes to the default backend of the Ingresses of its
+// host, else to that of the oldest Ingress that has one, else gets a 404.
+// Ingresses of one host merge; on a conflict the oldest (then by
+// namespace/name) wins and the other gets a problem. Annotations:
+// wharf.dev/ssl-redirect "true" redirects plain HTTP to HTTPS (308) for
+// the Ingress's TLS hosts; wharf.dev/backend-protocol "h2c" speaks
+// HTTP/2 without TLS to its backends (gRPC), else HTTP/1.1.
 //
 // Concurrency: the informers' objects are reduced on arrival to what
 // routing needs (copies; a Secret's certificate is parsed once per
