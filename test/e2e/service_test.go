@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"wharf.dev/wharf/internal/network/routes"
+	"wharf.dev/wharf/internal/pki"
 	"wharf.dev/wharf/internal/provider/local"
 	"wharf.dev/wharf/internal/testserver"
 )
@@ -275,6 +277,32 @@ func TestClusterService(t *testing.T) {
 		out := s.must("cluster", "show", "demo")
 		return strings.Contains(out, "default/hello-lb "+lbIP+" 80/TCP"), errors.New(out)
 	})
+
+	// Ingress: every node serves examples/ingress on its ports 80 and 443,
+	// and the Ingress's status lists the nodes.
+	dir := t.TempDir()
+	ca, err := pki.EnsureCA(dir, "e2e ingress CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.EnsureServing(dir, "hello", []string{"hello.example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	k.Run("create", "secret", "tls", "hello-tls", "--cert", filepath.Join(dir, "hello.crt"), "--key", filepath.Join(dir, "hello.key"))
+	k.Run("apply", "-f", "examples/ingress/")
+	k.Run("rollout", "status", "deployment/api", "--timeout=90s")
+	k.Eventually(a.Status.HostIP+`.*`+b.Status.HostIP+`|`+b.Status.HostIP+`.*`+a.Status.HostIP, "get", "ingress", "hello")
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	for _, p := range []corev1.Pod{a, b} {
+		hc := ingressClient(pool, p.Status.HostIP+":80", p.Status.HostIP+":443")
+		for _, url := range []string{"http://hello.example.test/api", "https://hello.example.test/api"} {
+			testserver.WaitFor(t, url+" through "+p.Spec.NodeName, 30*time.Second, func() (bool, error) {
+				answer, code, err := getApp(hc, url)
+				return err == nil && code == 200 && answer.Message == "api", fmt.Errorf("%d %+v %v", code, answer, err)
+			})
+		}
+	}
 
 	// Resize up, then down naming the host to remove.
 	s.must("cluster", "resize", "demo", "4", "--wait")
