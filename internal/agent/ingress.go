@@ -16,7 +16,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	agentnode "wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/network/ingress"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // The node's ingress proxy serves the cluster's Ingresses on the node's
@@ -53,6 +55,10 @@ func (n *nodeIngress) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	// Where the server's ingress controller sends the ingress load
+	// balancer address's traffic.
+	go agentnode.Annotate(ctx, n.client, n.cfg.NodeName, wire.IngressPortsAnnotation,
+		wire.IngressPorts(portOf(httpLn), portOf(httpsLn)), n.log)
 	factory := informers.NewSharedInformerFactory(n.client, 0)
 	tlsOnly := informers.NewSharedInformerFactoryWithOptions(n.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String()
@@ -121,6 +127,14 @@ func (n *nodeIngress) listen(addr, what string) net.Listener {
 	}
 	n.log.Info("ingress listening", "scheme", what, "address", ln.Addr().String())
 	return ln
+}
+
+// portOf is the port ln listens on; 0 for none.
+func portOf(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func meta(o any) (metav1.Object, error) {

@@ -304,6 +304,18 @@ func TestClusterService(t *testing.T) {
 		}
 	}
 
+	// The ingress load balancer: an address of the cluster's block whose
+	// traffic goes to the agents' proxies; the Ingress's status shows it.
+	ingressIP := strings.TrimSpace(k.Eventually(`^\d+\.\d+\.\d+\.\d+$`, "-n", "kube-system", "get", "svc", "wharf-ingress", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"))
+	k.Eventually(`hello\s+wharf\s+hello.example.test\s+`+regexp.QuoteMeta(ingressIP)+`\s`, "get", "ingress", "hello")
+	viaLB := ingressClient(pool, ingressIP+":80", ingressIP+":443")
+	for _, url := range []string{"http://hello.example.test/", "https://hello.example.test/api"} {
+		testserver.WaitFor(t, url+" through the ingress load balancer "+ingressIP, 30*time.Second, func() (bool, error) {
+			answer, code, err := getApp(viaLB, url)
+			return err == nil && code == 200, fmt.Errorf("%d %+v %v", code, answer, err)
+		})
+	}
+
 	// Resize up, then down naming the host to remove.
 	s.must("cluster", "resize", "demo", "4", "--wait")
 	k.Eventually(`demo-node-3\s+Ready`, "get", "nodes")

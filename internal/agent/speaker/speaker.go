@@ -22,7 +22,6 @@ package speaker
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -33,12 +32,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	agentnode "wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/network/announce"
 )
 
@@ -216,7 +215,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	defer factory.Shutdown()
 	errc := make(chan error, 1)
 	go func() { errc <- members.Run(ctx) }()
-	go s.publish(ctx, netip.AddrPortFrom(s.cfg.NodeIP, uint16(members.Port())))
+	go agentnode.Annotate(ctx, s.cfg.Client, s.cfg.NodeName, HeartbeatAnnotation, netip.AddrPortFrom(s.cfg.NodeIP, uint16(members.Port())).String(), s.log)
 
 	var held []netip.Addr
 	for {
@@ -331,22 +330,4 @@ func (s *Speaker) desired(alive map[string]bool) []netip.Addr {
 	}
 	slices.SortFunc(want, netip.Addr.Compare)
 	return want
-}
-
-// publish writes where this agent hears heartbeats into its Node,
-// retrying until it is written (the node may not be registered yet).
-func (s *Speaker) publish(ctx context.Context, at netip.AddrPort) {
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{HeartbeatAnnotation: at.String()}}})
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		_, err := s.cfg.Client.CoreV1().Nodes().Patch(ctx, s.cfg.NodeName, types.MergePatchType, patch, metav1.PatchOptions{})
-		if err == nil {
-			s.log.Info("load balancer heartbeats", "address", at)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-	}
 }

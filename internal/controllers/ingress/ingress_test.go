@@ -20,11 +20,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"wharf.dev/wharf/internal/controllers/controllerutil/fakeapi"
 	"wharf.dev/wharf/internal/testwait"
+	"wharf.dev/wharf/internal/wire"
 )
 
 func node(name, ip string, ready bool) *corev1.Node {
@@ -132,6 +134,43 @@ func TestController(t *testing.T) {
 	testwait.For(t, "the problem resolved", func() (bool, string) {
 		got := problems()
 		return len(got) == 2 && got[1].Object == "default/bad" && got[1].Reason == ReasonResolved, fmt.Sprint(got)
+	})
+
+	// The ingress load balancer: its endpoints are the Ready nodes that
+	// publish their ingress ports; once it has an address, the Ingresses
+	// show it.
+	for _, n := range []string{"a", "b", "c"} {
+		patch := []byte(`{"metadata":{"annotations":{"` + wire.IngressPortsAnnotation + `":"80,443"}}}`)
+		if _, err := client.CoreV1().Nodes().Patch(ctx, n, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.For(t, "the load balancer's endpoints", func() (bool, string) {
+		s, err := client.DiscoveryV1().EndpointSlices(ServiceNamespace).Get(ctx, ServiceName+"-80-443", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var got []string
+		for _, e := range s.Endpoints {
+			got = append(got, *e.NodeName+"="+e.Addresses[0])
+		}
+		return slices.Equal(got, []string{"a=10.0.0.2", "b=10.0.0.1"}) && len(s.Ports) == 2, fmt.Sprint(got, s.Ports)
+	})
+	svc, err := client.CoreV1().Services(ServiceNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
+	if err != nil || svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Fatalf("load balancer service %+v, %v", svc, err)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "10.0.0.100"}}
+	if _, err := client.CoreV1().Services(ServiceNamespace).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, "the load balancer's address in the status", func() (bool, string) {
+		ing, err := client.NetworkingV1().Ingresses("default").Get(ctx, "good", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		in := ing.Status.LoadBalancer.Ingress
+		return len(in) == 1 && in[0].IP == "10.0.0.100", fmt.Sprint(in)
 	})
 }
 
