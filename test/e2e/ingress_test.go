@@ -164,6 +164,28 @@ spec:
 	routed("https://hello.example.test/", "web")
 	routed("http://broken.example.test/", "api") // plain HTTP is unaffected
 
+	// Bad input: a path type the API does not know is refused, naming it;
+	// a backend service that does not exist is an Event (and a 503).
+	out, err := c.Cmd(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: regex}
+spec:
+  rules: [{host: regex.example.test, http: {paths: [{path: /a.*, pathType: Regex, backend: {service: {name: api, port: {number: 80}}}}]}}]
+`, "apply", "-f", "-").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `spec.rules[0].http.paths[0].pathType: Unsupported value: "Regex"`) {
+		t.Errorf("pathType Regex: %v\n%s\nwant it refused, naming the field", err, out)
+	}
+	c.RunIn(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: nobackend}
+spec:
+  rules: [{host: nobackend.example.test, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: nope, port: {number: 80}}}}]}}]
+`, "apply", "-f", "-")
+	c.Eventually(`IngressProblem.*service "default/nope" not found`, "describe", "ingress", "nobackend")
+	if _, code, _ := getApp(hc, "http://nobackend.example.test/"); code != http.StatusServiceUnavailable {
+		t.Errorf("a missing backend service: %d, want 503", code)
+	}
+
 	// No endpoint: 503 naming the service.
 	c.Run("scale", "deployment/api", "--replicas=0")
 	testserver.WaitFor(t, "503 for api", 30*time.Second, func() (bool, error) {

@@ -116,17 +116,8 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 	}
 	inf := factory.Core().V1().Services()
 	c.services = inf.Lister()
-	reg, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.serviceAdded,
-		UpdateFunc: c.serviceUpdated,
-		DeleteFunc: c.serviceDeleted,
-	})
-	if err != nil {
-		c.logger.Error("cannot add event handler", "err", err)
-		c.synced = append(c.synced, func() bool { return false })
-	} else {
-		c.synced = append(c.synced, reg.HasSynced)
-	}
+	c.synced = controllerutil.AddEventHandlers(c.logger, controllerutil.EventHandler{Informer: inf.Informer(),
+		Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.serviceAdded, UpdateFunc: c.serviceUpdated, DeleteFunc: c.serviceDeleted}})
 	return c
 }
 
