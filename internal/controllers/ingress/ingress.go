@@ -59,7 +59,7 @@ const DefaultClass = "wharf"
 const (
 	ServiceNamespace = metav1.NamespaceSystem
 	ServiceName      = "wharf-ingress"
-	managedBy        = "wharf.dev/ingress-controller"
+	managedBy        = "ingress-controller.wharf.dev"
 	// lbKey is the queue's key for the service and its slices.
 	lbKey = ""
 )
@@ -174,7 +174,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		}
 	}()
 	controllerutil.Run(ctx, c.logger, c.queue, c.synced, workers, c.sync,
-		controllerutil.KeyAttr("ingress"), controllerutil.FailureMessage("cannot update the ingress, retrying"))
+		controllerutil.KeyAttr("ingress"), controllerutil.FailureMessage("cannot update the ingress (\"\": its load balancer), retrying"))
 }
 
 // ensureDefaultClass makes DefaultClass, the cluster's default, when no
