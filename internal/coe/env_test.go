@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/client/wharf"
@@ -141,6 +142,27 @@ func (e *testEnv) createCluster(name string, nodes int32, tweak ...func(*wharfv1
 	if _, err := e.wc.Clusters(ns).Create(e.ctx, cl, metav1.CreateOptions{}); err != nil {
 		e.t.Fatalf("create cluster %s: %v", name, err)
 	}
+}
+
+// updateCluster changes a cluster's spec as a client does: read, change,
+// write, again on a conflict (the controller writes its status at any
+// time: health, load balancers).
+func (e *testEnv) updateCluster(name string, change func(*wharfv1.Cluster)) *wharfv1.Cluster {
+	e.t.Helper()
+	var out *wharfv1.Cluster
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cl, err := e.wc.Clusters(ns).Get(e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(cl)
+		out, err = e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		e.t.Fatalf("update cluster %s: %v", name, err)
+	}
+	return out
 }
 
 func (e *testEnv) cluster(name string) *wharfv1.Cluster {

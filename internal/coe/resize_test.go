@@ -32,11 +32,7 @@ func TestResize(t *testing.T) {
 	}
 
 	// Grow through the cluster's nodeCount: the default worker group follows.
-	cl.Spec.NodeCount = 3
-	cl, err := e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl = e.updateCluster("r1", func(cl *wharfv1.Cluster) { cl.Spec.NodeCount = 3 })
 	done := watchUpdated(t, e, "r1", cl.Generation)
 	e.waitFor("r1", "3 nodes, UPDATE_COMPLETE", func(cl *wharfv1.Cluster) bool {
 		return cl.Status.Status == wharfv1.StatusUpdateComplete && len(cl.Status.NodeAddresses) == 3
@@ -115,12 +111,8 @@ func TestResizeBounds(t *testing.T) {
 	if _, err := e.wc.NodeGroups(ns).Update(e.ctx, g, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cl := e.cluster("b1")
-	cl.Spec.NodeCount = 4
-	if _, err := e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cl = e.waitStatus("b1", wharfv1.StatusUpdateFailed)
+	e.updateCluster("b1", func(cl *wharfv1.Cluster) { cl.Spec.NodeCount = 4 })
+	cl := e.waitStatus("b1", wharfv1.StatusUpdateFailed)
 	if !strings.Contains(cl.Status.StatusReason, "above maxNodeCount 2") {
 		t.Errorf("statusReason %q", cl.Status.StatusReason)
 	}

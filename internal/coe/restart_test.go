@@ -48,11 +48,7 @@ func TestRestartMidCreate(t *testing.T) {
 	creates := e.prov.Creates("k1-master-0") + e.prov.Creates("k1-node-0") + e.prov.Creates("k1-node-1")
 	e.start()
 	// A change of the cluster's spec makes the new controller reconcile it.
-	cl = e.cluster("k1")
-	cl.Spec.Labels = map[string]string{"owner": "k"}
-	if cl, err = e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cl = e.updateCluster("k1", func(cl *wharfv1.Cluster) { cl.Spec.Labels = map[string]string{"owner": "k"} })
 	e.waitFor("k1", "reconciled", func(c *wharfv1.Cluster) bool {
 		return c.Status.ObservedGeneration == cl.Generation && c.Status.HealthStatus == wharfv1.HealthHealthy &&
 			c.Status.Status == wharfv1.StatusCreateComplete
@@ -71,10 +67,7 @@ func TestRestartMidResize(t *testing.T) {
 	cl := e.waitStatus("k2", wharfv1.StatusCreateComplete)
 	gate := make(chan struct{})
 	e.rt.setGate(gate)
-	cl.Spec.NodeCount = 2
-	if _, err := e.wc.Clusters(ns).Update(e.ctx, cl, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.updateCluster("k2", func(cl *wharfv1.Cluster) { cl.Spec.NodeCount = 2 })
 	e.waitStatus("k2", wharfv1.StatusUpdateInProgress)
 	e.stop()
 	close(gate)
