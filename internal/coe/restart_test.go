@@ -64,7 +64,7 @@ func TestRestartMidResize(t *testing.T) {
 	e := newEnv(t, nil)
 	e.start()
 	e.createCluster("k2", 1)
-	cl := e.waitStatus("k2", wharfv1.StatusCreateComplete)
+	e.waitStatus("k2", wharfv1.StatusCreateComplete)
 	gate := make(chan struct{})
 	e.rt.setGate(gate)
 	e.updateCluster("k2", func(cl *wharfv1.Cluster) { cl.Spec.NodeCount = 2 })
@@ -73,7 +73,7 @@ func TestRestartMidResize(t *testing.T) {
 	close(gate)
 
 	e.start()
-	cl = e.waitStatus("k2", wharfv1.StatusUpdateComplete)
+	cl := e.waitStatus("k2", wharfv1.StatusUpdateComplete)
 	nodes, err := e.kube(cl).CoreV1().Nodes().List(e.ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
