@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"wharf.dev/wharf/internal/testserver"
 	"wharf.dev/wharf/internal/wire"
@@ -167,6 +168,42 @@ spec:
 	c.Eventually(`AllocationFailed.*192\.0\.2\.10 is not in the load balancer pool`, "describe", "svc", "bad-lb")
 	testserver.Contains(t, c.Run("get", "svc", "bad-lb"), "<pending>")
 	c.Run("delete", "svc", "bad-lb")
+	// The pool exhausted (a /28: 14 addresses, one of them the ingress
+	// load balancer's): the services left over stay pending, with an
+	// event that says why; deleting one gives its address to another.
+	var fill strings.Builder
+	for i := range 15 {
+		fmt.Fprintf(&fill, "---\napiVersion: v1\nkind: Service\nmetadata: {name: fill-%d, labels: {fill: \"true\"}}\nspec: {type: LoadBalancer, selector: {app: backend}, ports: [{port: 80}]}\n", i)
+	}
+	c.RunIn(fill.String(), "apply", "-f", "-")
+	pending := c.Eventually(`AllocationFailed.*no free address in the load balancer pool`, "get", "events", "--field-selector", "reason=AllocationFailed")
+	testserver.Contains(t, pending, "service/fill-")
+	// fills lists the fill services, those with an address first.
+	fills := func() (held, waiting []string) {
+		l, err := c.client.CoreV1().Services("default").List(testContext(t), metav1.ListOptions{LabelSelector: "fill=true"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range l.Items {
+			if len(s.Status.LoadBalancer.Ingress) > 0 {
+				held = append(held, s.Name)
+			} else {
+				waiting = append(waiting, s.Name)
+			}
+		}
+		return held, waiting
+	}
+	var held, waiting []string
+	testserver.WaitFor(t, "the pool full, the rest pending", 10*time.Second, func() (bool, error) {
+		held, waiting = fills()
+		return len(held)+len(waiting) == 15 && len(waiting) > 0 && len(held) >= 12, fmt.Errorf("held %v, pending %v", held, waiting)
+	})
+	c.Run("delete", "svc", held[0])
+	testserver.WaitFor(t, "a pending service given the freed address", 10*time.Second, func() (bool, error) {
+		_, w := fills()
+		return len(w) == len(waiting)-1, fmt.Errorf("pending %v, before %v", w, waiting)
+	})
+	c.Run("delete", "svc", "-l", "fill=true")
 	// Deleted: the address goes from lo, and is refused rather than sent anywhere.
 	c.Run("delete", "svc", "backend-lb")
 	testserver.WaitFor(t, "the address gone from lo", 10*time.Second, func() (bool, error) {
