@@ -26,9 +26,11 @@ var serveCmd = command{
 		port := fs.Int("port", 8080, "TCP port to listen on")
 		message := fs.String("message", e.getenv("MESSAGE"), "message to include in answers (default $MESSAGE)")
 		messageFile := fs.String("message-file", e.getenv("MESSAGE_FILE"), "file whose content is the message, read on every request, e.g. a mounted ConfigMap key (default $MESSAGE_FILE)")
+		logRequests := fs.Bool("log-requests", true, "log a line per request (benchmarks turn it off: the log pipeline costs more CPU than the answer)")
 		return func(ctx context.Context, _ []string) error {
 			log := slog.New(slog.NewTextHandler(e.stdout, nil))
 			s := newServer(log, podIP(e.getenv), *message, *messageFile)
+			s.logEach = *logRequests
 			return s.listenAndServe(ctx, fmt.Sprintf(":%d", *port))
 		}
 	},
@@ -42,6 +44,7 @@ type server struct {
 	podIP       string
 	message     string
 	messageFile string
+	logEach     bool // a line per request
 	ready       atomic.Bool
 	// exit receives the status asked for by /exit, once the answer is sent.
 	exit chan int
@@ -49,7 +52,7 @@ type server struct {
 
 func newServer(log *slog.Logger, podIP, message, messageFile string) *server {
 	host, _ := os.Hostname()
-	s := &server{log: log, hostname: host, podIP: podIP, message: message, messageFile: messageFile, exit: make(chan int, 1)}
+	s := &server{log: log, hostname: host, podIP: podIP, message: message, messageFile: messageFile, logEach: true, exit: make(chan int, 1)}
 	s.ready.Store(true)
 	return s
 }
@@ -86,6 +89,9 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("/exit", s.serveExit)
 	// A WebSocket echo, of any origin (a nil Handshake checks none).
 	mux.Handle("/ws", websocket.Server{Handler: func(c *websocket.Conn) { io.Copy(c, c) }})
+	if !s.logEach {
+		return mux
+	}
 	return s.logRequests(mux)
 }
 

@@ -277,7 +277,7 @@ func (s *benchService) powerCut(ctx context.Context, name string) (cutTimes, err
 	}
 	labels := map[string]string{"app": "cut"}
 	p := sleepPod("x")
-	p.Spec.Containers[0].Args = []string{"serve", "--port=8080"}
+	p.Spec.Containers[0].Args = quietServer
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "cut"},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](4), Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -374,7 +374,7 @@ func (s *benchService) exposedLoad(ctx context.Context, out io.Writer, name stri
 	labels := map[string]string{"app": "web"}
 	web := sleepPod("web")
 	web.Labels, web.Spec.HostNetwork, web.Spec.NodeName = labels, true, name+"-node-0"
-	web.Spec.Containers[0].Args = []string{"serve", "--port=8080"}
+	web.Spec.Containers[0].Args = quietServer
 	if err := runPods(ctx, kc, []*corev1.Pod{web}, nil); err != nil {
 		return err
 	}

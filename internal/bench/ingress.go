@@ -131,7 +131,7 @@ func ingressBackends(ctx context.Context, c kubernetes.Interface, dir string) ([
 	for _, name := range []string{"web-0", "web-1"} {
 		p := sleepPod(name)
 		p.Labels = map[string]string{"app": "web"}
-		p.Spec.Containers[0].Args = []string{"serve", "--port=8080"}
+		p.Spec.Containers[0].Args = quietServer
 		pods = append(pods, p)
 	}
 	if err := runPods(ctx, c, pods, nil); err != nil {

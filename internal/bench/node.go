@@ -216,6 +216,12 @@ func waitCount(ctx context.Context, c kubernetes.Interface, n int) error {
 	return fmt.Errorf("pods did not go down to %d", n)
 }
 
+// quietServer are the arguments of a testapp HTTP server on 8080 that
+// logs no line per request: through containerd's log pipeline a line
+// costs more CPU than the answer, and would weigh on every figure of a
+// benchmark of the data path.
+var quietServer = []string{"serve", "--port=8080", "--log-requests=false"}
+
 // crashOnce runs a testapp server, makes its process exit (GET /exit) and
 // measures until the watch shows it running again with one restart.
 func crashOnce(ctx context.Context, c kubernetes.Interface, name string) (time.Duration, error) {

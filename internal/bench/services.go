@@ -150,7 +150,7 @@ func startBackend(ctx context.Context, c kubernetes.Interface) (backend, error) 
 	direct, behind := sleepPod("direct"), sleepPod("backend")
 	for _, p := range []*corev1.Pod{direct, behind} {
 		p.Labels = map[string]string{"bench": p.Name}
-		p.Spec.Containers[0].Args = []string{"serve", "--port=8080"}
+		p.Spec.Containers[0].Args = quietServer
 	}
 	if err := runPods(ctx, c, []*corev1.Pod{direct, behind}, nil); err != nil {
 		return be, err

@@ -53,14 +53,19 @@ type backend struct {
 	endpoints   []*endpoint
 	next        atomic.Uint32 // round robin
 	transport   http.RoundTripper
-	proxy       *httputil.ReverseProxy
-	unavailable []byte // 503 page: no endpoint
+	proxy       *httputil.ReverseProxy // nil: no endpoint
+	h2c         bool                   // endpoints speak HTTP/2 without TLS
+	unavailable []byte                 // 503 page: no endpoint
+	badGateway  []byte                 // 502 page
 }
 
 type endpoint struct {
 	addr      string       // "ip:port"
 	downUntil atomic.Int64 // unix nanoseconds; 0: up
 }
+
+// markDown skips the endpoint for a while: it refused a connection.
+func (e *endpoint) markDown() { e.downUntil.Store(time.Now().Add(downFor).UnixNano()) }
 
 // pick returns the next endpoint, round robin, skipping those that
 // refused a connection lately unless all did; except, if not empty, is
@@ -118,7 +123,7 @@ func (b *backend) rewrite(pr *httputil.ProxyRequest) {
 		delete(h, "X-Real-Ip") // never the client's own
 	}
 	proto, port := "http", "80"
-	if in.TLS != nil {
+	if connTLS(in) != nil {
 		proto, port = "https", "443"
 	}
 	if a, ok := in.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
@@ -140,7 +145,7 @@ func (b *backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	failed := req.URL.Host
 	for _, e := range b.endpoints {
 		if e.addr == failed {
-			e.downUntil.Store(time.Now().Add(downFor).UnixNano())
+			e.markDown()
 		}
 	}
 	if len(b.endpoints) < 2 || !retryable(req) || req.Context().Err() != nil {
@@ -168,12 +173,15 @@ func retryable(req *http.Request) bool {
 }
 
 // newBackend returns the backend name ("namespace/service") with these
-// endpoints ("ip:port"), reached through transport.
-func newBackend(name string, addrs []string, transport http.RoundTripper, logger *slog.Logger, errLog *log.Logger) *backend {
+// endpoints ("ip:port"), reached through transport (over HTTP/2 without
+// TLS if h2c).
+func newBackend(name string, addrs []string, transport http.RoundTripper, h2c bool, logger *slog.Logger, errLog *log.Logger) *backend {
 	b := &backend{
 		name:        name,
 		transport:   transport,
+		h2c:         h2c,
 		unavailable: page(http.StatusServiceUnavailable, "no ready endpoint of service "+name),
+		badGateway:  page(http.StatusBadGateway, "service "+name+" did not answer"),
 	}
 	for _, a := range addrs {
 		b.endpoints = append(b.endpoints, &endpoint{addr: a})
@@ -182,7 +190,6 @@ func newBackend(name string, addrs []string, transport http.RoundTripper, logger
 		return b
 	}
 	b.next.Store(uint32(time.Now().UnixNano())) // builds do not all start at the first pod
-	badGateway := page(http.StatusBadGateway, "service "+name+" did not answer")
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite:    b.rewrite,
 		Transport:  b,
@@ -193,7 +200,7 @@ func newBackend(name string, addrs []string, transport http.RoundTripper, logger
 				return // the client went away
 			}
 			logger.Debug("ingress: backend request failed", "service", name, "host", r.Host, "path", r.URL.Path, "err", err)
-			writePage(w, http.StatusBadGateway, badGateway)
+			writePage(w, http.StatusBadGateway, b.badGateway)
 		},
 	}
 	return b

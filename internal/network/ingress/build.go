@@ -420,7 +420,7 @@ func (b *builder) resolve(k backendKey) *resolved {
 			addrs = b.endpoints(k.svc, svc.ports[i].name)
 		}
 	}
-	r.b = newBackend(name, addrs, transport, b.p.log, b.p.errLog)
+	r.b = newBackend(name, addrs, transport, k.h2c, b.p.log, b.p.errLog)
 	return r
 }
 

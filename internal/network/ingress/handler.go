@@ -14,8 +14,9 @@ var (
 	redirectPage = page(http.StatusPermanentRedirect, "this site is served over HTTPS")
 )
 
-// Handler returns the HTTP side of the proxy; requests that came over TLS
-// (Request.TLS set) are forwarded as https ones.
+// Handler returns the HTTP side of the proxy as net/http serves it (the
+// fast path's fallback); requests that came over TLS are forwarded as
+// https ones.
 func (p *Proxy) Handler() http.Handler {
 	return http.HandlerFunc(p.serveHTTP)
 }
@@ -31,7 +32,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rt == nil:
 		writePage(w, http.StatusNotFound, notFoundPage)
-	case rt.redirect && r.TLS == nil:
+	case rt.redirect && connTLS(r) == nil:
 		p.redirect(w, r, host)
 	case rt.backend.proxy == nil:
 		writePage(w, http.StatusServiceUnavailable, rt.backend.unavailable)
@@ -43,11 +44,16 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // redirect sends a plain HTTP request to HTTPS, keeping its path and
 // query; 308 keeps the method and body.
 func (p *Proxy) redirect(w http.ResponseWriter, r *http.Request, host string) {
+	w.Header().Set("Location", p.redirectURL(host, r))
+	writePage(w, http.StatusPermanentRedirect, redirectPage)
+}
+
+// redirectURL is where a plain HTTP request to host goes over HTTPS.
+func (p *Proxy) redirectURL(host string, r *http.Request) string {
 	if port := p.cfg.HTTPSPort; port != 0 && port != 443 {
 		host = net.JoinHostPort(host, strconv.Itoa(port))
 	}
-	w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
-	writePage(w, http.StatusPermanentRedirect, redirectPage)
+	return "https://" + host + r.URL.RequestURI()
 }
 
 // page is a small HTML error page: the status and one sentence, no

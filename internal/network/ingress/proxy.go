@@ -42,9 +42,13 @@ type Config struct {
 type Proxy struct {
 	cfg    Config
 	log    *slog.Logger
-	errLog *log.Logger // for net/http's own messages, at debug level
-	h1     *http.Transport
+	errLog *log.Logger     // for net/http's own messages, at debug level
+	h1     *http.Transport // net/http's path to endpoints
 	h2c    *http.Transport
+	// upstreams are the fast path's connections to endpoints.
+	upstreams *upstreams
+	// Requests served by the fast path, connections handed to net/http.
+	fastRequests, handoffs atomic.Uint64
 
 	mu        sync.Mutex // guards what the informers said, below
 	ingresses map[types.NamespacedName]*ingress
@@ -73,6 +77,7 @@ func New(cfg Config) *Proxy {
 		errLog:    slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 		h1:        newTransport(false),
 		h2c:       newTransport(true),
+		upstreams: newUpstreams(),
 		ingresses: map[types.NamespacedName]*ingress{},
 		classes:   map[string]*class{},
 		services:  map[types.NamespacedName]*service{},

@@ -55,7 +55,7 @@ func (p *Proxy) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 // httpsLn, either of which may be nil, until ctx ends; then it stops
 // accepting, lets requests in flight finish for a few seconds and closes
 // what remains. It returns nil after ctx ends, else the first server
-// error.
+// error. HTTP/1.1 takes the fast path (front.go), the rest net/http.
 func (p *Proxy) Serve(ctx context.Context, httpLn, httpsLn net.Listener) error {
 	if httpLn == nil && httpsLn == nil {
 		return errors.New("ingress: no listener to serve")
@@ -63,29 +63,19 @@ func (p *Proxy) Serve(ctx context.Context, httpLn, httpsLn net.Listener) error {
 	// Requests' contexts outlive ctx until the grace period is over.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	newServer := func() *http.Server {
-		return &http.Server{
-			Handler:           p.Handler(),
-			ReadHeaderTimeout: readHeaderTimeout,
-			IdleTimeout:       idleTimeout,
-			ErrorLog:          p.errLog,
-			BaseContext:       func(net.Listener) context.Context { return base },
-		}
-	}
-	var servers []*http.Server
-	errc := make(chan error, 2)
+	var fronts []*front
 	if httpLn != nil {
-		s := newServer()
-		servers = append(servers, s)
-		go func() { errc <- s.Serve(httpLn) }()
+		fronts = append(fronts, p.newFront(base, httpLn, nil))
 	}
 	if httpsLn != nil {
-		s := newServer()
-		s.TLSConfig = p.TLSConfig()
-		servers = append(servers, s)
-		go func() { errc <- s.ServeTLS(httpsLn, "", "") }()
+		fronts = append(fronts, p.newFront(base, httpsLn, p.TLSConfig()))
 	}
-	running := len(servers)
+	errc := make(chan error, 2*len(fronts))
+	for _, f := range fronts {
+		go func() { errc <- f.serve() }()
+		go func() { errc <- f.fallback.Serve(f.handoff) }()
+	}
+	running := 2 * len(fronts)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -96,16 +86,17 @@ func (p *Proxy) Serve(ctx context.Context, httpLn, httpsLn net.Listener) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Go(func() { s.Shutdown(shutdownCtx) }) //nolint:errcheck // Close follows
+	for _, f := range fronts {
+		wg.Go(func() { f.stop(shutdownCtx) })
 	}
 	wg.Wait()
 	cancelBase() // ends upgraded connections, which Shutdown does not track
-	for _, s := range servers {
-		s.Close() //nolint:errcheck // only listener errors, already reported
+	for _, f := range fronts {
+		f.close()
 	}
+	p.upstreams.closeIdle()
 	for ; running > 0; running-- {
-		if e := <-errc; err == nil && !errors.Is(e, http.ErrServerClosed) {
+		if e := <-errc; err == nil && e != nil && !errors.Is(e, http.ErrServerClosed) {
 			err = fmt.Errorf("ingress: %w", e)
 		}
 	}
