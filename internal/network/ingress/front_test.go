@@ -140,7 +140,7 @@ func TestFastPath(t *testing.T) {
 		{name: "hop-by-hop fields dropped both ways",
 			request: "GET /hop HTTP/1.1\r\nHost: a.test\r\nConnection: X-Secret\r\nX-Secret: 1\r\nProxy-Authorization: Basic eA==\r\nX-Client: 1\r\n\r\n",
 			status:  200, body: `secret="" proxy-auth="" public="1"`,
-			header:  map[string]string{"X-Private": "", "Keep-Alive": "", "X-Public": "1"}, sameConn: true},
+			header: map[string]string{"X-Private": "", "Keep-Alive": "", "X-Public": "1"}, sameConn: true},
 		{name: "client closes", request: "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", status: 200, body: "GET /"},
 		{name: "HTTP/1.0", request: "GET /old HTTP/1.0\r\nHost: a.test\r\n\r\n", status: 200, body: "GET /old", handoff: true},
 		{name: "no Host", request: "GET / HTTP/1.1\r\n\r\n", status: 400, handoff: true},
