@@ -40,6 +40,12 @@
 // the Ingress's TLS hosts; wharf.dev/backend-protocol "h2c" speaks
 // HTTP/2 without TLS to its backends (gRPC), else HTTP/1.1.
 //
+// Serving: HTTP/1.1 takes the fast path of front.go (one goroutine per
+// client connection, pooled endpoint connections, raw non-blocking
+// system calls in rawio.go); HTTP/2, upgrades and everything unusual are
+// handed with their connection to net/http's server, the Handler and
+// httputil.ReverseProxy. Both set the same headers and pages.
+//
 // Concurrency: the informers' objects are reduced on arrival to what
 // routing needs (copies; a Secret's certificate is parsed once per
 // resourceVersion), under a mutex. A build turns a snapshot of them into
