@@ -137,8 +137,10 @@ type Controller struct {
 	ops map[types.UID]context.CancelCauseFunc
 	// health is what the health loop last saw of each cluster.
 	health map[types.UID]*healthState
-	// lbMu serialises the choice of clusters' load balancer blocks.
-	lbMu sync.Mutex
+	// lbMu serialises the choice of clusters' load balancer blocks, and
+	// guards lbFull: the clusters told that the pool is full.
+	lbMu   sync.Mutex
+	lbFull map[types.UID]bool
 }
 
 // New returns a controller; Run starts it.

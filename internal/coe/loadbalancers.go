@@ -7,11 +7,17 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // Load balancer addresses: the clusters of a service share one provider
@@ -71,11 +77,51 @@ func (c *Controller) ensureLoadBalancerBlock(ctx context.Context, cl *wharfv1.Cl
 	}
 	block, ok := freeBlock(pool, taken)
 	if !ok {
+		if c.lbFull[cl.UID] {
+			return cl, nil // said once
+		}
+		if c.lbFull == nil {
+			c.lbFull = map[types.UID]bool{}
+		}
+		c.lbFull[cl.UID] = true
 		c.log.Warn("no free load balancer block: the cluster's LoadBalancer services will stay pending",
 			"cluster", cl.Namespace+"/"+cl.Name, "pool", pool, "clusters", len(taken))
 		return cl, nil
 	}
 	return c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) { st.LoadBalancerCIDR = block.String() })
+}
+
+// ensurePoolConfigMap writes the cluster's block into the ConfigMap its
+// server's servicelb controller follows (wire.LoadBalancerPoolConfigMap),
+// so that a block given after the cluster was made, or changed, is used
+// without restarting the server. Best effort: an API that does not answer
+// now is written at a later sync.
+func (c *Controller) ensurePoolConfigMap(ctx context.Context, kube kubernetes.Interface, cl *wharfv1.Cluster) {
+	block := cl.Status.LoadBalancerCIDR
+	if block == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cms := kube.CoreV1().ConfigMaps(wire.LoadBalancerPoolNamespace)
+	cur, err := cms.Get(ctx, wire.LoadBalancerPoolConfigMap, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = cms.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: wire.LoadBalancerPoolConfigMap, Namespace: wire.LoadBalancerPoolNamespace},
+			Data:       map[string]string{wire.LoadBalancerPoolKey: block},
+		}, metav1.CreateOptions{})
+	case err == nil && cur.Data[wire.LoadBalancerPoolKey] != block:
+		cur = cur.DeepCopy()
+		if cur.Data == nil {
+			cur.Data = map[string]string{}
+		}
+		cur.Data[wire.LoadBalancerPoolKey] = block
+		_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		c.log.Debug("cannot write the cluster's load balancer pool ConfigMap yet", "cluster", cl.Namespace+"/"+cl.Name, "err", err)
+	}
 }
 
 // freeBlock returns the first block of pool (a /28, or pool itself when

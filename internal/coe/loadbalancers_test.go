@@ -6,10 +6,13 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/testserver"
+	"wharf.dev/wharf/internal/wire"
 )
 
 func TestFreeBlock(t *testing.T) {
@@ -128,4 +131,46 @@ func TestLoadBalancerBlocks(t *testing.T) {
 			netip.MustParsePrefix(cl.Status.LoadBalancerCIDR).Contains(netip.MustParseAddr(cl.Status.LoadBalancers[0].Address))
 	})
 	t.Logf("%s: %+v", name, cl.Status.LoadBalancers)
+
+	// The cluster the full pool left without a block gets the block of a
+	// deleted cluster, and its running server hands out addresses of it
+	// (from the pool ConfigMap, no restart).
+	var without, other string
+	for n, b := range blocks {
+		switch {
+		case b == "":
+			without = n
+		case n != name:
+			other = n
+		}
+	}
+	if err := e.wc.Clusters(ns).Delete(e.ctx, other, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testserver.WaitFor(t, "cluster "+other+" gone", waitLong, func() (bool, error) {
+		_, err := e.wc.Clusters(ns).Get(e.ctx, other, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), err
+	})
+	e.updateCluster(without, func(cl *wharfv1.Cluster) { // any change syncs it
+		if cl.Annotations == nil {
+			cl.Annotations = map[string]string{}
+		}
+		cl.Annotations["test/poke"] = "1"
+	})
+	cl = e.waitFor(without, "a block once the pool has room", func(cl *wharfv1.Cluster) bool { return cl.Status.LoadBalancerCIDR != "" })
+	if b := cl.Status.LoadBalancerCIDR; b != blocks[other] {
+		t.Errorf("%s got block %s, want %s, freed by %s's delete (%v)", without, b, blocks[other], other, blocks)
+	}
+	kube = e.kube(cl)
+	if _, err := kube.CoreV1().Services("default").Create(e.ctx, svc.DeepCopy(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(without, "its load balancer given an address of the new block", func(cl *wharfv1.Cluster) bool {
+		return len(cl.Status.LoadBalancers) == 1 && cl.Status.LoadBalancers[0].Address != "" &&
+			netip.MustParsePrefix(cl.Status.LoadBalancerCIDR).Contains(netip.MustParseAddr(cl.Status.LoadBalancers[0].Address))
+	})
+	cm, err := kube.CoreV1().ConfigMaps(wire.LoadBalancerPoolNamespace).Get(e.ctx, wire.LoadBalancerPoolConfigMap, metav1.GetOptions{})
+	if err != nil || cm.Data[wire.LoadBalancerPoolKey] != cl.Status.LoadBalancerCIDR {
+		t.Errorf("pool ConfigMap %v, %v; want the block %s", cm, err, cl.Status.LoadBalancerCIDR)
+	}
 }

@@ -54,6 +54,14 @@ func (c *Controller) reconcile(ctx context.Context, cl *wharfv1.Cluster, e *env)
 			return err
 		}
 	}
+	// A cluster made before it could have a block (or when the pool was
+	// full) gets one now; its server takes it from the ConfigMap.
+	if cl, err = c.ensureLoadBalancerBlock(ctx, cl, e); err != nil {
+		return fmt.Errorf("cluster %s/%s: %w", cl.Namespace, cl.Name, err)
+	}
+	if kube != nil {
+		c.ensurePoolConfigMap(ctx, kube, cl)
+	}
 	u := &update{heal: c.dueForHealing(cl, e, plans)}
 	for _, h := range orphans {
 		if h.Role == provider.RoleMaster {

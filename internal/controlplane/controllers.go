@@ -79,8 +79,9 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"endpoints-controller":      endpoints.New(log("endpoints-controller"), client, factory),
 		"nodeipam-controller":       nodeipam.New(log("nodeipam-controller"), client, factory, s.clusterCIDR, nodeipam.WithMaskSize(s.opts.NodeCIDRMaskSize)),
 		"ingress-controller":        ingress.New(log("ingress-controller"), client, factory, recorder("ingress-controller")),
-		"servicelb-controller":      servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool),
-		"garbage-collector":         gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
+		"servicelb-controller": servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool,
+			servicelb.WithPoolConfigMap(s.serviceCIDR, s.clusterCIDR)),
+		"garbage-collector": gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
 	}
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 

@@ -112,6 +112,7 @@ type Server struct {
 	// kube is the loopback client of the server's own handlers (join).
 	kube        kubernetes.Interface
 	clusterCIDR netip.Prefix
+	serviceCIDR netip.Prefix
 	lbPool      []netip.Prefix
 
 	// URL is where clients reach the server; Loopback is the in-process
@@ -206,6 +207,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster CIDR %q: %w", o.ClusterCIDR, err)
 	}
+	s.serviceCIDR = cidr
 	if s.lbPool, err = servicelb.ParsePool(o.LoadBalancerPool); err != nil {
 		return err // names the load balancer CIDR at fault
 	}

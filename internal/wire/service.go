@@ -32,3 +32,13 @@ type ServiceEnv struct {
 // ServiceController runs the cluster controller until ctx ends; an error
 // stops the service.
 type ServiceController func(ctx context.Context, env ServiceEnv) error
+
+// The cluster service hands each cluster its load balancer block through
+// this ConfigMap as well as through `wharf server --lb-cidr`: a cluster made
+// before it had a block, or whose block changes, gets it without its
+// server restarting. Data key LoadBalancerPoolKey: CIDRs, comma-separated.
+const (
+	LoadBalancerPoolNamespace = "kube-system"
+	LoadBalancerPoolConfigMap = "wharf-load-balancer-pool"
+	LoadBalancerPoolKey       = "cidrs"
+)

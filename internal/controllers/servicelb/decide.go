@@ -68,7 +68,8 @@ func (c *Controller) decide(key string) (decision, error) {
 		delete(c.reported, key)
 		return d, nil
 	}
-	if len(c.pool) == 0 {
+	pool := c.pool()
+	if len(pool) == 0 {
 		d.leave = true
 		if len(svc.Status.LoadBalancer.Ingress) == 0 {
 			d.failure = "this cluster has no load balancer pool (wharf server --lb-cidr)"
@@ -83,8 +84,8 @@ func (c *Controller) decide(key string) (decision, error) {
 	case err != nil:
 		d.failure = err.Error()
 	case req.IsValid():
-		if !c.pool.contains(req) {
-			d.failure = fmt.Sprintf("%s is not in the load balancer pool %s", req, c.pool)
+		if !pool.contains(req) {
+			d.failure = fmt.Sprintf("%s is not in the load balancer pool %s", req, pool)
 		} else if h, ok := held[req]; ok && h != key {
 			d.failure = fmt.Sprintf("%s is held by service %s", req, h)
 		} else {
@@ -95,11 +96,11 @@ func (c *Controller) decide(key string) (decision, error) {
 			d.addr = r.addr
 		} else if cur.IsValid() && held[cur] == key {
 			d.addr = cur
-		} else if a, ok := c.pool.lowestFree(held); ok {
+		} else if a, ok := pool.lowestFree(held); ok {
 			d.addr = a
 		} else {
-			n := c.pool.size()
-			d.failure = fmt.Sprintf("no free address in the load balancer pool %s (%d %s, all held)", c.pool, n, plural(n, "address", "addresses"))
+			n := pool.size()
+			d.failure = fmt.Sprintf("no free address in the load balancer pool %s (%d %s, all held)", pool, n, plural(n, "address", "addresses"))
 		}
 	}
 

@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -72,7 +73,11 @@ type Controller struct {
 	logger   *slog.Logger
 	client   kubernetes.Interface
 	recorder record.EventRecorder
-	pool     pool
+	// static is the pool of the server's flags; cur the pool in use: static,
+	// or the pool ConfigMap's (WithPoolConfigMap). Swapped under mu.
+	static    pool
+	cur       atomic.Pointer[pool]
+	forbidden []netip.Prefix // ranges a ConfigMap's pool must not overlap
 
 	services corelisters.ServiceLister
 	synced   []cache.InformerSynced
@@ -103,12 +108,12 @@ type reservation struct {
 
 // New builds the controller on factory's service informer. pool may be
 // empty; ParsePool validates one.
-func New(logger *slog.Logger, client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, pool []netip.Prefix) *Controller {
+func New(logger *slog.Logger, client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, prefixes []netip.Prefix, opts ...Option) *Controller {
 	c := &Controller{
 		logger:   logger,
 		client:   client,
 		recorder: recorder,
-		pool:     newPool(pool),
+		static:   newPool(prefixes),
 		pending:  map[string]reservation{},
 		reported: map[string]string{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -118,15 +123,22 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 	c.services = inf.Lister()
 	c.synced = controllerutil.AddEventHandlers(c.logger, controllerutil.EventHandler{Informer: inf.Informer(),
 		Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.serviceAdded, UpdateFunc: c.serviceUpdated, DeleteFunc: c.serviceDeleted}})
+	c.cur.Store(&c.static)
+	for _, o := range opts {
+		o(c, factory)
+	}
 	return c
 }
 
+// pool is the pool in use.
+func (c *Controller) pool() pool { return *c.cur.Load() }
+
 // Run assigns addresses until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if len(c.pool) == 0 {
+	if p := c.pool(); len(p) == 0 {
 		c.logger.Info("no load balancer pool: LoadBalancer services stay pending")
 	} else {
-		c.logger.Info("load balancer pool", "pool", c.pool.String(), "addresses", c.pool.size())
+		c.logger.Info("load balancer pool", "pool", p.String(), "addresses", p.size())
 	}
 	controllerutil.Run(ctx, c.logger, c.queue, c.synced, workers, c.sync,
 		controllerutil.KeyAttr("service"), controllerutil.FailureMessage("cannot assign load balancer address, retrying"))
@@ -148,7 +160,7 @@ func relevant(svc *v1.Service) bool {
 // the first such ingress IP.
 func (c *Controller) claim(svc *v1.Service) netip.Addr {
 	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(in.IP); err == nil && c.pool.contains(a) {
+		if a, err := netip.ParseAddr(in.IP); err == nil && c.pool().contains(a) {
 			return a
 		}
 	}
@@ -270,7 +282,7 @@ func (c *Controller) release(ctx context.Context, svc *v1.Service) error {
 	var keep []v1.LoadBalancerIngress
 	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
 		for _, in := range svc.Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(in.IP); err == nil && c.pool.contains(a) {
+			if a, err := netip.ParseAddr(in.IP); err == nil && c.pool().contains(a) {
 				continue
 			}
 			keep = append(keep, in)
