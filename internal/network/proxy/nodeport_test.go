@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"wharf.dev/wharf/internal/cri/critest"
+	"wharf.dev/wharf/internal/network/nsrun"
 )
 
 // TestNodePortTraffic sends connections from a host outside a test node
@@ -245,6 +247,33 @@ func TestLoadBalancerTraffic(t *testing.T) {
 			t.Errorf("dial: %q, %v; want a timeout", answer, err)
 		}
 	})
+	t.Run("local policy from a pod or the node: any endpoint, as in-cluster traffic", func(t *testing.T) {
+		// The pod's address kept (b sees a), as to a cluster IP.
+		if got := answers(t, podA.ns, "10.97.0.102:80", 10); got["b 10.98.0.2"] != 10 {
+			t.Errorf("from a pod, endpoints elsewhere only: %v; want b seeing the pod every time", got)
+		}
+		if got := answers(t, podA.ns, "10.97.0.101:80", 40); got["a "+gateway]+got["b 10.98.0.2"] != 40 || len(got) != 2 {
+			t.Errorf("from a pod, endpoints here and elsewhere: %v; want both", got)
+		}
+		// The node's own processes: masqueraded, b sees the node.
+		if got := answers(t, n.ns, "10.97.0.102:80", 10); got["b "+gateway] != 10 {
+			t.Errorf("from the node, endpoints elsewhere only: %v; want b seeing the node", got)
+		}
+	})
+	t.Run("local policy, an endpoint arrives here, then the services go: chains follow", func(t *testing.T) {
+		in.slice(p, eslice("ns", "elsewhere-1", "elsewhere", httpPort, a, b))
+		n.sync(p)
+		if got := answers(t, outside, "10.97.0.102:80", 10); got["a "+clientIP] != 10 {
+			t.Errorf("answers: %v; want a seeing %s every time", got, clientIP)
+		}
+		in.slice(p, eslice("ns", "elsewhere-1", "elsewhere", httpPort, b))
+		in.deleteService(p, "ns", "local")
+		n.sync(p)
+		chains := lbLocalChains(t, n, p)
+		if len(chains) != 1 || chains[0] != "lb-local-1-0" {
+			t.Errorf("lb-local chains %v; want only lb-local-1-0 (elsewhere's)", chains)
+		}
+	})
 	t.Run("no endpoint: refused at once", func(t *testing.T) {
 		if answer, err := dial(outside, "tcp", "10.97.0.103:80"); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("dial: %q, %v; want connection refused", answer, err)
@@ -271,4 +300,23 @@ func TestLoadBalancerTraffic(t *testing.T) {
 			t.Errorf("dial: %q, %v; want the node's own socket", answer, err)
 		}
 	})
+}
+
+// lbLocalChains lists the table's lb-local-<N>-<M> chains.
+func lbLocalChains(t *testing.T, n *testNode, p *Proxy) []string {
+	t.Helper()
+	var names []string
+	if err := nsrun.At(n.ns, func() (err error) {
+		names, err = p.nft.List(context.Background(), "chains")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range names {
+		if strings.HasPrefix(n, "lb-local-") {
+			out = append(out, n)
+		}
+	}
+	return out
 }

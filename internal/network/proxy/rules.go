@@ -146,6 +146,7 @@ var storeDefs = [numStores]storeDef{
 type pick struct {
 	kind int
 	n    int
+	m    int // pickLoadBalancerLocal: this node's endpoints, the first m of n
 }
 
 const (
@@ -153,9 +154,17 @@ const (
 	pickNodePort             // nodeport-pick-<N>: to a node port, masqueraded
 	pickNodePortLocal        // nodeport-local-<N>: externalTrafficPolicy Local, source kept
 	pickExternalLocal        // external-local-<N>: to a load balancer address, Local, source kept
+	// lb-local-<N>-<M>: to a load balancer address, Local, whose N
+	// endpoints are this node's M first: from pods and from the node
+	// itself to any of the N (pick-<N>), from elsewhere to this node's
+	// (external-local-<M>; none: left to the endpoints check, which drops).
+	pickLoadBalancerLocal
 )
 
 func (k pick) chain() string {
+	if k.kind == pickLoadBalancerLocal {
+		return "lb-local-" + strconv.Itoa(k.n) + "-" + strconv.Itoa(k.m)
+	}
 	return [...]string{pickPrefix, "nodeport-" + pickPrefix, "nodeport-local-", "external-local-"}[k.kind] + strconv.Itoa(k.n)
 }
 
@@ -164,7 +173,9 @@ func (k pick) chain() string {
 // port.
 func (k pick) byAddress() bool { return k.kind == pickClusterIP || k.kind == pickExternalLocal }
 
-func comparePicks(a, b pick) int { return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.n, b.n)) }
+func comparePicks(a, b pick) int {
+	return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.n, b.n), cmp.Compare(a.m, b.m))
+}
 
 // endpointStore returns the store of a protocol's endpoints, those of
 // node ports if nodePort.
@@ -189,6 +200,17 @@ func endpointStore(proto string, nodePort bool) int {
 // map.
 func (p *Proxy) pickRules(k pick) chainRules {
 	var rules []string
+	if k.kind == pickLoadBalancerLocal {
+		cluster := pick{kind: pickClusterIP, n: k.n}.chain()
+		if p.cidr != "" {
+			rules = append(rules, "ip saddr "+p.cidr+" goto "+cluster)
+		}
+		rules = append(rules, "fib saddr type local goto "+cluster)
+		if k.m > 0 {
+			rules = append(rules, "goto "+pick{kind: pickExternalLocal, n: k.m}.chain())
+		}
+		return chainRules{k.chain(), rules}
+	}
 	switch {
 	case k.kind == pickNodePort:
 		rules = append(rules, "jump "+markMasqChain)
@@ -262,7 +284,7 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 		case len(eps) > 0 && svc.affinity > 0:
 			store, verdict = storeServiceIPs, "goto "+p.portChain(r, key, port, eps, svc.affinity)
 		case len(eps) > 0:
-			store, verdict = storeServiceIPs, "goto "+r.pick(pick{pickClusterIP, len(eps)})
+			store, verdict = storeServiceIPs, "goto "+r.pick(pick{kind: pickClusterIP, n: len(eps)})
 		}
 		for _, ip := range svc.ips {
 			r.claims = append(r.claims, claim{store, ip.String() + " . " + port.proto + " . " + strconv.Itoa(port.port), verdict})
@@ -325,7 +347,7 @@ func (p *Proxy) nodePortRules(r *svcRules, svc *service, port servicePort, from 
 	eps := endpointsFor(port, from, svc.externalLocal, p.cfg.NodeName)
 	switch {
 	case len(eps) > 0:
-		r.claims = append(r.claims, claim{storeNodePorts, key, "goto " + r.pick(pick{kind, len(eps)})})
+		r.claims = append(r.claims, claim{storeNodePorts, key, "goto " + r.pick(pick{kind: kind, n: len(eps)})})
 		r.claimEndpoints(endpointStore(port.proto, true), strconv.Itoa(port.nodePort), eps)
 	case svc.externalLocal && len(endpointsFor(port, from, false, "")) > 0:
 		r.claims = append(r.claims, claim{storeNoEndpointNodePorts, key, "drop"})
@@ -338,29 +360,44 @@ func (p *Proxy) nodePortRules(r *svcRules, svc *service, port servicePort, from 
 // balancer addresses to r; they are keyed like cluster IPs, in the same
 // maps. With externalTrafficPolicy Cluster every usable endpoint, through
 // the cluster IP's pick chains, which masquerade what comes from outside
-// the pod network; with Local this node's endpoints only, the client's
-// address kept, and dropped where only other nodes have endpoints (the
-// address is announced by a node with one). Session affinity goes by the
-// port's chain, Cluster-like. No endpoint at all: refused.
+// the pod network. With Local, traffic from outside goes to this node's
+// endpoints only, the client's address kept, and is dropped where only
+// other nodes have endpoints (the address is announced by a node with
+// one); traffic from the cluster's pods and from the node itself goes to
+// any endpoint, as to the cluster IP, the way kube-proxy short-circuits
+// it (a pod on a node without an endpoint can reach the address). Session
+// affinity goes by the port's chain, Cluster-like. No endpoint at all:
+// refused.
 func (p *Proxy) loadBalancerRules(r *svcRules, svcKey types.NamespacedName, svc *service, port servicePort, from []*slice) {
-	eps := endpointsFor(port, from, svc.externalLocal, p.cfg.NodeName)
+	all := endpointsFor(port, from, false, "")
+	local := endpointsFor(port, from, svc.externalLocal, p.cfg.NodeName)
 	for _, ip := range svc.lbIPs {
 		key := ip.String() + " . " + port.proto + " . " + strconv.Itoa(port.port)
+		epKey := ip.String() + " . " + strconv.Itoa(port.port)
 		switch {
-		case len(eps) > 0 && svc.affinity > 0:
+		case len(local) > 0 && svc.affinity > 0:
 			chain := portChainName(svcKey, port)
 			if !slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == chain }) {
-				p.portChain(r, svcKey, port, endpointsFor(port, from, false, ""), svc.affinity)
+				p.portChain(r, svcKey, port, all, svc.affinity)
 			}
 			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + chain})
-		case len(eps) > 0:
-			kind := pickClusterIP
-			if svc.externalLocal {
-				kind = pickExternalLocal
+		case len(all) > 0 && svc.externalLocal && svc.affinity == 0:
+			// This node's endpoints first: external-local-<M> draws
+			// among them, pick-<N> among all.
+			ordered := append(slices.Clip(local), slices.DeleteFunc(slices.Clone(all), func(ep netip.AddrPort) bool { return slices.Contains(local, ep) })...)
+			r.pick(pick{kind: pickClusterIP, n: len(all)})
+			if len(local) > 0 {
+				r.pick(pick{kind: pickExternalLocal, n: len(local)})
+			} else {
+				// From outside, nothing to go to: the endpoints check drops it.
+				r.claims = append(r.claims, claim{storeNoEndpoints, key, "drop"})
 			}
-			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + r.pick(pick{kind, len(eps)})})
-			r.claimEndpoints(endpointStore(port.proto, false), ip.String()+" . "+strconv.Itoa(port.port), eps)
-		case svc.externalLocal && len(endpointsFor(port, from, false, "")) > 0:
+			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + r.pick(pick{kind: pickLoadBalancerLocal, n: len(all), m: len(local)})})
+			r.claimEndpoints(endpointStore(port.proto, false), epKey, ordered)
+		case len(local) > 0:
+			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + r.pick(pick{kind: pickClusterIP, n: len(local)})})
+			r.claimEndpoints(endpointStore(port.proto, false), epKey, local)
+		case svc.externalLocal && len(all) > 0: // with affinity
 			r.claims = append(r.claims, claim{storeNoEndpoints, key, "drop"})
 		default:
 			r.claims = append(r.claims, claim{storeNoEndpoints, key, "goto " + rejectChain})
