@@ -203,7 +203,9 @@ func TestLoadBalancerTraffic(t *testing.T) {
 	in.service(p, lb("elsewhere", "10.96.0.12", "10.97.0.102", corev1.ServiceExternalTrafficPolicyLocal, sport("http", tcp, 80)))
 	in.slice(p, eslice("ns", "elsewhere-1", "elsewhere", httpPort, b))
 	in.service(p, lb("empty", "10.96.0.13", "10.97.0.103", corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)))
-	in.service(p, withAffinity(lb("sticky", "10.96.0.14", "10.97.0.104", corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)), 60))
+	sticky := withAffinity(lb("sticky", "10.96.0.14", "10.97.0.104", corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)), 60)
+	sticky.Spec.Ports[0].NodePort = 30200
+	in.service(p, sticky)
 	in.slice(p, eslice("ns", "sticky-1", "sticky", httpPort, a, b))
 	n.sync(p)
 
@@ -231,6 +233,11 @@ func TestLoadBalancerTraffic(t *testing.T) {
 	})
 	t.Run("session affinity: one endpoint", func(t *testing.T) {
 		if got := answers(t, outside, "10.97.0.104:80", 20); len(got) != 1 {
+			t.Errorf("answers: %v; want one pod every time", got)
+		}
+	})
+	t.Run("session affinity through the node port: one endpoint", func(t *testing.T) {
+		if got := answers(t, outside, nodeIP+":30200", 20); len(got) != 1 {
 			t.Errorf("answers: %v; want one pod every time", got)
 		}
 	})

@@ -293,7 +293,7 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 			}
 		}
 		if port.nodePort > 0 && p.nodeIPs != "" {
-			p.nodePortRules(r, svc, port, from)
+			p.nodePortRules(r, key, svc, port, from)
 		}
 		if len(svc.lbIPs) > 0 {
 			p.loadBalancerRules(r, key, svc, port, from)
@@ -333,12 +333,13 @@ func (r *svcRules) claimEndpoints(store int, prefix string, eps []netip.AddrPort
 }
 
 // nodePortRules adds what a service port's node port needs to r: with
-// externalTrafficPolicy Cluster every usable endpoint, masqueraded; with
-// Local this node's only, the client's address kept. Without endpoints
+// externalTrafficPolicy Cluster every usable endpoint, masqueraded (with
+// session affinity through the port's chain); with Local this node's
+// only, the client's address kept (session affinity not applied). Without endpoints
 // connections are refused, as to a cluster IP; with Local and endpoints
 // on other nodes only, dropped, as kube-proxy does (a load balancer's
 // health check takes this node out instead).
-func (p *Proxy) nodePortRules(r *svcRules, svc *service, port servicePort, from []*slice) {
+func (p *Proxy) nodePortRules(r *svcRules, svcKey types.NamespacedName, svc *service, port servicePort, from []*slice) {
 	key := port.proto + " . " + strconv.Itoa(port.nodePort)
 	kind := pickNodePort
 	if svc.externalLocal {
@@ -346,6 +347,15 @@ func (p *Proxy) nodePortRules(r *svcRules, svc *service, port servicePort, from 
 	}
 	eps := endpointsFor(port, from, svc.externalLocal, p.cfg.NodeName)
 	switch {
+	case len(eps) > 0 && svc.affinity > 0 && !svc.externalLocal:
+		// The port's chain, as the load balancer address's: every
+		// endpoint, a client kept on one, what comes from outside the
+		// pod network masqueraded.
+		chain := portChainName(svcKey, port)
+		if !slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == chain }) {
+			p.portChain(r, svcKey, port, eps, svc.affinity)
+		}
+		r.claims = append(r.claims, claim{storeNodePorts, key, "goto " + chain})
 	case len(eps) > 0:
 		r.claims = append(r.claims, claim{storeNodePorts, key, "goto " + r.pick(pick{kind: kind, n: len(eps)})})
 		r.claimEndpoints(endpointStore(port.proto, true), strconv.Itoa(port.nodePort), eps)
