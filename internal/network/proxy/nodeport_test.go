@@ -206,6 +206,10 @@ func TestLoadBalancerTraffic(t *testing.T) {
 	sticky := withAffinity(lb("sticky", "10.96.0.14", "10.97.0.104", corev1.ServiceExternalTrafficPolicyCluster, sport("http", tcp, 80)), 60)
 	sticky.Spec.Ports[0].NodePort = 30200
 	in.service(p, sticky)
+	stickyLocal := withAffinity(lb("sticky-local", "10.96.0.15", "10.97.0.105", corev1.ServiceExternalTrafficPolicyLocal, sport("http", tcp, 80)), 60)
+	stickyLocal.Spec.Ports[0].NodePort = 30201
+	in.service(p, stickyLocal)
+	in.slice(p, eslice("ns", "sticky-local-1", "sticky-local", httpPort, a, b))
 	in.slice(p, eslice("ns", "sticky-1", "sticky", httpPort, a, b))
 	n.sync(p)
 
@@ -239,6 +243,16 @@ func TestLoadBalancerTraffic(t *testing.T) {
 	t.Run("session affinity through the node port: one endpoint", func(t *testing.T) {
 		if got := answers(t, outside, nodeIP+":30200", 20); len(got) != 1 {
 			t.Errorf("answers: %v; want one pod every time", got)
+		}
+	})
+	t.Run("session affinity with local policy: this node's endpoint, client address kept", func(t *testing.T) {
+		for _, addr := range []string{"10.97.0.105:80", nodeIP + ":30201"} {
+			if got := answers(t, outside, addr, 20); got["a "+clientIP] != 20 {
+				t.Errorf("%s: %v; want a seeing %s every time", addr, got, clientIP)
+			}
+		}
+		if got := answers(t, podA.ns, "10.97.0.105:80", 20); len(got) != 1 {
+			t.Errorf("from a pod: %v; want one pod every time", got)
 		}
 	})
 	t.Run("from a pod", func(t *testing.T) {

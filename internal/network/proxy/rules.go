@@ -282,7 +282,7 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 		store, verdict := storeNoEndpoints, "goto "+rejectChain
 		switch {
 		case len(eps) > 0 && svc.affinity > 0:
-			store, verdict = storeServiceIPs, "goto "+p.portChain(r, key, port, eps, svc.affinity)
+			store, verdict = storeServiceIPs, "goto "+p.ensurePortChain(r, key, port, eps, svc.affinity, false)
 		case len(eps) > 0:
 			store, verdict = storeServiceIPs, "goto "+r.pick(pick{kind: pickClusterIP, n: len(eps)})
 		}
@@ -333,9 +333,9 @@ func (r *svcRules) claimEndpoints(store int, prefix string, eps []netip.AddrPort
 }
 
 // nodePortRules adds what a service port's node port needs to r: with
-// externalTrafficPolicy Cluster every usable endpoint, masqueraded (with
-// session affinity through the port's chain); with Local this node's
-// only, the client's address kept (session affinity not applied). Without endpoints
+// externalTrafficPolicy Cluster every usable endpoint, masqueraded; with
+// Local this node's only, the client's address kept; session affinity
+// through the port's chain (its local one for Local). Without endpoints
 // connections are refused, as to a cluster IP; with Local and endpoints
 // on other nodes only, dropped, as kube-proxy does (a load balancer's
 // health check takes this node out instead).
@@ -347,14 +347,12 @@ func (p *Proxy) nodePortRules(r *svcRules, svcKey types.NamespacedName, svc *ser
 	}
 	eps := endpointsFor(port, from, svc.externalLocal, p.cfg.NodeName)
 	switch {
-	case len(eps) > 0 && svc.affinity > 0 && !svc.externalLocal:
-		// The port's chain, as the load balancer address's: every
-		// endpoint, a client kept on one, what comes from outside the
-		// pod network masqueraded.
-		chain := portChainName(svcKey, port)
-		if !slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == chain }) {
-			p.portChain(r, svcKey, port, eps, svc.affinity)
-		}
+	case len(eps) > 0 && svc.affinity > 0:
+		// The port's chain, as the load balancer address's: a client
+		// kept on one endpoint; with Cluster every endpoint, what comes
+		// from outside the pod network masqueraded; with Local this
+		// node's, the client's address kept.
+		chain := p.ensurePortChain(r, svcKey, port, eps, svc.affinity, svc.externalLocal)
 		r.claims = append(r.claims, claim{storeNodePorts, key, "goto " + chain})
 	case len(eps) > 0:
 		r.claims = append(r.claims, claim{storeNodePorts, key, "goto " + r.pick(pick{kind: kind, n: len(eps)})})
@@ -385,12 +383,15 @@ func (p *Proxy) loadBalancerRules(r *svcRules, svcKey types.NamespacedName, svc 
 		key := ip.String() + " . " + port.proto + " . " + strconv.Itoa(port.port)
 		epKey := ip.String() + " . " + strconv.Itoa(port.port)
 		switch {
-		case len(local) > 0 && svc.affinity > 0:
-			chain := portChainName(svcKey, port)
-			if !slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == chain }) {
-				p.portChain(r, svcKey, port, all, svc.affinity)
+		case len(all) > 0 && svc.affinity > 0 && svc.externalLocal:
+			// As lb-local-<N>-<M>, with a chain of the service's own:
+			// pods and the node to the port's chain, others to its local one.
+			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + p.lbLocalAffinityChain(r, svcKey, port, all, local, svc.affinity)})
+			if len(local) == 0 {
+				r.claims = append(r.claims, claim{storeNoEndpoints, key, "drop"})
 			}
-			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + chain})
+		case len(local) > 0 && svc.affinity > 0:
+			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + p.ensurePortChain(r, svcKey, port, all, svc.affinity, false)})
 		case len(all) > 0 && svc.externalLocal && svc.affinity == 0:
 			// This node's endpoints first: external-local-<M> draws
 			// among them, pick-<N> among all.
@@ -407,12 +408,34 @@ func (p *Proxy) loadBalancerRules(r *svcRules, svcKey types.NamespacedName, svc 
 		case len(local) > 0:
 			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + r.pick(pick{kind: pickClusterIP, n: len(local)})})
 			r.claimEndpoints(endpointStore(port.proto, false), epKey, local)
-		case svc.externalLocal && len(all) > 0: // with affinity
-			r.claims = append(r.claims, claim{storeNoEndpoints, key, "drop"})
 		default:
 			r.claims = append(r.claims, claim{storeNoEndpoints, key, "goto " + rejectChain})
 		}
 	}
+}
+
+// lbLocalAffinityChain adds the chain that a load balancer address with
+// externalTrafficPolicy Local and session affinity goes to: traffic from
+// the cluster's pods and the node itself to the port's chain (every
+// endpoint), the rest to its local chain (this node's; none: on to the
+// endpoints check, which drops it). It returns the chain's name.
+func (p *Proxy) lbLocalAffinityChain(r *svcRules, key types.NamespacedName, port servicePort, all, local []netip.AddrPort, affinity int) string {
+	base := portBase(key, port)
+	name := objName("service-lb-local-", base, base)
+	if slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == name }) {
+		return name
+	}
+	cluster := p.ensurePortChain(r, key, port, all, affinity, false)
+	var rules []string
+	if p.cidr != "" {
+		rules = append(rules, "ip saddr "+p.cidr+" goto "+cluster)
+	}
+	rules = append(rules, "fib saddr type local goto "+cluster)
+	if len(local) > 0 {
+		rules = append(rules, "goto "+p.ensurePortChain(r, key, port, local, affinity, true))
+	}
+	r.chains = append(r.chains, chainRules{name, rules})
+	return name
 }
 
 func portBase(key types.NamespacedName, port servicePort) string {
@@ -425,13 +448,37 @@ func portChainName(key types.NamespacedName, port servicePort) string {
 	return objName("service-", base, base)
 }
 
+// localPortChainName names the chain of a service port with session
+// affinity and externalTrafficPolicy Local: this node's endpoints, the
+// client's address kept.
+func localPortChainName(key types.NamespacedName, port servicePort) string {
+	base := portBase(key, port)
+	return objName("service-local-", base, base)
+}
+
+// ensurePortChain adds the port's chain (its local one if local) to r
+// unless r has it, and returns its name.
+func (p *Proxy) ensurePortChain(r *svcRules, key types.NamespacedName, port servicePort, eps []netip.AddrPort, affinity int, local bool) string {
+	name := portChainName(key, port)
+	if local {
+		name = localPortChainName(key, port)
+	}
+	if !slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == name }) {
+		p.portChain(r, key, port, eps, affinity, local)
+	}
+	return name
+}
+
 // portChain adds the chain of a service port with endpoints, and its
-// affinity sets, to r and returns the chain's name.
-func (p *Proxy) portChain(r *svcRules, key types.NamespacedName, port servicePort, eps []netip.AddrPort, affinity int) string {
+// affinity sets, to r and returns the chain's name. A local chain (this
+// node's endpoints for externalTrafficPolicy Local) masquerades nothing.
+func (p *Proxy) portChain(r *svcRules, key types.NamespacedName, port servicePort, eps []netip.AddrPort, affinity int, local bool) string {
 	base := portBase(key, port)
 	chain := portChainName(key, port)
 	var rules []string
-	if p.cidr != "" {
+	if local {
+		chain = localPortChainName(key, port)
+	} else if p.cidr != "" {
 		rules = append(rules, "ip saddr != "+p.cidr+" jump "+markMasqChain)
 	}
 	sets := make([]string, len(eps))
@@ -441,7 +488,9 @@ func (p *Proxy) portChain(r *svcRules, key types.NamespacedName, port servicePor
 			// The timeout is part of the set, and of its name: a new
 			// timeout makes a new set instead of failing to change one.
 			sets[i] = objName("affinity-", readable, readable+"/"+strconv.Itoa(affinity))
-			r.sets = append(r.sets, setDef{sets[i], affinity})
+			if !slices.ContainsFunc(r.sets, func(d setDef) bool { return d.name == sets[i] }) { // a local chain's are its cluster chain's
+				r.sets = append(r.sets, setDef{sets[i], affinity})
+			}
 			rules = append(rules, "ip saddr @"+sets[i]+" meta l4proto "+port.proto+
 				" update @"+sets[i]+" { ip saddr } dnat to "+ep.String())
 		}
