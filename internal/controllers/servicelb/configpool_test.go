@@ -81,7 +81,15 @@ func TestPoolConfigMap(t *testing.T) {
 	waitFor(t, "the flags' pool (none) after the ConfigMap's delete", func() bool { return len(c.pool()) == 0 })
 }
 
+// addressesOf returns the services' addresses by name.
 func addressesOf(t *testing.T, client *fake.Clientset) map[string]string {
+	got, _ := addressesAndCount(t, client)
+	return got
+}
+
+// addressesAndCount returns the services' addresses by name, and how
+// many services there are.
+func addressesAndCount(t *testing.T, client *fake.Clientset) (map[string]string, int) {
 	t.Helper()
 	l, err := client.CoreV1().Services("ns").List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -93,7 +101,7 @@ func addressesOf(t *testing.T, client *fake.Clientset) map[string]string {
 			got[s.Name] = s.Status.LoadBalancer.Ingress[0].IP
 		}
 	}
-	return got
+	return got, len(l.Items)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -712,21 +712,12 @@ func waitAddresses(t *testing.T, client *fake.Clientset, n int) map[string]strin
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		l, err := client.CoreV1().Services("ns").List(context.Background(), metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]string{}
-		for _, s := range l.Items {
-			if len(s.Status.LoadBalancer.Ingress) > 0 {
-				got[s.Name] = s.Status.LoadBalancer.Ingress[0].IP
-			}
-		}
-		if len(got) == n && len(l.Items) == n {
+		got, total := addressesAndCount(t, client)
+		if len(got) == n && total == n {
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 20s %d of %d services have an address: %v", len(got), len(l.Items), got)
+			t.Fatalf("after 20s %d of %d services have an address: %v", len(got), total, got)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

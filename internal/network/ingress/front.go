@@ -502,7 +502,7 @@ func (fc *frontConn) exchange(bw *bufio.Writer, uc *upstreamConn, req *http.Requ
 		bw.WriteString("HTTP/1.1 ")
 		bw.WriteString(resp.Status)
 		bw.WriteString("\r\n")
-		writeHeader(bw, resp.Header, hopByHop(resp.Header))
+		writeHeader(bw, resp.Header, hopByHop(resp.Header), nil)
 		bw.WriteString("\r\n")
 		if err := bw.Flush(); err != nil {
 			return nil, answered, err
@@ -532,10 +532,11 @@ func hopByHop(h http.Header) map[string]bool {
 }
 
 // writeHeader writes the fields of h but the hop-by-hop ones, those in
-// skip, and the framing ones (Content-Length) that the caller writes.
-func writeHeader(bw *bufio.Writer, h http.Header, skip map[string]bool) {
+// skip and set, and the framing ones (Content-Length) that the caller
+// writes.
+func writeHeader(bw *bufio.Writer, h http.Header, skip, set map[string]bool) {
 	for k, vv := range h {
-		if skip[k] || k == "Content-Length" || isHopByHop(k) {
+		if skip[k] || set[k] || k == "Content-Length" || isHopByHop(k) {
 			continue
 		}
 		for _, v := range vv {
@@ -569,18 +570,7 @@ func (fc *frontConn) writeRequest(w *bufio.Writer, req *http.Request) {
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(req.Host)
 	w.WriteString("\r\n")
-	skip := hopByHop(req.Header)
-	for k, vv := range req.Header {
-		if forwardedFields[k] || skip[k] || k == "Content-Length" || isHopByHop(k) {
-			continue
-		}
-		for _, v := range vv {
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(v)
-			w.WriteString("\r\n")
-		}
-	}
+	writeHeader(w, req.Header, hopByHop(req.Header), forwardedFields)
 	if httpguts.HeaderValuesContainsToken(req.Header["Te"], "trailers") {
 		w.WriteString("Te: trailers\r\n")
 	}
@@ -628,7 +618,7 @@ func (fc *frontConn) relay(bw *bufio.Writer, req *http.Request, uc *upstreamConn
 	bw.WriteString("HTTP/1.1 ")
 	bw.WriteString(resp.Status)
 	bw.WriteString("\r\n")
-	writeHeader(bw, resp.Header, hopByHop(resp.Header))
+	writeHeader(bw, resp.Header, hopByHop(resp.Header), nil)
 	switch {
 	case noBody:
 		for _, v := range resp.Header["Content-Length"] { // as the endpoint said
