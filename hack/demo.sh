@@ -90,6 +90,26 @@ else
   step "the hello pods all run on $anode; scale up to see pods talk across hosts"
 fi
 
+# Outside the cluster: a LoadBalancer address of the cluster's block,
+# held by one of its hosts, answering this machine's own shell.
+step "kubectl expose deploy/hello --name hello-lb --type LoadBalancer --port 80 --target-port 8080"
+kubectl get svc hello-lb >/dev/null 2>&1 ||
+  kubectl expose deploy/hello --name hello-lb --type LoadBalancer --port 80 --target-port 8080
+lb_ip() { kubectl get svc hello-lb -o jsonpath='{.status.loadBalancer.ingress[0].ip}'; }
+for _ in $(seq 50); do
+  [ -n "$(lb_ip)" ] && break
+  sleep 0.2
+done
+kubectl get svc hello-lb
+if ip=$(lb_ip) && [ -n "$ip" ]; then
+  step "curl http://$ip/   (from this machine, through the load balancer address)"
+  retry curl -sS --max-time 2 "http://$ip/"
+  echo
+else
+  echo "hello-lb has no address (kubectl describe svc hello-lb says why; a cluster made"
+  echo "before load balancer blocks existed gets one once its hosts run this version)"
+fi
+
 step "The cluster is up. To go on:"
 cat <<EOT
   export KUBECONFIG=$KUBECONFIG
