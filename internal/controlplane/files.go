@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"wharf.dev/wharf/internal/pki"
+	"wharf.dev/wharf/internal/wire"
 )
 
 // tokens are the server's long-lived secrets, kept in <data-dir>/tokens.json.
@@ -91,6 +93,19 @@ func (s *Server) bootstrap(ctx context.Context, port int) error {
 		}); err != nil {
 			return err
 		}
+	}
+	// The key of the nodes' heartbeats (announce.MembersConfig.Key), made once.
+	if err := create("secret "+wire.HeartbeatKeySecret, func() error {
+		key := make([]byte, 32)
+		rand.Read(key)
+		_, err := client.CoreV1().Secrets(wire.HeartbeatKeyNamespace).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: wire.HeartbeatKeySecret},
+			Type:       corev1.SecretTypeOpaque,
+			Data:       map[string][]byte{wire.HeartbeatKeyField: key},
+		}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return err
 	}
 	// The kubernetes service: how pods find the API.
 	if _, err := client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); err == nil {

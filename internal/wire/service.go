@@ -42,3 +42,12 @@ const (
 	LoadBalancerPoolConfigMap = "wharf-load-balancer-pool"
 	LoadBalancerPoolKey       = "cidrs"
 )
+
+// The key that signs the nodes' load balancer heartbeats: a Secret the
+// server makes once (32 random bytes under HeartbeatKeyField); every agent
+// reads it when its speaker starts.
+const (
+	HeartbeatKeyNamespace = "kube-system"
+	HeartbeatKeySecret    = "wharf-heartbeat-key"
+	HeartbeatKeyField     = "key"
+)

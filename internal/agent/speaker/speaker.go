@@ -32,6 +32,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -39,6 +41,7 @@ import (
 
 	agentnode "wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/network/announce"
+	"wharf.dev/wharf/internal/wire"
 )
 
 const (
@@ -181,13 +184,42 @@ func (s *Speaker) DeleteEndpointSlice(namespace, name string) {
 	s.markDirty()
 }
 
+// heartbeatKey reads the key that signs the cluster's heartbeats, retrying
+// while the API does not answer; nil if the server made none (a server
+// older than signed heartbeats), with a warning: heartbeats then go
+// unsigned, as that server's other agents send them.
+func (s *Speaker) heartbeatKey(ctx context.Context) ([]byte, error) {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		sec, err := s.cfg.Client.CoreV1().Secrets(wire.HeartbeatKeyNamespace).Get(ctx, wire.HeartbeatKeySecret, metav1.GetOptions{})
+		switch {
+		case err == nil && len(sec.Data[wire.HeartbeatKeyField]) >= 16:
+			return sec.Data[wire.HeartbeatKeyField], nil
+		case err == nil:
+			return nil, fmt.Errorf("secret %s/%s: no key of 16 bytes or more under %q", wire.HeartbeatKeyNamespace, wire.HeartbeatKeySecret, wire.HeartbeatKeyField)
+		case apierrors.IsNotFound(err):
+			s.log.Warn("heartbeats unsigned: the server made no heartbeat key", "secret", wire.HeartbeatKeyNamespace+"/"+wire.HeartbeatKeySecret)
+			return nil, nil
+		}
+		s.log.Debug("reading the heartbeat key, retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
 // Run heartbeats with the other nodes and holds this node's addresses
 // until ctx is done; then it gives them up (the other nodes take them
 // within a heartbeat timeout).
 func (s *Speaker) Run(ctx context.Context) error {
+	key, err := s.heartbeatKey(ctx)
+	if err != nil {
+		return fmt.Errorf("load balancer speaker: %w", err)
+	}
 	members, err := announce.NewMembers(announce.MembersConfig{
 		Self: s.cfg.NodeName, Bind: netip.AddrPortFrom(s.cfg.NodeIP, 0), Cluster: s.cfg.Cluster,
-		Interval: s.cfg.Interval, Timeout: s.cfg.Timeout, Logger: s.log,
+		Interval: s.cfg.Interval, Timeout: s.cfg.Timeout, Key: key, Logger: s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("load balancer speaker: %w", err)

@@ -2,7 +2,9 @@ package announce
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,8 +39,20 @@ type MembersConfig struct {
 	Timeout time.Duration
 	// Cluster identifies the cluster: heartbeats of another are ignored.
 	Cluster string
-	Logger  *slog.Logger
+	// Key, if set, signs this node's heartbeats (HMAC-SHA256 over the
+	// heartbeat and the sender's clock) and makes unsigned, forged and
+	// stale ones (sent more than MaxSkew ago, by the sender's clock)
+	// ignored: nobody without the key can keep a dead node alive, or a
+	// live one's addresses, by sending heartbeats in its name. The
+	// cluster's nodes share it (a Secret the server makes).
+	Key    []byte
+	Logger *slog.Logger
 }
+
+// MaxSkew is how far a signed heartbeat's clock may be from the
+// receiver's: replays of recorded heartbeats older than that are ignored.
+// Hosts' clocks must agree within it (NTP does far better).
+const MaxSkew = 30 * time.Second
 
 // Members is a failure detector among a cluster's nodes: it sends a UDP
 // heartbeat to every peer each Interval, and a peer unheard for Timeout
@@ -50,9 +64,10 @@ type Members struct {
 	incarnation uint64
 	changes     chan struct{}
 
-	mu      sync.Mutex
-	peers   map[string]*peer
-	running bool
+	mu           sync.Mutex
+	peers        map[string]*peer
+	running      bool
+	lastRejected map[string]time.Time // by claimed sender
 }
 
 type peer struct {
@@ -200,6 +215,9 @@ func (m *Members) Run(ctx context.Context) error {
 
 func (m *Members) beat(seq uint64) {
 	msg, _ := heartbeat{Cluster: m.cfg.Cluster, Name: m.cfg.Self, Incarnation: m.incarnation, Seq: seq}.encode()
+	if m.cfg.Key != nil {
+		msg = sign(msg, m.cfg.Key, time.Now())
+	}
 	m.mu.Lock()
 	var to []netip.AddrPort
 	for _, p := range m.peers {
@@ -228,6 +246,12 @@ func (m *Members) receive() {
 		if !ok || hb.Cluster != m.cfg.Cluster || hb.Name == m.cfg.Self {
 			continue
 		}
+		if m.cfg.Key != nil {
+			if err := verify(buf[:n], m.cfg.Key, time.Now()); err != nil {
+				m.rejected(hb.Name, from, err)
+				continue
+			}
+		}
 		m.heard(hb, from, time.Now())
 	}
 }
@@ -250,6 +274,24 @@ func (m *Members) heard(hb heartbeat, from netip.AddrPort, now time.Time) {
 		p.alive = true
 		m.log.Info("node alive", "node", hb.Name, "from", from)
 		m.signal()
+	}
+}
+
+// rejected logs a refused heartbeat, at most once a minute per name: a
+// flood of forgeries must not flood the log.
+func (m *Members) rejected(name string, from netip.AddrPort, err error) {
+	now := time.Now()
+	m.mu.Lock()
+	if m.lastRejected == nil {
+		m.lastRejected = map[string]time.Time{}
+	}
+	quiet := now.Sub(m.lastRejected[name]) < time.Minute
+	if !quiet {
+		m.lastRejected[name] = now
+	}
+	m.mu.Unlock()
+	if !quiet {
+		m.log.Warn("heartbeat refused", "node", name, "from", from, "err", err)
 	}
 }
 
@@ -280,7 +322,12 @@ func (m *Members) signal() {
 // receiver sees a restart; seq counts up within it, so a duplicated or
 // overtaken heartbeat is not news. Bytes after the name are ignored: a
 // later version 1 may append fields; an incompatible change takes a new
-// version, which this one ignores.
+// version, which this one ignores. A signed heartbeat appends
+//
+//	clock u64 (unix milliseconds) | tag [16]byte
+//
+// the tag being the first 16 bytes of HMAC-SHA256(key, everything
+// before it); receivers without a key ignore both.
 type heartbeat struct {
 	Cluster, Name    string
 	Incarnation, Seq uint64
@@ -332,4 +379,42 @@ func decodeHeartbeat(b []byte) (heartbeat, bool) {
 		return heartbeat{}, false
 	}
 	return h, true
+}
+
+const tagSize = 16
+
+// sign appends the sender's clock and the tag to a heartbeat.
+func sign(msg, key []byte, now time.Time) []byte {
+	msg = binary.BigEndian.AppendUint64(msg, uint64(now.UnixMilli()))
+	mac := hmac.New(sha256.New, key)
+	mac.Write(msg)
+	return mac.Sum(msg)[:len(msg)+tagSize]
+}
+
+var (
+	errUnsigned = errors.New("not signed")
+	errForged   = errors.New("bad signature")
+)
+
+// verify checks a signed heartbeat's tag, and that its clock is within
+// MaxSkew of now.
+func verify(b, key []byte, now time.Time) error {
+	h, ok := decodeHeartbeat(b)
+	if !ok {
+		return errUnsigned
+	}
+	signedLen := headerSize + 2 + len(h.Cluster) + len(h.Name) + 8
+	if len(b) != signedLen+tagSize {
+		return errUnsigned
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write(b[:signedLen])
+	if !hmac.Equal(mac.Sum(nil)[:tagSize], b[signedLen:]) {
+		return errForged
+	}
+	sent := time.UnixMilli(int64(binary.BigEndian.Uint64(b[signedLen-8:])))
+	if d := now.Sub(sent); d > MaxSkew || d < -MaxSkew {
+		return fmt.Errorf("sent at %s by its clock, %s from ours (more than %s: a replay, or clocks apart)", sent.UTC().Format(time.RFC3339), d.Round(time.Millisecond), MaxSkew)
+	}
+	return nil
 }
