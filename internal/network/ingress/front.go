@@ -38,8 +38,10 @@ import (
 // on the connection stays with net/http.
 //
 // Not done by the fast path: noticing that a client went away while its
-// request waits for the backend (the backend's answer is then read and
-// dropped, as net/http's server would only learn it at the next read).
+// request waits for the backend. net/http's server learns it from its
+// background read and cancels the backend request; the fast path waits
+// for the answer and drops it, which holds an endpoint connection as long
+// as a long poll lasts.
 
 // frontBufSize is the read buffer of a client connection: a request's
 // header must fit it to take the fast path.
