@@ -101,12 +101,20 @@ func Ingress(ctx context.Context, env Env, out io.Writer, cfg IngressConfig) err
 	fmt.Fprintf(out, "ingress: two pods (%s), wrk %d threads %d connections %s, %d rounds alternating; nginx %s\n",
 		strings.Join(podIPs, ", "), cfg.Threads, cfg.Conns, cfg.Duration, cfg.Rounds, nginxVersion())
 	results := map[string]*wrkResult{}
+	// The proxies' own CPU per request: nginx's master and workers, the
+	// agent (the ingress proxy is in its process).
+	proxyCPU := map[string]func() time.Duration{
+		"nginx": func() time.Duration { return familyCPU(nginx.cmd.Process.Pid) },
+		"wharf": func() time.Duration { return processCPU(filepath.Join(o.StateDir, "run", "agent.pid")) },
+	}
 	for range cfg.Rounds {
 		for _, t := range targets {
+			before := proxyCPU[t.proxy]()
 			r, err := runWrk(ctx, hosts, t.url, cfg.Threads, cfg.Conns, cfg.Duration)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", t.proxy, t.url, err)
 			}
+			r.cpu = proxyCPU[t.proxy]() - before
 			key := t.proxy + " " + t.scheme
 			if results[key] == nil {
 				results[key] = &wrkResult{}
@@ -116,8 +124,8 @@ func Ingress(ctx context.Context, env Env, out io.Writer, cfg IngressConfig) err
 	}
 	for _, scheme := range []string{"http", "https"} {
 		n, w := results["nginx "+scheme], results["wharf "+scheme]
-		fmt.Fprintf(out, "ingress: %s keep-alive: nginx %s; wharf %s: %.0f%% of nginx's requests per second, p99 %.2fx nginx's\n",
-			strings.ToUpper(scheme), n, w, 100*w.rps()/n.rps(), w.p99()/n.p99())
+		fmt.Fprintf(out, "ingress: %s keep-alive: nginx %s; wharf %s: %.0f%% of nginx's requests per second, p99 %.2fx nginx's; the proxy's CPU per request: nginx %.0f µs, wharf %.0f µs\n",
+			strings.ToUpper(scheme), n, w, 100*w.rps()/n.rps(), w.p99()/n.p99(), n.cpuPerRequest(), w.cpuPerRequest())
 	}
 	return nil
 }
@@ -276,17 +284,24 @@ func nginxVersion() string {
 type wrkResult struct {
 	requests   int
 	seconds    float64
-	p50s, p99s []float64 // per run, in ms
+	p50s, p99s []float64     // per run, in ms
+	cpu        time.Duration // of the proxy under test, if measured
 }
 
 func (w *wrkResult) add(r *wrkResult) {
 	w.requests += r.requests
 	w.seconds += r.seconds
+	w.cpu += r.cpu
 	w.p50s = append(w.p50s, r.p50s...)
 	w.p99s = append(w.p99s, r.p99s...)
 }
 
 func (w *wrkResult) rps() float64 { return float64(w.requests) / w.seconds }
+
+// cpuPerRequest is the proxy's CPU per request, in µs.
+func (w *wrkResult) cpuPerRequest() float64 {
+	return float64(w.cpu.Microseconds()) / float64(max(w.requests, 1))
+}
 
 // p99 is the worst round's p99: a proxy is as slow as its slowest round.
 func (w *wrkResult) p99() float64 { return maxOf(w.p99s) }

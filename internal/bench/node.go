@@ -331,20 +331,47 @@ func processCPU(pidFile string) time.Duration {
 	if err != nil {
 		return 0
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%s/stat", strings.TrimSpace(string(data))))
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil {
 		return 0
 	}
-	// Fields after the command (which may hold spaces): utime and stime
-	// are the 12th and 13th, in clock ticks (100 a second on Linux).
+	cpu, _ := pidCPU(pid)
+	return cpu
+}
+
+// pidCPU is the user and system time of a process, and its parent's pid.
+func pidCPU(pid int) (cpu time.Duration, ppid int) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	// Fields after the command (which may hold spaces): the parent is the
+	// 2nd, utime and stime are the 12th and 13th, in clock ticks (100 a
+	// second on Linux).
 	i := strings.LastIndexByte(string(stat), ')')
 	f := strings.Fields(string(stat[i+1:]))
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
+	ppid, _ = strconv.Atoi(f[1])
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return time.Duration(utime+stime) * 10 * time.Millisecond, ppid
+}
+
+// familyCPU is the user and system time of a process and its children
+// (nginx's master and workers).
+func familyCPU(pid int) time.Duration {
+	total, _ := pidCPU(pid)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if child, err := strconv.Atoi(e.Name()); err == nil && child != pid {
+			if cpu, ppid := pidCPU(child); ppid == pid {
+				total += cpu
+			}
+		}
+	}
+	return total
 }
 
 // agentMemory describes the agent's memory: RSS, the anonymous part (its
