@@ -138,9 +138,11 @@ type Controller struct {
 	// health is what the health loop last saw of each cluster.
 	health map[types.UID]*healthState
 	// lbMu serialises the choice of clusters' load balancer blocks, and
-	// guards lbFull: the clusters told that the pool is full.
-	lbMu   sync.Mutex
-	lbFull map[types.UID]bool
+	// guards lbFull, the clusters told that the pool is full, and
+	// lbWritten, the block each cluster's pool ConfigMap holds.
+	lbMu      sync.Mutex
+	lbFull    map[types.UID]bool
+	lbWritten map[types.UID]string
 }
 
 // New returns a controller; Run starts it.

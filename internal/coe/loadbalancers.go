@@ -95,10 +95,14 @@ func (c *Controller) ensureLoadBalancerBlock(ctx context.Context, cl *wharfv1.Cl
 // server's servicelb controller follows (wire.LoadBalancerPoolConfigMap),
 // so that a block given after the cluster was made, or changed, is used
 // without restarting the server. Best effort: an API that does not answer
-// now is written at a later sync.
+// now is written at a later sync. Once written, a cluster's block is not
+// read back at every sync (the service restarted reads it once).
 func (c *Controller) ensurePoolConfigMap(ctx context.Context, kube kubernetes.Interface, cl *wharfv1.Cluster) {
 	block := cl.Status.LoadBalancerCIDR
-	if block == "" {
+	c.lbMu.Lock()
+	done := c.lbWritten[cl.UID] == block
+	c.lbMu.Unlock()
+	if block == "" || done {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -121,7 +125,14 @@ func (c *Controller) ensurePoolConfigMap(ctx context.Context, kube kubernetes.In
 	}
 	if err != nil {
 		c.log.Debug("cannot write the cluster's load balancer pool ConfigMap yet", "cluster", cl.Namespace+"/"+cl.Name, "err", err)
+		return
 	}
+	c.lbMu.Lock()
+	defer c.lbMu.Unlock()
+	if c.lbWritten == nil {
+		c.lbWritten = map[types.UID]string{}
+	}
+	c.lbWritten[cl.UID] = block
 }
 
 // freeBlock returns the first block of pool (a /28, or pool itself when

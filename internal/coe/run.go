@@ -135,4 +135,8 @@ func (c *Controller) forget(uid types.UID) {
 	delete(c.creds, uid)
 	delete(c.clients, uid)
 	delete(c.health, uid)
+	c.lbMu.Lock()
+	defer c.lbMu.Unlock()
+	delete(c.lbFull, uid)
+	delete(c.lbWritten, uid)
 }

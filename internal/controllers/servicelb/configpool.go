@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -15,37 +17,37 @@ import (
 )
 
 // Option changes how New builds the controller.
-type Option func(*Controller, informers.SharedInformerFactory)
+type Option func(*Controller)
 
 // WithPoolConfigMap makes the pool follow the ConfigMap
 // wire.LoadBalancerPoolConfigMap when it exists (else the pool given to New
 // is used): the cluster service writes it, so that a cluster gets or
 // changes its block without its server restarting. A pool there that
 // overlaps one of forbidden (the service and pod ranges) or does not parse
-// is refused with a log line, and the pool given to New stays.
+// is refused with a log line, and the pool given to New stays. Only that
+// ConfigMap is watched (an informer of its own, by name), not the
+// cluster's others.
 func WithPoolConfigMap(forbidden ...netip.Prefix) Option {
-	return func(c *Controller, factory informers.SharedInformerFactory) {
+	return func(c *Controller) {
 		c.forbidden = forbidden
-		inf := factory.Core().V1().ConfigMaps().Informer()
-		ours := func(obj any) (*v1.ConfigMap, bool) {
-			cm, ok := controllerutil.DeletedObject[*v1.ConfigMap](obj)
-			return cm, ok && cm.Namespace == wire.LoadBalancerPoolNamespace && cm.Name == wire.LoadBalancerPoolConfigMap
-		}
-		c.synced = append(c.synced, controllerutil.AddEventHandlers(c.logger, controllerutil.EventHandler{Informer: inf,
+		c.poolFactory = informers.NewSharedInformerFactoryWithOptions(c.client, 0,
+			informers.WithNamespace(wire.LoadBalancerPoolNamespace),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", wire.LoadBalancerPoolConfigMap).String()
+			}))
+		c.synced = append(c.synced, controllerutil.AddEventHandlers(c.logger, controllerutil.EventHandler{
+			Informer: c.poolFactory.Core().V1().ConfigMaps().Informer(),
 			Handler: cache.ResourceEventHandlerFuncs{
-				AddFunc:    func(obj any) { c.poolConfigMapChanged(ours(obj)) },
-				UpdateFunc: func(_, obj any) { c.poolConfigMapChanged(ours(obj)) },
-				DeleteFunc: func(obj any) {
-					if _, ok := ours(obj); ok {
-						c.setPool(c.static, "the pool ConfigMap is gone")
-					}
-				},
+				AddFunc:    func(obj any) { c.poolConfigMapChanged(obj) },
+				UpdateFunc: func(_, obj any) { c.poolConfigMapChanged(obj) },
+				DeleteFunc: func(any) { c.setPool(c.static, "the pool ConfigMap is gone") },
 			}})...)
 	}
 }
 
-func (c *Controller) poolConfigMapChanged(cm *v1.ConfigMap, ok bool) {
-	if !ok {
+func (c *Controller) poolConfigMapChanged(obj any) {
+	cm, ok := obj.(*v1.ConfigMap)
+	if !ok || cm.Name != wire.LoadBalancerPoolConfigMap {
 		return
 	}
 	p, err := parseConfigPool(cm.Data[wire.LoadBalancerPoolKey], c.forbidden)

@@ -78,6 +78,8 @@ type Controller struct {
 	static    pool
 	cur       atomic.Pointer[pool]
 	forbidden []netip.Prefix // ranges a ConfigMap's pool must not overlap
+	// poolFactory watches the pool ConfigMap (WithPoolConfigMap); nil: none.
+	poolFactory informers.SharedInformerFactory
 
 	services corelisters.ServiceLister
 	synced   []cache.InformerSynced
@@ -125,7 +127,7 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 		Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.serviceAdded, UpdateFunc: c.serviceUpdated, DeleteFunc: c.serviceDeleted}})
 	c.cur.Store(&c.static)
 	for _, o := range opts {
-		o(c, factory)
+		o(c)
 	}
 	return c
 }
@@ -139,6 +141,10 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		c.logger.Info("no load balancer pool: LoadBalancer services stay pending")
 	} else {
 		c.logger.Info("load balancer pool", "pool", p.String(), "addresses", p.size())
+	}
+	if c.poolFactory != nil {
+		c.poolFactory.Start(ctx.Done())
+		defer c.poolFactory.Shutdown()
 	}
 	controllerutil.Run(ctx, c.logger, c.queue, c.synced, workers, c.sync,
 		controllerutil.KeyAttr("service"), controllerutil.FailureMessage("cannot assign load balancer address, retrying"))

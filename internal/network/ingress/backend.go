@@ -122,16 +122,24 @@ func (b *backend) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		delete(h, "X-Real-Ip") // never the client's own
 	}
-	proto, port := "http", "80"
-	if connTLS(in) != nil {
-		proto, port = "https", "443"
-	}
-	if a, ok := in.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
-		port = strconv.Itoa(a.Port)
-	}
+	local, _ := in.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	proto, port := forwardedProtoPort(connTLS(in) != nil, local)
 	h["X-Forwarded-Proto"] = []string{proto}
 	h["X-Forwarded-Host"] = []string{in.Host}
 	h["X-Forwarded-Port"] = []string{port}
+}
+
+// forwardedProtoPort are X-Forwarded-Proto and -Port of a connection to
+// local (nil: unknown), over TLS or not.
+func forwardedProtoPort(viaTLS bool, local net.Addr) (proto, port string) {
+	proto, port = "http", "80"
+	if viaTLS {
+		proto, port = "https", "443"
+	}
+	if a, ok := local.(*net.TCPAddr); ok {
+		port = strconv.Itoa(a.Port)
+	}
+	return proto, port
 }
 
 // RoundTrip sends a request to its endpoint and, if that refused the

@@ -7,8 +7,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,13 +64,13 @@ type front struct {
 	handoff  *handoffListener
 	closing  atomic.Bool
 
-	mu    sync.Mutex
-	conns map[*frontConn]struct{}
-	done  chan struct{} // closed when closing and conns is empty
+	mu     sync.Mutex
+	conns  map[*frontConn]struct{}
+	active sync.WaitGroup // one per tracked connection
 }
 
 func (p *Proxy) newFront(base context.Context, ln net.Listener, tlsCfg *tls.Config) *front {
-	f := &front{p: p, tls: tlsCfg, ln: ln, conns: map[*frontConn]struct{}{}, done: make(chan struct{}),
+	f := &front{p: p, tls: tlsCfg, ln: ln, conns: map[*frontConn]struct{}{},
 		handoff: &handoffListener{addr: ln.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}}
 	f.fallback = &http.Server{
 		Handler:           p.Handler(),
@@ -122,6 +124,7 @@ func (f *front) track(fc *frontConn) bool {
 		return false
 	}
 	f.conns[fc] = struct{}{}
+	f.active.Add(1) // under mu with closing false: never after stop's Wait began
 	return true
 }
 
@@ -129,13 +132,7 @@ func (f *front) untrack(fc *frontConn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.conns, fc)
-	if f.closing.Load() && len(f.conns) == 0 {
-		select {
-		case <-f.done:
-		default:
-			close(f.done)
-		}
-	}
+	f.active.Done()
 }
 
 // stop stops accepting, closes idle connections and waits until those
@@ -148,14 +145,13 @@ func (f *front) stop(ctx context.Context) {
 	for fc := range f.conns {
 		fc.closeIfIdle()
 	}
-	if len(f.conns) == 0 {
-		close(f.done)
-	}
 	f.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() { f.fallback.Shutdown(ctx) }) //nolint:errcheck // closed after
+	done := make(chan struct{})
+	go func() { f.active.Wait(); close(done) }()
 	select {
-	case <-f.done:
+	case <-done:
 	case <-ctx.Done():
 	}
 	wg.Wait()
@@ -224,21 +220,14 @@ func (fc *frontConn) serve() {
 		fc.tls = &st
 		if st.NegotiatedProtocol == "h2" {
 			handedOff = true
-			fc.f.p.handoffs.Add(1)
-			fc.f.handoff.give(tc)
+			fc.handOver(tc)
 			return
 		}
 	}
-	fc.clientIP, fc.port, fc.proto = "", "80", "http"
 	if host, _, err := net.SplitHostPort(fc.c.RemoteAddr().String()); err == nil {
 		fc.clientIP = host
 	}
-	if fc.tls != nil {
-		fc.port, fc.proto = "443", "https"
-	}
-	if a, ok := fc.c.LocalAddr().(*net.TCPAddr); ok {
-		fc.port = strconv.Itoa(a.Port)
-	}
+	fc.proto, fc.port = forwardedProtoPort(fc.tls != nil, fc.c.LocalAddr())
 	fc.br = bufio.NewReaderSize(fc.c, frontBufSize)
 	for {
 		if !fc.setIdle(true) {
@@ -254,14 +243,20 @@ func (fc *frontConn) serve() {
 		if handoff {
 			fc.c.SetDeadline(time.Time{}) //nolint:errcheck // net/http sets its own
 			handedOff = true
-			fc.f.p.handoffs.Add(1)
-			fc.f.handoff.give(&replayConn{Conn: fc.c, r: fc.br, tls: fc.tls})
+			fc.handOver(&replayConn{Conn: fc.c, r: fc.br, tls: fc.tls})
 			return
 		}
 		if !keep || fc.f.closing.Load() {
 			return
 		}
 	}
+}
+
+// handOver gives c (the connection) to net/http's server, which closes
+// it from then on.
+func (fc *frontConn) handOver(c net.Conn) {
+	fc.f.p.handoffs.Add(1)
+	fc.f.handoff.give(c)
 }
 
 // serveOne serves the request at the head of the read buffer, or says
@@ -276,13 +271,9 @@ func (fc *frontConn) serveOne() (keep, handoff bool) {
 	if err != nil || !fast(req) {
 		return false, true // net/http serves it, or answers the error
 	}
-	t := fc.f.p.table.Load()
-	var rt *route
-	if t != nil {
-		rt = t.lookup(normalizeHost(req.Host), cleanPath(req.URL.Path))
-		if rt != nil && rt.backend.h2c {
-			return false, true
-		}
+	a := fc.f.p.answer(req, fc.tls != nil)
+	if a.backend != nil && a.backend.h2c {
+		return false, true
 	}
 	fc.f.p.fastRequests.Add(1)
 	fc.br.Discard(len(hdr))           //nolint:errcheck // buffered
@@ -293,17 +284,10 @@ func (fc *frontConn) serveOne() (keep, handoff bool) {
 		bw.Reset(nil)
 		writers.Put(bw)
 	}()
-	switch {
-	case t == nil:
-		keep = fc.page(bw, req, http.StatusServiceUnavailable, startingPage, "")
-	case rt == nil:
-		keep = fc.page(bw, req, http.StatusNotFound, notFoundPage, "")
-	case rt.redirect && fc.tls == nil:
-		keep = fc.page(bw, req, http.StatusPermanentRedirect, redirectPage, fc.f.p.redirectURL(normalizeHost(req.Host), req))
-	case rt.backend.proxy == nil:
-		keep = fc.page(bw, req, http.StatusServiceUnavailable, rt.backend.unavailable, "")
-	default:
-		keep = fc.proxy(bw, req, rt.backend)
+	if a.backend != nil {
+		keep = fc.proxy(bw, req, a.backend)
+	} else {
+		keep = fc.page(bw, req, a.code, a.page, a.location)
 	}
 	if err := bw.Flush(); err != nil {
 		return false, false
@@ -403,18 +387,19 @@ func (fc *frontConn) page(bw *bufio.Writer, req *http.Request, code int, body []
 	bw.WriteString(strconv.Itoa(code))
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(code))
-	bw.WriteString("\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ")
-	bw.WriteString(strconv.Itoa(len(body)))
-	bw.WriteString("\r\nDate: ")
-	bw.WriteString(httpDate())
+	bw.WriteString("\r\n")
+	for _, f := range pageHeader {
+		writeField(bw, f[0], f[1])
+	}
+	writeField(bw, "Content-Length", strconv.Itoa(len(body)))
+	writeField(bw, "Date", httpDate())
 	if location != "" {
-		bw.WriteString("\r\nLocation: ")
-		bw.WriteString(location)
+		writeField(bw, "Location", location)
 	}
 	if !keep {
-		bw.WriteString("\r\nConnection: close")
+		writeField(bw, "Connection", "close")
 	}
-	bw.WriteString("\r\n\r\n")
+	bw.WriteString("\r\n")
 	if req.Method != http.MethodHead {
 		bw.Write(body) //nolint:errcheck // Flush reports it
 	}
@@ -542,12 +527,17 @@ func writeHeader(bw *bufio.Writer, h http.Header, skip, set map[string]bool) {
 			continue
 		}
 		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			writeField(bw, k, v)
 		}
 	}
+}
+
+// writeField writes one header field.
+func writeField(w *bufio.Writer, k, v string) {
+	w.WriteString(k)
+	w.WriteString(": ")
+	w.WriteString(v)
+	w.WriteString("\r\n")
 }
 
 func isHopByHop(k string) bool {
@@ -569,42 +559,26 @@ func (fc *frontConn) writeRequest(w *bufio.Writer, req *http.Request) {
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
 	w.WriteString(req.RequestURI)
-	w.WriteString(" HTTP/1.1\r\nHost: ")
-	w.WriteString(req.Host)
-	w.WriteString("\r\n")
+	w.WriteString(" HTTP/1.1\r\n")
+	writeField(w, "Host", req.Host)
 	writeHeader(w, req.Header, hopByHop(req.Header), forwardedFields)
 	if httpguts.HeaderValuesContainsToken(req.Header["Te"], "trailers") {
-		w.WriteString("Te: trailers\r\n")
+		writeField(w, "Te", "trailers")
 	}
 	if fc.clientIP != "" {
-		w.WriteString("X-Forwarded-For: ")
-		for _, v := range req.Header["X-Forwarded-For"] {
-			w.WriteString(v)
-			w.WriteString(", ")
+		xff := fc.clientIP
+		if prior := req.Header["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + xff
 		}
-		w.WriteString(fc.clientIP)
-		w.WriteString("\r\nX-Real-Ip: ")
-		w.WriteString(fc.clientIP)
-		w.WriteString("\r\n")
+		writeField(w, "X-Forwarded-For", xff)
+		writeField(w, "X-Real-Ip", fc.clientIP)
 	}
-	w.WriteString("X-Forwarded-Proto: ")
-	w.WriteString(fc.proto)
-	w.WriteString("\r\nX-Forwarded-Host: ")
-	w.WriteString(req.Host)
-	w.WriteString("\r\nX-Forwarded-Port: ")
-	w.WriteString(fc.port)
-	w.WriteString("\r\n")
-	switch req.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
-		w.WriteString("Content-Length: ")
-		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
-		w.WriteString("\r\n")
-	default:
-		if req.ContentLength > 0 {
-			w.WriteString("Content-Length: ")
-			w.WriteString(strconv.FormatInt(req.ContentLength, 10))
-			w.WriteString("\r\n")
-		}
+	writeField(w, "X-Forwarded-Proto", fc.proto)
+	writeField(w, "X-Forwarded-Host", req.Host)
+	writeField(w, "X-Forwarded-Port", fc.port)
+	// A body's length; 0 too where a body is expected, as net/http sends it.
+	if req.ContentLength > 0 || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
+		writeField(w, "Content-Length", strconv.FormatInt(req.ContentLength, 10))
 	}
 	w.WriteString("\r\n")
 }
@@ -624,36 +598,21 @@ func (fc *frontConn) relay(bw *bufio.Writer, req *http.Request, uc *upstreamConn
 	switch {
 	case noBody:
 		for _, v := range resp.Header["Content-Length"] { // as the endpoint said
-			bw.WriteString("Content-Length: ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			writeField(bw, "Content-Length", v)
 		}
 	case chunked:
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		writeField(bw, "Transfer-Encoding", "chunked")
 		if len(resp.Trailer) > 0 {
-			bw.WriteString("Trailer: ")
-			first := true
-			for k := range resp.Trailer {
-				if !first {
-					bw.WriteString(", ")
-				}
-				first = false
-				bw.WriteString(k)
-			}
-			bw.WriteString("\r\n")
+			writeField(bw, "Trailer", strings.Join(slices.Collect(maps.Keys(resp.Trailer)), ", "))
 		}
 	default:
-		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.FormatInt(resp.ContentLength, 10))
-		bw.WriteString("\r\n")
+		writeField(bw, "Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	if _, ok := resp.Header["Date"]; !ok {
-		bw.WriteString("Date: ")
-		bw.WriteString(httpDate())
-		bw.WriteString("\r\n")
+		writeField(bw, "Date", httpDate())
 	}
 	if !keep {
-		bw.WriteString("Connection: close\r\n")
+		writeField(bw, "Connection", "close")
 	}
 	bw.WriteString("\r\n")
 	if noBody {
@@ -691,14 +650,7 @@ func (fc *frontConn) relay(bw *bufio.Writer, req *http.Request, uc *upstreamConn
 	}
 	if chunked {
 		bw.WriteString("0\r\n")
-		for k, vv := range resp.Trailer {
-			for _, v := range vv {
-				bw.WriteString(k)
-				bw.WriteString(": ")
-				bw.WriteString(v)
-				bw.WriteString("\r\n")
-			}
-		}
+		writeHeader(bw, resp.Trailer, nil, nil)
 		bw.WriteString("\r\n")
 	}
 	fc.release(uc, resp)

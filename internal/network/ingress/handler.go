@@ -22,33 +22,48 @@ func (p *Proxy) Handler() http.Handler {
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	a := p.answer(r, connTLS(r) != nil)
+	if a.backend != nil {
+		a.backend.proxy.ServeHTTP(w, r)
+		return
+	}
+	if a.location != "" {
+		w.Header().Set("Location", a.location)
+	}
+	writePage(w, a.code, a.page)
+}
+
+// answer is what a request gets, on either path: a backend with
+// endpoints to proxy to, or one of the proxy's pages.
+type answer struct {
+	backend  *backend
+	code     int
+	page     []byte
+	location string // of a redirect
+}
+
+// answer routes r by the current table; viaTLS: r came over HTTPS.
+func (p *Proxy) answer(r *http.Request, viaTLS bool) answer {
 	t := p.table.Load()
 	if t == nil {
-		writePage(w, http.StatusServiceUnavailable, startingPage)
-		return
+		return answer{code: http.StatusServiceUnavailable, page: startingPage}
 	}
 	host := normalizeHost(r.Host)
 	rt := t.lookup(host, cleanPath(r.URL.Path))
 	switch {
 	case rt == nil:
-		writePage(w, http.StatusNotFound, notFoundPage)
-	case rt.redirect && connTLS(r) == nil:
-		p.redirect(w, r, host)
+		return answer{code: http.StatusNotFound, page: notFoundPage}
+	case rt.redirect && !viaTLS:
+		// 308 keeps the method and body.
+		return answer{code: http.StatusPermanentRedirect, page: redirectPage, location: p.redirectURL(host, r)}
 	case rt.backend.proxy == nil:
-		writePage(w, http.StatusServiceUnavailable, rt.backend.unavailable)
-	default:
-		rt.backend.proxy.ServeHTTP(w, r)
+		return answer{code: http.StatusServiceUnavailable, page: rt.backend.unavailable}
 	}
+	return answer{backend: rt.backend}
 }
 
-// redirect sends a plain HTTP request to HTTPS, keeping its path and
-// query; 308 keeps the method and body.
-func (p *Proxy) redirect(w http.ResponseWriter, r *http.Request, host string) {
-	w.Header().Set("Location", p.redirectURL(host, r))
-	writePage(w, http.StatusPermanentRedirect, redirectPage)
-}
-
-// redirectURL is where a plain HTTP request to host goes over HTTPS.
+// redirectURL is where a plain HTTP request to host goes over HTTPS,
+// keeping its path and query.
 func (p *Proxy) redirectURL(host string, r *http.Request) string {
 	if port := p.cfg.HTTPSPort; port != 0 && port != 443 {
 		host = net.JoinHostPort(host, strconv.Itoa(port))
@@ -64,12 +79,19 @@ func page(code int, msg string) []byte {
 		code, text, code, text, html.EscapeString(msg))
 }
 
+// pageHeader are the fields of every page, but its length.
+var pageHeader = [][2]string{
+	{"Content-Type", "text/html; charset=utf-8"},
+	{"Cache-Control", "no-store"},
+	{"X-Content-Type-Options", "nosniff"},
+}
+
 func writePage(w http.ResponseWriter, code int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
+	for _, f := range pageHeader {
+		h.Set(f[0], f[1])
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	w.Write(body) //nolint:errcheck // the client may be gone; nothing to do
 }

@@ -315,6 +315,11 @@ func (p *Proxy) rulesFor(key types.NamespacedName, svc *service, from []*slice) 
 	return r
 }
 
+// hasChain says whether r has the per-service chain called name.
+func (r *svcRules) hasChain(name string) bool {
+	return slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == name })
+}
+
 // pick returns the chain of k, noting that r uses it.
 func (r *svcRules) pick(k pick) string {
 	if !slices.Contains(r.picks, k) {
@@ -422,7 +427,7 @@ func (p *Proxy) loadBalancerRules(r *svcRules, svcKey types.NamespacedName, svc 
 func (p *Proxy) lbLocalAffinityChain(r *svcRules, key types.NamespacedName, port servicePort, all, local []netip.AddrPort, affinity int) string {
 	base := portBase(key, port)
 	name := objName("service-lb-local-", base, base)
-	if slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == name }) {
+	if r.hasChain(name) {
 		return name
 	}
 	cluster := p.ensurePortChain(r, key, port, all, affinity, false)
@@ -463,7 +468,7 @@ func (p *Proxy) ensurePortChain(r *svcRules, key types.NamespacedName, port serv
 	if local {
 		name = localPortChainName(key, port)
 	}
-	if !slices.ContainsFunc(r.chains, func(c chainRules) bool { return c.name == name }) {
+	if !r.hasChain(name) {
 		p.portChain(r, key, port, eps, affinity, local)
 	}
 	return name
