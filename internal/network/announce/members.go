@@ -67,7 +67,7 @@ type Members struct {
 	mu           sync.Mutex
 	peers        map[string]*peer
 	running      bool
-	lastRejected map[string]time.Time // by claimed sender
+	lastRejected map[string]time.Time // by peer; "": names of no peer
 }
 
 type peer struct {
@@ -247,7 +247,7 @@ func (m *Members) receive() {
 			continue
 		}
 		if m.cfg.Key != nil {
-			if err := verify(buf[:n], m.cfg.Key, time.Now()); err != nil {
+			if err := verify(buf[:n], hb, m.cfg.Key, time.Now()); err != nil {
 				m.rejected(hb.Name, from, err)
 				continue
 			}
@@ -277,17 +277,22 @@ func (m *Members) heard(hb heartbeat, from netip.AddrPort, now time.Time) {
 	}
 }
 
-// rejected logs a refused heartbeat, at most once a minute per name: a
-// flood of forgeries must not flood the log.
+// rejected logs a refused heartbeat, at most once a minute per peer (and
+// once for all names that are no peer's): a flood of forgeries must not
+// flood the log, nor grow the memory of who was refused.
 func (m *Members) rejected(name string, from netip.AddrPort, err error) {
 	now := time.Now()
 	m.mu.Lock()
 	if m.lastRejected == nil {
 		m.lastRejected = map[string]time.Time{}
 	}
-	quiet := now.Sub(m.lastRejected[name]) < time.Minute
+	bucket := name
+	if m.peers[name] == nil {
+		bucket = ""
+	}
+	quiet := now.Sub(m.lastRejected[bucket]) < time.Minute
 	if !quiet {
-		m.lastRejected[name] = now
+		m.lastRejected[bucket] = now
 	}
 	m.mu.Unlock()
 	if !quiet {
@@ -396,13 +401,9 @@ var (
 	errForged   = errors.New("bad signature")
 )
 
-// verify checks a signed heartbeat's tag, and that its clock is within
-// MaxSkew of now.
-func verify(b, key []byte, now time.Time) error {
-	h, ok := decodeHeartbeat(b)
-	if !ok {
-		return errUnsigned
-	}
+// verify checks the tag of b, a heartbeat decoded as h, and that its
+// clock is within MaxSkew of now.
+func verify(b []byte, h heartbeat, key []byte, now time.Time) error {
 	signedLen := headerSize + 2 + len(h.Cluster) + len(h.Name) + 8
 	if len(b) != signedLen+tagSize {
 		return errUnsigned

@@ -37,7 +37,11 @@ func TestVerify(t *testing.T) {
 		{"a byte more", append(append([]byte(nil), signed...), 0), key, now, false},
 		{"a byte less", signed[:len(signed)-1], key, now, false},
 	} {
-		if err := verify(tc.msg, tc.key, tc.at); (err == nil) != tc.ok {
+		h, decoded := decodeHeartbeat(tc.msg)
+		if !decoded {
+			t.Fatalf("%s: not a heartbeat", tc.name)
+		}
+		if err := verify(tc.msg, h, tc.key, tc.at); (err == nil) != tc.ok {
 			t.Errorf("%s: verify = %v, want ok %v", tc.name, err, tc.ok)
 		}
 	}

@@ -201,15 +201,11 @@ func endpointStore(proto string, nodePort bool) int {
 func (p *Proxy) pickRules(k pick) chainRules {
 	var rules []string
 	if k.kind == pickLoadBalancerLocal {
-		cluster := pick{kind: pickClusterIP, n: k.n}.chain()
-		if p.cidr != "" {
-			rules = append(rules, "ip saddr "+p.cidr+" goto "+cluster)
-		}
-		rules = append(rules, "fib saddr type local goto "+cluster)
+		external := ""
 		if k.m > 0 {
-			rules = append(rules, "goto "+pick{kind: pickExternalLocal, n: k.m}.chain())
+			external = pick{kind: pickExternalLocal, n: k.m}.chain()
 		}
-		return chainRules{k.chain(), rules}
+		return chainRules{k.chain(), p.bySource(pick{kind: pickClusterIP, n: k.n}.chain(), external)}
 	}
 	switch {
 	case k.kind == pickNodePort:
@@ -379,42 +375,43 @@ func (p *Proxy) nodePortRules(r *svcRules, svcKey types.NamespacedName, svc *ser
 // one); traffic from the cluster's pods and from the node itself goes to
 // any endpoint, as to the cluster IP, the way kube-proxy short-circuits
 // it (a pod on a node without an endpoint can reach the address). Session
-// affinity goes by the port's chain, Cluster-like. No endpoint at all:
-// refused.
+// affinity goes by the port's chain (for Local from outside, by a chain of
+// this node's endpoints). No endpoint at all: refused.
 func (p *Proxy) loadBalancerRules(r *svcRules, svcKey types.NamespacedName, svc *service, port servicePort, from []*slice) {
 	all := endpointsFor(port, from, false, "")
-	local := endpointsFor(port, from, svc.externalLocal, p.cfg.NodeName)
+	local := endpointsFor(port, from, true, p.cfg.NodeName)
 	for _, ip := range svc.lbIPs {
 		key := ip.String() + " . " + port.proto + " . " + strconv.Itoa(port.port)
 		epKey := ip.String() + " . " + strconv.Itoa(port.port)
+		verdict := ""
 		switch {
-		case len(all) > 0 && svc.affinity > 0 && svc.externalLocal:
+		case len(all) == 0:
+			r.claims = append(r.claims, claim{storeNoEndpoints, key, "goto " + rejectChain})
+			continue
+		case !svc.externalLocal && svc.affinity > 0:
+			verdict = p.ensurePortChain(r, svcKey, port, all, svc.affinity, false)
+		case !svc.externalLocal:
+			verdict = r.pick(pick{kind: pickClusterIP, n: len(all)})
+			r.claimEndpoints(endpointStore(port.proto, false), epKey, all)
+		case svc.affinity > 0:
 			// As lb-local-<N>-<M>, with a chain of the service's own:
 			// pods and the node to the port's chain, others to its local one.
-			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + p.lbLocalAffinityChain(r, svcKey, port, all, local, svc.affinity)})
-			if len(local) == 0 {
-				r.claims = append(r.claims, claim{storeNoEndpoints, key, "drop"})
-			}
-		case len(local) > 0 && svc.affinity > 0:
-			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + p.ensurePortChain(r, svcKey, port, all, svc.affinity, false)})
-		case len(all) > 0 && svc.externalLocal && svc.affinity == 0:
+			verdict = p.lbLocalAffinityChain(r, svcKey, port, all, local, svc.affinity)
+		default:
 			// This node's endpoints first: external-local-<M> draws
 			// among them, pick-<N> among all.
-			ordered := append(slices.Clip(local), slices.DeleteFunc(slices.Clone(all), func(ep netip.AddrPort) bool { return slices.Contains(local, ep) })...)
 			r.pick(pick{kind: pickClusterIP, n: len(all)})
 			if len(local) > 0 {
 				r.pick(pick{kind: pickExternalLocal, n: len(local)})
-			} else {
-				// From outside, nothing to go to: the endpoints check drops it.
-				r.claims = append(r.claims, claim{storeNoEndpoints, key, "drop"})
 			}
-			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + r.pick(pick{kind: pickLoadBalancerLocal, n: len(all), m: len(local)})})
-			r.claimEndpoints(endpointStore(port.proto, false), epKey, ordered)
-		case len(local) > 0:
-			r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + r.pick(pick{kind: pickClusterIP, n: len(local)})})
-			r.claimEndpoints(endpointStore(port.proto, false), epKey, local)
-		default:
-			r.claims = append(r.claims, claim{storeNoEndpoints, key, "goto " + rejectChain})
+			verdict = r.pick(pick{kind: pickLoadBalancerLocal, n: len(all), m: len(local)})
+			others := slices.DeleteFunc(slices.Clone(all), func(ep netip.AddrPort) bool { return slices.Contains(local, ep) })
+			r.claimEndpoints(endpointStore(port.proto, false), epKey, append(slices.Clip(local), others...))
+		}
+		r.claims = append(r.claims, claim{storeServiceIPs, key, "goto " + verdict})
+		if svc.externalLocal && len(local) == 0 {
+			// From outside, nothing to go to: the endpoints check drops it.
+			r.claims = append(r.claims, claim{storeNoEndpoints, key, "drop"})
 		}
 	}
 }
@@ -430,17 +427,27 @@ func (p *Proxy) lbLocalAffinityChain(r *svcRules, key types.NamespacedName, port
 	if r.hasChain(name) {
 		return name
 	}
-	cluster := p.ensurePortChain(r, key, port, all, affinity, false)
+	cluster, external := p.ensurePortChain(r, key, port, all, affinity, false), ""
+	if len(local) > 0 {
+		external = p.ensurePortChain(r, key, port, local, affinity, true)
+	}
+	r.chains = append(r.chains, chainRules{name, p.bySource(cluster, external)})
+	return name
+}
+
+// bySource are the rules of a Local load balancer address's chain: the
+// cluster's pods and the node itself go to cluster (any endpoint), the
+// rest to external ("": on to the endpoints check, which drops it).
+func (p *Proxy) bySource(cluster, external string) []string {
 	var rules []string
 	if p.cidr != "" {
 		rules = append(rules, "ip saddr "+p.cidr+" goto "+cluster)
 	}
 	rules = append(rules, "fib saddr type local goto "+cluster)
-	if len(local) > 0 {
-		rules = append(rules, "goto "+p.ensurePortChain(r, key, port, local, affinity, true))
+	if external != "" {
+		rules = append(rules, "goto "+external)
 	}
-	r.chains = append(r.chains, chainRules{name, rules})
-	return name
+	return rules
 }
 
 func portBase(key types.NamespacedName, port servicePort) string {
