@@ -125,7 +125,18 @@ func TestBadInputIsRejectedAndNothingStored(t *testing.T) {
 		{name: "unsupported field selector", method: "GET", path: pods, query: "?fieldSelector=spec.image%3Dx",
 			code: 400, reason: metav1.StatusReasonBadRequest, message: "field label not supported: spec.image"},
 		{name: "unknown resource", method: "GET", path: "/api/v1/namespaces/default/gadgets", code: 404, reason: metav1.StatusReasonNotFound},
-		{name: "server-side apply", method: "PATCH", path: deployments + "/x", body: "{}", code: 415},
+		{name: "apply without a field manager", method: "PATCH", path: deployments + "/x", body: "{}",
+			code: 422, reason: metav1.StatusReasonInvalid, field: "fieldManager", stored: deployments + "/x"},
+		{name: "apply of another kind", method: "PATCH", path: deployments + "/x", query: "?fieldManager=t",
+			body: "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n", code: 400, reason: metav1.StatusReasonBadRequest, stored: deployments + "/x"},
+		{name: "apply of another name", method: "PATCH", path: deployments + "/x", query: "?fieldManager=t",
+			body: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: y\n", code: 400, reason: metav1.StatusReasonBadRequest, stored: deployments + "/x"},
+		{name: "apply of malformed YAML", method: "PATCH", path: deployments + "/x", query: "?fieldManager=t",
+			body: "apiVersion: [", code: 400, reason: metav1.StatusReasonBadRequest, stored: deployments + "/x"},
+		{name: "apply with managed fields", method: "PATCH", path: deployments + "/x", query: "?fieldManager=t",
+			body: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n  managedFields: [{manager: a}]\n", code: 400, reason: metav1.StatusReasonBadRequest, stored: deployments + "/x"},
+		{name: "apply of an invalid object", method: "PATCH", path: deployments + "/x", query: "?fieldManager=t",
+			body: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: -1\n", code: 422, reason: metav1.StatusReasonInvalid, stored: deployments + "/x"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -59,10 +59,8 @@ func patchType(r *http.Request) (types.PatchType, error) {
 		return "", unsupportedMediaType(r.Header.Get("Content-Type"))
 	}
 	switch pt := types.PatchType(mt); pt {
-	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType:
 		return pt, nil
-	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		return "", apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "", "server-side apply is not supported; use client-side kubectl apply", 0, false)
 	}
 	return "", unsupportedMediaType(mt)
 }
@@ -91,7 +89,10 @@ func (s *Server) patch(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
-	updated, err := s.updateWith(ctx, r, req, kind, func(cur runtime.Object) (runtime.Object, error) {
+	if pt == types.ApplyYAMLPatchType {
+		return s.apply(ctx, w, r, req, kind, patch)
+	}
+	updated, err := s.updateWith(ctx, r, req, kind, false, func(cur runtime.Object) (runtime.Object, error) {
 		s.ensureKind(cur)
 		obj := req.res.New()
 		if err := s.patchObject(w, r, pt, patch, cur, obj); err != nil {

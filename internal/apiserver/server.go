@@ -69,6 +69,7 @@ type Server struct {
 	mux     *http.ServeMux
 	ready   func() error
 	openapi openAPIDocs
+	fields  *fieldManagers
 	// namespaces is the namespaces resource, for admission's lookups.
 	namespaces *resources.Resource
 	// svcMu serialises service writes so cluster IP and node port
@@ -95,6 +96,7 @@ func New(cfg Config) *Server {
 		metrics: newMetrics(cfg.Metrics),
 		mux:     http.NewServeMux(),
 		public:  map[string]bool{"/healthz": true, "/livez": true, "/readyz": true},
+		fields:  newFieldManagers(cfg.Registry),
 	}
 	s.namespaces, _ = cfg.Registry.Get(corev1.SchemeGroupVersion.WithResource("namespaces"))
 	s.routes()

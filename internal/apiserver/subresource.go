@@ -86,7 +86,7 @@ func (s *Server) handleScale(ctx context.Context, w http.ResponseWriter, r *http
 	default:
 		return errMethod(r.Method, req)
 	}
-	updated, err := s.updateWith(ctx, r, req, mainWrite, func(cur runtime.Object) (runtime.Object, error) {
+	updated, err := s.updateWith(ctx, r, req, mainWrite, false, func(cur runtime.Object) (runtime.Object, error) {
 		want := scaleReq
 		if want == nil {
 			want = &autoscalingv1.Scale{}
@@ -209,7 +209,7 @@ func (s *Server) handleFinalize(ctx context.Context, w http.ResponseWriter, r *h
 	if err := s.decodeBody(w, r, data, want, corev1.SchemeGroupVersion.WithKind("Namespace")); err != nil {
 		return err
 	}
-	updated, err := s.updateWith(ctx, r, req, finalizeWrite, func(cur runtime.Object) (runtime.Object, error) {
+	updated, err := s.updateWith(ctx, r, req, finalizeWrite, false, func(cur runtime.Object) (runtime.Object, error) {
 		ns := cur.(*corev1.Namespace)
 		if want.ResourceVersion != "" && want.ResourceVersion != ns.ResourceVersion {
 			return nil, apierrors.NewConflict(req.gvr.GroupResource(), req.name, fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))

@@ -57,7 +57,17 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, req *reque
 }
 
 func (s *Server) create(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	obj, m, err := s.decodeObject(w, r, req)
+	obj, _, err := s.decodeObject(w, r, req)
+	if err != nil {
+		return err
+	}
+	return s.createObject(ctx, w, r, req, obj, false)
+}
+
+// createObject stores a new object a request sent (or an apply built:
+// applied, its managedFields already say so).
+func (s *Server) createObject(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, obj runtime.Object, applied bool) error {
+	m, err := meta.Accessor(obj)
 	if err != nil {
 		return err
 	}
@@ -70,6 +80,12 @@ func (s *Server) create(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return invalid(req, "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "name or generateName is required")})
 	}
 	s.prepareCreate(req, obj, m)
+	if !applied {
+		if obj, err = s.track(r, req, req.res.New(), obj); err != nil {
+			return err
+		}
+		m, _ = meta.Accessor(obj)
+	}
 	defer s.lockServices(req)()
 	if err := s.admitCreate(ctx, req, obj); err != nil {
 		return err
@@ -123,7 +139,6 @@ func (s *Server) prepareCreate(req *request, obj runtime.Object, m metav1.Object
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
 	m.SetSelfLink("")
-	m.SetManagedFields(nil)
 	res := req.res
 	if res.HasStatus && !res.KeepStatusOnCreate {
 		clearField(obj, "Status")
@@ -190,7 +205,6 @@ func (s *Server) prepareUpdate(req *request, obj, cur runtime.Object, kind write
 	m.SetGeneration(c.GetGeneration())
 	m.SetResourceVersion(c.GetResourceVersion())
 	m.SetSelfLink("")
-	m.SetManagedFields(c.GetManagedFields())
 	res := req.res
 	switch kind {
 	case mainWrite:
@@ -242,8 +256,10 @@ func equalField(a, b runtime.Object, name string) bool {
 }
 
 // updateWith runs a read-modify-write where modify builds the new object
-// from a private copy of the current one, then defaults, admits and validates it.
-func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, kind writeKind, modify func(cur runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
+// from a private copy of the current one, then defaults, admits and
+// validates it. The write's field ownership is recorded unless applied
+// (an apply's modify records it itself).
+func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, kind writeKind, applied bool, modify func(cur runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
 	var dry runtime.Object
 	defer s.lockServices(req)()
 	updated, err := s.store.Update(ctx, req.key(), nil, func(cur runtime.Object) (runtime.Object, error) {
@@ -253,6 +269,11 @@ func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, 
 		}
 		if err := s.prepareUpdate(req, obj, cur, kind); err != nil {
 			return nil, err
+		}
+		if !applied {
+			if obj, err = s.track(r, req, cur, obj); err != nil {
+				return nil, err
+			}
 		}
 		if err := s.admitUpdate(ctx, req, obj, cur); err != nil {
 			return nil, err
@@ -292,7 +313,7 @@ func (s *Server) update(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if m.GetName() != req.name {
 		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), req.name))
 	}
-	updated, err := s.updateWith(ctx, r, req, kind, func(runtime.Object) (runtime.Object, error) {
+	updated, err := s.updateWith(ctx, r, req, kind, false, func(runtime.Object) (runtime.Object, error) {
 		return obj.DeepCopyObject(), nil
 	})
 	if err != nil {
