@@ -2,6 +2,8 @@ package resources
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -18,12 +20,15 @@ import (
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 )
 
-// Registry is an immutable set of resources with the scheme that knows their types.
+// Registry is the set of resources a server serves, with the scheme that
+// knows the built-in types. The built-in resources are fixed; resources
+// defined at run time (custom resources) are added and removed with Add and
+// Remove. Reads never lock: they see one immutable view.
 type Registry struct {
-	Scheme    *runtime.Scheme
-	resources []*Resource
-	byGVR     map[schema.GroupVersionResource]*Resource
-	byGVK     map[schema.GroupVersionKind]*Resource
+	Scheme *runtime.Scheme
+	view   atomic.Pointer[view]
+	// mu serialises Add and Remove.
+	mu sync.Mutex
 }
 
 // NewScheme returns a scheme with every API group Wharf serves.
@@ -46,34 +51,18 @@ func NewRegistry(scheme *runtime.Scheme, rs ...*Resource) (*Registry, error) {
 	if len(rs) == 0 {
 		rs = Builtin()
 	}
-	reg := &Registry{Scheme: scheme, byGVR: map[schema.GroupVersionResource]*Resource{}, byGVK: map[schema.GroupVersionKind]*Resource{}}
 	for _, r := range rs {
-		if _, dup := reg.byGVR[r.GVR]; dup {
-			return nil, fmt.Errorf("resource %s registered twice", r.GVR)
-		}
 		if !scheme.Recognizes(r.GroupVersionKind()) {
 			return nil, fmt.Errorf("resource %s: kind %s not in scheme", r.GVR, r.GroupVersionKind())
 		}
-		reg.resources = append(reg.resources, r)
-		reg.byGVR[r.GVR] = r
-		reg.byGVK[r.GroupVersionKind()] = r
 	}
+	v, err := newView(rs, 0, len(rs))
+	if err != nil {
+		return nil, err
+	}
+	reg := &Registry{Scheme: scheme}
+	reg.view.Store(v)
 	return reg, nil
-}
-
-// All returns the resources in registration order.
-func (r *Registry) All() []*Resource { return r.resources }
-
-// Get returns the resource for a group, version and plural resource name.
-func (r *Registry) Get(gvr schema.GroupVersionResource) (*Resource, bool) {
-	res, ok := r.byGVR[gvr]
-	return res, ok
-}
-
-// ForKind returns the resource whose objects have the given kind.
-func (r *Registry) ForKind(gvk schema.GroupVersionKind) (*Resource, bool) {
-	res, ok := r.byGVK[gvk]
-	return res, ok
 }
 
 // Builtin returns the core resources of a cluster.

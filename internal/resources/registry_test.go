@@ -110,3 +110,46 @@ func TestBuiltinRegistry(t *testing.T) {
 		t.Errorf("apps/v1 deployments not found")
 	}
 }
+
+func TestRegistrySetCustom(t *testing.T) {
+	reg, err := NewRegistry(NewScheme())
+	if err != nil {
+		t.Fatal(err)
+	}
+	widget := func(version string) *Resource {
+		return &Resource{GVR: schema.GroupVersionResource{Group: "example.com", Version: version, Resource: "widgets"}, Kind: "Widget"}
+	}
+	gen := reg.Generation()
+	if err := reg.SetCustom("example.com", "widgets", widget("v1"), widget("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reg.Get(widget("v2").GVR); !ok || reg.Generation() == gen {
+		t.Fatalf("widgets/v2 not served after SetCustom (generation %d -> %d)", gen, reg.Generation())
+	}
+	if reg.Builtin(widget("v1").GVR) {
+		t.Error("a custom resource reported built-in")
+	}
+	// A new definition replaces every version of the old one.
+	if err := reg.SetCustom("example.com", "widgets", widget("v3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reg.Get(widget("v1").GVR); ok {
+		t.Error("widgets/v1 still served after its definition dropped it")
+	}
+	// Removing it leaves the built-in resources alone.
+	n := len(reg.All())
+	if err := reg.SetCustom("example.com", "widgets"); err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.All()) != n-1 {
+		t.Errorf("%d resources after removing one of %d", len(reg.All()), n)
+	}
+	// A custom resource may not take a built-in kind's place.
+	pods := &Resource{GVR: schema.GroupVersionResource{Version: "v1", Resource: "pods"}, Kind: "Pod"}
+	if err := reg.SetCustom("", "pods", pods); err == nil {
+		t.Error("a custom resource replaced pods")
+	}
+	if !reg.Builtin(pods.GVR) {
+		t.Error("pods not built-in")
+	}
+}
