@@ -62,10 +62,14 @@ func (s *Server) admitUpdate(ctx context.Context, req *request, obj, cur runtime
 	return nil
 }
 
-// admitKind runs the kind's own cross-object check (Resource.Admit) on a
-// create (cur nil) or a main-resource update, once the object is valid:
-// reading other objects for an invalid one would only add noise.
+// admitKind runs the escalation checks of roles and bindings and the
+// kind's own cross-object check (Resource.Admit) on a create (cur nil) or
+// a main-resource update, once the object is valid: reading other objects
+// for an invalid one would only add noise.
 func (s *Server) admitKind(ctx context.Context, req *request, obj, cur runtime.Object) error {
+	if err := s.guardRBAC(ctx, req, obj, cur); err != nil {
+		return err
+	}
 	if req.res.Admit == nil {
 		return nil
 	}

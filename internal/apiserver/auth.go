@@ -72,7 +72,19 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 			s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"), nil)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
+		ctx := r.Context()
+		if !s.routed(r) {
+			var err error
+			if u, err = s.impersonate(ctx, u, r); err == nil {
+				err = s.authorize(ctx, userInfo(u), r)
+			}
+			if err != nil {
+				s.metrics.observe("", "forbidden", http.StatusForbidden, 0)
+				s.writeError(w, r, err, nil)
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, userKey{}, u)))
 	})
 }
 

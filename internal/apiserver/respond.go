@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -105,8 +106,13 @@ func (s *Server) ensureKind(obj runtime.Object) {
 func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
 	p := &metav1.PartialObjectMetadata{}
 	p.SetGroupVersionKind(partialGVK)
-	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
-		p.ObjectMeta = *a.GetObjectMeta().(*metav1.ObjectMeta)
+	switch o := obj.(type) {
+	case metav1.ObjectMetaAccessor:
+		p.ObjectMeta = *o.GetObjectMeta().(*metav1.ObjectMeta)
+	case *unstructured.Unstructured:
+		if m, ok := o.Object["metadata"].(map[string]any); ok {
+			runtime.DefaultUnstructuredConverter.FromUnstructured(m, &p.ObjectMeta)
+		}
 	}
 	return p
 }

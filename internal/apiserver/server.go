@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/version"
 
+	"wharf.dev/wharf/internal/authz"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/storage"
 )
@@ -44,6 +45,12 @@ type Config struct {
 	Version version.Info
 	// Connect serves pods' log, exec, attach and portforward; nil: 501.
 	Connect ConnectFunc
+	// Authorize enforces RBAC and the Node authorizer on every API
+	// request; false lets every authenticated user do anything.
+	Authorize bool
+	// NodeAccess widens what nodes' agents may read beyond their pods'
+	// objects (Wharf's agents read the heartbeat key and TLS secrets).
+	NodeAccess []authz.NodeOption
 	// Routes are extra HTTP handlers served beside the API (the image
 	// registry, the agents' join endpoint).
 	Routes []Route
@@ -77,6 +84,10 @@ type Server struct {
 	svcMu sync.Mutex
 	// public are the paths served without authentication.
 	public map[string]bool
+	// routePatterns are cfg.Routes' patterns: those authorize their callers themselves.
+	routePatterns map[string]bool
+	// authz authorizes requests; nil lets every authenticated user do anything.
+	authz *authorization
 }
 
 // New returns a server; Handler serves it.
@@ -97,10 +108,27 @@ func New(cfg Config) *Server {
 		mux:     http.NewServeMux(),
 		public:  map[string]bool{"/healthz": true, "/livez": true, "/readyz": true},
 		fields:  newFieldManagers(cfg.Registry),
+
+		routePatterns: map[string]bool{},
+	}
+	if cfg.Authorize {
+		s.authz = s.newAuthorization(cfg.NodeAccess...)
 	}
 	s.namespaces, _ = cfg.Registry.Get(corev1.SchemeGroupVersion.WithResource("namespaces"))
 	s.routes()
 	return s
+}
+
+// Run keeps what the server derives from stored objects up to date (the
+// authorizer's view of roles and bindings) until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	s.watchPolicy(ctx)
+}
+
+// routed: r is served by one of cfg.Routes.
+func (s *Server) routed(r *http.Request) bool {
+	_, pattern := s.mux.Handler(r)
+	return s.routePatterns[pattern]
 }
 
 // SetReadiness installs the check behind /readyz (e.g. controllers started).
@@ -137,6 +165,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/apis/", s.serveAPI)
 	for _, r := range s.cfg.Routes {
 		s.mux.Handle(r.Pattern, r.Handler)
+		s.routePatterns[r.Pattern] = true
 		if r.Public {
 			s.public[r.Pattern] = true
 		}

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
+	"strings"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -152,10 +155,18 @@ func (s *Server) prepareCreate(req *request, obj runtime.Object, m metav1.Object
 }
 
 func clearField(obj runtime.Object, name string) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		delete(u.Object, jsonName(name))
+		return
+	}
 	if f := reflect.ValueOf(obj).Elem().FieldByName(name); f.IsValid() && f.CanSet() {
 		f.Set(reflect.Zero(f.Type()))
 	}
 }
+
+// jsonName is the JSON name of a top-level field of a custom resource
+// ("Spec" → "spec").
+func jsonName(name string) string { return strings.ToLower(name[:1]) + name[1:] }
 
 // validate defaults and validates obj (cur is nil on create).
 func (s *Server) validate(req *request, obj, cur runtime.Object, kind writeKind) field.ErrorList {
@@ -214,6 +225,10 @@ func (s *Server) prepareUpdate(req *request, obj, cur runtime.Object, kind write
 	case statusWrite:
 		copyField(obj, cur, "Spec")
 		// Status writes change status only: keep the stored metadata.
+		if ou, ok := obj.(*unstructured.Unstructured); ok {
+			ou.Object["metadata"] = runtime.DeepCopyJSONValue(cur.(*unstructured.Unstructured).Object["metadata"])
+			break
+		}
 		om, _ := obj.(metav1.ObjectMetaAccessor)
 		cm, _ := cur.(metav1.ObjectMetaAccessor)
 		*om.GetObjectMeta().(*metav1.ObjectMeta) = *cm.GetObjectMeta().(*metav1.ObjectMeta).DeepCopy()
@@ -231,12 +246,47 @@ func (s *Server) prepareUpdate(req *request, obj, cur runtime.Object, kind write
 }
 
 // copyField sets dst.<name> to a copy of src.<name> when both have it.
+// Custom resources have a status and, for this purpose, everything else
+// outside metadata is their "Spec".
 func copyField(dst, src runtime.Object, name string) {
+	if du, ok := dst.(*unstructured.Unstructured); ok {
+		su := src.(*unstructured.Unstructured)
+		for _, k := range customFields(du, su, name) {
+			if v, ok := su.Object[k]; ok {
+				du.Object[k] = runtime.DeepCopyJSONValue(v)
+			} else {
+				delete(du.Object, k)
+			}
+		}
+		return
+	}
 	d := reflect.ValueOf(dst).Elem().FieldByName(name)
 	sv := reflect.ValueOf(src).Elem().FieldByName(name)
 	if d.IsValid() && sv.IsValid() && d.CanSet() {
 		d.Set(reflect.ValueOf(deepCopyValue(sv)))
 	}
+}
+
+// customFields returns the top-level keys of two custom resources that
+// make up field name: "status", or for "Spec" every key but apiVersion,
+// kind, metadata and status.
+func customFields(a, b *unstructured.Unstructured, name string) []string {
+	if name != "Spec" {
+		return []string{jsonName(name)}
+	}
+	var keys []string
+	for _, o := range []map[string]any{a.Object, b.Object} {
+		for k := range o {
+			switch k {
+			case "apiVersion", "kind", "metadata", "status":
+			default:
+				if !slices.Contains(keys, k) {
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	return keys
 }
 
 func deepCopyValue(v reflect.Value) any {
@@ -247,6 +297,15 @@ func deepCopyValue(v reflect.Value) any {
 }
 
 func equalField(a, b runtime.Object, name string) bool {
+	if au, ok := a.(*unstructured.Unstructured); ok {
+		bu := b.(*unstructured.Unstructured)
+		for _, k := range customFields(au, bu, name) {
+			if !apiequality.Semantic.DeepEqual(au.Object[k], bu.Object[k]) {
+				return false
+			}
+		}
+		return true
+	}
 	av := reflect.ValueOf(a).Elem().FieldByName(name)
 	bv := reflect.ValueOf(b).Elem().FieldByName(name)
 	if !av.IsValid() || !bv.IsValid() {

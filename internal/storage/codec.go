@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
@@ -13,8 +14,9 @@ import (
 
 // Codec turns objects into stored bytes and back. Types with generated
 // protobuf code are stored as protobuf (Kubernetes' envelope, about 3x faster to
-// decode than JSON); other types (e.g. the wharf.dev group) as JSON. Decoding
-// recognises both.
+// decode than JSON); other types (e.g. the wharf.dev group) as JSON, and
+// custom resources, whose kinds the scheme does not know, as JSON decoded
+// into *unstructured.Unstructured. Decoding recognises all three.
 type Codec struct {
 	scheme  *runtime.Scheme
 	proto   runtime.Encoder
@@ -54,6 +56,10 @@ func (c *Codec) encode(obj runtime.Object) ([]byte, error) {
 // decode returns the object stored in data with resourceVersion rev and its kind set.
 func (c *Codec) decode(data []byte, rev int64) (runtime.Object, error) {
 	obj, _, err := c.decoder.Decode(data, nil, nil)
+	if runtime.IsNotRegisteredError(err) {
+		// A custom resource: its kind is defined at run time, not in the scheme.
+		obj, _, err = unstructured.UnstructuredJSONScheme.Decode(data, nil, nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decode stored object: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -407,5 +408,32 @@ func TestWatchFromNowWithoutInitialEvents(t *testing.T) {
 	s.Create(ctx, key("new"), cm("new", "1"))
 	if got := summary(collect(t, w, 1)); got != "ADDED:new " {
 		t.Fatalf("events %q, want only the new object", got)
+	}
+}
+
+// Custom resources' kinds are not in the scheme: they are stored as JSON
+// and come back unstructured, with their kind and resourceVersion.
+func TestUnstructuredObjects(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "example.com/v1", "kind": "Widget",
+		"metadata": map[string]any{"name": "w", "namespace": "ns"},
+		"spec":     map[string]any{"size": int64(3)},
+	}}
+	const k = "/registry/example.com/widgets/ns/w"
+	if _, err := s.Create(ctx, k, u); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, k, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := got.(*unstructured.Unstructured)
+	if !ok {
+		t.Fatalf("got a %T, want *unstructured.Unstructured", got)
+	}
+	if size, _, _ := unstructured.NestedInt64(w.Object, "spec", "size"); size != 3 || w.GetKind() != "Widget" || w.GetResourceVersion() == "" {
+		t.Errorf("stored widget came back as %v", w.Object)
 	}
 }
