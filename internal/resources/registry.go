@@ -5,13 +5,18 @@ import (
 	"sync"
 	"sync/atomic"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -37,6 +42,8 @@ func NewScheme() *runtime.Scheme {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
 		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme,
+		batchv1.AddToScheme, autoscalingv2.AddToScheme, storagev1.AddToScheme, rbacv1.AddToScheme,
+		admissionregistrationv1.AddToScheme,
 		wharfv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
@@ -65,12 +72,19 @@ func NewRegistry(scheme *runtime.Scheme, rs ...*Resource) (*Registry, error) {
 	return reg, nil
 }
 
-// Builtin returns the core resources of a cluster.
+// Builtin returns the core resources of a cluster. New kinds go at the end
+// (or beside their group's): discovery lists groups in this order.
 func Builtin() []*Resource {
 	return []*Resource{
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
 		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(), EndpointSlices(),
-		Ingresses(), IngressClasses(),
+		Ingresses(), IngressClasses(), NetworkPolicies(),
+		Jobs(), CronJobs(), HorizontalPodAutoscalers(), PodDisruptionBudgets(),
+		PersistentVolumes(), PersistentVolumeClaims(),
+		StorageClasses(), CSIDrivers(), VolumeAttachments(),
+		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(),
+		ValidatingWebhookConfigurations(), MutatingWebhookConfigurations(),
+		ValidatingAdmissionPolicies(), ValidatingAdmissionPolicyBindings(),
 	}
 }
 

@@ -34,6 +34,26 @@ func TestBuiltinRegistry(t *testing.T) {
 		"endpointslices":  {namespaced: true},
 		"ingresses":       {short: []string{"ing"}, namespaced: true, status: true},
 		"ingressclasses":  {},
+		"networkpolicies": {short: []string{"netpol"}, namespaced: true},
+
+		"jobs":                     {categories: []string{"all"}, namespaced: true, status: true},
+		"cronjobs":                 {short: []string{"cj"}, categories: []string{"all"}, namespaced: true, status: true},
+		"horizontalpodautoscalers": {short: []string{"hpa"}, categories: []string{"all"}, namespaced: true, status: true},
+		"poddisruptionbudgets":     {short: []string{"pdb"}, namespaced: true, status: true},
+		"persistentvolumes":        {short: []string{"pv"}, status: true},
+		"persistentvolumeclaims":   {short: []string{"pvc"}, namespaced: true, status: true},
+		"storageclasses":           {short: []string{"sc"}},
+		"csidrivers":               {},
+		"volumeattachments":        {status: true},
+		"roles":                    {namespaced: true},
+		"clusterroles":             {},
+		"rolebindings":             {namespaced: true},
+		"clusterrolebindings":      {},
+
+		"validatingwebhookconfigurations":   {categories: []string{"api-extensions"}},
+		"mutatingwebhookconfigurations":     {categories: []string{"api-extensions"}},
+		"validatingadmissionpolicies":       {categories: []string{"api-extensions"}, status: true},
+		"validatingadmissionpolicybindings": {categories: []string{"api-extensions"}},
 	}
 	if len(reg.All()) != len(want) {
 		t.Errorf("%d resources, want %d", len(reg.All()), len(want))
@@ -93,7 +113,7 @@ func TestBuiltinRegistry(t *testing.T) {
 				t.Errorf("%d cells for %d columns", len(cells), len(r.Columns))
 			}
 			for _, c := range r.Columns {
-				if c.Type != "string" && c.Type != "integer" && c.Type != "date" {
+				if c.Type != "string" && c.Type != "integer" && c.Type != "boolean" && c.Type != "date" {
 					t.Errorf("column %q has type %q", c.Name, c.Type)
 				}
 				if c.Description == "" {
