@@ -61,7 +61,7 @@ func urls(verbs []string, paths ...string) rbacv1.PolicyRule {
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
-func v(verbs ...string) []string  { return verbs }
+func v(verbs ...string) []string   { return verbs }
 func in(groups ...string) []string { return groups }
 
 func eventsRule() rbacv1.PolicyRule {

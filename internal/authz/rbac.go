@@ -50,11 +50,31 @@ func (a *RBAC) Invalidate() { a.gen.Add(1) }
 
 // grant is one subject of one binding, with its role's rules.
 type grant struct {
-	order  int // the binding's position in its listing
-	subj   int // the subject's position in the binding
-	reason string
-	rules  []rbacv1.PolicyRule
-	err    error // resolving the role
+	order   int // the binding's position in its listing
+	subj    int // the subject's position in the binding
+	rules   []rbacv1.PolicyRule
+	err     error // resolving the role
+	kind    string
+	binding string // name, or name/namespace for a RoleBinding
+	ref     *rbacv1.RoleRef
+	subject *rbacv1.Subject
+	saNS    string                 // a ServiceAccount subject's namespace
+	reason  atomic.Pointer[string] // formatted at the first allow
+}
+
+// allowReason is upstream's: RBAC: allowed by ClusterRoleBinding "x" of
+// ClusterRole "y" to User "z".
+func (g *grant) allowReason() string {
+	if r := g.reason.Load(); r != nil {
+		return *r
+	}
+	subject := fmt.Sprintf("%s %q", g.subject.Kind, g.subject.Name)
+	if g.subject.Kind == rbacv1.ServiceAccountKind {
+		subject = fmt.Sprintf("%s %q", g.subject.Kind, g.subject.Name+"/"+g.saNS)
+	}
+	r := fmt.Sprintf("RBAC: allowed by %s %q of %s %q to %s", g.kind, g.binding, g.ref.Kind, g.ref.Name, subject)
+	g.reason.Store(&r)
+	return r
 }
 
 // subjects indexes the grants of one scope (the cluster or a namespace).
@@ -75,27 +95,26 @@ func newSubjects() subjects {
 	return subjects{users: map[string][]*grant{}, groups: map[string][]*grant{}, empty: true}
 }
 
-// add indexes the subjects of a binding; bindingNS is "" for a
-// ClusterRoleBinding, whose ServiceAccount subjects must name a namespace.
-func (s *subjects) add(order int, subs []rbacv1.Subject, bindingNS string, rules []rbacv1.PolicyRule, err error, describe func(string) string) {
-	for i, sub := range subs {
-		g := &grant{order: order, subj: i, rules: rules, err: err}
+// add indexes the subjects of the binding at position order; bindingNS is
+// "" for a ClusterRoleBinding, whose ServiceAccount subjects must name a
+// namespace.
+func (s *subjects) add(order int, kind, name, bindingNS string, ref *rbacv1.RoleRef, subs []rbacv1.Subject, rules []rbacv1.PolicyRule, err error) {
+	for i := range subs {
+		sub := &subs[i]
+		g := &grant{order: order, subj: i, rules: rules, err: err, kind: kind, binding: name, ref: ref, subject: sub}
 		switch sub.Kind {
 		case rbacv1.UserKind:
-			g.reason = describe(fmt.Sprintf("%s %q", sub.Kind, sub.Name))
 			s.users[sub.Name] = append(s.users[sub.Name], g)
 		case rbacv1.GroupKind:
-			g.reason = describe(fmt.Sprintf("%s %q", sub.Kind, sub.Name))
 			s.groups[sub.Name] = append(s.groups[sub.Name], g)
 		case rbacv1.ServiceAccountKind:
-			ns := cmp.Or(sub.Namespace, bindingNS)
-			if ns == "" {
+			g.saNS = cmp.Or(sub.Namespace, bindingNS)
+			if g.saNS == "" {
 				continue
 			}
 			// Upstream matches "system:serviceaccount:<ns>:<name>", the
 			// username of the account's tokens.
-			g.reason = describe(fmt.Sprintf("%s %q", sub.Kind, sub.Name+"/"+ns))
-			u := serviceaccount.MakeUsername(ns, sub.Name)
+			u := serviceaccount.MakeUsername(g.saNS, sub.Name)
 			s.users[u] = append(s.users[u], g)
 		default:
 			continue
@@ -142,9 +161,7 @@ func (a *RBAC) current() (*snapshot, error) {
 	}
 	for i, b := range crbs {
 		rules, err := a.roleRules(b.RoleRef, "")
-		s.cluster.add(i, b.Subjects, "", rules, err, func(subject string) string {
-			return fmt.Sprintf("RBAC: allowed by ClusterRoleBinding %q of %s %q to %s", b.Name, b.RoleRef.Kind, b.RoleRef.Name, subject)
-		})
+		s.cluster.add(i, "ClusterRoleBinding", b.Name, "", &b.RoleRef, b.Subjects, rules, err)
 	}
 	a.snap.Store(s)
 	return s, nil
@@ -168,9 +185,7 @@ func (a *RBAC) namespace(s *snapshot, ns string) (*subjects, error) {
 	idx := newSubjects()
 	for i, b := range rbs {
 		rules, err := a.roleRules(b.RoleRef, ns)
-		idx.add(i, b.Subjects, ns, rules, err, func(subject string) string {
-			return fmt.Sprintf("RBAC: allowed by RoleBinding %q of %s %q to %s", b.Name+"/"+ns, b.RoleRef.Kind, b.RoleRef.Name, subject)
-		})
+		idx.add(i, "RoleBinding", b.Name+"/"+ns, ns, &b.RoleRef, b.Subjects, rules, err)
 	}
 	if idx.empty {
 		if s.empties.Add(1) > maxEmptyNamespaces {
@@ -248,7 +263,7 @@ func (a *RBAC) Authorize(_ context.Context, attrs authorizer.Attributes) (author
 	reason := ""
 	errs := a.visit(u, attrs.GetNamespace(), func(g *grant) bool {
 		if RulesAllow(attrs, g.rules...) {
-			reason = g.reason
+			reason = g.allowReason()
 			return false
 		}
 		return true
