@@ -14,6 +14,14 @@ import (
 
 var allVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 
+// verbsOf returns the verbs discovery lists for res.
+func verbsOf(res *resources.Resource) []string {
+	if res.CreateOnly {
+		return []string{"create"}
+	}
+	return allVerbs
+}
+
 // subresource is one subresource as discovery describes it.
 type subresource struct {
 	name  string
@@ -83,7 +91,7 @@ func (s *Server) serveResourceList(w http.ResponseWriter, r *http.Request, gv sc
 	for _, res := range rs {
 		list.APIResources = append(list.APIResources, metav1.APIResource{
 			Name: res.GVR.Resource, SingularName: res.SingularName, Namespaced: res.Namespaced, Kind: res.Kind,
-			Verbs: allVerbs, ShortNames: res.ShortNames, Categories: res.Categories,
+			Verbs: verbsOf(res), ShortNames: res.ShortNames, Categories: res.Categories,
 		})
 		for _, sub := range subresources(res) {
 			list.APIResources = append(list.APIResources, metav1.APIResource{
@@ -134,7 +142,7 @@ func (s *Server) aggregated(core bool) *apidiscoveryv2.APIGroupDiscoveryList {
 			}
 			gvk := res.GroupVersionKind()
 			d := apidiscoveryv2.APIResourceDiscovery{
-				Resource: res.GVR.Resource, Scope: scope, SingularResource: res.SingularName, Verbs: allVerbs,
+				Resource: res.GVR.Resource, Scope: scope, SingularResource: res.SingularName, Verbs: verbsOf(res),
 				ShortNames: res.ShortNames, Categories: res.Categories,
 				ResponseKind: &metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind},
 			}

@@ -237,6 +237,12 @@ func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Requ
 }
 
 func (s *Server) handleMain(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+	if req.res.CreateOnly {
+		if req.verb != "create" || req.name != "" {
+			return errMethod(r.Method, req)
+		}
+		return s.review(ctx, w, r, req)
+	}
 	switch req.verb {
 	case "get":
 		return s.get(ctx, w, r, req)

@@ -32,6 +32,11 @@ type Resource struct {
 	New     func() runtime.Object
 	NewList func() runtime.Object
 
+	// CreateOnly marks a question, not an object (SelfSubjectAccessReview,
+	// TokenReview, ...): create answers it in the returned object's status
+	// and nothing is stored; no other verb is served.
+	CreateOnly bool
+
 	// HasStatus adds a /status subresource and the Spec/Status split above.
 	HasStatus bool
 	// KeepStatusOnCreate keeps a Status given on create (nodes register with status).

@@ -1,0 +1,102 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+
+	"wharf.dev/wharf/internal/authz"
+)
+
+// The review kinds are questions, not objects: a create answers in the
+// returned object's status and stores nothing (kubectl auth can-i, auth
+// can-i --list, auth whoami; webhooks' TokenReview and SubjectAccessReview).
+
+// review answers a create of one of the review kinds.
+func (s *Server) review(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+	obj, _, err := s.decodeObject(w, r, req)
+	if err != nil {
+		return err
+	}
+	u, ok := UserFrom(ctx)
+	if !ok {
+		return apierrors.NewUnauthorized("Unauthorized")
+	}
+	me := userInfo(u)
+	switch o := obj.(type) {
+	case *authorizationv1.SelfSubjectAccessReview:
+		spec := authorizationv1.SubjectAccessReviewSpec{
+			ResourceAttributes: o.Spec.ResourceAttributes, NonResourceAttributes: o.Spec.NonResourceAttributes,
+			User: me.GetName(), Groups: me.GetGroups(),
+		}
+		o.Status = s.decide(ctx, spec)
+	case *authorizationv1.SubjectAccessReview:
+		if o.Spec.User == "" && len(o.Spec.Groups) == 0 {
+			return invalid(req, "", fieldRequired("spec.user", "at least one of user or group must be specified"))
+		}
+		o.Status = s.decide(ctx, o.Spec)
+	case *authorizationv1.LocalSubjectAccessReview:
+		if ra := o.Spec.ResourceAttributes; ra == nil || ra.Namespace != req.namespace {
+			return invalid(req, "", fieldRequired("spec.resourceAttributes.namespace", "must match the namespace of the request"))
+		}
+		o.Status = s.decide(ctx, o.Spec)
+	case *authorizationv1.SelfSubjectRulesReview:
+		if s.authz == nil {
+			o.Status = authorizationv1.SubjectRulesReviewStatus{
+				ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
+				NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
+			}
+			break
+		}
+		o.Status = authz.SubjectRulesReview(ctx, me, o.Spec.Namespace, s.authz.node, s.authz.rbac)
+	case *authenticationv1.SelfSubjectReview:
+		o.Status.UserInfo = authenticationv1.UserInfo{Username: me.GetName(), Groups: me.GetGroups()}
+	case *authenticationv1.TokenReview:
+		o.Status = s.reviewToken(o.Spec.Token)
+	default:
+		return fmt.Errorf("%T is not a review kind", obj)
+	}
+	return s.writeObject(w, r, http.StatusCreated, req, obj)
+}
+
+// decide is the authorizers' answer to a SubjectAccessReview's question.
+func (s *Server) decide(ctx context.Context, spec authorizationv1.SubjectAccessReviewSpec) authorizationv1.SubjectAccessReviewStatus {
+	if s.authz == nil {
+		return authorizationv1.SubjectAccessReviewStatus{Allowed: true}
+	}
+	d, reason, err := s.authz.chain.Authorize(ctx, authz.ReviewAttributes(spec))
+	st := authorizationv1.SubjectAccessReviewStatus{
+		Allowed: d == authorizer.DecisionAllow, Denied: d == authorizer.DecisionDeny, Reason: reason,
+	}
+	if err != nil {
+		st.EvaluationError = err.Error()
+	}
+	return st
+}
+
+// reviewToken authenticates a bearer token as a request carrying it would be.
+func (s *Server) reviewToken(token string) authenticationv1.TokenReviewStatus {
+	if s.cfg.Authenticate == nil || token == "" {
+		return authenticationv1.TokenReviewStatus{Error: "token not valid"}
+	}
+	probe, _ := http.NewRequest(http.MethodGet, "/", nil)
+	probe.Header.Set("Authorization", "Bearer "+token)
+	u, ok := s.cfg.Authenticate(probe)
+	if !ok {
+		return authenticationv1.TokenReviewStatus{Error: "token not valid"}
+	}
+	info := userInfo(u)
+	return authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: info.GetName(), Groups: info.GetGroups()}}
+}
+
+func fieldRequired(path, msg string) field.ErrorList {
+	parts := strings.Split(path, ".")
+	return field.ErrorList{field.Required(field.NewPath(parts[0], parts[1:]...), msg)}
+}
