@@ -1,15 +1,28 @@
 // Package authz authorizes Kubernetes API requests: Kubernetes' RBAC
 // authorizer, its escalation checks for writes to roles and bindings, the
-// default ("bootstrap") cluster roles with aggregation, and a Node
+// default ("bootstrap") cluster roles with their aggregation, and a Node
 // authorizer that limits a node's agent to the objects of its own pods.
 //
-// Every decision uses k8s.io/apiserver's authorizer.Attributes and
-// user.Info, so the API server wires it as Kubernetes does:
+// Decisions use k8s.io/apiserver's authorizer.Attributes, Authorizer and
+// Decision and user.Info, so the API server wires it as kube-apiserver
+// does (see Example):
 //
-//	attrs, err := authz.RequestAttributes(u, r)
-//	decision, reason, err := authz.Chain(node, rbac).Authorize(ctx, attrs)
-//
-// and answers 403 unless the decision is authorizer.DecisionAllow.
+//   - at start, create DefaultClusterRoles and DefaultClusterRoleBindings
+//     that do not exist yet;
+//   - rbac := NewRBAC(policy), over the watch cache of the four RBAC
+//     resources, calling rbac.Invalidate() from that watch on every change;
+//     node := NewNode(pods), over the pod cache indexed by spec.nodeName;
+//     chain := Chain(PrivilegedGroups(user.SystemPrivilegedGroup), node, rbac);
+//   - after authentication, attrs := RequestAttributes(u, r) and
+//     chain.Authorize(ctx, attrs): anything but DecisionAllow is a 403;
+//   - in the create and update handlers of roles, clusterroles,
+//     rolebindings and clusterrolebindings, NewGuard(rbac, chain).Check*;
+//     in every create handler, AdmitNodeCreate (a node's own Node and
+//     Lease only);
+//   - a controller storing Aggregate's result in each ClusterRole with an
+//     aggregationRule whenever a ClusterRole changes;
+//   - SelfSubjectRulesReview: SubjectRulesReview(ctx, u, ns, node, rbac);
+//     SubjectAccessReview: chain.Authorize(ctx, ReviewAttributes(spec)).
 //
 // Upstream-equivalent (kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac,
 // pkg/registry/rbac and its validation package): rule matching (verbs,
@@ -17,25 +30,31 @@
 // resourceNames, nonResourceURLs with a trailing "*"), subject matching,
 // RoleBindings of ClusterRoles, the allow and no-opinion reasons, RulesFor,
 // ConfirmNoEscalation and its message, the escalate and bind verbs, the
-// aggregationRule guard (cluster-admin rights needed) and the
+// aggregationRule guard (cluster-admin rights needed), skipping the checks
+// for updates of garbage-collector fields only, and the
 // clusterrole-aggregation controller's merge.
 //
 // Simplified or different:
 //   - Bindings are indexed by subject in a snapshot the caller invalidates
 //     (RBAC.Invalidate) when a role or binding changes, instead of scanning
 //     every binding per request; a binding's role is resolved when the
-//     snapshot is built.
+//     snapshot is built, so role changes need Invalidate too.
 //   - The Node authorizer asks the caller for the pods bound to a node
-//     (NodeGraph) instead of keeping upstream's object graph, so it knows
+//     (NodeGraph) instead of keeping upstream's object graph, so it relates
 //     pods, secrets, configmaps, persistentvolumeclaims and service accounts
-//     but not persistentvolumes, volumeattachments or resource claims (those
-//     are denied). It denies, rather than leaves to RBAC, what it does not
-//     allow a node on the resources it restricts; nodes may read every Pod
-//     and Node (upstream's AuthorizeNodeWithSelectors narrows both) because
-//     Wharf's agent watches all nodes. Writes whose object name is only in
-//     the body (creating a Node or Lease) are checked by AdmitNodeCreate,
-//     the part of the NodeRestriction admission plugin the authorizer cannot
-//     do.
+//     to nodes, but not persistentvolumes, volumeattachments or resource
+//     claims (those are denied to nodes). It denies, rather than leaves to
+//     RBAC, what it does not allow a node on the resources it restricts.
+//     Nodes may read every Pod and Node (upstream's
+//     AuthorizeNodeWithSelectors narrows both) because Wharf's agent
+//     watches all nodes, and may not create pods (Wharf has no mirror
+//     pods). AdmitNodeCreate is the part of the NodeRestriction admission
+//     plugin the authorizer cannot do, the name being in the body; the rest
+//     of NodeRestriction (labels a node may set, pods' owner checks) is
+//     left out.
 //   - The default policy holds the roles Wharf needs, not every upstream
-//     one; admin, edit and view come with their rules already aggregated.
+//     one (no controller roles, kube-proxy, kube-dns, CSR approvers...);
+//     admin, edit and view come with their rules already aggregated;
+//     system:node adds what Wharf's agent reads as service proxy and
+//     ingress (endpointslices, ingresses, ingressclasses).
 package authz

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -213,5 +214,33 @@ func TestRulesFor(t *testing.T) {
 	st = SubjectRulesReview(ctx, userInfo("system:node:n1", user.NodesGroup), "team", node, a)
 	if !st.Incomplete || st.EvaluationError == "" {
 		t.Errorf("node's rules: incomplete %v, error %q; want incomplete with an error", st.Incomplete, st.EvaluationError)
+	}
+}
+
+// TestRBACConcurrentInvalidate runs decisions while the policy changes
+// (for -race).
+func TestRBACConcurrentInvalidate(t *testing.T) {
+	p := newMemPolicy().withDefaults()
+	a := NewRBAC(p)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			p.addRoleBinding(roleBinding("team", fmt.Sprintf("b%d", i), "ClusterRole", "view", userSubject(fmt.Sprintf("u%d", i))))
+			a.Invalidate()
+		}
+	}()
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			a.Invalidate()
+			if d, _, _ := a.Authorize(ctx, resourceAttrs(userInfo("u199"), "get", "", "pods", "", "team", "p")); d != authorizer.DecisionAllow {
+				t.Fatalf("last binding not seen after Invalidate: %v", d)
+			}
+			return
+		default:
+			a.Authorize(ctx, resourceAttrs(userInfo(fmt.Sprintf("u%d", i%200)), "get", "", "pods", "", "team", "p"))
+		}
 	}
 }
