@@ -34,14 +34,14 @@ type Version struct {
 	namespaced bool
 	// structural is nil only for a definition that preserves unknown
 	// fields without a schema (apiextensions.k8s.io/v1beta1 ones).
-	structural       *structuralschema.Structural
-	preserveUnknown  bool
-	strategy         crStrategy
-	statusStrategy   crStatusStrategy
-	hasStatus        bool
-	scale            *ScaleInfo
-	table            *table
-	openapi          *openAPI
+	structural      *structuralschema.Structural
+	preserveUnknown bool
+	strategy        crStrategy
+	statusStrategy  crStatusStrategy
+	hasStatus       bool
+	scale           *ScaleInfo
+	table           *table
+	openapi         *openAPI
 }
 
 // crStrategy and crStatusStrategy are the methods used of
