@@ -31,9 +31,7 @@ func NetworkPolicies() *Resource {
 			{Name: "Pod-Selector", Type: "string", Description: networkingv1.NetworkPolicySpec{}.SwaggerDoc()["podSelector"]},
 			ageColumn,
 		},
-		Row: typedRowNow(func(np *networkingv1.NetworkPolicy, now time.Time) []any {
-			return []any{np.Name, metav1.FormatLabelSelector(&np.Spec.PodSelector), age(np.CreationTimestamp, now)}
-		}),
+		Row: typedRowNow(networkPolicyRow),
 	}
 }
 
@@ -174,4 +172,8 @@ func validateIPBlock(b *networkingv1.IPBlock, p *field.Path) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+func networkPolicyRow(np *networkingv1.NetworkPolicy, now time.Time) []any {
+	return []any{np.Name, metav1.FormatLabelSelector(&np.Spec.PodSelector), age(np.CreationTimestamp, now)}
 }
