@@ -1,11 +1,13 @@
 package crd
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -81,11 +83,18 @@ func errorsOf(errs field.ErrorList) []errorOf {
 	return out
 }
 
-// checkErrors compares errs with want, where each wanted detail needs
-// only be contained in the error's.
+// checkErrors compares errs with want in any order (upstream's schema
+// validator reports in map order), where each wanted detail needs only
+// be contained in the error's.
 func checkErrors(t *testing.T, errs field.ErrorList, want []errorOf) {
 	t.Helper()
 	got := errorsOf(errs)
+	byPath := func(a, b errorOf) int {
+		return cmp.Compare(a.Field+" "+string(a.Type), b.Field+" "+string(b.Type))
+	}
+	want = slices.Clone(want)
+	slices.SortStableFunc(want, byPath)
+	slices.SortStableFunc(got, byPath)
 	if len(got) == len(want) {
 		for i := range got {
 			if strings.Contains(got[i].Detail, want[i].Detail) {
@@ -93,7 +102,7 @@ func checkErrors(t *testing.T, errs field.ErrorList, want []errorOf) {
 			}
 		}
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("errors (-want +got):\n%s\nall: %v", diff, errs)
 	}
 }
@@ -306,7 +315,7 @@ func TestDefaultAndPrepareDefinition(t *testing.T) {
 	want.Conversion = &apiextv1.CustomResourceConversion{Strategy: apiextv1.NoneConverter}
 	want.Status = apiextv1.CustomResourceDefinitionStatus{StoredVersions: []string{"v1"}}
 	want.Generation = 1
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("defaulted and prepared (-want +got):\n%s", diff)
 	}
 
@@ -317,7 +326,7 @@ func TestDefaultAndPrepareDefinition(t *testing.T) {
 	if err := PrepareDefinition(upd, crd); err != nil {
 		t.Fatal(err)
 	}
-	if upd.Generation != 2 || !cmp.Equal(upd.Status, crd.Status) {
+	if upd.Generation != 2 || !gocmp.Equal(upd.Status, crd.Status) {
 		t.Errorf("after update: generation %d, status %+v", upd.Generation, upd.Status)
 	}
 }
@@ -327,7 +336,7 @@ func TestDefinitionWarnings(t *testing.T) {
 		specProps(c)["size"] = apiextv1.JSONSchemaProps{Type: "string", Format: "colour"}
 	})
 	got := DefinitionWarnings(context.Background(), crd, nil)
-	if diff := cmp.Diff([]string{`unrecognized format "colour"`}, got); diff != "" {
+	if diff := gocmp.Diff([]string{`unrecognized format "colour"`}, got); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 	if got := DefinitionWarnings(context.Background(), crd, crd); len(got) != 0 {

@@ -6,6 +6,7 @@ import (
 
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -37,7 +38,7 @@ func object(t testing.TB, y string) *unstructured.Unstructured {
 		t.Fatalf("%v in\n%s", err, y)
 	}
 	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(data); err != nil {
+	if err := utiljson.Unmarshal(data, &u.Object); err != nil {
 		t.Fatalf("%v in\n%s", err, y)
 	}
 	return u

@@ -58,7 +58,7 @@ func TestStatus(t *testing.T) {
 				accepted("stable.example.com", apiextv1.CustomResourceDefinitionNames{Plural: "crontabs", Singular: "tab", Kind: "Tab", ListKind: "TabList"}),
 			},
 			want: apiextv1.CustomResourceDefinitionStatus{
-				AcceptedNames: apiextv1.CustomResourceDefinitionNames{Singular: "crontab", ShortNames: []string{"ct"}, Kind: "CronTab", ListKind: "CronTabList"},
+				AcceptedNames:  apiextv1.CustomResourceDefinitionNames{Singular: "crontab", ShortNames: []string{"ct"}, Kind: "CronTab", ListKind: "CronTabList"},
 				StoredVersions: []string{"v1"},
 				Conditions: []apiextv1.CustomResourceDefinitionCondition{
 					cond(apiextv1.NamesAccepted, apiextv1.ConditionFalse, "PluralConflict", `"crontabs" is already in use`),
@@ -73,7 +73,7 @@ func TestStatus(t *testing.T) {
 				accepted("stable.example.com", apiextv1.CustomResourceDefinitionNames{Plural: "tabs", Singular: "tab", Kind: "CronTab", ListKind: "TabList"}),
 			},
 			want: apiextv1.CustomResourceDefinitionStatus{
-				AcceptedNames: apiextv1.CustomResourceDefinitionNames{Plural: "crontabs", Singular: "crontab", ShortNames: []string{"ct"}, ListKind: "CronTabList"},
+				AcceptedNames:  apiextv1.CustomResourceDefinitionNames{Plural: "crontabs", Singular: "crontab", ShortNames: []string{"ct"}, ListKind: "CronTabList"},
 				StoredVersions: []string{"v1"},
 				Conditions: []apiextv1.CustomResourceDefinitionCondition{
 					cond(apiextv1.NamesAccepted, apiextv1.ConditionFalse, "KindConflict", `"CronTab" is already in use`),
