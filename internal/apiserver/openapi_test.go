@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -138,8 +139,18 @@ func TestOpenAPIIndexListsEveryGroupVersion(t *testing.T) {
 	for _, res := range reg.All() {
 		gvk := res.GroupVersionKind()
 		doc := getV3(t, hs, gvPath(gvk.GroupVersion()))
-		if findKind(doc.Components.Schemas, gvk) == nil {
-			t.Errorf("no schema of %v", gvk)
+		listGVK := gvk.GroupVersion().WithKind(gvk.Kind + "List")
+		for _, gvk := range []schema.GroupVersionKind{gvk, listGVK} {
+			ks := findKind(doc.Components.Schemas, gvk)
+			if ks == nil {
+				t.Errorf("no schema of %v", gvk)
+			} else if kinds, _ := ks.Extensions[ExtGVKKey].([]any); len(kinds) != 1 || ks.Properties["metadata"].AllOf == nil {
+				// A definition of its own (not, say, TypeMeta's).
+				t.Errorf("%v: schema for kinds %v with properties %v", gvk, kinds, slices.Collect(maps.Keys(ks.Properties)))
+			}
+		}
+		if list := findKind(doc.Components.Schemas, listGVK); list != nil && (list.Description == metav1.TypeMeta{}.SwaggerDoc()[""] || list.Properties["items"].Items == nil) {
+			t.Errorf("%v: %q, %v", listGVK, list.Description, list.Properties["items"])
 		}
 		found := false
 		for _, p := range doc.Paths.Paths {

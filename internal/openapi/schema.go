@@ -65,10 +65,34 @@ func Name(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n, ok := reflect.Zero(t).Interface().(interface{ OpenAPIModelName() string }); ok {
-		return n.OpenAPIModelName()
+	if name, ok := own(t, func(n interface{ OpenAPIModelName() string }) string { return n.OpenAPIModelName() }); ok {
+		return name
 	}
 	return util.ToRESTFriendlyName(t.PkgPath() + "." + t.Name())
+}
+
+// own calls t's method through interface I, unless t only has it from an
+// embedded field: a list kind embedding metav1.TypeMeta is not TypeMeta
+// and lacks its SwaggerDoc. (The method of a type and of one it embeds
+// give the same result only when it is promoted.)
+func own[I any, R any](t reflect.Type, call func(I) R) (R, bool) {
+	var zero R
+	i, ok := implements[I](t)
+	if !ok {
+		return zero, false
+	}
+	r := call(i)
+	if t.Kind() == reflect.Struct {
+		for f := range t.Fields() {
+			if !f.Anonymous {
+				continue
+			}
+			if e, ok := implements[I](deref(f.Type)); ok && reflect.DeepEqual(call(e), r) {
+				return zero, false
+			}
+		}
+	}
+	return r, true
 }
 
 // Definitions collects the schemas of Go types and of all the types they
@@ -185,10 +209,8 @@ func (d *Definitions) define(t reflect.Type) string {
 }
 
 func swaggerDoc(t reflect.Type) map[string]string {
-	if doc, ok := implements[interface{ SwaggerDoc() map[string]string }](t); ok {
-		return doc.SwaggerDoc()
-	}
-	return nil
+	doc, _ := own(t, func(d interface{ SwaggerDoc() map[string]string }) map[string]string { return d.SwaggerDoc() })
+	return doc
 }
 
 // build returns the schema of a defined type.

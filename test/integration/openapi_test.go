@@ -139,8 +139,8 @@ func TestOpenAPI(t *testing.T) {
 			testserver.Contains(t, k.RunIn(openAPIDeployment, "apply", "-n", ns, "-f", "-"), "deployment.apps/merge created")
 			testserver.Contains(t, k.RunIn(openAPIDeployment, "apply", "-n", ns, "-f", "-"), "deployment.apps/merge unchanged")
 			// Another writer adds an env var apply does not own: a merge
-			// by container and env name keeps it (first, where the server's
-			// strategic merge puts new items first), a replaced list would not.
+			// by container and env name keeps it (first: there the server's
+			// strategic merge puts a new item), a replaced list would not.
 			patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"side","env":[{"name":"D","value":"4"}]}]}}}}`)
 			if _, err := client.AppsV1().Deployments(ns).Patch(ctx, "merge", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 				t.Fatal(err)
