@@ -78,8 +78,10 @@ func TestDefinitions(t *testing.T) {
 			},
 		},
 		{
-			v:   V3,
-			ref: func(n string) any { return map[string]any{"allOf": []any{map[string]any{"$ref": "#/components/schemas/" + n}}, "default": map[string]any{}} },
+			v: V3,
+			ref: func(n string) any {
+				return map[string]any{"allOf": []any{map[string]any{"$ref": "#/components/schemas/" + n}}, "default": map[string]any{}}
+			},
 			extra: map[string]any{
 				"io.k8s.apimachinery.pkg.api.resource.Quantity":   map[string]any{"oneOf": []any{map[string]any{"type": "string"}, map[string]any{"type": "number"}}},
 				"io.k8s.apimachinery.pkg.util.intstr.IntOrString": map[string]any{"format": "int-or-string", "oneOf": []any{map[string]any{"type": "integer"}, map[string]any{"type": "string"}}},
