@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -450,4 +451,59 @@ func TestNewVersionErrors(t *testing.T) {
 		t.Errorf("v1beta1 Prune = %v, %v", pruned, err)
 	}
 	checkErrors(t, beta.Validate(context.Background(), o, nil), nil)
+}
+
+// A compiled version serves every request at once (go test -race).
+func TestConcurrentUse(t *testing.T) {
+	v := newV1(t)
+	ctx := context.Background()
+	old := object(t, cronTab)
+	old.SetResourceVersion("1")
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 20 {
+				obj := edit(t, map[string]any{"spec.replicas": int64(3 + (i+j)%2), "spec.unknown": "x"})
+				obj.SetResourceVersion("1")
+				if _, err := v.Prune(obj); err != nil {
+					t.Error(err)
+				}
+				v.Default(obj)
+				if errs := v.Validate(ctx, obj, old); len(errs) > 0 {
+					t.Error(errs)
+				}
+				v.ValidateStatus(ctx, obj, old)
+				v.SelectableFields(obj)
+				if _, err := v.TypeConverter().ObjectToTyped(obj); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// A definition stored before v1 may have no schema and keep unknown
+// fields: nothing is pruned, defaulted or checked but the metadata.
+func TestVersionWithoutSchema(t *testing.T) {
+	crd := widget(t, func(c *apiextv1.CustomResourceDefinition) {
+		c.Spec.PreserveUnknownFields = true
+		c.Spec.Versions[0].Schema = nil
+	})
+	v, err := NewVersion(crd, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := object(t, `{apiVersion: example.com/v1, kind: Widget, metadata: {name: w, colour: red}, spec: {any: [thing]}, other: 1}`)
+	pruned, err := v.Prune(obj)
+	if err != nil || !cmp.Equal(pruned, []string{"metadata.colour"}) {
+		t.Errorf("Prune = %v, %v", pruned, err)
+	}
+	v.Default(obj)
+	if obj.Object["other"] != int64(1) {
+		t.Errorf("unknown field dropped: %v", obj.Object)
+	}
+	checkErrors(t, v.Validate(context.Background(), obj, nil), nil)
+	obj.SetName("W")
+	checkErrors(t, v.Validate(context.Background(), obj, nil), []errorOf{{field.ErrorTypeInvalid, "metadata.name", "RFC 1123"}})
 }
