@@ -35,6 +35,9 @@ func (s *Server) openAPIKinds(extra map[schema.GroupVersionKind]*runtimeKind) []
 	var kinds []apiKind
 	seen := map[schema.GroupVersionKind]bool{}
 	for _, res := range s.reg.All() {
+		if res.CreateOnly {
+			continue // questions (reviews), not objects: nothing to describe or validate
+		}
 		gvk := res.GroupVersionKind()
 		seen[gvk] = true
 		kinds = append(kinds, apiKind{gvk: gvk, resource: res.GVR.Resource, namespaced: res.Namespaced,
@@ -56,7 +59,6 @@ type kindDefs struct{ object, list string }
 var (
 	statusGVK = schema.GroupVersionKind{Version: "v1", Kind: "Status"}
 	typeMeta  = metav1.TypeMeta{}.SwaggerDoc()
-	objMeta   = metav1.ObjectMeta{}.SwaggerDoc()
 )
 
 // definitions describes kinds and the types their operations use.

@@ -37,7 +37,6 @@ type testKind struct {
 	Port            intstr.IntOrString   `json:"port,omitempty"`
 	Raw             runtime.RawExtension `json:"raw,omitempty"`
 	Skipped         string               `json:"-"`
-	hidden          string
 }
 
 func (testKind) SwaggerDoc() map[string]string {
