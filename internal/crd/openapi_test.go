@@ -11,7 +11,10 @@ import (
 
 func TestOpenAPI(t *testing.T) {
 	v := newV1(t)
-	s := v.Schema()
+	s, err := v.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := s.Properties["spec"].Description; got != "Spec is what the CronTab should do." {
 		t.Errorf("spec description %q", got)
 	}
@@ -27,7 +30,10 @@ func TestOpenAPI(t *testing.T) {
 		t.Errorf("x-kubernetes-group-version-kind %s", gvk)
 	}
 
-	v3 := v.OpenAPIV3()
+	v3, err := v.OpenAPIV3()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"com.example.stable.v1.CronTab", "com.example.stable.v1.CronTabList", "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"} {
 		if v3.Components.Schemas[name] == nil {
 			t.Errorf("v3 has no schema %s", name)
@@ -43,7 +49,10 @@ func TestOpenAPI(t *testing.T) {
 			t.Errorf("v3 has no path %s", p)
 		}
 	}
-	v2 := v.OpenAPIV2()
+	v2, err := v.OpenAPIV2()
+	if err != nil {
+		t.Fatal(err)
+	}
 	def, ok := v2.Definitions["com.example.stable.v1.CronTab"]
 	if !ok {
 		t.Fatal("v2 has no CronTab")

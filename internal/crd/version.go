@@ -23,8 +23,9 @@ import (
 
 // Version is everything one version of a definition means for its
 // objects, compiled once (schemas, validators, CEL programs, printer
-// columns, OpenAPI documents) and then safe for concurrent use. Build a
-// new one when the definition changes.
+// columns; the OpenAPI documents and type converter on first use) and
+// then safe for concurrent use. Build a new one when the definition
+// changes.
 //
 // A write of an object goes, as upstream: Prune (on decoding the body),
 // Default, then PrepareForCreate or PrepareForUpdate (or
@@ -152,9 +153,7 @@ func NewVersion(crd *apiextv1.CustomResourceDefinition, version string) (*Versio
 	if v.table, err = newTable(spec.AdditionalPrinterColumns); err != nil {
 		return nil, wrap("printer columns", err)
 	}
-	if v.openapi, err = newOpenAPI(crd, version); err != nil {
-		return nil, wrap("openapi", err)
-	}
+	v.openapi = newOpenAPI(crd, version)
 	return v, nil
 }
 

@@ -474,6 +474,9 @@ func TestConcurrentUse(t *testing.T) {
 				}
 				v.ValidateStatus(ctx, obj, old)
 				v.SelectableFields(obj)
+				if _, err := v.Schema(); err != nil {
+					t.Error(err)
+				}
 				if _, err := v.TypeConverter().ObjectToTyped(obj); err != nil {
 					t.Error(err)
 				}
