@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"wharf.dev/wharf/internal/authz"
 	"wharf.dev/wharf/internal/storage"
 	"wharf.dev/wharf/internal/wire"
 )
@@ -69,6 +70,12 @@ func (s *Server) admitUpdate(ctx context.Context, req *request, obj, cur runtime
 func (s *Server) admitKind(ctx context.Context, req *request, obj, cur runtime.Object) error {
 	if err := s.guardRBAC(ctx, req, obj, cur); err != nil {
 		return err
+	}
+	if u, ok := UserFrom(ctx); ok && s.authz != nil && cur == nil {
+		// A node creates only its own Node and Lease.
+		if err := authz.AdmitNodeCreate(userInfo(u), obj); err != nil {
+			return err
+		}
 	}
 	if req.res.Admit == nil {
 		return nil

@@ -161,6 +161,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/apis", s.serveGroupDiscovery)
 	s.mux.HandleFunc("/openapi/v3", s.serveOpenAPIIndex)
 	s.mux.HandleFunc("/openapi/v3/", s.serveOpenAPIGroup)
+	s.mux.HandleFunc("/openapi/v2", s.serveOpenAPIV2)
 	s.mux.HandleFunc("/api/", s.serveAPI)
 	s.mux.HandleFunc("/apis/", s.serveAPI)
 	for _, r := range s.cfg.Routes {

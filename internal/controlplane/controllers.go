@@ -23,6 +23,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controllers/nodelifecycle"
 	"wharf.dev/wharf/internal/controllers/podgc"
+	"wharf.dev/wharf/internal/controllers/rbacaggregation"
 	"wharf.dev/wharf/internal/controllers/replicaset"
 	"wharf.dev/wharf/internal/controllers/serviceaccount"
 	"wharf.dev/wharf/internal/controllers/servicelb"
@@ -81,7 +82,8 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"ingress-controller":        ingress.New(log("ingress-controller"), client, factory, recorder("ingress-controller")),
 		"servicelb-controller": servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool,
 			servicelb.WithPoolConfigMap(s.serviceCIDR, s.clusterCIDR)),
-		"garbage-collector": gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
+		"clusterrole-aggregation": rbacaggregation.New(log("clusterrole-aggregation"), client, factory),
+		"garbage-collector":       gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
 	}
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 

@@ -246,6 +246,8 @@ func (s *Server) start(ctx context.Context) error {
 			s.authenticateNodeToken,
 		),
 		Metrics:         prometheus.NewRegistry(),
+		Authorize:       true,
+		NodeAccess:      nodeAccess(),
 		Admission:       admission,
 		ExternalAddress: net.JoinHostPort(host, fmt.Sprint(port)),
 		Version:         Version,
@@ -294,6 +296,7 @@ func (s *Server) start(ctx context.Context) error {
 	if s.kube, err = kubernetes.NewForConfig(s.Loopback); err != nil {
 		return err
 	}
+	s.goRun(func() error { s.api.Run(ctx); return nil })
 	if err := s.bootstrap(ctx, port); err != nil {
 		return err
 	}

@@ -107,6 +107,9 @@ func (s *Server) bootstrap(ctx context.Context, port int) error {
 	}); err != nil {
 		return err
 	}
+	if err := bootstrapRBAC(ctx, client); err != nil {
+		return err
+	}
 	// The kubernetes service: how pods find the API.
 	if _, err := client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); err == nil {
 		return nil

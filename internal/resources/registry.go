@@ -7,6 +7,8 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -43,7 +45,7 @@ func NewScheme() *runtime.Scheme {
 		corev1.AddToScheme, appsv1.AddToScheme, coordinationv1.AddToScheme,
 		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme,
 		batchv1.AddToScheme, autoscalingv2.AddToScheme, storagev1.AddToScheme, rbacv1.AddToScheme,
-		admissionregistrationv1.AddToScheme,
+		admissionregistrationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
 		wharfv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
@@ -75,7 +77,7 @@ func NewRegistry(scheme *runtime.Scheme, rs ...*Resource) (*Registry, error) {
 // Builtin returns the core resources of a cluster. New kinds go at the end
 // (or beside their group's): discovery lists groups in this order.
 func Builtin() []*Resource {
-	return []*Resource{
+	return append([]*Resource{
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
 		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(), EndpointSlices(),
 		Ingresses(), IngressClasses(), NetworkPolicies(),
@@ -85,7 +87,7 @@ func Builtin() []*Resource {
 		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(),
 		ValidatingWebhookConfigurations(), MutatingWebhookConfigurations(),
 		ValidatingAdmissionPolicies(), ValidatingAdmissionPolicyBindings(),
-	}
+	}, Reviews()...)
 }
 
 // Service returns the resources of the cluster service: a cluster's, and
