@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
@@ -124,8 +126,10 @@ func (s *Server) checkApplied(r *http.Request, req *request, patch *unstructured
 		// Unknown fields are an error only when asked: the field
 		// manager drops what the schema does not know.
 		probe := req.res.New()
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(patch.Object, probe, true); err != nil {
-			return apierrors.NewBadRequest(err.Error())
+		if _, custom := probe.(*unstructured.Unstructured); !custom { // custom resources: pruned by their schema
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(patch.Object, probe, true); err != nil {
+				return apierrors.NewBadRequest(err.Error())
+			}
 		}
 	}
 	return nil
@@ -138,6 +142,25 @@ func (s *Server) typed(req *request, obj runtime.Object) (runtime.Object, error)
 		return obj, nil
 	}
 	out := req.res.New()
+	if _, custom := out.(*unstructured.Unstructured); custom {
+		// The merge hands numbers back as float64 (the applied YAML
+		// decodes so); the schema's integers are int64, as decoding a
+		// request body gives them.
+		data, err := json.Marshal(u.Object)
+		if err != nil {
+			return nil, err
+		}
+		u = &unstructured.Unstructured{}
+		if err := utiljson.Unmarshal(data, &u.Object); err != nil {
+			return nil, err
+		}
+		if req.res.Prune != nil {
+			if _, err := req.res.Prune(u); err != nil {
+				return nil, apierrors.NewBadRequest(err.Error())
+			}
+		}
+		return u, nil
+	}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the applied object does not decode as a %s: %v", req.res.Kind, err))
 	}

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -36,8 +37,10 @@ type fieldManagers struct {
 	byKey   map[fieldManagerKey]*managedfields.FieldManager
 }
 
+// fieldManagerKey is a resource (a custom resource's changes with its
+// definition, and with it its Resource) and a subresource.
 type fieldManagerKey struct {
-	gvk         schema.GroupVersionKind
+	res         *resources.Resource
 	subresource string
 }
 
@@ -52,21 +55,30 @@ func newFieldManagers(reg *resources.Registry) *fieldManagers {
 // For returns the field manager of a resource's writes through subresource
 // ("" the object itself, "status", "scale").
 func (f *fieldManagers) For(res *resources.Resource, subresource string) (*managedfields.FieldManager, error) {
-	key := fieldManagerKey{res.GroupVersionKind(), subresource}
+	key := fieldManagerKey{res, subresource}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fm, ok := f.byKey[key]; ok {
 		return fm, nil
 	}
-	tc := f.builtin
-	if !f.compiledIn(key.gvk) {
-		tc = managedfields.NewDeducedTypeConverter()
+	gvk := res.GroupVersionKind()
+	var fm *managedfields.FieldManager
+	var err error
+	switch {
+	case res.TypeConverter != nil:
+		// A custom resource: merged by its definition's schema; its
+		// objects stay unstructured, in the one version they are stored in.
+		fm, err = managedfields.NewDefaultCRDFieldManager(res.TypeConverter(), sameVersion{}, defaulter{f.reg}, creater{res},
+			gvk, gvk.GroupVersion(), subresource, resetFields(res, subresource))
+	case f.compiledIn(gvk):
+		fm, err = managedfields.NewDefaultFieldManager(f.builtin, f.reg.Scheme, defaulter{f.reg}, f.reg.Scheme,
+			gvk, gvk.GroupVersion(), subresource, resetFields(res, subresource))
+	default:
+		fm, err = managedfields.NewDefaultFieldManager(managedfields.NewDeducedTypeConverter(), f.reg.Scheme, defaulter{f.reg}, f.reg.Scheme,
+			gvk, gvk.GroupVersion(), subresource, resetFields(res, subresource))
 	}
-	gv := key.gvk.GroupVersion()
-	fm, err := managedfields.NewDefaultFieldManager(tc, f.reg.Scheme, defaulter{f.reg}, f.reg.Scheme,
-		key.gvk, gv, subresource, resetFields(res, subresource))
 	if err != nil {
-		return nil, fmt.Errorf("field manager of %s: %w", key.gvk, err)
+		return nil, fmt.Errorf("field manager of %s: %w", gvk, err)
 	}
 	f.byKey[key] = fm
 	return fm, nil
@@ -102,14 +114,13 @@ func resetFields(res *resources.Resource, subresource string) map[fieldpath.APIV
 type defaulter struct{ reg *resources.Registry }
 
 func (d defaulter) Default(obj runtime.Object) {
-	if _, unstructured := obj.(runtime.Unstructured); unstructured {
-		return
-	}
 	gvks, _, err := d.reg.Scheme.ObjectKinds(obj)
 	if err != nil {
 		return
 	}
-	if res, ok := d.reg.ForKind(gvks[0]); ok && res.Default != nil {
+	// Only objects of the kind's own Go type: a built-in kind's
+	// defaults do not take an unstructured object.
+	if res, ok := d.reg.ForKind(gvks[0]); ok && res.Default != nil && reflect.TypeOf(obj) == reflect.TypeOf(res.New()) {
 		res.Default(obj)
 	}
 }
@@ -136,3 +147,28 @@ func managerName(r *http.Request) (string, error) {
 }
 
 var patchOptionsKind = schema.GroupKind{Group: metav1.GroupName, Kind: "PatchOptions"}
+
+// sameVersion converts custom resources, which are served in the version
+// they are stored in (conversion None), by changing nothing.
+type sameVersion struct{}
+
+func (sameVersion) Convert(in, out, _ any) error {
+	return fmt.Errorf("converting %T to %T is not supported", in, out)
+}
+
+func (sameVersion) ConvertToVersion(in runtime.Object, gv runtime.GroupVersioner) (runtime.Object, error) {
+	kind := in.GetObjectKind().GroupVersionKind()
+	if target, ok := gv.KindForGroupVersionKinds([]schema.GroupVersionKind{kind}); !ok || target != kind {
+		return nil, fmt.Errorf("%s cannot be converted to %v: one version per custom resource", kind, gv)
+	}
+	return in, nil
+}
+
+func (sameVersion) ConvertFieldLabel(_ schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
+}
+
+// creater makes empty objects of a custom resource.
+type creater struct{ res *resources.Resource }
+
+func (c creater) New(schema.GroupVersionKind) (runtime.Object, error) { return c.res.New(), nil }

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"bytes"
 	"io"
 	"log/slog"
@@ -59,10 +60,10 @@ func FuzzDecode(f *testing.F) {
 		}
 		req := &request{verb: "create", gvr: res.GVR, namespace: "default", name: m.GetName(), res: res}
 		s.prepareCreate(req, obj, m)
-		s.validate(req, obj, nil, mainWrite)
+		s.validate(context.Background(), req, obj, nil, mainWrite)
 		cur := obj.DeepCopyObject()
 		if err := s.prepareUpdate(req, obj, cur, mainWrite); err == nil {
-			s.validate(req, obj, cur, mainWrite)
+			s.validate(context.Background(), req, obj, cur, mainWrite)
 		}
 	})
 }
@@ -91,7 +92,7 @@ func FuzzPatch(f *testing.F) {
 		}
 		req := &request{verb: "patch", gvr: res.GVR, namespace: "default", name: "d", res: res}
 		if err := s.prepareUpdate(req, obj, cur, mainWrite); err == nil {
-			s.validate(req, obj, cur, mainWrite)
+			s.validate(context.Background(), req, obj, cur, mainWrite)
 		}
 	})
 }

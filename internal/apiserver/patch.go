@@ -9,6 +9,7 @@ import (
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -92,10 +93,18 @@ func (s *Server) patch(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if pt == types.ApplyYAMLPatchType {
 		return s.apply(ctx, w, r, req, kind, patch)
 	}
+	if _, custom := req.res.New().(*unstructured.Unstructured); custom && pt == types.StrategicMergePatchType {
+		// Custom resources have no Go struct to carry merge keys.
+		return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "",
+			"strategic merge patch is not supported for custom resources; accepted: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml", 0, false)
+	}
 	updated, err := s.updateWith(ctx, r, req, kind, false, func(cur runtime.Object) (runtime.Object, error) {
 		s.ensureKind(cur)
 		obj := req.res.New()
 		if err := s.patchObject(w, r, pt, patch, cur, obj); err != nil {
+			return nil, err
+		}
+		if err := s.prune(w, r, req, obj); err != nil {
 			return nil, err
 		}
 		return obj, nil

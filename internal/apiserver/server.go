@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/version"
 
@@ -120,9 +121,13 @@ func New(cfg Config) *Server {
 }
 
 // Run keeps what the server derives from stored objects up to date (the
-// authorizer's view of roles and bindings) until ctx ends.
+// authorizer's view of roles and bindings, the custom resources served)
+// until ctx ends.
 func (s *Server) Run(ctx context.Context) {
 	s.watchPolicy(ctx)
+	if _, ok := s.reg.Get(apiextv1.SchemeGroupVersion.WithResource("customresourcedefinitions")); ok {
+		s.runDefinitions(ctx)
+	}
 }
 
 // routed: r is served by one of cfg.Routes.

@@ -52,6 +52,9 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, req *reque
 	if err := s.decodeBody(w, r, data, obj, req.res.GroupVersionKind()); err != nil {
 		return nil, nil, err
 	}
+	if err := s.prune(w, r, req, obj); err != nil {
+		return nil, nil, err
+	}
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, nil, err
@@ -93,7 +96,7 @@ func (s *Server) createObject(ctx context.Context, w http.ResponseWriter, r *htt
 	if err := s.admitCreate(ctx, req, obj); err != nil {
 		return err
 	}
-	if errs := s.validate(req, obj, nil, mainWrite); len(errs) > 0 {
+	if errs := s.validate(ctx, req, obj, nil, mainWrite); len(errs) > 0 {
 		return invalid(req, m.GetName(), errs)
 	}
 	if err := s.admitKind(ctx, req, obj, nil); err != nil {
@@ -112,6 +115,31 @@ func (s *Server) createObject(ctx context.Context, w http.ResponseWriter, r *htt
 		return err
 	}
 	return s.writeObject(w, r, http.StatusCreated, req, created)
+}
+
+// prune drops the fields a custom resource's schema does not know, as
+// decoding drops them from a built-in kind: refused with
+// fieldValidation=Strict, a warning unless Ignore.
+func (s *Server) prune(w http.ResponseWriter, r *http.Request, req *request, obj runtime.Object) error {
+	if req.res.Prune == nil {
+		return nil
+	}
+	unknown, err := req.res.Prune(obj)
+	if err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	switch r.URL.Query().Get("fieldValidation") {
+	case "Ignore":
+	case "Strict":
+		if len(unknown) > 0 {
+			return apierrors.NewBadRequest(fmt.Sprintf("strict decoding error: unknown field %q", unknown[0]))
+		}
+	default:
+		for _, f := range unknown {
+			w.Header().Add("Warning", fmt.Sprintf(`299 - "unknown field \"%s\""`, f))
+		}
+	}
+	return nil
 }
 
 // setNamespace checks the object's namespace against the URL's.
@@ -169,8 +197,14 @@ func clearField(obj runtime.Object, name string) {
 func jsonName(name string) string { return strings.ToLower(name[:1]) + name[1:] }
 
 // validate defaults and validates obj (cur is nil on create).
-func (s *Server) validate(req *request, obj, cur runtime.Object, kind writeKind) field.ErrorList {
+func (s *Server) validate(ctx context.Context, req *request, obj, cur runtime.Object, kind writeKind) field.ErrorList {
 	res := req.res
+	if res.ValidateWrite != nil {
+		if kind == statusWrite && res.ValidateStatus != nil {
+			return res.ValidateStatus(obj, cur)
+		}
+		return res.ValidateWrite(ctx, obj, cur)
+	}
 	var errs field.ErrorList
 	if res.Validate != nil {
 		errs = append(errs, res.Validate(obj)...)
@@ -338,7 +372,7 @@ func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, 
 			return nil, err
 		}
 		m, _ := meta.Accessor(obj)
-		if errs := s.validate(req, obj, cur, kind); len(errs) > 0 {
+		if errs := s.validate(ctx, req, obj, cur, kind); len(errs) > 0 {
 			return nil, invalid(req, m.GetName(), errs)
 		}
 		if kind == mainWrite {

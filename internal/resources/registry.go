@@ -19,6 +19,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -46,6 +47,7 @@ func NewScheme() *runtime.Scheme {
 		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme,
 		batchv1.AddToScheme, autoscalingv2.AddToScheme, storagev1.AddToScheme, rbacv1.AddToScheme,
 		admissionregistrationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
+		apiextensionsv1.AddToScheme,
 		wharfv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
@@ -87,6 +89,7 @@ func Builtin() []*Resource {
 		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(),
 		ValidatingWebhookConfigurations(), MutatingWebhookConfigurations(),
 		ValidatingAdmissionPolicies(), ValidatingAdmissionPolicyBindings(),
+		CustomResourceDefinitions(),
 	}, Reviews()...)
 }
 

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -55,6 +56,8 @@ func TestBuiltinRegistry(t *testing.T) {
 		"validatingadmissionpolicies":       {categories: []string{"api-extensions"}, status: true},
 		"validatingadmissionpolicybindings": {categories: []string{"api-extensions"}},
 
+		"customresourcedefinitions": {short: []string{"crd", "crds"}, categories: []string{"api-extensions"}, status: true},
+
 		"tokenreviews": {}, "selfsubjectreviews": {}, "selfsubjectaccessreviews": {}, "selfsubjectrulesreviews": {},
 		"subjectaccessreviews": {}, "localsubjectaccessreviews": {namespaced: true},
 	}
@@ -101,9 +104,12 @@ func TestBuiltinRegistry(t *testing.T) {
 			if r.PrepareForCreate != nil {
 				r.PrepareForCreate(obj)
 			}
-			if r.Validate == nil {
+			switch {
+			case r.ValidateWrite != nil:
+				_ = r.ValidateWrite(context.Background(), obj, nil)
+			case r.Validate == nil:
 				t.Errorf("no Validate")
-			} else {
+			default:
 				_ = r.Validate(obj)
 			}
 			if r.ValidateUpdate != nil {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -74,6 +75,20 @@ type Resource struct {
 	// already being deleted), with an *errors.StatusError like Admit's: a
 	// Cluster being created answers 409 Conflict.
 	ValidateDelete func(ctx context.Context, obj runtime.Object, objs Objects) error
+
+	// Custom resources (a CustomResourceDefinition's versions) set the
+	// three hooks below; built-in kinds leave them nil.
+	//
+	// Prune drops the fields a decoded object's schema does not know and
+	// returns their paths (refused under fieldValidation=Strict, warned of
+	// otherwise); an error is malformed metadata.
+	Prune func(obj runtime.Object) ([]string, error)
+	// ValidateWrite, when set, replaces Validate, the generic metadata
+	// update checks and ValidateUpdate: it validates obj, against old on
+	// an update (nil on create).
+	ValidateWrite func(ctx context.Context, obj, old runtime.Object) field.ErrorList
+	// TypeConverter is the schema server-side apply merges objects by.
+	TypeConverter func() managedfields.TypeConverter
 
 	// Columns and Row make the metav1.Table kubectl prints; columns with
 	// Priority > 0 show with -o wide. Row returns one cell per column.
