@@ -35,6 +35,17 @@ if [ -f /run/nginx.pid ] && ! command -v systemctl >/dev/null; then
   nginx -s quit 2>/dev/null || true
 fi
 
+# Helm 4 is built from the Go module proxy (there is no Debian package);
+# the integration tests look for it at this path. `go version -m` tells
+# the module version, which `helm version` reports without its patch level.
+helm_version=v4.3.2
+helm_dir=/usr/local/lib/wharf-tools
+if ! go version -m "$helm_dir/helm" 2>/dev/null | grep -q "mod[[:space:]]*helm.sh/helm/v4[[:space:]]*$helm_version[[:space:]]"; then
+  echo "install-deps: building helm $helm_version into $helm_dir"
+  mkdir -p "$helm_dir"
+  (cd / && GOFLAGS=-mod=mod GOBIN="$helm_dir" go install "helm.sh/helm/v4/cmd/helm@$helm_version")
+fi
+
 if ! command -v kubectl >/dev/null; then
   echo "install-deps: warning: kubectl is not on PATH; the end-to-end tests that use it will be skipped" >&2
 fi
