@@ -1,8 +1,9 @@
 // Package simnode runs simulated nodes against a Wharf (or any Kubernetes)
 // API: each registers a Node, renews its Lease, reports the pods bound to it
-// as running, and finishes their deletion. There are no containers. The demo
-// uses it before real agents exist, and benchmarks use it to hold many pods
-// on many nodes cheaply, as Kubernetes' kwok does.
+// as running (or, if annotated, as completed), and finishes their deletion.
+// There are no containers. The demo uses it before real agents exist, and
+// benchmarks use it to hold many pods on many nodes cheaply, as Kubernetes'
+// kwok does.
 package simnode
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +26,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 )
+
+// ExitCodeAnnotation on a pod whose restartPolicy is Never makes its
+// containers "exit" with that code as soon as the pod is bound: the pod is
+// reported Succeeded (0) or Failed (anything else) instead of Running, so
+// that run-to-completion pods (helm test hooks, Job pods) can finish on
+// simulated nodes. Without it, every pod runs until deleted.
+const ExitCodeAnnotation = "sim.wharf.dev/exit-code"
 
 // Config describes the simulated nodes.
 type Config struct {
@@ -203,11 +212,17 @@ func sync1(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, no
 	if pod.DeletionTimestamp != nil {
 		return pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
 	}
-	if pod.Status.Phase == corev1.PodRunning {
+	switch pod.Status.Phase {
+	case corev1.PodRunning, corev1.PodSucceeded, corev1.PodFailed:
 		return nil
 	}
 	p := pod.DeepCopy()
 	now := metav1.Now()
+	if code, ok := exitCode(pod); ok {
+		complete(p, node, code, now)
+		_, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		return err
+	}
 	p.Status.Phase = corev1.PodRunning
 	p.Status.HostIP = nodeIP(node).String()
 	p.Status.PodIP = podIP(node, pod)
@@ -224,6 +239,45 @@ func sync1(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, no
 	}
 	_, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	return err
+}
+
+// exitCode is the code ExitCodeAnnotation asks pod's containers to exit
+// with; ok is false if the pod is to run (no annotation, a restartPolicy
+// that would restart the containers, or not a number).
+func exitCode(pod *corev1.Pod) (code int32, ok bool) {
+	v, found := pod.Annotations[ExitCodeAnnotation]
+	if !found || pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int32(n), true
+}
+
+// complete reports p as run to its end, its containers terminated with code,
+// as the kubelet does for a pod that does not restart.
+func complete(p *corev1.Pod, node int, code int32, now metav1.Time) {
+	phase, reason := corev1.PodSucceeded, "Completed"
+	if code != 0 {
+		phase, reason = corev1.PodFailed, "Error"
+	}
+	p.Status.Phase = phase
+	p.Status.HostIP = nodeIP(node).String()
+	p.Status.PodIP = podIP(node, p)
+	p.Status.StartTime = &now
+	setCondition(p, corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now})
+	for _, t := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
+		setCondition(p, corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: "PodCompleted", LastTransitionTime: now})
+	}
+	p.Status.ContainerStatuses = nil
+	for _, c := range p.Spec.Containers {
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, Started: ptr.To(false),
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, StartedAt: now, FinishedAt: now}},
+		})
+	}
 }
 
 func podIP(node int, pod *corev1.Pod) string {
