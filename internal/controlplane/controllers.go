@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/record"
 
 	"wharf.dev/wharf/internal/controllers/deployment"
@@ -44,25 +43,31 @@ func (s *Server) startControllers(ctx context.Context) error {
 	}
 	// The resources the garbage collector and namespace deletion cover:
 	// every kind this server serves that can be listed, watched and deleted.
-	gcResources, err := gc.DiscoverResources(client.Discovery())
+	// Custom resources come and go at run time: both follow them.
+	discover := func() ([]gc.Resource, error) { return gc.DiscoverResources(client.Discovery()) }
+	gcResources, err := discover()
 	if err != nil {
 		return fmt.Errorf("discover resources: %w", err)
 	}
-	var namespaced []schema.GroupVersionResource
-	for _, r := range gcResources {
-		if r.Namespaced {
-			namespaced = append(namespaced, r.GVR)
+	namespaced := func() ([]schema.GroupVersionResource, error) {
+		rs, err := discover()
+		var out []schema.GroupVersionResource
+		for _, r := range rs {
+			if r.Namespaced {
+				out = append(out, r.GVR)
+			}
 		}
+		return out, err
 	}
 
 	factory := informers.NewSharedInformerFactory(client, 0)
-	metaFactory := metadatainformer.NewSharedInformerFactory(meta, 0)
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	recorder := func(component string) record.EventRecorder {
 		return broadcaster.NewRecorder(resources.NewScheme(), corev1.EventSource{Component: component})
 	}
 	log := func(component string) *slog.Logger { return s.log.With("component", component) }
+	collector := gc.New(log("garbage-collector"), meta, gcResources)
 	var nodeOpts []nodelifecycle.Option
 	if s.opts.NodeGracePeriod > 0 {
 		nodeOpts = append(nodeOpts, nodelifecycle.WithGracePeriod(s.opts.NodeGracePeriod))
@@ -83,12 +88,11 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"servicelb-controller": servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool,
 			servicelb.WithPoolConfigMap(s.serviceCIDR, s.clusterCIDR)),
 		"clusterrole-aggregation": rbacaggregation.New(log("clusterrole-aggregation"), client, factory),
-		"garbage-collector":       gc.New(log("garbage-collector"), meta, metaFactory, gcResources),
+		"garbage-collector":       collector,
 	}
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 
 	factory.Start(ctx.Done())
-	metaFactory.Start(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for typ, ok := range factory.WaitForCacheSync(syncCtx.Done()) {
@@ -100,7 +104,47 @@ func (s *Server) startControllers(ctx context.Context) error {
 	for _, r := range runners {
 		s.goRun(func() error { r.Run(ctx, 5); return nil })
 	}
+	s.goRun(func() error {
+		rediscover(ctx, log("garbage-collector"), rediscoverEvery, discover, collector.SetResources)
+		return nil
+	})
 	s.goRun(func() error { <-ctx.Done(); broadcaster.Shutdown(); return nil })
 	s.startServiceController(ctx)
 	return nil
+}
+
+// rediscoverEvery is how often the garbage collector's resources are
+// discovered again. Kubernetes waits 30 s; here discovery is two requests
+// over loopback answered from memory, and an unchanged answer changes
+// nothing, so a short interval costs little and makes a new custom
+// resource's objects collectable about as soon as kubectl can create them.
+// (Namespace deletion does not wait for it: it discovers on each pass.)
+const rediscoverEvery = 2 * time.Second
+
+// rediscover hands the served resources to set every interval until ctx
+// ends, as Kubernetes' garbage collector resyncs its monitors. A failed or
+// partial discovery keeps the last good set: a group missing for a moment
+// must not stop its informers and forget its objects.
+func rediscover(ctx context.Context, logger *slog.Logger, every time.Duration, discover func() ([]gc.Resource, error), set func([]gc.Resource)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rs, err := discover()
+		switch {
+		case err != nil && !failing:
+			logger.Warn("resource discovery failed, keeping the last resources", "err", err)
+		case err != nil:
+			logger.Debug("resource discovery failed, keeping the last resources", "err", err)
+		}
+		failing = err != nil
+		if err == nil {
+			set(rs)
+		}
+	}
 }

@@ -2,15 +2,22 @@ package gc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata/fake"
-	"k8s.io/client-go/metadata/metadatainformer"
+	clienttesting "k8s.io/client-go/testing"
 
 	"wharf.dev/wharf/internal/testwait"
 )
@@ -123,7 +130,7 @@ func TestController(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			startController(t, srv)
+			startController(t, srv, testResources)
 			if tt.del != nil {
 				err := srv.Resource(tt.del.gvr).Namespace(tt.del.ns).Delete(t.Context(), tt.del.name,
 					metav1.DeleteOptions{PropagationPolicy: &tt.policy})
@@ -140,19 +147,132 @@ func TestController(t *testing.T) {
 	}
 }
 
-func startController(t *testing.T, srv *fake.FakeMetadataClient) *Controller {
+func startController(t *testing.T, srv *fake.FakeMetadataClient, resources []Resource) *Controller {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	factory := metadatainformer.NewSharedInformerFactory(srv, 0)
-	c := New(logger, srv, factory, testResources)
+	c := New(logger, srv, resources)
 	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
 	var wg sync.WaitGroup
 	wg.Go(func() { c.Run(ctx, 2) })
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		factory.Shutdown()
 	})
 	return c
+}
+
+// TestSetResources adds a resource at run time (a custom resource definition
+// established) and removes it again.
+func TestSetResources(t *testing.T) {
+	base := testResources[:3] // deployments, replica sets, pods
+	withGadgets := append(slices.Clone(base), Resource{GVR: gadgetGVR, Kind: "Gadget", Namespaced: true})
+	rs := obj{gvr: rsGVR, ns: "a", name: "rs", uid: "rs"}
+	rs2 := obj{gvr: rsGVR, ns: "a", name: "rs2", uid: "rs2"} // never created
+	gadget := func(name string, owners ...obj) obj {
+		o := obj{gvr: gadgetGVR, ns: "a", name: name, uid: types.UID("uid-" + name)}
+		for _, ow := range owners {
+			o.owners = append(o.owners, ow.ref(true))
+		}
+		return o
+	}
+	pod := func(name string, owner obj) obj {
+		return obj{gvr: podGVR, ns: "a", name: name, uid: types.UID("uid-" + name), owners: []metav1.OwnerReference{owner.ref(true)}}
+	}
+	g := gadget("g", rs)
+	srv := newFakeServer(t)
+	for _, o := range []obj{
+		rs, g,
+		gadget("orphan", rs2),     // owner gone: collected once gadgets are watched
+		pod("p", g),               // live gadget owner: stays
+		pod("q", gadget("never")), // gadget owner gone: collected once the kind resolves
+	} {
+		if err := srv.Tracker().Create(o.gvr, o.meta(), o.ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := startController(t, srv, base)
+	want := func(what string, want []string) {
+		t.Helper()
+		testwait.For(t, what, func() (bool, string) {
+			diff := cmp.Diff(want, state(t, srv))
+			return diff == "", "(-want +got):\n" + diff
+		})
+	}
+
+	// Gadgets are not served yet: an owner of that kind counts as alive.
+	testwait.For(t, "pods checked", func() (bool, string) {
+		_, p := c.graph.get("uid-p")
+		_, q := c.graph.get("uid-q")
+		return p && q && c.queue.Len() == 0, ""
+	})
+	want("gadget owners kept while the kind is unknown", []string{
+		"gadgets a/g owners=[rs] fins=[]",
+		"gadgets a/orphan owners=[rs2] fins=[]",
+		"pods a/p owners=[uid-g] fins=[]",
+		"pods a/q owners=[uid-never] fins=[]",
+		"replicasets a/rs owners=[] fins=[]",
+	})
+
+	c.SetResources(withGadgets)
+	kept := []string{
+		"gadgets a/g owners=[rs] fins=[]",
+		"pods a/p owners=[uid-g] fins=[]",
+		"replicasets a/rs owners=[] fins=[]",
+	}
+	want("gadgets and pods with gone owners collected", kept)
+
+	// A new gadget is seen as it comes.
+	if err := srv.Tracker().Create(gadgetGVR, gadget("late", rs2).meta(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	want("a gadget created later collected", kept)
+
+	// Gadgets no longer served: their informer stops and their nodes go,
+	// but the kind still resolves, to a live read (here the fake still
+	// has the gadget g, so p stays; a server would answer 404).
+	c.SetResources(base)
+	c.mu.RLock()
+	_, watched := c.watches[gadgetGVR]
+	c.mu.RUnlock()
+	if _, seen := c.graph.get("uid-g"); watched || seen {
+		t.Fatalf("after removal: watched %v, gadget g in graph %v", watched, seen)
+	}
+	if err := srv.Tracker().Create(podGVR, pod("r", gadget("gone")).meta(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	want("pod whose owner's kind is no longer served collected", kept)
+}
+
+// TestOwnerResourceNotServed: a 404 for the owner's resource (not for the
+// owner) while its kind still counts as served means the kinds are stale,
+// not that the owner is gone: the dependent waits.
+func TestOwnerResourceNotServed(t *testing.T) {
+	srv := newFakeServer(t)
+	var notServed atomic.Bool
+	notServed.Store(true)
+	var gets atomic.Int32
+	srv.PrependReactor("get", "gadgets", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if !notServed.Load() {
+			return false, nil, nil
+		}
+		gets.Add(1)
+		return true, nil, apierrors.NewGenericServerResponse(http.StatusNotFound, "get", schema.GroupResource{}, "", "the server could not find the requested resource", 0, false)
+	})
+	gone := obj{gvr: gadgetGVR, ns: "a", name: "gone", uid: "gone"}
+	p := obj{gvr: podGVR, ns: "a", name: "p", uid: "p", owners: []metav1.OwnerReference{gone.ref(true)}}
+	if err := srv.Tracker().Create(podGVR, p.meta(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, srv, testResources)
+	testwait.For(t, "the owner read again", func() (bool, string) {
+		return gets.Load() >= 3, fmt.Sprint(gets.Load(), " reads")
+	})
+	if diff := cmp.Diff([]string{"pods a/p owners=[gone] fins=[]"}, state(t, srv)); diff != "" {
+		t.Fatalf("dependent deleted on a 404 for its owner's resource (-want +got):\n%s", diff)
+	}
+	notServed.Store(false)
+	testwait.For(t, "dependent collected once the owner is known absent", func() (bool, string) {
+		got := state(t, srv)
+		return len(got) == 0, fmt.Sprint(got)
+	})
 }

@@ -22,14 +22,16 @@ var (
 	rsGVR     = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}
 	podGVR    = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 	widgetGVR = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}
+	gadgetGVR = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "gadgets"}
 
 	testResources = []Resource{
 		{GVR: deployGVR, Kind: "Deployment", Namespaced: true},
 		{GVR: rsGVR, Kind: "ReplicaSet", Namespaced: true},
 		{GVR: podGVR, Kind: "Pod", Namespaced: true},
 		{GVR: widgetGVR, Kind: "Widget", Namespaced: false}, // cluster-scoped
+		{GVR: gadgetGVR, Kind: "Gadget", Namespaced: true},
 	}
-	kindOf = map[schema.GroupVersionResource]string{deployGVR: "Deployment", rsGVR: "ReplicaSet", podGVR: "Pod", widgetGVR: "Widget"}
+	kindOf = map[schema.GroupVersionResource]string{deployGVR: "Deployment", rsGVR: "ReplicaSet", podGVR: "Pod", widgetGVR: "Widget", gadgetGVR: "Gadget"}
 )
 
 // newFakeServer is the metadata fake plus the API server's deletion rules

@@ -15,6 +15,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,19 +50,41 @@ var ignored = map[schema.GroupResource]bool{
 
 // Controller is the garbage collector.
 type Controller struct {
-	logger    *slog.Logger
-	client    metadata.Interface
-	resources []Resource
-	byKind    map[schema.GroupKind]Resource
+	logger *slog.Logger
+	client metadata.Interface
 
-	graph       *graph
-	absent      *absentCache
-	queue       workqueue.TypedRateLimitingInterface[workItem]
-	synced      []cache.InformerSynced
-	syncedNames []string // resource of each synced func, for logs
+	// setMu serializes SetResources; mu guards what it changes, which
+	// workers read (byKind) and Run starts and stops (watches, runCtx).
+	setMu   sync.Mutex
+	mu      sync.RWMutex
+	byKind  map[schema.GroupKind]kindEntry
+	watches map[schema.GroupVersionResource]*watch
+	runCtx  context.Context // set while Run runs: watches start in it
+
+	graph  *graph
+	absent *absentCache
+	queue  workqueue.TypedRateLimitingInterface[workItem]
 
 	maxRetry    time.Duration
 	syncTimeout time.Duration
+}
+
+// kindEntry resolves an ownerReference's kind: to the resource serving it,
+// or to the last one that did.
+type kindEntry struct {
+	Resource
+	served bool
+}
+
+// watch is the informer of one watched resource. Each has its own stop, so
+// that a resource no longer served (a deleted custom resource definition)
+// stops being listed: a shared informer factory cannot stop one informer.
+type watch struct {
+	res      Resource
+	informer cache.SharedIndexInformer
+	synced   cache.InformerSynced
+	cancel   context.CancelFunc // nil until started
+	done     chan struct{}      // closed when the informer has stopped
 }
 
 // Option configures a Controller.
@@ -77,14 +101,14 @@ func WithMaxRetryDelay(d time.Duration) Option {
 	return func(c *Controller) { c.maxRetry = d }
 }
 
-// New builds the collector and registers its informers on factory for every
-// resource; the caller starts the factory afterwards.
-func New(logger *slog.Logger, client metadata.Interface, factory metadatainformer.SharedInformerFactory, resources []Resource, opts ...Option) *Controller {
+// New builds the collector for resources; Run starts their informers, and
+// SetResources changes them at any time.
+func New(logger *slog.Logger, client metadata.Interface, resources []Resource, opts ...Option) *Controller {
 	c := &Controller{
 		logger:      logger.With("controller", "garbagecollector"),
 		client:      client,
-		resources:   resources,
-		byKind:      make(map[schema.GroupKind]Resource, len(resources)),
+		byKind:      map[schema.GroupKind]kindEntry{},
+		watches:     map[schema.GroupVersionResource]*watch{},
 		graph:       newGraph(),
 		absent:      newAbsentCache(4096),
 		maxRetry:    60 * time.Second,
@@ -97,51 +121,191 @@ func New(logger *slog.Logger, client metadata.Interface, factory metadatainforme
 	// requeued while its owner is unobserved should be rechecked soon.
 	rl := workqueue.NewTypedItemExponentialFailureRateLimiter[workItem](10*time.Millisecond, c.maxRetry)
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[workItem]{Name: "garbagecollector"})
+	c.SetResources(resources)
+	return c
+}
+
+// SetResources makes resources the watched set, like Kubernetes' resyncMonitors
+// after its periodic discovery: informers start for new resources and stop
+// for removed ones, whose objects leave the graph (none can exist while the
+// resource is not served).
+//
+// A removed resource's kind still resolves ownerReferences, to its last
+// resource: an owner of a kind no longer served is then found absent by the
+// live read (the server answers 404), so its dependents are collected. Kinds
+// never served resolve to nothing and their owners count as alive; objects
+// naming a kind that becomes served are checked again.
+func (c *Controller) SetResources(resources []Resource) {
+	c.setMu.Lock()
+	defer c.setMu.Unlock()
+
+	want := map[schema.GroupVersionResource]Resource{}
+	kinds := map[schema.GroupKind]Resource{}
 	for _, r := range resources {
 		if ignored[r.GVR.GroupResource()] {
 			continue
 		}
-		gk := schema.GroupKind{Group: r.GVR.Group, Kind: r.Kind}
-		if _, dup := c.byKind[gk]; !dup {
-			c.byKind[gk] = r
+		if _, dup := want[r.GVR]; !dup {
+			want[r.GVR] = r
 		}
-		inf := factory.ForResource(r.GVR).Informer()
-		reg, err := inf.AddEventHandler(c.handlers(r))
-		if err != nil {
-			c.logger.Error("cannot watch resource", "resource", r.GVR.String(), "err", err)
+		gk := schema.GroupKind{Group: r.GVR.Group, Kind: r.Kind}
+		if _, dup := kinds[gk]; !dup {
+			kinds[gk] = r
+		}
+	}
+
+	c.mu.Lock()
+	var removed []*watch
+	for gvr, w := range c.watches {
+		if _, ok := want[gvr]; !ok {
+			removed = append(removed, w)
+			delete(c.watches, gvr)
+		}
+	}
+	var newKinds []schema.GroupKind
+	for gk, r := range kinds {
+		if old := c.byKind[gk]; !old.served || old.Resource != r {
+			newKinds = append(newKinds, gk)
+		}
+	}
+	for gk, e := range c.byKind {
+		e.served = false
+		c.byKind[gk] = e
+	}
+	for gk, r := range kinds {
+		c.byKind[gk] = kindEntry{Resource: r, served: true}
+	}
+	c.mu.Unlock()
+
+	// Removed resources go first: a resource served under a new version
+	// (same objects, same uids) must not have its new nodes forgotten as
+	// the old version's.
+	var names []string
+	for _, w := range removed {
+		w.stop()
+		c.enqueue(c.graph.forgetResource(w.res.GVR))
+		names = append(names, w.res.GVR.GroupResource().String())
+	}
+	if len(names) > 0 {
+		slices.Sort(names)
+		c.logger.Info("stopped watching resources", "resources", names)
+	}
+
+	c.mu.Lock()
+	names = nil
+	for gvr, r := range want {
+		if _, ok := c.watches[gvr]; ok {
 			continue
 		}
-		c.synced = append(c.synced, reg.HasSynced)
-		c.syncedNames = append(c.syncedNames, r.GVR.String())
+		w, err := c.newWatch(r)
+		if err != nil {
+			c.logger.Error("cannot watch resource", "resource", gvr.String(), "err", err)
+			continue
+		}
+		c.watches[gvr] = w
+		if c.runCtx != nil {
+			w.start(c.runCtx)
+			names = append(names, gvr.GroupResource().String())
+		}
 	}
-	return c
+	c.mu.Unlock()
+	if len(names) > 0 {
+		slices.Sort(names)
+		c.logger.Info("watching resources", "resources", names)
+	}
+
+	// Objects checked while their owner's kind resolved to nothing (or to
+	// another resource) were kept: check them again.
+	if len(newKinds) > 0 {
+		for _, uid := range c.graph.withOwnerKinds(newKinds) {
+			c.queue.Add(workItem{uid, actDelete})
+		}
+	}
 }
 
-// Run processes the graph's work until ctx is done.
+// resolve returns the resource of an owner's kind: the one served, or the
+// last one served for a kind no longer served.
+func (c *Controller) resolve(gk schema.GroupKind) (e kindEntry, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok = c.byKind[gk]
+	return e, ok
+}
+
+func (c *Controller) newWatch(r Resource) (*watch, error) {
+	inf := metadatainformer.NewFilteredMetadataInformer(c.client, r.GVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	reg, err := inf.AddEventHandler(c.handlers(r))
+	if err != nil {
+		return nil, err
+	}
+	return &watch{res: r, informer: inf, synced: reg.HasSynced}, nil
+}
+
+func (w *watch) start(ctx context.Context) {
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.done = make(chan struct{})
+	go func() {
+		defer close(w.done)
+		w.informer.RunWithContext(ctx)
+	}()
+}
+
+// stop stops the informer and waits until its handlers have returned, so
+// that none observes an object after the caller forgets them.
+func (w *watch) stop() {
+	if w.cancel == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+}
+
+// Run starts the informers and processes the graph's work until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer c.queue.ShutDown()
-	c.logger.Info("starting", "resources", len(c.resources))
-	c.waitForSync(ctx)
+	c.mu.Lock()
+	c.runCtx = ctx
+	var synced []cache.InformerSynced
+	var names []string
+	for gvr, w := range c.watches {
+		w.start(ctx)
+		synced = append(synced, w.synced)
+		names = append(names, gvr.String())
+	}
+	c.mu.Unlock()
+	defer c.stopWatches()
+	c.logger.Info("starting", "resources", len(names))
+	c.waitForSync(ctx, synced, names)
 	if ctx.Err() != nil {
 		return
 	}
 	controllerutil.RunWorkers(ctx, c.logger, c.queue, workers, c.sync)
 }
 
+func (c *Controller) stopWatches() {
+	c.mu.Lock()
+	c.runCtx = nil
+	ws := slices.Collect(maps.Values(c.watches))
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.stop()
+	}
+}
+
 // waitForSync waits for the informers, but not forever: one resource that
 // cannot be listed must not stop all collection. Starting early is safe,
 // since every decision is checked on live objects; an unsynced resource
 // only means its objects are not considered yet.
-func (c *Controller) waitForSync(ctx context.Context) {
+func (c *Controller) waitForSync(ctx context.Context, synced []cache.InformerSynced, names []string) {
 	sctx, cancel := context.WithTimeout(ctx, c.syncTimeout)
 	defer cancel()
-	if cache.WaitForCacheSync(sctx.Done(), c.synced...) || ctx.Err() != nil {
+	if cache.WaitForCacheSync(sctx.Done(), synced...) || ctx.Err() != nil {
 		return
 	}
 	var pending []string
-	for i, synced := range c.synced {
-		if !synced() {
-			pending = append(pending, c.syncedNames[i])
+	for i, ok := range synced {
+		if !ok() {
+			pending = append(pending, names[i])
 		}
 	}
 	c.logger.Warn("starting before all informers synced", "pending", pending)

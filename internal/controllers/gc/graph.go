@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -163,6 +164,41 @@ func (g *graph) forget(uid types.UID) []workItem {
 		work = append(work, workItem{dep, actDelete})
 	}
 	return work
+}
+
+// forgetResource forgets every object of resource gvr, as if each was
+// deleted, and returns the work that causes.
+func (g *graph) forgetResource(gvr schema.GroupVersionResource) []workItem {
+	g.mu.RLock()
+	var uids []types.UID
+	for uid, n := range g.nodes {
+		if n.id.GVR == gvr {
+			uids = append(uids, uid)
+		}
+	}
+	g.mu.RUnlock()
+	var work []workItem
+	for _, uid := range uids {
+		work = append(work, g.forget(uid)...)
+	}
+	return work
+}
+
+// withOwnerKinds returns the observed objects with an owner of one of kinds.
+func (g *graph) withOwnerKinds(kinds []schema.GroupKind) []types.UID {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var out []types.UID
+	for uid, n := range g.nodes {
+		for _, ref := range n.owners {
+			gv, err := schema.ParseGroupVersion(ref.APIVersion)
+			if err == nil && slices.Contains(kinds, schema.GroupKind{Group: gv.Group, Kind: ref.Kind}) {
+				out = append(out, uid)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (g *graph) link(owner, dep types.UID) {

@@ -2,6 +2,7 @@ package gc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +21,9 @@ func (c *Controller) attemptToDelete(ctx context.Context, uid types.UID) (requeu
 		return false, nil
 	}
 	latest, err := c.get(ctx, n.id)
+	if errors.Is(err, errNotServed) {
+		return false, nil // its resource went: SetResources forgets it
+	}
 	if err != nil || latest == nil {
 		// Gone: the informer will report it and enqueue its dependents.
 		return false, err
@@ -94,6 +98,9 @@ func (c *Controller) orphan(ctx context.Context, uid types.UID) error {
 		return nil
 	}
 	owner, err := c.get(ctx, n.id)
+	if errors.Is(err, errNotServed) {
+		return nil
+	}
 	if err != nil || owner == nil {
 		return err
 	}
@@ -102,6 +109,9 @@ func (c *Controller) orphan(ctx context.Context, uid types.UID) error {
 	}
 	for _, d := range c.graph.dependentsOf(uid) {
 		dep, err := c.get(ctx, d.id)
+		if errors.Is(err, errNotServed) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -126,9 +136,10 @@ func (c *Controller) ownerState(ctx context.Context, dep objectID, ref metav1.Ow
 	if err != nil {
 		return ownerAlive, true, nil
 	}
-	r, ok := c.byKind[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
+	r, ok := c.resolve(schema.GroupKind{Group: gv.Group, Kind: ref.Kind})
 	if !ok {
-		// An owner of a kind we cannot resolve never gets a dependent deleted.
+		// An owner of a kind never served gets no dependent deleted; if the
+		// kind becomes served, SetResources brings the dependent back.
 		c.logger.Debug("owner kind not watched", "object", dep.String(), "owner", ref.APIVersion+"/"+ref.Kind)
 		return ownerAlive, true, nil
 	}
@@ -150,6 +161,13 @@ func (c *Controller) ownerState(ctx context.Context, dep objectID, ref metav1.Ow
 		return ownerAlive, true, nil
 	}
 	owner, err := c.get(ctx, id)
+	if errors.Is(err, errNotServed) && !r.served {
+		// A kind no longer served resolves to its last resource, which the
+		// server no longer has: no object of it exists, the owner is absent.
+		// While the kind counts as served, such an answer only means that
+		// the kinds are stale (a version just dropped): retry.
+		err = nil
+	}
 	if err != nil {
 		return ownerAlive, false, err
 	}
@@ -163,10 +181,17 @@ func (c *Controller) ownerState(ctx context.Context, dep objectID, ref metav1.Ow
 	return ownerAlive, c.graph.observed(ref.UID, id.Namespace), nil
 }
 
-// get reads id live; it returns nil when no object with that uid exists.
+// errNotServed is a 404 for the resource rather than for the object.
+var errNotServed = errors.New("resource not served")
+
+// get reads id live; it returns nil when no object with that uid exists, and
+// errNotServed when the server does not serve id's resource.
 func (c *Controller) get(ctx context.Context, id objectID) (*metav1.PartialObjectMetadata, error) {
 	obj, err := c.client.Resource(id.GVR).Namespace(id.Namespace).Get(ctx, id.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		if notServed(err) {
+			return nil, fmt.Errorf("get %s: %w", id, errNotServed)
+		}
 		return nil, nil
 	}
 	if err != nil {
@@ -176,6 +201,17 @@ func (c *Controller) get(ctx context.Context, id objectID) (*metav1.PartialObjec
 		return nil, nil
 	}
 	return obj, nil
+}
+
+// notServed tells a 404 for an unknown path, which names no object, from
+// one for a missing object of a served resource.
+func notServed(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return false
+	}
+	d := st.Status().Details
+	return d == nil || d.Name == ""
 }
 
 func (c *Controller) patch(ctx context.Context, id objectID, patch []byte) error {

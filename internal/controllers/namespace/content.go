@@ -15,9 +15,10 @@ import (
 
 // contentResult is what one deletion pass over a namespace left behind.
 type contentResult struct {
-	remaining  map[string]int // resource ("pods", "replicasets.apps") → objects left
-	finalizers map[string]int // finalizer → objects left that carry it
-	failures   []error
+	discoveryErr error          // the resources may be incomplete
+	remaining    map[string]int // resource ("pods", "replicasets.apps") → objects left
+	finalizers   map[string]int // finalizer → objects left that carry it
+	failures     []error
 }
 
 func (r contentResult) total() int {
@@ -33,8 +34,13 @@ func (r contentResult) total() int {
 // rather than using DeleteCollection, which not every resource supports.
 func (c *Controller) deleteContent(ctx context.Context, ns string) contentResult {
 	res := contentResult{remaining: map[string]int{}, finalizers: map[string]int{}}
+	resources, err := c.discover()
+	if err != nil {
+		// Like Kubernetes: delete what is known, but do not finalize.
+		res.discoveryErr = fmt.Errorf("discover resources: %w", err)
+	}
 	background := metav1.DeletePropagationBackground
-	for _, gvr := range c.resources {
+	for _, gvr := range resources {
 		client := c.meta.Resource(gvr).Namespace(ns)
 		list, err := client.List(ctx, metav1.ListOptions{})
 		if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
@@ -82,6 +88,12 @@ func resourceName(gvr schema.GroupVersionResource) string {
 
 // conditions renders a deletion pass as Kubernetes' namespace conditions.
 func (r contentResult) conditions() []v1.NamespaceCondition {
+	discovery := v1.NamespaceCondition{Type: v1.NamespaceDeletionDiscoveryFailure, Status: v1.ConditionFalse,
+		Reason: "ResourcesDiscovered", Message: "All resources successfully discovered"}
+	if r.discoveryErr != nil {
+		discovery.Status, discovery.Reason = v1.ConditionTrue, "DiscoveryFailed"
+		discovery.Message = fmt.Sprintf("Discovery failed for some groups: %v", r.discoveryErr)
+	}
 	failure := v1.NamespaceCondition{Type: v1.NamespaceDeletionContentFailure, Status: v1.ConditionFalse,
 		Reason: "ContentDeleted", Message: "All content successfully deleted, may be waiting on finalization"}
 	if len(r.failures) > 0 {
@@ -112,7 +124,7 @@ func (r contentResult) conditions() []v1.NamespaceCondition {
 		fins.Status, fins.Reason = v1.ConditionTrue, "SomeFinalizersRemain"
 		fins.Message = "Some content in the namespace has finalizers remaining: " + strings.Join(parts, ", ")
 	}
-	return []v1.NamespaceCondition{failure, remaining, fins}
+	return []v1.NamespaceCondition{discovery, failure, remaining, fins}
 }
 
 // mergeConditions sets want into have, keeping transition times of

@@ -35,11 +35,11 @@ var errContentRemaining = fmt.Errorf("content remaining: %w", controllerutil.Err
 
 // Controller deletes the content of terminating namespaces.
 type Controller struct {
-	logger    *slog.Logger
-	client    kubernetes.Interface
-	meta      metadata.Interface
-	resources []schema.GroupVersionResource
-	clock     clock.PassiveClock
+	logger   *slog.Logger
+	client   kubernetes.Interface
+	meta     metadata.Interface
+	discover DiscoverFunc
+	clock    clock.PassiveClock
 
 	lister corelisters.NamespaceLister
 	synced cache.InformerSynced
@@ -47,6 +47,11 @@ type Controller struct {
 
 	retryBase, retryMax time.Duration
 }
+
+// DiscoverFunc returns the namespaced resources to empty (they must support
+// list and delete). On a partial failure it returns what it found with the
+// error: that much is deleted, but the namespace is not finalized.
+type DiscoverFunc func() ([]schema.GroupVersionResource, error)
 
 // Option configures a Controller.
 type Option func(*Controller)
@@ -62,14 +67,16 @@ func WithClock(clk clock.PassiveClock) Option {
 	return func(c *Controller) { c.clock = clk }
 }
 
-// New builds the controller. resources are the namespaced resources to empty
-// (they must support list and delete); factory provides the namespace informer.
-func New(logger *slog.Logger, client kubernetes.Interface, meta metadata.Interface, factory informers.SharedInformerFactory, resources []schema.GroupVersionResource, opts ...Option) *Controller {
+// New builds the controller. discover is called on each deletion pass, as
+// Kubernetes' namespace controller does, so that resources served since
+// start (custom resources) are emptied too; factory provides the namespace
+// informer.
+func New(logger *slog.Logger, client kubernetes.Interface, meta metadata.Interface, factory informers.SharedInformerFactory, discover DiscoverFunc, opts ...Option) *Controller {
 	c := &Controller{
 		logger:    logger.With("controller", "namespace"),
 		client:    client,
 		meta:      meta,
-		resources: resources,
+		discover:  discover,
 		clock:     clock.RealClock{},
 		retryBase: 250 * time.Millisecond,
 		retryMax:  5 * time.Second,
@@ -104,7 +111,7 @@ func (c *Controller) enqueue(obj any) {
 // Run processes terminating namespaces until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer c.queue.ShutDown()
-	c.logger.Info("starting", "resources", len(c.resources))
+	c.logger.Info("starting")
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
 		return
 	}
@@ -130,8 +137,8 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 
 	res := c.deleteContent(ctx, name)
 	ns = c.updateConditions(ctx, ns, res)
-	if len(res.failures) > 0 {
-		return fmt.Errorf("namespace %q: delete content: %w", name, errors.Join(res.failures...))
+	if res.discoveryErr != nil || len(res.failures) > 0 {
+		return fmt.Errorf("namespace %q: delete content: %w", name, errors.Join(append([]error{res.discoveryErr}, res.failures...)...))
 	}
 	if n := res.total(); n > 0 {
 		c.logger.Debug("waiting for content to go", "namespace", name, "remaining", n)

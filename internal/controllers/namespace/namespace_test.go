@@ -2,8 +2,10 @@ package namespace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -104,12 +106,37 @@ func content(t *testing.T, c *metafake.FakeMetadataClient) []string {
 	return out
 }
 
+// served is a DiscoverFunc whose answer a test changes at run time.
+type served struct {
+	mu        sync.Mutex
+	resources []schema.GroupVersionResource
+	err       error
+}
+
+func (s *served) set(err error, resources ...schema.GroupVersionResource) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resources, s.err = resources, err
+}
+
+func (s *served) discover() ([]schema.GroupVersionResource, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.resources), s.err
+}
+
 func start(t *testing.T, client *k8sfake.Clientset, meta *metafake.FakeMetadataClient) {
+	t.Helper()
+	s := &served{}
+	s.set(nil, podGVR, cmGVR, rsGVR)
+	startWith(t, client, meta, s.discover)
+}
+
+func startWith(t *testing.T, client *k8sfake.Clientset, meta *metafake.FakeMetadataClient, discover DiscoverFunc) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c := New(logger, client, meta, factory, []schema.GroupVersionResource{podGVR, cmGVR, rsGVR},
-		WithRetryBackoff(5*time.Millisecond, 50*time.Millisecond))
+	c := New(logger, client, meta, factory, discover, WithRetryBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
 	var wg sync.WaitGroup
@@ -212,9 +239,10 @@ func TestWaitsWhileContentRemains(t *testing.T) {
 					got[c.Type] = c.Message
 				}
 				want := map[v1.NamespaceConditionType]string{
-					v1.NamespaceDeletionContentFailure: "All content successfully deleted, may be waiting on finalization",
-					v1.NamespaceContentRemaining:       tt.wantMsg,
-					v1.NamespaceFinalizersRemaining:    tt.wantFins,
+					v1.NamespaceDeletionDiscoveryFailure: "All resources successfully discovered",
+					v1.NamespaceDeletionContentFailure:   "All content successfully deleted, may be waiting on finalization",
+					v1.NamespaceContentRemaining:         tt.wantMsg,
+					v1.NamespaceFinalizersRemaining:      tt.wantFins,
 				}
 				diff := cmp.Diff(want, got)
 				return diff == "", diff
@@ -236,4 +264,66 @@ func TestWaitsWhileContentRemains(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestDiscoversResourcesEachPass: resources served after start (custom
+// resources) are emptied too, and a failed discovery holds finalization.
+func TestDiscoversResourcesEachPass(t *testing.T) {
+	conditions := func(t *testing.T, client *k8sfake.Clientset) map[v1.NamespaceConditionType]v1.ConditionStatus {
+		t.Helper()
+		ns, err := client.CoreV1().Namespaces().Get(context.Background(), "gone", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[v1.NamespaceConditionType]v1.ConditionStatus{}
+		for _, c := range ns.Status.Conditions {
+			out[c.Type] = c.Status
+		}
+		return out
+	}
+	objects := []obj{{gvr: podGVR, ns: "gone", name: "p"}, {gvr: rsGVR, ns: "gone", name: "rs"}, {gvr: cmGVR, ns: "live", name: "c"}}
+
+	t.Run("resource served after start", func(t *testing.T) {
+		client := k8sfake.NewClientset(namespace("gone", false), namespace("live", false))
+		meta := newMetaServer(t, objects)
+		s := &served{}
+		s.set(nil, podGVR, cmGVR)
+		startWith(t, client, meta, s.discover)
+		s.set(nil, podGVR, cmGVR, rsGVR)
+		if _, err := client.CoreV1().Namespaces().Update(context.Background(), namespace("gone", true), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		testwait.For(t, "namespace finalized", func() (bool, string) {
+			f := finalizers(t, client, "gone")
+			return len(f) == 0, fmt.Sprint(f)
+		})
+		if diff := cmp.Diff([]string{"configmaps live/c"}, content(t, meta)); diff != "" {
+			t.Errorf("content (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("discovery failure holds finalization", func(t *testing.T) {
+		client := k8sfake.NewClientset(namespace("gone", true), namespace("live", false))
+		meta := newMetaServer(t, objects)
+		s := &served{}
+		s.set(errors.New("apps/v1: unavailable"), podGVR, cmGVR) // partial
+		startWith(t, client, meta, s.discover)
+		testwait.For(t, "known resources emptied, discovery failure reported", func() (bool, string) {
+			got := content(t, meta)
+			conds := conditions(t, client)
+			return slices.Equal(got, []string{"configmaps live/c", "replicasets gone/rs"}) &&
+				conds[v1.NamespaceDeletionDiscoveryFailure] == v1.ConditionTrue, fmt.Sprint(got, conds)
+		})
+		if diff := cmp.Diff([]v1.FinalizerName{v1.FinalizerKubernetes}, finalizers(t, client, "gone")); diff != "" {
+			t.Fatalf("finalized after a failed discovery (-want +got):\n%s", diff)
+		}
+		s.set(nil, podGVR, cmGVR, rsGVR)
+		testwait.For(t, "namespace finalized", func() (bool, string) {
+			f := finalizers(t, client, "gone")
+			return len(f) == 0, fmt.Sprint(f)
+		})
+		if diff := cmp.Diff([]string{"configmaps live/c"}, content(t, meta)); diff != "" {
+			t.Errorf("content (-want +got):\n%s", diff)
+		}
+	})
 }
