@@ -101,7 +101,7 @@ func (s *Server) apply(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return err
 		}
 		err = s.createObject(ctx, w, r, req, obj, true)
-		if !errors.Is(err, storage.ErrExists) {
+		if !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 		// Created meanwhile by another writer: apply to that one.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
@@ -37,6 +38,9 @@ func (s *Server) openAPIKinds(extra map[schema.GroupVersionKind]*runtimeKind) []
 	for _, res := range s.reg.All() {
 		if res.CreateOnly {
 			continue // questions (reviews), not objects: nothing to describe or validate
+		}
+		if _, custom := res.New().(*unstructured.Unstructured); custom {
+			continue // described by its definition's schema, a runtime kind
 		}
 		gvk := res.GroupVersionKind()
 		seen[gvk] = true

@@ -153,7 +153,11 @@ func (s *Server) table(r *http.Request, req *request, objs []runtime.Object, lm 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error, req *request) {
 	st := toStatus(err, req).ErrStatus
 	st.SetGroupVersionKind(metav1.SchemeGroupVersion.WithKind("Status"))
-	if st.Code >= 500 {
+	if st.Code >= 500 && r.Context().Err() != nil {
+		// The client went away (a cancelled watch or wait): nobody reads
+		// the answer and nothing failed on this side.
+		s.log.Debug("request abandoned by its client", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else if st.Code >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, int(st.Code), &st)

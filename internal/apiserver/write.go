@@ -111,6 +111,9 @@ func (s *Server) createObject(ctx context.Context, w http.ResponseWriter, r *htt
 		req.name = m.GetName()
 		created, err = s.store.Create(ctx, req.key(), obj)
 	}
+	if errors.Is(err, storage.ErrExists) {
+		return apierrors.NewAlreadyExists(req.gvr.GroupResource(), m.GetName())
+	}
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,10 @@ func startServer(t *testing.T, dataDir, listen string, extra ...string) *serverP
 	args := append([]string{"server", "--data-dir", dataDir, "--listen", listen}, extra...)
 	cmd := exec.Command(wharfBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The server dies with the test binary, even when a timeout kills it
+	// before its cleanups run (a server left behind would also keep the
+	// caller's lock file open).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
