@@ -245,16 +245,12 @@ func TestSetResources(t *testing.T) {
 
 // TestOwnerResourceNotServed: a 404 for the owner's resource (not for the
 // owner) while its kind still counts as served means the kinds are stale,
-// not that the owner is gone: the dependent waits.
+// not that the owner is gone: the dependent waits. Once the kind is no
+// longer served, the same answer means the owner is gone.
 func TestOwnerResourceNotServed(t *testing.T) {
 	srv := newFakeServer(t)
-	var notServed atomic.Bool
-	notServed.Store(true)
 	var gets atomic.Int32
 	srv.PrependReactor("get", "gadgets", func(clienttesting.Action) (bool, runtime.Object, error) {
-		if !notServed.Load() {
-			return false, nil, nil
-		}
 		gets.Add(1)
 		return true, nil, apierrors.NewGenericServerResponse(http.StatusNotFound, "get", schema.GroupResource{}, "", "the server could not find the requested resource", 0, false)
 	})
@@ -263,15 +259,15 @@ func TestOwnerResourceNotServed(t *testing.T) {
 	if err := srv.Tracker().Create(podGVR, p.meta(), "a"); err != nil {
 		t.Fatal(err)
 	}
-	startController(t, srv, testResources)
+	c := startController(t, srv, testResources)
 	testwait.For(t, "the owner read again", func() (bool, string) {
 		return gets.Load() >= 3, fmt.Sprint(gets.Load(), " reads")
 	})
 	if diff := cmp.Diff([]string{"pods a/p owners=[gone] fins=[]"}, state(t, srv)); diff != "" {
 		t.Fatalf("dependent deleted on a 404 for its owner's resource (-want +got):\n%s", diff)
 	}
-	notServed.Store(false)
-	testwait.For(t, "dependent collected once the owner is known absent", func() (bool, string) {
+	c.SetResources(slices.DeleteFunc(slices.Clone(testResources), func(r Resource) bool { return r.GVR == gadgetGVR }))
+	testwait.For(t, "dependent collected once gadgets are no longer served", func() (bool, string) {
 		got := state(t, srv)
 		return len(got) == 0, fmt.Sprint(got)
 	})

@@ -162,15 +162,18 @@ func (c *Controller) SetResources(resources []Resource) {
 			delete(c.watches, gvr)
 		}
 	}
-	var newKinds []schema.GroupKind
+	var changed []schema.GroupKind
 	for gk, r := range kinds {
 		if old := c.byKind[gk]; !old.served || old.Resource != r {
-			newKinds = append(newKinds, gk)
+			changed = append(changed, gk)
 		}
 	}
 	for gk, e := range c.byKind {
-		e.served = false
-		c.byKind[gk] = e
+		if _, ok := kinds[gk]; !ok && e.served {
+			changed = append(changed, gk)
+			e.served = false
+			c.byKind[gk] = e
+		}
 	}
 	for gk, r := range kinds {
 		c.byKind[gk] = kindEntry{Resource: r, served: true}
@@ -215,9 +218,10 @@ func (c *Controller) SetResources(resources []Resource) {
 	}
 
 	// Objects checked while their owner's kind resolved to nothing (or to
-	// another resource) were kept: check them again.
-	if len(newKinds) > 0 {
-		for _, uid := range c.graph.withOwnerKinds(newKinds) {
+	// another resource, or still counted as served) were kept or wait for a
+	// retry: check them again.
+	if len(changed) > 0 {
+		for _, uid := range c.graph.withOwnerKinds(changed) {
 			c.queue.Add(workItem{uid, actDelete})
 		}
 	}
