@@ -76,6 +76,20 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	apiCmd.Flags().DurationVar(&ac.Duration, "duration", 20*time.Second, "how long the clients run")
 	apiCmd.Flags().IntVar(&ac.ListSize, "list-size", 1000, "pods in the listed namespace")
 
+	xc := bench.APIExtConfig{}
+	apiextCmd := sub("apiext", "RBAC cost on pod creates, server-side apply vs update, many custom objects: each beside its baseline",
+		func(ctx context.Context, env bench.Env) error { return bench.APIExt(ctx, env, stdio.Out, xc) })
+	xf := apiextCmd.Flags()
+	xf.IntVar(&xc.Clients, "clients", 10, "concurrent clients creating pods and custom objects")
+	xf.DurationVar(&xc.Duration, "duration", 5*time.Second, "each round of pod creates (per server)")
+	xf.IntVar(&xc.Rounds, "rounds", 3, "rounds of pod creates per server, alternating between the servers")
+	xf.IntVar(&xc.Roles, "roles", 1000, "extra Roles and as many RoleBindings, for other users")
+	xf.IntVar(&xc.ClusterBindings, "cluster-bindings", 100, "extra ClusterRoleBindings, for other users")
+	xf.IntVar(&xc.Writes, "writes", 500, "applies, and as many updates, of the ConfigMap")
+	xf.IntVar(&xc.Fields, "fields", 100, "data keys of the applied and updated ConfigMap")
+	xf.IntVar(&xc.Objects, "objects", 10000, "custom objects created and listed")
+	xf.IntVar(&xc.Lists, "lists", 20, "lists of all the custom objects")
+
 	rc := bench.RSSConfig{}
 	rssCmd := sub("rss", "Server memory idle and holding many pods on simulated nodes",
 		func(ctx context.Context, env bench.Env) error { return bench.RSS(ctx, env, stdio.Out, rc) })
@@ -119,6 +133,6 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	ingCmd.Flags().IntVar(&ing.Threads, "threads", 2, "wrk threads")
 	ingCmd.Flags().DurationVar(&ing.Duration, "duration", 5*time.Second, "each wrk run")
 	ingCmd.Flags().IntVar(&ing.Rounds, "rounds", 3, "rounds per proxy and scheme, alternating")
-	cmd.AddCommand(schedCmd, apiCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd)
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd)
 	return cmd
 }

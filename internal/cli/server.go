@@ -56,6 +56,7 @@ unless --etcd-servers names an external cluster.`,
 	f.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultMaskSize, "prefix length of each node's pod CIDR")
 	f.StringSliceVar(&o.LoadBalancerPool, "lb-cidr", nil, "CIDRs LoadBalancer services get addresses from (repeat or comma-separate); none: such services stay pending")
 	f.BoolVar(&o.DisableControllers, "disable-controllers", false, "serve the API only: no scheduler or controllers")
+	f.StringVar(&o.Authorization, "authorization", "rbac", "rbac: RBAC and the Node authorizer decide every request; none: every authenticated user may do anything (for benchmarks and single-user experiments)")
 	f.BoolVar(&o.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync etcd writes (tests only: a crash loses acknowledged writes)")
 	f.MarkHidden("unsafe-no-fsync")
 	return cmd

@@ -71,6 +71,10 @@ type Options struct {
 	DisableControllers bool
 	// UnsafeNoFsync is for tests: acknowledged writes may be lost on a crash.
 	UnsafeNoFsync bool
+	// Authorization is "rbac" (the default when empty): RBAC and the Node
+	// authorizer decide every request; or "none": every authenticated
+	// user may do anything (benchmarks, single-user experiments).
+	Authorization string
 
 	// Service makes this server the cluster service (service.go): it also
 	// serves wharf.dev/v1 (resources.Service()) and runs ServiceController
@@ -146,6 +150,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.NodeCIDRMaskSize == 0 {
 		opts.NodeCIDRMaskSize = nodeipam.DefaultMaskSize
+	}
+	switch opts.Authorization {
+	case "":
+		opts.Authorization = "rbac"
+	case "rbac", "none":
+	default:
+		return nil, fmt.Errorf("authorization %q: want rbac or none", opts.Authorization)
 	}
 	if err := opts.serviceDefaults(); err != nil {
 		return nil, err
@@ -246,7 +257,7 @@ func (s *Server) start(ctx context.Context) error {
 			s.authenticateNodeToken,
 		),
 		Metrics:         prometheus.NewRegistry(),
-		Authorize:       true,
+		Authorize:       o.Authorization != "none",
 		NodeAccess:      nodeAccess(),
 		Admission:       admission,
 		ExternalAddress: net.JoinHostPort(host, fmt.Sprint(port)),
