@@ -1,8 +1,8 @@
 package apiserver
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http/httptest"
