@@ -88,6 +88,20 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 	})
 }
 
+// CertificateAuthenticator authenticates a client certificate the TLS
+// handshake verified (against the server's client CAs) as kube-apiserver
+// does: the subject's common name is the user, its organizations the groups.
+func CertificateAuthenticator(r *http.Request) (*User, bool) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil, false
+	}
+	subject := r.TLS.VerifiedChains[0][0].Subject
+	if subject.CommonName == "" {
+		return nil, false
+	}
+	return &User{Name: subject.CommonName, Groups: subject.Organization}, true
+}
+
 // Authenticators tries each authenticator in turn.
 func Authenticators(as ...Authenticator) Authenticator {
 	return func(r *http.Request) (*User, bool) {

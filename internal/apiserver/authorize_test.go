@@ -1,10 +1,13 @@
 package apiserver_test
 
 import (
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -13,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"wharf.dev/wharf/internal/pki"
 	"wharf.dev/wharf/internal/testserver"
 )
 
@@ -134,4 +138,59 @@ func TestAuthorization(t *testing.T) {
 func testserverWait(t *testing.T, what string, f func() error) {
 	t.Helper()
 	testserver.WaitFor(t, what, 10*time.Second, func() (bool, error) { err := f(); return err == nil, err })
+}
+
+// A client certificate of the cluster's CA authenticates its subject: the
+// common name is the user, the organizations its groups; RBAC then decides.
+func TestClientCertificateUsers(t *testing.T) {
+	s := startAPIOnly(t)
+	ctx := ctxT(t)
+	ca, err := pki.EnsureCA(filepath.Join(s.DataDir, "pki"), "wharf-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile, err := ca.IssueClient(dir, "carol", "carol", []string{"auditors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(s.Loopback)
+	cfg.BearerToken = ""
+	cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile = certFile, keyFile
+	carol := kubernetes.NewForConfigOrDie(cfg)
+
+	review, err := carol.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := review.Status.UserInfo; u.Username != "carol" || !slices.Contains(u.Groups, "auditors") || !slices.Contains(u.Groups, "system:authenticated") {
+		t.Errorf("whoami: %+v, want carol in auditors and system:authenticated", u)
+	}
+	if _, err := carol.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("carol lists pods without a binding: %v, want 403", err)
+	}
+	if _, err := s.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "auditors-view"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+		Subjects:   []rbacv1.Subject{{Kind: "Group", APIGroup: rbacv1.GroupName, Name: "auditors"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testserverWait(t, "the auditors' binding to count", func() error {
+		_, err := carol.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		return err
+	})
+	// A certificate of another CA is refused in the handshake.
+	other, err := pki.EnsureCA(t.TempDir(), "other-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err = other.IssueClient(t.TempDir(), "mallory", "admin", []string{"system:masters"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile = certFile, keyFile
+	if _, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); err == nil {
+		t.Error("a certificate of another CA was accepted")
+	}
 }

@@ -255,6 +255,7 @@ func (s *Server) start(ctx context.Context) error {
 				tokens.join:   {Name: "system:bootstrap", Groups: []string{bootstrappers, "system:nodes"}},
 			}),
 			s.authenticateNodeToken,
+			apiserver.CertificateAuthenticator,
 		),
 		Metrics:         prometheus.NewRegistry(),
 		Authorize:       o.Authorization != "none",
@@ -274,6 +275,10 @@ func (s *Server) start(ctx context.Context) error {
 			Certificates: []tls.Certificate{serving},
 			MinVersion:   tls.VersionTLS12,
 			NextProtos:   []string{"h2", "http/1.1"},
+			// Users may present a client certificate of the cluster's CA
+			// (CN the user, O its groups); tokens work as before.
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  s.ca.Pool(),
 		},
 	}
 	// Ready once bootstrap objects exist and the controllers run.

@@ -35,6 +35,13 @@ type CA struct {
 	CertPEM []byte
 }
 
+// Pool is a certificate pool holding the CA, to verify what it signed.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return pool
+}
+
 // Hash identifies the CA: "sha256:<hex of the certificate's DER>". Agents
 // that know it can trust a server before they have the CA itself.
 func (ca *CA) Hash() string {
