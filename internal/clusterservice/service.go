@@ -187,7 +187,9 @@ func Run(ctx context.Context, stderr io.Writer, o Options) error {
 		return fmt.Errorf("write %s: %w", o.Kubeconfig(), err)
 	}
 	// Run under a supervisor, the pid file lets status and stop find it too.
-	if err := os.WriteFile(o.Proc().PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	// Written atomically: `service start` polls it meanwhile, and an empty
+	// file read half-way would say the service exited.
+	if err := pki.WriteFile(o.Proc().PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		log.Warn("pid file", "err", err)
 	}
 	pushBuiltinImages(ctx, log, o.Kubeconfig())
