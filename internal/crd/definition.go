@@ -80,19 +80,18 @@ func ValidateDefinition(ctx context.Context, crd *apiextv1.CustomResourceDefinit
 // already had (rules compiled with the stored-expressions CEL
 // environment, names immutable once established, ...).
 func ValidateDefinitionUpdate(ctx context.Context, crd, old *apiextv1.CustomResourceDefinition) field.ErrorList {
-	in, err := toInternal(crd)
-	if err != nil {
-		return field.ErrorList{field.InternalError(nil, err)}
-	}
-	oldIn, err := toInternal(old)
-	if err != nil {
-		return field.ErrorList{field.InternalError(nil, err)}
-	}
-	return validation.ValidateCustomResourceDefinitionUpdate(ctx, in, oldIn)
+	return validatePair(ctx, crd, old, validation.ValidateCustomResourceDefinitionUpdate)
 }
 
 // ValidateDefinitionStatus validates a write of the /status subresource.
 func ValidateDefinitionStatus(ctx context.Context, crd, old *apiextv1.CustomResourceDefinition) field.ErrorList {
+	return validatePair(ctx, crd, old, validation.ValidateUpdateCustomResourceDefinitionStatus)
+}
+
+// validatePair converts a definition and its stored version to the
+// internal types upstream's validation takes, and runs validate.
+func validatePair(ctx context.Context, crd, old *apiextv1.CustomResourceDefinition,
+	validate func(context.Context, *apiextensions.CustomResourceDefinition, *apiextensions.CustomResourceDefinition) field.ErrorList) field.ErrorList {
 	in, err := toInternal(crd)
 	if err != nil {
 		return field.ErrorList{field.InternalError(nil, err)}
@@ -101,7 +100,7 @@ func ValidateDefinitionStatus(ctx context.Context, crd, old *apiextv1.CustomReso
 	if err != nil {
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
-	return validation.ValidateUpdateCustomResourceDefinitionStatus(ctx, in, oldIn)
+	return validate(ctx, in, oldIn)
 }
 
 // DefinitionWarnings returns upstream's warnings for a write of crd (old
