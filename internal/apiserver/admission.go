@@ -50,6 +50,7 @@ func (s *Server) admitCreate(ctx context.Context, req *request, obj runtime.Obje
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		s.admitPod(o)
+		return s.mountServiceAccountToken(ctx, o)
 	case *corev1.Service:
 		return s.allocateService(ctx, req, o, nil)
 	}

@@ -13,6 +13,9 @@ import (
 type User struct {
 	Name   string
 	Groups []string
+	// Extra is what else the authenticator knows (a service account
+	// token's pod), as upstream's user.Info.
+	Extra map[string][]string
 }
 
 // Authenticator returns the user making a request, or false.
@@ -64,8 +67,8 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 		}
 		var u *User
 		ok := false
-		if s.cfg.Authenticate != nil {
-			u, ok = s.cfg.Authenticate(r)
+		if s.authenticate != nil {
+			u, ok = s.authenticate(r)
 		}
 		if !ok {
 			s.metrics.observe("", "unauthorized", http.StatusUnauthorized, 0)

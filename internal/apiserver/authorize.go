@@ -51,7 +51,7 @@ func userInfo(u *User) user.Info {
 	if !found {
 		groups = append(groups[:len(groups):len(groups)], user.AllAuthenticated)
 	}
-	return &user.DefaultInfo{Name: u.Name, Groups: groups}
+	return &user.DefaultInfo{Name: u.Name, Groups: groups, Extra: u.Extra}
 }
 
 // authorize answers whether u may make request r; a refusal is the 403

@@ -52,6 +52,8 @@ func subresources(res *resources.Resource) []subresource {
 		)
 	case schema.GroupResource{Resource: "namespaces"}:
 		subs = append(subs, subresource{"finalize", core("Namespace"), []string{"update"}})
+	case schema.GroupResource{Resource: "serviceaccounts"}:
+		subs = append(subs, subresource{"token", schema.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"}, []string{"create"}})
 	}
 	return subs
 }

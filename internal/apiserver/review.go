@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"wharf.dev/wharf/internal/authz"
@@ -57,9 +59,9 @@ func (s *Server) review(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 		o.Status = authz.SubjectRulesReview(ctx, me, o.Spec.Namespace, s.authz.node, s.authz.rbac)
 	case *authenticationv1.SelfSubjectReview:
-		o.Status.UserInfo = authenticationv1.UserInfo{Username: me.GetName(), Groups: me.GetGroups()}
+		o.Status.UserInfo = reviewedUser(me)
 	case *authenticationv1.TokenReview:
-		o.Status = s.reviewToken(o.Spec.Token)
+		o.Status = s.reviewToken(ctx, o.Spec.Token, o.Spec.Audiences)
 	default:
 		return fmt.Errorf("%T is not a review kind", obj)
 	}
@@ -82,18 +84,38 @@ func (s *Server) decide(ctx context.Context, spec authorizationv1.SubjectAccessR
 }
 
 // reviewToken authenticates a bearer token as a request carrying it would be.
-func (s *Server) reviewToken(token string) authenticationv1.TokenReviewStatus {
-	if s.cfg.Authenticate == nil || token == "" {
-		return authenticationv1.TokenReviewStatus{Error: "token not valid"}
+// A service account token is checked against the review's audiences (else
+// the API's); other tokens are the API's own and have only its audiences.
+func (s *Server) reviewToken(ctx context.Context, token string, audiences []string) authenticationv1.TokenReviewStatus {
+	invalid := authenticationv1.TokenReviewStatus{Error: "token not valid"}
+	if token == "" {
+		return invalid
 	}
-	probe, _ := http.NewRequest(http.MethodGet, "/", nil)
-	probe.Header.Set("Authorization", "Bearer "+token)
-	u, ok := s.cfg.Authenticate(probe)
-	if !ok {
-		return authenticationv1.TokenReviewStatus{Error: "token not valid"}
+	u, err := s.serviceAccountUser(ctx, token, s.tokenAudiences(audiences))
+	if err != nil {
+		if s.cfg.Authenticate == nil || len(audiences) > 0 && !slices.ContainsFunc(audiences, func(a string) bool { return slices.Contains(s.apiAudiences(), a) }) {
+			return invalid
+		}
+		probe, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+		probe.Header.Set("Authorization", "Bearer "+token)
+		var ok bool
+		if u, ok = s.cfg.Authenticate(probe); !ok {
+			return invalid
+		}
 	}
-	info := userInfo(u)
-	return authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: info.GetName(), Groups: info.GetGroups()}}
+	return authenticationv1.TokenReviewStatus{Authenticated: true, Audiences: s.tokenAudiences(audiences), User: reviewedUser(userInfo(u))}
+}
+
+// reviewedUser is a user as reviews report it.
+func reviewedUser(info user.Info) authenticationv1.UserInfo {
+	var extra map[string]authenticationv1.ExtraValue
+	for k, v := range info.GetExtra() {
+		if extra == nil {
+			extra = map[string]authenticationv1.ExtraValue{}
+		}
+		extra[k] = v
+	}
+	return authenticationv1.UserInfo{Username: info.GetName(), UID: info.GetUID(), Groups: info.GetGroups(), Extra: extra}
 }
 
 func fieldRequired(path, msg string) field.ErrorList {

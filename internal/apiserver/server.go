@@ -25,6 +25,7 @@ import (
 
 	"wharf.dev/wharf/internal/authz"
 	"wharf.dev/wharf/internal/resources"
+	"wharf.dev/wharf/internal/satoken"
 	"wharf.dev/wharf/internal/storage"
 )
 
@@ -35,6 +36,11 @@ type Config struct {
 	Registry *resources.Registry
 	// Authenticate maps a request to a user; nil means anonymous (401).
 	Authenticate Authenticator
+	// ServiceAccountIssuer, when set, serves serviceaccounts/{name}/token
+	// and authenticates the tokens it signs; APIAudiences are the
+	// audiences those must carry (default: the issuer's name).
+	ServiceAccountIssuer *satoken.Issuer
+	APIAudiences         []string
 	// Metrics is where the server registers its metrics; nil: a new registry.
 	Metrics *prometheus.Registry
 	// Admission adds cross-object defaults and checks (pods' service
@@ -89,6 +95,8 @@ type Server struct {
 	routePatterns map[string]bool
 	// authz authorizes requests; nil lets every authenticated user do anything.
 	authz *authorization
+	// authenticate is cfg.Authenticate, then service account tokens.
+	authenticate Authenticator
 }
 
 // New returns a server; Handler serves it.
@@ -114,6 +122,10 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Authorize {
 		s.authz = s.newAuthorization(cfg.NodeAccess...)
+	}
+	s.authenticate = cfg.Authenticate
+	if cfg.ServiceAccountIssuer != nil {
+		s.authenticate = Authenticators(cfg.Authenticate, s.authenticateServiceAccount)
 	}
 	s.namespaces, _ = cfg.Registry.Get(corev1.SchemeGroupVersion.WithResource("namespaces"))
 	s.routes()
@@ -234,6 +246,8 @@ func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		err = s.handleEviction(ctx, w, r, req)
 	case "finalize":
 		err = s.handleFinalize(ctx, w, r, req)
+	case "token":
+		err = s.handleToken(ctx, w, r, req)
 	default:
 		err = s.handleConnect(ctx, w, r, req)
 	}

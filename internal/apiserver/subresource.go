@@ -64,7 +64,7 @@ func (s *Server) handleScale(ctx context.Context, w http.ResponseWriter, r *http
 		if err != nil {
 			return err
 		}
-		return s.encodeScale(w, r, s.scaleOf(req, obj))
+		return s.encodeAs(w, r, http.StatusOK, s.scaleOf(req, obj))
 	case "update":
 		data, err := readBody(r)
 		if err != nil {
@@ -107,16 +107,18 @@ func (s *Server) handleScale(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return err
 	}
-	return s.encodeScale(w, r, s.scaleOf(req, updated))
+	return s.encodeAs(w, r, http.StatusOK, s.scaleOf(req, updated))
 }
 
-func (s *Server) encodeScale(w http.ResponseWriter, r *http.Request, sc *autoscalingv1.Scale) error {
+// encodeAs answers a subresource whose kind is not its resource's (a
+// Scale, a TokenRequest) in the negotiated encoding.
+func (s *Server) encodeAs(w http.ResponseWriter, r *http.Request, code int, obj runtime.Object) error {
 	out, err := s.negotiate(r)
 	if err != nil {
 		return err
 	}
 	out.as, out.mediaType = asObject, out.info.MediaType
-	return s.encode(w, http.StatusOK, out, sc)
+	return s.encode(w, code, out, obj)
 }
 
 // handleBinding serves pods/{name}/binding: the scheduler's assignment of a pod to a node.

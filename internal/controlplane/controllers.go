@@ -24,6 +24,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/podgc"
 	"wharf.dev/wharf/internal/controllers/rbacaggregation"
 	"wharf.dev/wharf/internal/controllers/replicaset"
+	"wharf.dev/wharf/internal/controllers/rootcacert"
 	"wharf.dev/wharf/internal/controllers/serviceaccount"
 	"wharf.dev/wharf/internal/controllers/servicelb"
 	"wharf.dev/wharf/internal/resources"
@@ -81,6 +82,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"nodelifecycle-controller":  nodelifecycle.New(log("nodelifecycle-controller"), client, factory, recorder("node-controller"), nodeOpts...),
 		"namespace-controller":      namespace.New(log("namespace-controller"), client, meta, factory, namespaced),
 		"serviceaccount-controller": serviceaccount.New(log("serviceaccount-controller"), client, factory),
+		"root-ca-cert-publisher":    rootcacert.New(log("root-ca-cert-publisher"), client, factory, s.ca.CertPEM),
 		"podgc-controller":          podgc.New(log("podgc-controller"), client, factory),
 		"endpoints-controller":      endpoints.New(log("endpoints-controller"), client, factory),
 		"nodeipam-controller":       nodeipam.New(log("nodeipam-controller"), client, factory, s.clusterCIDR, nodeipam.WithMaskSize(s.opts.NodeCIDRMaskSize)),

@@ -32,6 +32,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/servicelb"
 	"wharf.dev/wharf/internal/pki"
 	"wharf.dev/wharf/internal/resources"
+	"wharf.dev/wharf/internal/satoken"
 	"wharf.dev/wharf/internal/storage"
 	"wharf.dev/wharf/internal/wire"
 )
@@ -196,6 +197,14 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.JoinToken = joinToken(s.ca, tokens.join)
+	saKey, err := pki.EnsureKey(filepath.Join(certDir, "service-account.key"))
+	if err != nil {
+		return fmt.Errorf("service account key: %w", err)
+	}
+	issuer, err := satoken.New(satoken.DefaultIssuer, saKey)
+	if err != nil {
+		return err
+	}
 	if err := s.openStorage(ctx); err != nil {
 		return err
 	}
@@ -257,14 +266,15 @@ func (s *Server) start(ctx context.Context) error {
 			s.authenticateNodeToken,
 			apiserver.CertificateAuthenticator,
 		),
-		Metrics:         prometheus.NewRegistry(),
-		Authorize:       o.Authorization != "none",
-		NodeAccess:      nodeAccess(),
-		Admission:       admission,
-		ExternalAddress: net.JoinHostPort(host, fmt.Sprint(port)),
-		Version:         Version,
-		Routes:          s.routes(),
-		Connect:         apiserver.NewNodeProxy(s.log.With("component", "node-proxy"), st, reg, nodeTransport).Connect,
+		ServiceAccountIssuer: issuer,
+		Metrics:              prometheus.NewRegistry(),
+		Authorize:            o.Authorization != "none",
+		NodeAccess:           nodeAccess(),
+		Admission:            admission,
+		ExternalAddress:      net.JoinHostPort(host, fmt.Sprint(port)),
+		Version:              Version,
+		Routes:               s.routes(),
+		Connect:              apiserver.NewNodeProxy(s.log.With("component", "node-proxy"), st, reg, nodeTransport).Connect,
 	})
 	s.http = &http.Server{
 		Handler:           s.api.Handler(),

@@ -95,6 +95,7 @@ type Manager struct {
 	reader   *runtimeReader
 	volumes  *volume.Manager
 	objects  *objectCache
+	tokens   *tokenCache
 	runner   *probe.Runner
 	probes   *probe.Manager
 	restarts *backOff
@@ -160,7 +161,8 @@ func New(cfg Config) *Manager {
 		runtimeName:  "containerd",
 	}
 	m.objects = newObjectCache(cfg.Client, m.log, m.wake)
-	m.volumes = volume.New(m.layout.podsDir(), m.objects)
+	m.tokens = newTokenCache(cfg.Client, cfg.Clock)
+	m.volumes = volume.New(m.layout.podsDir(), volumeSources{m.objects, m.tokens})
 	m.runner = &probe.Runner{Exec: func(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, []byte, error) {
 		return m.cfg.Runtime.ExecSync(ctx, id, cmd, timeout)
 	}, Clock: cfg.Clock}

@@ -112,6 +112,7 @@ func (m *Manager) removeWorker(w *podWorker) {
 	m.mu.Unlock()
 	m.probes.Remove(w.uid)
 	m.objects.unregister(w.uid)
+	m.tokens.forget(w.uid)
 	m.restarts.forgetPod(w.uid)
 	m.pulls.forgetPod(w.uid)
 	m.reasons.forgetPod(w.uid)

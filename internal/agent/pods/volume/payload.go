@@ -129,7 +129,12 @@ func (m *Manager) projectedFiles(ctx context.Context, out map[string]File, pod *
 		case s.DownwardAPI != nil:
 			err = downwardFiles(out, pod, s.DownwardAPI.Items, defMode, allocatable)
 		case s.ServiceAccountToken != nil:
-			err = errors.New("projected serviceAccountToken sources are not supported (no TokenRequest API)")
+			var tok []byte
+			if tok, err = m.src.ServiceAccountToken(ctx, pod, s.ServiceAccountToken); err == nil {
+				out[s.ServiceAccountToken.Path] = File{Data: tok, Mode: defMode}
+			} else {
+				err = fmt.Errorf("service account token: %w", err)
+			}
 		default:
 			err = errors.New("unsupported projected volume source")
 		}

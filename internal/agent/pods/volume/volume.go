@@ -26,6 +26,10 @@ import (
 type Sources interface {
 	ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error)
 	Secret(ctx context.Context, namespace, name string) (*v1.Secret, error)
+	// ServiceAccountToken returns a token of pod's service account bound
+	// to pod, as p asks, fresh enough to be written (the volume is
+	// rewritten when it changes).
+	ServiceAccountToken(ctx context.Context, pod *v1.Pod, p *v1.ServiceAccountTokenProjection) ([]byte, error)
 }
 
 // Manager sets up and tears down the volumes of the pods under one

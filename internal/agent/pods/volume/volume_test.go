@@ -2,6 +2,7 @@ package volume
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,6 +20,15 @@ import (
 type sources struct {
 	cms     map[string]*v1.ConfigMap
 	secrets map[string]*v1.Secret
+}
+
+// ServiceAccountToken hands out a token naming what it was asked for; the
+// audience "refused" fails as the API would.
+func (s *sources) ServiceAccountToken(_ context.Context, pod *v1.Pod, p *v1.ServiceAccountTokenProjection) ([]byte, error) {
+	if p.Audience == "refused" {
+		return nil, apierrors.NewForbidden(v1.Resource("serviceaccounts"), "default", errors.New("no"))
+	}
+	return []byte("token:" + pod.Name + ":" + p.Audience), nil
 }
 
 func (s *sources) ConfigMap(_ context.Context, _, name string) (*v1.ConfigMap, error) {
@@ -149,9 +159,17 @@ func TestSetup(t *testing.T) {
 			want: map[string]string{"extra": "-rw-r--r-- x", "password": "-rw-r--r-- hunter2", "ns": "-rw-r--r-- ns"},
 		},
 		{
-			name:    "service account tokens are not available",
-			vol:     v1.Volume{Name: "t", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token"}}}}}},
-			wantErr: `volume "t": projected serviceAccountToken sources are not supported (no TokenRequest API)`,
+			name: "service account token",
+			vol: v1.Volume{Name: "t", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{DefaultMode: ptr.To[int32](0o640), Sources: []v1.VolumeProjection{
+				{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token", Audience: "vault"}},
+				{DownwardAPI: &v1.DownwardAPIProjection{Items: []v1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+			}}}},
+			want: map[string]string{"token": "-rw-r----- token:web:vault", "namespace": "-rw-r----- ns"},
+		},
+		{
+			name:    "service account token refused",
+			vol:     v1.Volume{Name: "t", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token", Audience: "refused"}}}}}},
+			wantErr: `volume "t": service account token: serviceaccounts "default" is forbidden: no`,
 		},
 		{
 			name:    "unsupported type",
