@@ -33,7 +33,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{serveCmd, exitCmd, tcpEchoCmd, udpEchoCmd, dnsLookupCmd, clientCmd, sleepCmd}
+	return []command{serveCmd, exitCmd, tcpEchoCmd, udpEchoCmd, dnsLookupCmd, clientCmd, sleepCmd, listPodsCmd}
 }
 
 // exitCode is an error that ends the process with a chosen status.

@@ -235,6 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	relay := newAPIRelay(cfg.ServerURL, log.With("component", "api-relay"), link.watcher.Local)
 	sys, err := node.DetectSystem(cfg.StateDir)
 	if err != nil {
 		return fmt.Errorf("describe host: %w", err)
@@ -245,7 +246,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	nodes := node.New(node.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Port: port, Version: cfg.Version, System: sys,
-		Client: client, Runtime: rt, Network: networkFunc(cfg, log, pn, link.dns), Logger: log.With("component", "node"),
+		Client: client, Runtime: rt, Network: networkFunc(cfg, log, pn, link.dns, relay), Logger: log.With("component", "node"),
 	})
 	pods := newPods(cfg, client, rt, link.watcher, log.With("component", "pods"))
 	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream")})
@@ -258,6 +259,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"dns":         link.dns.Run,
 		"speaker":     link.runSpeaker,
 		"ingress":     link.ingress.Run,
+		"api relay":   relay.Run,
 		// host-gw: routes to the other nodes' pod CIDRs via their
 		// addresses; the rest of the cluster's ranges unreachable.
 		"routes": routes.New(routes.Config{

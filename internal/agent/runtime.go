@@ -126,19 +126,22 @@ func sandboxIDs(rt *cri.Client) func(context.Context) (map[string]bool, error) {
 // network's bridge, the cluster DNS at its address, the CNI conflist
 // containerd reads (last: no pod starts before DNS listens), forwarding
 // of the pods' traffic, and no masquerading between pods of the cluster.
-func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server, dns *nodeDNS) node.NetworkFunc {
+func networkFunc(cfg Config, log *slog.Logger, pn *podnet.Server, dns *nodeDNS, relay *apiRelay) node.NetworkFunc {
 	return func(ctx context.Context, podCIDR string) error {
 		if err := pn.Configure(ctx, podCIDR); err != nil {
 			return err
 		}
+		p, err := netip.ParsePrefix(podCIDR)
+		if err != nil {
+			return fmt.Errorf("pod CIDR: %w", err)
+		}
 		if len(cfg.ClusterDNS) == 0 {
-			p, err := netip.ParsePrefix(podCIDR)
-			if err != nil {
-				return fmt.Errorf("pod CIDR: %w", err)
-			}
 			if err := dns.Listen(wire.PodGateway(p)); err != nil {
 				return err
 			}
+		}
+		if err := relay.Listen(wire.PodGateway(p)); err != nil {
+			return fmt.Errorf("API relay: %w", err)
 		}
 		changed, err := cni.WriteConflist(cfg.CNIConfDir, cni.Options{PodCIDR: podCIDR, Bridge: cfg.CNIBridge, Socket: podNetworkSocket(cfg)})
 		if err != nil {

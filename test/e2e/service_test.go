@@ -205,6 +205,14 @@ func TestClusterService(t *testing.T) {
 	answer := k.Run("exec", a.Name, "--", "wget", "-qO-", "http://"+b.Status.PodIP+":8080/")
 	testserver.Contains(t, answer, `"podIP": "`+b.Status.PodIP+`"`, `"remoteAddr": "`+a.Status.PodIP+":")
 
+	// client-go's in-cluster config from a pod of each host: the
+	// kubernetes service reaches the master, the pod's projected token
+	// authenticates it, RBAC refuses (the default account may do nothing).
+	for _, p := range []corev1.Pod{a, b} {
+		out, _ := k.Cmd("", "exec", p.Name, "--", "/testapp", "list-pods").CombinedOutput()
+		testserver.Contains(t, string(out), `pods is forbidden: User "system:serviceaccount:default:default" cannot list resource "pods"`)
+	}
+
 	// The service by name from each host: its DNS and proxy reach the
 	// pods of both hosts, with the client's own address.
 	for _, from := range []corev1.Pod{a, b} {

@@ -115,6 +115,12 @@ func handlers(w *Watcher, update func(Sink, any), del func(s Sink, ns, name stri
 	}
 }
 
+// Local hands the sinks an endpoint slice no API object holds (the node's
+// own way to a service, such as its API relay).
+func (w *Watcher) Local(es *discoveryv1.EndpointSlice) {
+	w.each(func(s Sink) { s.UpdateEndpointSlice(es) })
+}
+
 func (w *Watcher) each(fn func(Sink)) {
 	for _, s := range w.cfg.Sinks {
 		fn(s)
