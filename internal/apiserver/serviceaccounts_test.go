@@ -168,6 +168,14 @@ func TestServiceAccountTokens(t *testing.T) {
 		_, err := builder.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 		return err
 	})
+	// What the Role allows, and nothing else: not another namespace's
+	// pods, not secrets (a pod's account is no way around RBAC).
+	if _, err := builder.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list pods in kube-system: %v, want 403", err)
+	}
+	if _, err := builder.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list secrets in kube-system: %v, want 403", err)
+	}
 
 	// Audiences: a token for another audience does not reach the API, but
 	// TokenReview with that audience accepts it.
