@@ -72,3 +72,9 @@ func FilterActivePods(pods []*v1.Pod) []*v1.Pod {
 	}
 	return out
 }
+
+// NamespaceActive tells whether a namespace takes new objects: not being
+// deleted.
+func NamespaceActive(ns *v1.Namespace) bool {
+	return ns.DeletionTimestamp == nil && ns.Status.Phase != v1.NamespaceTerminating
+}

@@ -55,44 +55,28 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 	nsInf := factory.Core().V1().Namespaces()
 	cmInf := factory.Core().V1().ConfigMaps()
 	c.nsLister, c.cmLister = nsInf.Lister(), cmInf.Lister()
-	c.register(nsInf.Informer(), cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.namespaceChanged,
-		UpdateFunc: func(_, obj any) { c.namespaceChanged(obj) },
-	})
-	c.register(cmInf.Informer(), cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj any) { c.configMapChanged(obj) },
-		DeleteFunc: c.configMapChanged,
-	})
+	c.synced = controllerutil.AddEventHandlers(c.logger,
+		controllerutil.EventHandler{Informer: nsInf.Informer(), Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.namespaceChanged,
+			UpdateFunc: func(_, obj any) { c.namespaceChanged(obj) },
+		}},
+		controllerutil.EventHandler{Informer: cmInf.Informer(), Handler: cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(_, obj any) { c.configMapChanged(obj) },
+			DeleteFunc: c.configMapChanged,
+		}})
 	return c
 }
 
-func (c *Controller) register(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) {
-	reg, err := inf.AddEventHandler(h)
-	if err != nil {
-		c.logger.Error("cannot add event handler", "err", err)
-		c.synced = append(c.synced, func() bool { return false })
-		return
-	}
-	c.synced = append(c.synced, reg.HasSynced)
-}
-
 func (c *Controller) namespaceChanged(obj any) {
-	if ns, ok := obj.(*v1.Namespace); ok && active(ns) {
+	if ns, ok := obj.(*v1.Namespace); ok && controllerutil.NamespaceActive(ns) {
 		c.queue.Add(ns.Name)
 	}
 }
 
 func (c *Controller) configMapChanged(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	if cm, ok := obj.(*v1.ConfigMap); ok && cm.Name == Name {
+	if cm, ok := controllerutil.DeletedObject[*v1.ConfigMap](obj); ok && cm.Name == Name {
 		c.queue.Add(cm.Namespace)
 	}
-}
-
-func active(ns *v1.Namespace) bool {
-	return ns.DeletionTimestamp == nil && ns.Status.Phase != v1.NamespaceTerminating
 }
 
 // Run publishes the CA until ctx is done.
@@ -109,7 +93,7 @@ func (c *Controller) sync(ctx context.Context, namespace string) error {
 	if err != nil {
 		return fmt.Errorf("get namespace %q: %w", namespace, err)
 	}
-	if !active(ns) {
+	if !controllerutil.NamespaceActive(ns) {
 		return nil
 	}
 	cm, err := c.cmLister.ConfigMaps(namespace).Get(Name)

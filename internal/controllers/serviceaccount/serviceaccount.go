@@ -79,7 +79,7 @@ func (c *Controller) register(inf cache.SharedIndexInformer, h cache.ResourceEve
 }
 
 func (c *Controller) namespaceChanged(obj any) {
-	if ns, ok := obj.(*v1.Namespace); ok && active(ns) {
+	if ns, ok := obj.(*v1.Namespace); ok && controllerutil.NamespaceActive(ns) {
 		c.queue.Add(ns.Name)
 	}
 }
@@ -91,10 +91,6 @@ func (c *Controller) serviceAccountDeleted(obj any) {
 	if sa, ok := obj.(*v1.ServiceAccount); ok {
 		c.queue.Add(sa.Namespace)
 	}
-}
-
-func active(ns *v1.Namespace) bool {
-	return ns.DeletionTimestamp == nil && ns.Status.Phase != v1.NamespaceTerminating
 }
 
 // Run ensures service accounts until ctx is done.
@@ -111,7 +107,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("get namespace %q: %w", name, err)
 	}
-	if !active(ns) {
+	if !controllerutil.NamespaceActive(ns) {
 		return nil
 	}
 	for _, sa := range c.names {
