@@ -235,6 +235,10 @@ func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	case "finalize":
 		err = s.handleFinalize(ctx, w, r, req)
 	default:
+		if _, ok := req.res.Subresource(req.subresource); ok {
+			err = s.handleSubresource(ctx, w, r, req)
+			break
+		}
 		err = s.handleConnect(ctx, w, r, req)
 	}
 	if err != nil {
