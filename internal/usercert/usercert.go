@@ -33,6 +33,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
@@ -242,6 +243,22 @@ func matches(certPEM []byte, key *ecdsa.PrivateKey, r Request) error {
 
 func sameSet(a, b []string) bool {
 	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+// UserKubeconfig issues r's certificate on the cluster admin (a client
+// configuration with rights to create and approve requests) reaches, and
+// returns a kubeconfig of cluster (named clusterName in it) with the
+// certificate; its user and context are named <clusterName>-<user>.
+func UserKubeconfig(ctx context.Context, admin *rest.Config, clusterName string, cluster *clientcmdapi.Cluster, r Request) ([]byte, error) {
+	client, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := Issue(ctx, client, r)
+	if err != nil {
+		return nil, fmt.Errorf("certificate of user %s: %w", r.User, err)
+	}
+	return Kubeconfig(clusterName, cluster, clusterName+"-"+r.User, creds)
 }
 
 // Kubeconfig is a kubeconfig that reaches cluster (named clusterName in
