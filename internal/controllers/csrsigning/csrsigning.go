@@ -208,7 +208,7 @@ func checkKubeletClient(req *x509.CertificateRequest, usages []certificatesv1.Ke
 	case len(req.DNSNames) > 0 || len(req.EmailAddresses) > 0 || len(req.IPAddresses) > 0 || len(req.URIs) > 0:
 		return errors.New("DNS, email, IP and URI subjectAltNames are not allowed")
 	case !strings.HasPrefix(req.Subject.CommonName, "system:node:"):
-		return errors.New("subject common name does not begin with system:node:")
+		return errors.New(`subject common name does not begin with "system:node:"`)
 	}
 	set := slices.Sorted(slices.Values(usages))
 	withRSA := []certificatesv1.KeyUsage{certificatesv1.UsageClientAuth, certificatesv1.UsageDigitalSignature, certificatesv1.UsageKeyEncipherment}

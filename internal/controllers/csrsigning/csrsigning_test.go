@@ -89,7 +89,7 @@ func TestSigning(t *testing.T) {
 		{name: "a node in other groups", signer: kubelet, request: requestPEM(t, "system:node:n1", "system:nodes", "devs"), usages: clientAuth,
 			conditions: approved, failed: "subject organization is not system:nodes"},
 		{name: "not a node", signer: kubelet, request: requestPEM(t, "alice", "system:nodes"), usages: clientAuth,
-			conditions: approved, failed: "does not begin with system:node:"},
+			conditions: approved, failed: `does not begin with "system:node:"`},
 	}
 	var objs []*certificatesv1.CertificateSigningRequest
 	for i, tt := range tests {
