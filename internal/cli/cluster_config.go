@@ -75,10 +75,10 @@ With --user, the kubeconfig is a user's instead: a key is made here, a
 CertificateSigningRequest for it (common name the user, organizations the
 --group values) is created and approved on the cluster with the admin
 credentials, and the cluster's control plane signs it with the cluster's
-CA, which never leaves the cluster. The user may do what RBAC bindings of
-the user or its groups allow: nothing until some exist. The request stays
-in the cluster as a record (kubectl get csr). system:masters is refused:
-bind cluster-admin instead.`,
+CA (this command never reads the CA key). The user may do what RBAC
+bindings of the user or its groups allow: nothing until some exist. The
+request stays in the cluster as a record (kubectl get csr).
+system:masters is refused: bind cluster-admin instead.`,
 		Example: `  wharf cluster config demo > demo.kubeconfig
   KUBECONFIG=demo.kubeconfig kubectl get nodes
 

@@ -89,7 +89,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"servicelb-controller": servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool,
 			servicelb.WithPoolConfigMap(s.serviceCIDR, s.clusterCIDR)),
 		"clusterrole-aggregation": rbacaggregation.New(log("clusterrole-aggregation"), client, factory),
-		// The CA key stays in this process: only the control plane signs.
+		// Signs with the CA key this process holds: clients never need it.
 		"csrsigning-controller": csrsigning.New(log("csrsigning-controller"), client, factory, s.ca),
 		"garbage-collector":     collector,
 	}

@@ -4,7 +4,8 @@
 // kubernetes.io/kube-apiserver-client signer, approves it with the
 // caller's credentials (who must be allowed to approve that signer), waits
 // for the cluster to sign it and builds a kubeconfig with the result. The
-// key never leaves the caller and the CA key never leaves the cluster.
+// user's key never leaves the caller, who needs no CA key: the cluster's
+// control plane signs.
 //
 // The certificate's common name is the user and its organizations the
 // groups, as the API server reads them; RBAC bindings of that user or

@@ -3,8 +3,8 @@
 // kubernetes.io/kube-apiserver-client (client certificates of users: the
 // request's subject CN is the user, O the groups) and
 // kubernetes.io/kube-apiserver-client-kubelet (nodes' client
-// certificates). It runs on the control plane, the only holder of the CA
-// key. Requests to other signers are left pending for their own signers;
+// certificates). It runs on the control plane, which holds the CA key:
+// clients never need it. Requests to other signers are left pending for their own signers;
 // an approved request a signer cannot honour (its usages) gets a Failed
 // condition and no certificate.
 package csrsigning
