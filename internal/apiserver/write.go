@@ -225,9 +225,6 @@ func (s *Server) validate(ctx context.Context, req *request, obj, cur runtime.Ob
 	if kind == statusWrite && res.ValidateStatus != nil {
 		errs = append(errs, res.ValidateStatus(obj, cur)...)
 	}
-	if sub, ok := res.Subresource(req.subresource); ok && kind == subresourceWrite && sub.ValidateUpdate != nil {
-		errs = append(errs, sub.ValidateUpdate(obj, cur)...)
-	}
 	return errs
 }
 

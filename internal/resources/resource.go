@@ -120,15 +120,13 @@ type Objects interface {
 // Subresource is a write of part of an object beside /status (a
 // CertificateSigningRequest's /approval): reads return the whole object,
 // updates and patches keep what PrepareForUpdate does not take from the
-// client's version; they are validated as any update (Validate,
-// ValidateUpdate), then by ValidateUpdate here.
+// client's version, and are validated as any update (Validate,
+// ValidateUpdate).
 type Subresource struct {
 	Name string
 	// PrepareForUpdate limits obj, the client's version with the stored
 	// spec and metadata, to what the subresource may change of old.
 	PrepareForUpdate func(obj, old runtime.Object)
-	// ValidateUpdate, when set, adds checks of this subresource's writes.
-	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
 }
 
 // Subresource returns the resource's subresource of that name.
