@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -53,6 +54,8 @@ func (s *Server) admitCreate(ctx context.Context, req *request, obj runtime.Obje
 		return s.mountServiceAccountToken(ctx, o)
 	case *corev1.Service:
 		return s.allocateService(ctx, req, o, nil)
+	case *certificatesv1.CertificateSigningRequest:
+		setRequestor(ctx, o)
 	}
 	return nil
 }
@@ -75,6 +78,11 @@ func (s *Server) admitKind(ctx context.Context, req *request, obj, cur runtime.O
 	if u, ok := UserFrom(ctx); ok && s.authz != nil && cur == nil {
 		// A node creates only its own Node and Lease.
 		if err := authz.AdmitNodeCreate(userInfo(u), obj); err != nil {
+			return err
+		}
+	}
+	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok && cur == nil {
+		if err := admitCSRSubject(csr); err != nil {
 			return err
 		}
 	}

@@ -39,6 +39,9 @@ func subresources(res *resources.Resource) []subresource {
 	if res.Scale != nil {
 		subs = append(subs, subresource{"scale", scaleGVK, []string{"get", "patch", "update"}})
 	}
+	for _, sub := range res.Subresources {
+		subs = append(subs, subresource{sub.Name, gvk, []string{"get", "patch", "update"}})
+	}
 	core := func(kind string) schema.GroupVersionKind { return schema.GroupVersionKind{Version: "v1", Kind: kind} }
 	switch res.GVR.GroupResource() {
 	case schema.GroupResource{Resource: "pods"}:

@@ -291,6 +291,11 @@ func apiPaths(k apiKind, names kindDefs) []apiPath {
 	if k.scale {
 		paths = append(paths, sub("scale", openapi.Name(reflect.TypeFor[autoscalingv1.Scale]()), scaleGVK))
 	}
+	if k.res != nil {
+		for _, s := range k.res.Subresources {
+			paths = append(paths, sub(s.Name, names.object, k.gvk))
+		}
+	}
 	return paths
 }
 

@@ -592,3 +592,17 @@ func BenchmarkOpenAPIBuild(b *testing.B) {
 		}
 	})
 }
+
+// A kind's own subresources have their operations, as upstream lists
+// certificatesigningrequests/{name}/approval.
+func TestOpenAPIKindSubresources(t *testing.T) {
+	_, hs := openAPIServer(t, serviceRegistry(t))
+	doc := getV3(t, hs, "apis/certificates.k8s.io/v1")
+	p, ok := doc.Paths.Paths["/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}/approval"]
+	if !ok {
+		t.Fatalf("no approval path: %v", slices.Collect(maps.Keys(doc.Paths.Paths)))
+	}
+	if p.Get == nil || p.Put == nil || p.Patch == nil || p.Put.OperationId != "replaceCertificatesV1CertificateSigningRequestApproval" {
+		t.Errorf("approval operations: get %v put %+v patch %v", p.Get != nil, p.Put, p.Patch != nil)
+	}
+}

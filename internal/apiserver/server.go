@@ -249,6 +249,10 @@ func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	case "token":
 		err = s.handleToken(ctx, w, r, req)
 	default:
+		if _, ok := req.res.Subresource(req.subresource); ok {
+			err = s.handleSubresource(ctx, w, r, req)
+			break
+		}
 		err = s.handleConnect(ctx, w, r, req)
 	}
 	if err != nil {

@@ -33,6 +33,23 @@ func (s *Server) handleStatus(ctx context.Context, w http.ResponseWriter, r *htt
 	return errMethod(r.Method, req)
 }
 
+// handleSubresource serves a kind's own subresources (Resource.Subresources,
+// such as certificatesigningrequests/{name}/approval) as /status is served.
+func (s *Server) handleSubresource(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+	if req.name == "" {
+		return errNotFoundPath(r.URL.Path)
+	}
+	switch req.verb {
+	case "get":
+		return s.get(ctx, w, r, req)
+	case "update":
+		return s.update(ctx, w, r, req, subresourceWrite)
+	case "patch":
+		return s.patch(ctx, w, r, req, subresourceWrite)
+	}
+	return errMethod(r.Method, req)
+}
+
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 
 func (s *Server) scaleOf(req *request, obj runtime.Object) *autoscalingv1.Scale {

@@ -27,9 +27,10 @@ import (
 type writeKind int
 
 const (
-	mainWrite     writeKind = iota // everything but status
-	statusWrite                    // only status
-	finalizeWrite                  // a namespace's spec.finalizers, set by the caller
+	mainWrite        writeKind = iota // everything but status
+	statusWrite                       // only status
+	finalizeWrite                     // a namespace's spec.finalizers, set by the caller
+	subresourceWrite                  // a kind's own subresource (Resource.Subresources): what it prepares
 )
 
 func dryRun(r *http.Request) bool {
@@ -259,7 +260,7 @@ func (s *Server) prepareUpdate(req *request, obj, cur runtime.Object, kind write
 		if res.HasStatus {
 			copyField(obj, cur, "Status")
 		}
-	case statusWrite:
+	case statusWrite, subresourceWrite:
 		copyField(obj, cur, "Spec")
 		// Status writes change status only: keep the stored metadata.
 		if ou, ok := obj.(*unstructured.Unstructured); ok {
@@ -273,8 +274,21 @@ func (s *Server) prepareUpdate(req *request, obj, cur runtime.Object, kind write
 	if res.Default != nil {
 		res.Default(obj)
 	}
-	if kind == mainWrite && res.PrepareForUpdate != nil {
-		res.PrepareForUpdate(obj, cur)
+	switch kind {
+	case mainWrite:
+		if res.PrepareForUpdate != nil {
+			res.PrepareForUpdate(obj, cur)
+		}
+	case statusWrite:
+		if res.PrepareForStatusUpdate != nil {
+			res.PrepareForStatusUpdate(obj, cur)
+		}
+	case subresourceWrite:
+		sub, ok := res.Subresource(req.subresource)
+		if !ok {
+			return fmt.Errorf("%s has no subresource %q", res.GVR.Resource, req.subresource)
+		}
+		sub.PrepareForUpdate(obj, cur)
 	}
 	if kind == mainWrite && !equalField(obj, cur, "Spec") {
 		m.SetGeneration(c.GetGeneration() + 1)
@@ -378,8 +392,13 @@ func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, 
 		if errs := s.validate(ctx, req, obj, cur, kind); len(errs) > 0 {
 			return nil, invalid(req, m.GetName(), errs)
 		}
-		if kind == mainWrite {
+		switch kind {
+		case mainWrite:
 			if err := s.admitKind(ctx, req, obj, cur); err != nil {
+				return nil, err
+			}
+		case statusWrite, subresourceWrite:
+			if err := s.admitSubresource(ctx, req, obj, cur); err != nil {
 				return nil, err
 			}
 		}

@@ -3,6 +3,8 @@ package authz
 import (
 	"slices"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
+	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
@@ -234,6 +236,28 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 			Rules:      NodeRules(),
 		},
 		{
+			// To request a node's client certificate and wait for it.
+			ObjectMeta: metav1.ObjectMeta{Name: "system:node-bootstrapper"},
+			Rules: []rbacv1.PolicyRule{
+				rule(v("create", "get", "list", "watch"), in(certificatesGroup), "certificatesigningrequests"),
+			},
+		},
+		{
+			// Kubernetes' csrapprover approves the node client requests of
+			// those who hold this one, or for their own renewal the next.
+			ObjectMeta: metav1.ObjectMeta{Name: "system:certificates.k8s.io:certificatesigningrequests:nodeclient"},
+			Rules:      []rbacv1.PolicyRule{rule(v("create"), in(certificatesGroup), "certificatesigningrequests/nodeclient")},
+		},
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"},
+			Rules:      []rbacv1.PolicyRule{rule(v("create"), in(certificatesGroup), "certificatesigningrequests/selfnodeclient")},
+		},
+		// Approving a request (its /approval) needs approve on its signer.
+		signerApprover("system:certificates.k8s.io:kube-apiserver-client-approver", certificatesv1.KubeAPIServerClientSignerName),
+		signerApprover("system:certificates.k8s.io:kube-apiserver-client-kubelet-approver", certificatesv1.KubeAPIServerClientKubeletSignerName),
+		signerApprover("system:certificates.k8s.io:kubelet-serving-approver", certificatesv1.KubeletServingSignerName),
+		signerApprover("system:certificates.k8s.io:legacy-unknown-approver", certificatesv1beta1.LegacyUnknownSignerName),
+		{
 			ObjectMeta: metav1.ObjectMeta{Name: "system:kube-scheduler"},
 			Rules: []rbacv1.PolicyRule{
 				eventsRule(),
@@ -281,6 +305,13 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 	}
 	AggregateAll(roles)
 	return roles
+}
+
+func signerApprover(role, signer string) *rbacv1.ClusterRole {
+	return &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: role},
+		Rules:      []rbacv1.PolicyRule{named(rule(v("approve"), in(certificatesGroup), "signers"), signer)},
+	}
 }
 
 func aggregation(label string) *rbacv1.AggregationRule {

@@ -53,7 +53,9 @@
 //     of NodeRestriction (labels a node may set, pods' owner checks) is
 //     left out.
 //   - The default policy holds the roles Wharf needs, not every upstream
-//     one (no controller roles, kube-proxy, kube-dns, CSR approvers...);
+//     one (no controller roles, kube-proxy, kube-dns...; the
+//     certificate request roles are there: node-bootstrapper, the
+//     nodeclient ones and the signers' approvers);
 //     admin, edit and view come with their rules already aggregated;
 //     system:node adds what Wharf's agent reads as service proxy and
 //     ingress (endpointslices, ingresses, ingressclasses).

@@ -3,13 +3,20 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
@@ -242,4 +249,112 @@ func TestClusterConfig(t *testing.T) {
 	}
 	e.must("cluster", "create", "young", "--template", "k8s-local")
 	e.fails([]string{"cluster", "config", "young"}, "cluster young has no API address yet")
+}
+
+// clusterBehind makes demo's API a real control plane (a second test
+// server) and stores its CA and admin token as the service's controller
+// would, in the Secret demo-credentials.
+func clusterBehind(t *testing.T, e *serviceEnv) *testserver.Server {
+	t.Helper()
+	cluster := testserver.Start(t)
+	admin, err := clientcmd.LoadFromFile(cluster.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx := admin.Contexts[admin.CurrentContext]
+	e.setStatus("demo", func(s *wharfv1.ClusterStatus) { s.APIAddress = cluster.URL })
+	if _, err := e.s.Client.CoreV1().Secrets("default").Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo-credentials"},
+		Data: map[string][]byte{
+			"ca.crt": admin.Clusters[kctx.Cluster].CertificateAuthorityData, "admin-token": []byte(admin.AuthInfos[kctx.AuthInfo].Token),
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return cluster
+}
+
+// TestClusterConfigUser: --user gives a kubeconfig whose client
+// certificate the cluster signed through a CertificateSigningRequest; the
+// user is who RBAC says, nothing more.
+func TestClusterConfigUser(t *testing.T) {
+	e := newClusterEnv(t)
+	cluster := clusterBehind(t, e)
+	ctx := context.Background()
+
+	file := filepath.Join(t.TempDir(), "alice.kubeconfig")
+	e.must("cluster", "config", "demo", "--user", "alice", "--group", "devs", "--group", "ops", "--expiration", "2h", "--output-file", file)
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kubeconfig file: %v, %v; want mode 0600", fi, err)
+	}
+	cfg, err := clientcmd.LoadFromFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx := cfg.Contexts[cfg.CurrentContext]
+	if cfg.CurrentContext != "demo-alice" || kctx == nil || kctx.Cluster != "demo" || kctx.AuthInfo != "demo-alice" ||
+		cfg.Clusters["demo"].Server != cluster.URL {
+		t.Fatalf("kubeconfig names: current %q, contexts %v, clusters %v", cfg.CurrentContext, cfg.Contexts, cfg.Clusters)
+	}
+	if u := cfg.AuthInfos["demo-alice"]; u.Token != "" || len(u.ClientCertificateData) == 0 || len(u.ClientKeyData) == 0 {
+		t.Fatalf("user demo-alice: token %q, %d bytes of certificate, %d of key", u.Token, len(u.ClientCertificateData), len(u.ClientKeyData))
+	}
+	rc, err := clientcmd.NewDefaultClientConfig(*cfg, nil).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := kubernetes.NewForConfigOrDie(rc)
+	review, err := alice.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := review.Status.UserInfo; u.Username != "alice" || !slices.Contains(u.Groups, "devs") || !slices.Contains(u.Groups, "ops") {
+		t.Errorf("whoami: %+v, want alice in devs and ops", u)
+	}
+	if _, err := alice.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("alice lists pods with no binding: %v, want 403", err)
+	}
+	if _, err := cluster.Client.RbacV1().RoleBindings("default").Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "devs-view"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "devs"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testserver.WaitFor(t, "the devs binding to count", 10*time.Second, func() (bool, error) {
+		_, err := alice.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		return err == nil, err
+	})
+	// The request stays as a record: who asked, who approved, for how long.
+	list, err := cluster.Client.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("requests: %v, %v", list, err)
+	}
+	csr := list.Items[0]
+	if !strings.HasPrefix(csr.Name, "wharf-user-alice-") || csr.Spec.Username != "admin" || *csr.Spec.ExpirationSeconds != 7200 ||
+		len(csr.Status.Conditions) != 1 || csr.Status.Conditions[0].Reason != "WharfClusterConfig" {
+		t.Errorf("request %s: %+v %+v", csr.Name, csr.Spec, csr.Status.Conditions)
+	}
+
+	// Without --user: the admin's kubeconfig, as before.
+	admin, err := clientcmd.Load([]byte(e.must("cluster", "config", "demo")))
+	if err != nil || admin.AuthInfos["demo-admin"] == nil || admin.AuthInfos["demo-admin"].Token == "" {
+		t.Errorf("admin kubeconfig: %+v, %v", admin, err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--group", "devs"}, "--group needs --user"},
+		{[]string{"--user", "eve", "--group", "system:masters"}, "never signs client certificates in system:masters"},
+		{[]string{"--user", "eve", "--expiration", "1m"}, "must be at least 10m0s"},
+		{[]string{"--user", ""}, ""}, // an empty --user is no user: the admin's kubeconfig
+	} {
+		args := append([]string{"cluster", "config", "demo"}, tt.args...)
+		if tt.want == "" {
+			e.must(args...)
+			continue
+		}
+		e.fails(args, tt.want)
+	}
 }

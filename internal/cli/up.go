@@ -28,8 +28,9 @@ ports, a bridge and a cgroup that no one else on this machine uses and
 records them in <state-dir>/cluster.json.
 The built-in images (pause, testapp, busybox; 'make build' makes them) are
 pushed to the cluster's registry. wharf up returns once the node is Ready and
-prints the kubeconfig to use. Needs root and the Debian packages containerd,
-runc and iptables (crun, when installed, runs the containers).`,
+prints the kubeconfig to use; 'wharf up config' prints it, or with --user
+one of a user's client certificate. Needs root and the Debian packages
+containerd, runc and iptables (crun, when installed, runs the containers).`,
 		Example: `  sudo wharf up
   export KUBECONFIG=/var/lib/wharf/server/admin.kubeconfig
   kubectl apply -f examples/hello/
@@ -63,6 +64,45 @@ runc and iptables (crun, when installed, runs the containers).`,
 	f.StringVar(&o.ResolvConf, "resolv-conf", agent.DefaultResolvConf, `resolver configuration of pods with dnsPolicy Default, and the upstreams of the node's DNS for names outside the cluster ("": none)`)
 	f.StringVar(&o.ImagesDir, "images", "", "directory of the built-in image tarballs (default: images/ next to the wharf binary)")
 	f.BoolVar(&foreground, "foreground", false, "stay attached, showing the server's and agent's logs; stop the cluster (keeping its data) on Ctrl-C")
+	cmd.AddCommand(newUpConfigCmd(stdio))
+	return cmd
+}
+
+func newUpConfigCmd(stdio Stdio) *cobra.Command {
+	var stateDir, file string
+	var uf userFlags
+	cmd := &cobra.Command{
+		Use:   "config [--user USER [--group GROUP]...]",
+		Short: "Print a kubeconfig of the cluster wharf up runs (admin, or a user's certificate)",
+		Long: `Print the admin's kubeconfig of the cluster in --state-dir
+(<state-dir>/server/admin.kubeconfig, readable by whoever ran wharf up).
+
+With --user, the kubeconfig is a user's instead: a key is made here, a
+CertificateSigningRequest for it (common name the user, organizations the
+--group values) is created and approved with the admin's credentials, and
+the server signs it with the cluster's CA. The user may do what RBAC
+bindings of the user or its groups allow: nothing until some exist.
+system:masters is refused: bind cluster-admin instead.`,
+		Example: `  sudo wharf up config --user alice --group devs --output-file alice.kubeconfig
+  sudo chown $USER alice.kubeconfig
+  sudo kubectl --kubeconfig /var/lib/wharf/server/admin.kubeconfig create clusterrolebinding devs-view --clusterrole view --group devs
+  KUBECONFIG=alice.kubeconfig kubectl auth whoami`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := uf.request("WharfUpConfig")
+			if err != nil {
+				return err
+			}
+			data, err := up.Kubeconfig(cmd.Context(), stateDir, r)
+			if err != nil {
+				return err
+			}
+			return writeKubeconfig(stdio, file, data)
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir, "the cluster's state directory")
+	cmd.Flags().StringVar(&file, "output-file", "", "write the kubeconfig to this file (mode 0600) instead of standard output")
+	uf.register(cmd)
 	return cmd
 }
 

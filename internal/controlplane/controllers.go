@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/record"
 
+	"wharf.dev/wharf/internal/controllers/csrsigning"
 	"wharf.dev/wharf/internal/controllers/deployment"
 	"wharf.dev/wharf/internal/controllers/endpoints"
 	"wharf.dev/wharf/internal/controllers/gc"
@@ -90,7 +91,9 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"servicelb-controller": servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool,
 			servicelb.WithPoolConfigMap(s.serviceCIDR, s.clusterCIDR)),
 		"clusterrole-aggregation": rbacaggregation.New(log("clusterrole-aggregation"), client, factory),
-		"garbage-collector":       collector,
+		// Signs with the CA key this process holds: clients never need it.
+		"csrsigning-controller": csrsigning.New(log("csrsigning-controller"), client, factory, s.ca),
+		"garbage-collector":     collector,
 	}
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 

@@ -89,10 +89,9 @@ func (ca *CA) EnsureServing(dir, name string, hosts []string) (tls.Certificate, 
 		return tls.LoadX509KeyPair(certFile, keyFile)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: name},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Subject:     pkix.Name{CommonName: name},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -114,10 +113,9 @@ func (ca *CA) IssueClient(dir, name, user string, groups []string) (certFile, ke
 		return certFile, keyFile, nil
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: user, Organization: groups},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Subject:     pkix.Name{CommonName: user, Organization: groups},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
 	return certFile, keyFile, ca.issue(dir, certFile, keyFile, tmpl)
 }
@@ -127,13 +125,59 @@ func (ca *CA) issue(dir, certFile, keyFile string, tmpl *x509.Certificate) error
 	if err != nil {
 		return fmt.Errorf("generate key: %w", err)
 	}
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(certValidity)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	now := time.Now()
+	der, err := ca.sign(tmpl, &key.PublicKey, now.Add(-time.Hour), now.Add(certValidity))
 	if err != nil {
-		return fmt.Errorf("issue %s: %w", tmpl.Subject.CommonName, err)
+		return err
 	}
 	return save(dir, certFile, keyFile, der, key)
+}
+
+// sign makes tmpl a certificate of pub signed by the CA, valid from
+// notBefore to notAfter but never beyond the CA itself.
+func (ca *CA) sign(tmpl *x509.Certificate, pub any, notBefore, notAfter time.Time) ([]byte, error) {
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
+	}
+	tmpl.SerialNumber = serial()
+	tmpl.NotBefore, tmpl.NotAfter = notBefore, notAfter
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("issue %s: %w", tmpl.Subject.CommonName, err)
+	}
+	return der, nil
+}
+
+// Backdate is how far before its signing a certificate of SignRequest
+// starts to be valid, for clients whose clocks are a little behind (as
+// Kubernetes' signer, 5 minutes).
+const Backdate = 5 * time.Minute
+
+// SignRequest issues a certificate for the public key and subject of a
+// certificate request whose signature has been checked, as Kubernetes'
+// signer does: the request's subject and names, the given usages, not a
+// CA, valid for validity from now (backdated by Backdate) and never
+// beyond the CA. It returns the certificate as PEM.
+func (ca *CA) SignRequest(req *x509.CertificateRequest, usage x509.KeyUsage, extUsages []x509.ExtKeyUsage, validity time.Duration) ([]byte, error) {
+	if err := req.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request of %q: %w", req.Subject.CommonName, err)
+	}
+	tmpl := &x509.Certificate{
+		Subject:               req.Subject,
+		DNSNames:              req.DNSNames,
+		IPAddresses:           req.IPAddresses,
+		EmailAddresses:        req.EmailAddresses,
+		URIs:                  req.URIs,
+		KeyUsage:              usage,
+		ExtKeyUsage:           extUsages,
+		BasicConstraintsValid: true,
+	}
+	now := time.Now()
+	der, err := ca.sign(tmpl, req.PublicKey, now.Add(-Backdate), now.Add(validity))
+	if err != nil {
+		return nil, err
+	}
+	return pemCert(der), nil
 }
 
 func covers(cert *x509.Certificate, hosts []string) bool {

@@ -12,6 +12,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -47,7 +48,7 @@ func NewScheme() *runtime.Scheme {
 		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme,
 		batchv1.AddToScheme, autoscalingv2.AddToScheme, storagev1.AddToScheme, rbacv1.AddToScheme,
 		admissionregistrationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
-		apiextensionsv1.AddToScheme,
+		apiextensionsv1.AddToScheme, certificatesv1.AddToScheme,
 		wharfv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
@@ -89,7 +90,7 @@ func Builtin() []*Resource {
 		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(),
 		ValidatingWebhookConfigurations(), MutatingWebhookConfigurations(),
 		ValidatingAdmissionPolicies(), ValidatingAdmissionPolicyBindings(),
-		CustomResourceDefinitions(),
+		CustomResourceDefinitions(), CertificateSigningRequests(),
 	}, Reviews()...)
 }
 

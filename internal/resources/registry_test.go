@@ -56,7 +56,8 @@ func TestBuiltinRegistry(t *testing.T) {
 		"validatingadmissionpolicies":       {categories: []string{"api-extensions"}, status: true},
 		"validatingadmissionpolicybindings": {categories: []string{"api-extensions"}},
 
-		"customresourcedefinitions": {short: []string{"crd", "crds"}, categories: []string{"api-extensions"}, status: true},
+		"customresourcedefinitions":  {short: []string{"crd", "crds"}, categories: []string{"api-extensions"}, status: true},
+		"certificatesigningrequests": {short: []string{"csr"}, status: true},
 
 		"tokenreviews": {}, "selfsubjectreviews": {}, "selfsubjectaccessreviews": {}, "selfsubjectrulesreviews": {},
 		"subjectaccessreviews": {}, "localsubjectaccessreviews": {namespaced: true},
@@ -120,6 +121,12 @@ func TestBuiltinRegistry(t *testing.T) {
 			}
 			if r.PrepareForUpdate != nil {
 				r.PrepareForUpdate(obj, r.New())
+			}
+			if r.PrepareForStatusUpdate != nil {
+				r.PrepareForStatusUpdate(obj, r.New())
+			}
+			for _, sub := range r.Subresources {
+				sub.PrepareForUpdate(obj, r.New())
 			}
 			if cells := r.Row(obj); len(cells) != len(r.Columns) {
 				t.Errorf("%d cells for %d columns", len(cells), len(r.Columns))

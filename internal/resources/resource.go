@@ -55,6 +55,15 @@ type Resource struct {
 	// changes drops the old type's nodePorts and traffic policy, and one sent
 	// without its allocated clusterIP or nodePorts keeps them.
 	PrepareForUpdate func(obj, old runtime.Object)
+	// PrepareForStatusUpdate, when set, runs on a /status update after the
+	// generic preparation (spec and metadata as stored) and Default: it
+	// keeps what /status may not change either (a certificate request's
+	// approval).
+	PrepareForStatusUpdate func(obj, old runtime.Object)
+	// Subresources are further writes of part of an object, at
+	// {name}/{Subresource.Name}, prepared as /status writes are (spec and
+	// metadata as stored), then by their own PrepareForUpdate.
+	Subresources []Subresource
 	// Validate checks a whole object, on create and on update. Object metadata
 	// (name, labels, annotations, ...) is included.
 	Validate func(obj runtime.Object) field.ErrorList
@@ -106,6 +115,28 @@ type Objects interface {
 	Get(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (runtime.Object, error)
 	// List returns the objects of a resource in namespace ("" all).
 	List(ctx context.Context, gvr schema.GroupVersionResource, namespace string) ([]runtime.Object, error)
+}
+
+// Subresource is a write of part of an object beside /status (a
+// CertificateSigningRequest's /approval): reads return the whole object,
+// updates and patches keep what PrepareForUpdate does not take from the
+// client's version, and are validated as any update (Validate,
+// ValidateUpdate).
+type Subresource struct {
+	Name string
+	// PrepareForUpdate limits obj, the client's version with the stored
+	// spec and metadata, to what the subresource may change of old.
+	PrepareForUpdate func(obj, old runtime.Object)
+}
+
+// Subresource returns the resource's subresource of that name.
+func (r *Resource) Subresource(name string) (*Subresource, bool) {
+	for i := range r.Subresources {
+		if r.Subresources[i].Name == name {
+			return &r.Subresources[i], true
+		}
+	}
+	return nil, false
 }
 
 // ScaleAccessor reads and writes the replica count and selector behind /scale.

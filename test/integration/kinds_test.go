@@ -203,6 +203,7 @@ func TestAPIKindsDiscovery(t *testing.T) {
 				`mutatingwebhookconfigurations\s+admissionregistration.k8s.io/v1\s+false\s+MutatingWebhookConfiguration`,
 				`validatingadmissionpolicies\s+admissionregistration.k8s.io/v1\s+false\s+ValidatingAdmissionPolicy`,
 				`validatingadmissionpolicybindings\s+admissionregistration.k8s.io/v1\s+false\s+ValidatingAdmissionPolicyBinding`,
+				`certificatesigningrequests\s+csr\s+certificates.k8s.io/v1\s+false\s+CertificateSigningRequest`,
 			} {
 				if !regexp.MustCompile(`(?m)^` + want + `\s*$`).MatchString(out) {
 					t.Errorf("api-resources lacks %s:\n%s", want, out)
@@ -210,7 +211,7 @@ func TestAPIKindsDiscovery(t *testing.T) {
 			}
 			// Only autoscaling/v2 is served for autoscalers; it is the preferred version.
 			testserver.Contains(t, k.Run("api-versions"), "autoscaling/v2", "batch/v1", "policy/v1", "storage.k8s.io/v1",
-				"rbac.authorization.k8s.io/v1", "admissionregistration.k8s.io/v1")
+				"rbac.authorization.k8s.io/v1", "admissionregistration.k8s.io/v1", "certificates.k8s.io/v1")
 			testserver.Contains(t, k.Run("api-resources", "--categories", "all"), "jobs", "cronjobs", "horizontalpodautoscalers")
 		})
 	}
