@@ -15,6 +15,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -47,6 +48,7 @@ func NewScheme() *runtime.Scheme {
 		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme,
 		batchv1.AddToScheme, autoscalingv2.AddToScheme, storagev1.AddToScheme, rbacv1.AddToScheme,
 		admissionregistrationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
+		eventsv1.AddToScheme,
 		apiextensionsv1.AddToScheme,
 		wharfv1.AddToScheme,
 	} {
@@ -81,7 +83,7 @@ func NewRegistry(scheme *runtime.Scheme, rs ...*Resource) (*Registry, error) {
 func Builtin() []*Resource {
 	return append([]*Resource{
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
-		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(), EndpointSlices(),
+		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), EventsV1(), Leases(), EndpointSlices(),
 		Ingresses(), IngressClasses(), NetworkPolicies(),
 		Jobs(), CronJobs(), HorizontalPodAutoscalers(), PodDisruptionBudgets(),
 		PersistentVolumes(), PersistentVolumeClaims(),

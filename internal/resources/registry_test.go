@@ -60,6 +60,9 @@ func TestBuiltinRegistry(t *testing.T) {
 
 		"tokenreviews": {}, "selfsubjectreviews": {}, "selfsubjectaccessreviews": {}, "selfsubjectrulesreviews": {},
 		"subjectaccessreviews": {}, "localsubjectaccessreviews": {namespaced: true},
+
+		// Other versions of the kinds above.
+		"events.v1.events.k8s.io": {short: []string{"ev"}, namespaced: true},
 	}
 	if len(reg.All()) != len(want) {
 		t.Errorf("%d resources, want %d", len(reg.All()), len(want))

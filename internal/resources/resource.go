@@ -167,6 +167,18 @@ func (r *Resource) Stored(served runtime.Object) (runtime.Object, error) {
 	return out, nil
 }
 
+// servedIn returns a resource serving stored's objects in version gv of
+// the API, with the same names, hooks and subresources; newObj and
+// newList make the served version's objects.
+func servedIn(stored *Resource, gv schema.GroupVersion, newObj, newList func() runtime.Object, conv Conversion) *Resource {
+	r := *stored
+	r.GVR = gv.WithResource(stored.GVR.Resource)
+	r.New, r.NewList = newObj, newList
+	conv.Storage = stored
+	r.Conversion = &conv
+	return &r
+}
+
 // Objects reads other objects of the server, for Admit and ValidateDelete.
 // A missing object is an error for which apierrors.IsNotFound is true.
 type Objects interface {
