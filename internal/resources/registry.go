@@ -79,13 +79,15 @@ func NewRegistry(scheme *runtime.Scheme, rs ...*Resource) (*Registry, error) {
 }
 
 // Builtin returns the core resources of a cluster. New kinds go at the end
-// (or beside their group's): discovery lists groups in this order.
+// (or beside their group's): discovery lists groups in this order, and a
+// group's versions too, the first its preferred one (autoscaling/v2 before
+// v1, as upstream).
 func Builtin() []*Resource {
 	return append([]*Resource{
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
 		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), EventsV1(), Leases(), EndpointSlices(),
 		Ingresses(), IngressClasses(), NetworkPolicies(),
-		Jobs(), CronJobs(), HorizontalPodAutoscalers(), PodDisruptionBudgets(),
+		Jobs(), CronJobs(), HorizontalPodAutoscalers(), HorizontalPodAutoscalersV1(), PodDisruptionBudgets(),
 		PersistentVolumes(), PersistentVolumeClaims(),
 		StorageClasses(), CSIDrivers(), VolumeAttachments(),
 		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(),
