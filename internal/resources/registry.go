@@ -8,6 +8,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authenticationv1beta1 "k8s.io/api/authentication/v1beta1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -48,7 +49,7 @@ func NewScheme() *runtime.Scheme {
 		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme,
 		batchv1.AddToScheme, autoscalingv2.AddToScheme, storagev1.AddToScheme, rbacv1.AddToScheme,
 		admissionregistrationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
-		eventsv1.AddToScheme,
+		eventsv1.AddToScheme, authenticationv1beta1.AddToScheme,
 		apiextensionsv1.AddToScheme,
 		wharfv1.AddToScheme,
 	} {

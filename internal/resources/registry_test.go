@@ -62,8 +62,9 @@ func TestBuiltinRegistry(t *testing.T) {
 		"subjectaccessreviews": {}, "localsubjectaccessreviews": {namespaced: true},
 
 		// Other versions of the kinds above.
-		"events.v1.events.k8s.io":                 {short: []string{"ev"}, namespaced: true},
-		"horizontalpodautoscalers.v1.autoscaling": {short: []string{"hpa"}, categories: []string{"all"}, namespaced: true, status: true},
+		"events.v1.events.k8s.io":                          {short: []string{"ev"}, namespaced: true},
+		"horizontalpodautoscalers.v1.autoscaling":          {short: []string{"hpa"}, categories: []string{"all"}, namespaced: true, status: true},
+		"selfsubjectreviews.v1beta1.authentication.k8s.io": {},
 	}
 	if len(reg.All()) != len(want) {
 		t.Errorf("%d resources, want %d", len(reg.All()), len(want))
