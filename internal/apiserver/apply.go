@@ -89,7 +89,7 @@ func (s *Server) apply(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			}
 			return s.writeObject(w, r, http.StatusOK, req, updated)
 		}
-		obj, err := merge(req.res.New())
+		obj, err := merge(req.res.NewStored())
 		if err != nil {
 			return err
 		}
@@ -135,7 +135,9 @@ func (s *Server) checkApplied(r *http.Request, req *request, patch *unstructured
 	return nil
 }
 
-// typed returns the field manager's result as the kind's Go type.
+// typed returns the field manager's result as the kind's Go type. The
+// field manager hands built-in kinds back typed, in the version they are
+// stored in (its hub); custom resources unstructured.
 func (s *Server) typed(req *request, obj runtime.Object) (runtime.Object, error) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {

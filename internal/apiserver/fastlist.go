@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/storage"
 )
 
@@ -29,13 +30,14 @@ func (s *Server) writeCachedList(w http.ResponseWriter, out *output, req *reques
 	}
 	gv := req.res.GVR.GroupVersion()
 	kind := req.res.Kind + "List"
+	items := servedItems{res: req.res, page: page}
 	var body []byte
 	var err error
 	switch out.info.MediaType {
 	case runtime.ContentTypeJSON:
-		body, err = s.jsonList(out, gv.String(), kind, page, lm)
+		body, err = s.jsonList(out, gv.String(), kind, items, lm)
 	case runtime.ContentTypeProtobuf:
-		body, err = protoList(gv.String(), kind, page, lm)
+		body, err = protoList(gv.String(), kind, items, lm)
 	default:
 		return false, nil
 	}
@@ -48,7 +50,31 @@ func (s *Server) writeCachedList(w http.ResponseWriter, out *output, req *reques
 	return true, nil
 }
 
-func (s *Server) jsonList(out *output, apiVersion, kind string, page *storage.ListResult, lm metav1.ListMeta) ([]byte, error) {
+// servedItems are a page's cached objects as one version of their
+// resource serves them. Each version's encodings are memoized apart.
+type servedItems struct {
+	res  *resources.Resource
+	page *storage.ListResult
+}
+
+func (it servedItems) len() int { return len(it.page.Items) }
+
+// encoding returns item i in mediaType, encoded by enc once per version.
+func (it servedItems) encoding(i int, mediaType string, enc func(runtime.Object) ([]byte, error)) ([]byte, error) {
+	key := mediaType
+	if it.res.Conversion != nil {
+		key = it.res.GVR.GroupVersion().String() + ";" + mediaType
+	}
+	return it.page.Memos[i].Get(key, func() ([]byte, error) {
+		obj, err := it.res.Served(it.page.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		return enc(obj)
+	})
+}
+
+func (s *Server) jsonList(out *output, apiVersion, kind string, items servedItems, lm metav1.ListMeta) ([]byte, error) {
 	meta, err := json.Marshal(&lm)
 	if err != nil {
 		return nil, err
@@ -61,8 +87,8 @@ func (s *Server) jsonList(out *output, apiVersion, kind string, page *storage.Li
 	b.WriteString(`,"metadata":`)
 	b.Write(meta)
 	b.WriteString(`,"items":[`)
-	for i, obj := range page.Items {
-		item, err := page.Memos[i].Get(runtime.ContentTypeJSON, func() ([]byte, error) {
+	for i := range items.len() {
+		item, err := items.encoding(i, runtime.ContentTypeJSON, func(obj runtime.Object) ([]byte, error) {
 			var ib bytes.Buffer
 			if err := out.info.Serializer.Encode(obj, &ib); err != nil {
 				return nil, err
@@ -89,18 +115,20 @@ func writeJSONString(b *bytes.Buffer, s string) {
 // protoList builds the envelope Kubernetes' protobuf serializer writes:
 // magic, then runtime.Unknown{TypeMeta, Raw: the list message}. Every list
 // message in k8s.io/api is {1: ListMeta, 2: repeated items}.
-func protoList(apiVersion, kind string, page *storage.ListResult, lm metav1.ListMeta) ([]byte, error) {
+func protoList(apiVersion, kind string, items servedItems, lm metav1.ListMeta) ([]byte, error) {
 	meta, err := lm.Marshal()
 	if err != nil {
 		return nil, err
 	}
 	raw := appendField(nil, 1, meta)
-	for i, obj := range page.Items {
-		m, ok := obj.(interface{ Marshal() ([]byte, error) })
-		if !ok {
-			return nil, errNoProto
-		}
-		item, err := page.Memos[i].Get(runtime.ContentTypeProtobuf, m.Marshal)
+	for i := range items.len() {
+		item, err := items.encoding(i, runtime.ContentTypeProtobuf, func(obj runtime.Object) ([]byte, error) {
+			m, ok := obj.(interface{ Marshal() ([]byte, error) })
+			if !ok {
+				return nil, errNoProto
+			}
+			return m.Marshal()
+		})
 		if err != nil {
 			return nil, err
 		}

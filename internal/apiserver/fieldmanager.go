@@ -33,6 +33,7 @@ import (
 type fieldManagers struct {
 	reg     *resources.Registry
 	builtin managedfields.TypeConverter
+	convert versionConverter
 	mu      sync.Mutex
 	byKey   map[fieldManagerKey]*managedfields.FieldManager
 }
@@ -48,6 +49,7 @@ func newFieldManagers(reg *resources.Registry) *fieldManagers {
 	return &fieldManagers{
 		reg:     reg,
 		builtin: applyconfigurations.NewTypeConverter(reg.Scheme),
+		convert: versionConverter{reg},
 		byKey:   map[fieldManagerKey]*managedfields.FieldManager{},
 	}
 }
@@ -71,11 +73,14 @@ func (f *fieldManagers) For(res *resources.Resource, subresource string) (*manag
 		fm, err = managedfields.NewDefaultCRDFieldManager(res.TypeConverter(), sameVersion{}, defaulter{f.reg}, creater{res},
 			gvk, gvk.GroupVersion(), subresource, resetFields(res, subresource))
 	case f.compiledIn(gvk):
-		fm, err = managedfields.NewDefaultFieldManager(f.builtin, f.reg.Scheme, defaulter{f.reg}, f.reg.Scheme,
-			gvk, gvk.GroupVersion(), subresource, resetFields(res, subresource))
+		// Writes are recorded in the request's version (gvk); objects
+		// come and go in the stored one (the hub), and managers of other
+		// versions are compared through conversion, as upstream does.
+		fm, err = managedfields.NewDefaultFieldManager(f.builtin, f.convert, defaulter{f.reg}, f.reg.Scheme,
+			gvk, res.Storage().GVR.GroupVersion(), subresource, resetFields(res, subresource))
 	default:
-		fm, err = managedfields.NewDefaultFieldManager(managedfields.NewDeducedTypeConverter(), f.reg.Scheme, defaulter{f.reg}, f.reg.Scheme,
-			gvk, gvk.GroupVersion(), subresource, resetFields(res, subresource))
+		fm, err = managedfields.NewDefaultFieldManager(managedfields.NewDeducedTypeConverter(), f.convert, defaulter{f.reg}, f.reg.Scheme,
+			gvk, res.Storage().GVR.GroupVersion(), subresource, resetFields(res, subresource))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("field manager of %s: %w", gvk, err)
@@ -119,10 +124,78 @@ func (d defaulter) Default(obj runtime.Object) {
 		return
 	}
 	// Only objects of the kind's own Go type: a built-in kind's
-	// defaults do not take an unstructured object.
-	if res, ok := d.reg.ForKind(gvks[0]); ok && res.Default != nil && reflect.TypeOf(obj) == reflect.TypeOf(res.New()) {
+	// defaults do not take an unstructured object. Another version of a
+	// stored kind is defaulted once converted to the stored type, by the
+	// write that follows.
+	if res, ok := d.reg.ForKind(gvks[0]); ok && res.Default != nil && res.Conversion == nil && reflect.TypeOf(obj) == reflect.TypeOf(res.New()) {
 		res.Default(obj)
 	}
+}
+
+// versionConverter converts between the versions a kind is served in
+// (resources.Conversion) for the field manager, which works in the
+// request's version; objects of other kinds are the scheme's to convert.
+type versionConverter struct{ reg *resources.Registry }
+
+func (c versionConverter) Convert(in, out, context any) error {
+	return c.reg.Scheme.Convert(in, out, context)
+}
+
+func (c versionConverter) ConvertFieldLabel(gvk schema.GroupVersionKind, label, value string) (string, string, error) {
+	return c.reg.Scheme.ConvertFieldLabel(gvk, label, value)
+}
+
+func (c versionConverter) ConvertToVersion(in runtime.Object, target runtime.GroupVersioner) (runtime.Object, error) {
+	from := in.GetObjectKind().GroupVersionKind()
+	if u, ok := in.(runtime.Unstructured); ok {
+		// The merge's result: typed first, in its own version.
+		typed, err := c.reg.Scheme.ConvertToVersion(u, from.GroupVersion())
+		if err != nil {
+			return nil, err
+		}
+		in = typed
+	} else if gvks, _, err := c.reg.Scheme.ObjectKinds(in); err == nil {
+		from = gvks[0]
+	}
+	res, ok := c.reg.ForKind(from)
+	if !ok {
+		return c.reg.Scheme.ConvertToVersion(in, target)
+	}
+	versions := c.versionsOf(res.Storage())
+	if len(versions) == 1 {
+		return c.reg.Scheme.ConvertToVersion(in, target)
+	}
+	for _, to := range versions {
+		gvk := to.GroupVersionKind()
+		if want, ok := target.KindForGroupVersionKinds([]schema.GroupVersionKind{gvk}); !ok || want != gvk {
+			continue
+		}
+		if gvk == from {
+			if in.GetObjectKind().GroupVersionKind() != gvk {
+				in = in.DeepCopyObject()
+				in.GetObjectKind().SetGroupVersionKind(gvk)
+			}
+			return in, nil
+		}
+		stored, err := res.Stored(in)
+		if err != nil {
+			return nil, err
+		}
+		return to.Served(stored)
+	}
+	return nil, runtime.NewNotRegisteredErrForTarget(c.reg.Scheme.Name(), reflect.TypeOf(in), target)
+}
+
+// versionsOf returns the resources serving stored's objects: stored, then
+// its other versions.
+func (c versionConverter) versionsOf(stored *resources.Resource) []*resources.Resource {
+	out := []*resources.Resource{stored}
+	for _, r := range c.reg.All() {
+		if r.Conversion != nil && r.Conversion.Storage.GroupVersionKind() == stored.GroupVersionKind() {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // maxManagerLen bounds a field manager's name, as upstream does.

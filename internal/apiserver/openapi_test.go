@@ -417,7 +417,8 @@ func TestOpenAPIV2(t *testing.T) {
 	for _, d := range doc.GetDefinitions().GetAdditionalProperties() {
 		names[d.GetName()] = true
 	}
-	for _, want := range []string{"io.k8s.api.apps.v1.Deployment", "io.k8s.api.core.v1.Pod", "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"} {
+	for _, want := range []string{"io.k8s.api.apps.v1.Deployment", "io.k8s.api.core.v1.Pod", "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+		"io.k8s.api.events.v1.Event", "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler"} {
 		if !names[want] {
 			t.Errorf("no definition %s", want)
 		}

@@ -100,12 +100,21 @@ func (s *Server) patch(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	updated, err := s.updateWith(ctx, r, req, kind, false, func(cur runtime.Object) (runtime.Object, error) {
 		s.ensureKind(cur)
+		// The patch is of the URL's version: applied to the object as
+		// that version shows it.
+		served, err := req.res.Served(cur)
+		if err != nil {
+			return nil, err
+		}
 		obj := req.res.New()
-		if err := s.patchObject(w, r, pt, patch, cur, obj); err != nil {
+		if err := s.patchObject(w, r, pt, patch, served, obj); err != nil {
 			return nil, err
 		}
 		if err := s.prune(w, r, req, obj); err != nil {
 			return nil, err
+		}
+		if obj, err = req.res.Stored(obj); err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
 		}
 		return obj, nil
 	})

@@ -39,7 +39,20 @@ func (s *Server) predicate(req *request, q url.Values) (storage.Predicate, error
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid fieldSelector: %v", err))
 	}
-	supported := req.res.SelectableFields(req.res.New())
+	// Selectors name the URL's version's fields; objects are matched as stored.
+	if c := req.res.Conversion; c != nil && c.FieldLabel != nil {
+		fs, err = fs.Transform(func(label, value string) (string, string, error) {
+			stored, ok := c.FieldLabel(label)
+			if !ok {
+				return "", "", fmt.Errorf("field label not supported: %s", label)
+			}
+			return stored, value, nil
+		})
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+	}
+	supported := req.res.SelectableFields(req.res.NewStored())
 	for _, rq := range fs.Requirements() {
 		if _, ok := supported[rq.Field]; !ok {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", rq.Field))
@@ -117,6 +130,7 @@ func (s *Server) watch(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	opts := storage.WatchOptions{
 		ResourceVersion: rv, Predicate: pred,
 		Bookmarks: q.Get("allowWatchBookmarks") == "true",
+		// Bookmarks carry an empty object of the URL's version.
 		NewObject: func() runtime.Object {
 			o := req.res.New()
 			o.GetObjectKind().SetGroupVersionKind(req.res.GroupVersionKind())
@@ -201,7 +215,8 @@ func (s *Server) watch(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 }
 
-// watchEncoder writes watch events as framed metav1.WatchEvents.
+// watchEncoder writes watch events as framed metav1.WatchEvents, their
+// objects in the URL's version.
 type watchEncoder struct {
 	s        *Server
 	r        *http.Request
@@ -221,7 +236,10 @@ func (e *watchEncoder) write(ev watch.Event) error {
 		if ev.Type == watch.Bookmark {
 			return nil
 		}
-		t := e.s.table(e.r, e.req, []runtime.Object{obj}, metav1.ListMeta{})
+		t, err := e.s.table(e.r, e.req, []runtime.Object{obj}, metav1.ListMeta{})
+		if err != nil {
+			return err
+		}
 		// Only the first event carries the column definitions.
 		if e.sentCols {
 			t.ColumnDefinitions = nil
@@ -230,6 +248,11 @@ func (e *watchEncoder) write(ev watch.Event) error {
 		obj = t
 	case e.out.as == asMetadata:
 		obj = partialMetadata(obj)
+	case ev.Type != watch.Bookmark:
+		var err error
+		if obj, err = e.req.res.Served(obj); err != nil {
+			return err
+		}
 	}
 	e.buf.Reset()
 	if err := e.out.info.Serializer.Encode(obj, &e.buf); err != nil {

@@ -104,7 +104,10 @@ func (req *request) prefix() string {
 	return p
 }
 
+// resourcePrefix is where a resource's objects are stored: every version
+// of a resource shares its storage's.
 func resourcePrefix(res *resources.Resource) string {
+	res = res.Storage()
 	g := res.GVR.Group
 	if g == "" {
 		g = "core"

@@ -16,7 +16,8 @@ var (
 	partialsGVK = metav1.SchemeGroupVersion.WithKind("PartialObjectMetadataList")
 )
 
-// writeObject writes one object in the negotiated form.
+// writeObject writes one object, as stored, in the negotiated form and the
+// URL's version.
 func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, req *request, obj runtime.Object) error {
 	out, err := s.negotiateFor(r, req.res)
 	if err != nil {
@@ -24,18 +25,24 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, r
 	}
 	switch out.as {
 	case asTable:
-		obj = s.table(r, req, []runtime.Object{obj}, metav1.ListMeta{})
+		if obj, err = s.table(r, req, []runtime.Object{obj}, metav1.ListMeta{}); err != nil {
+			return err
+		}
 	case asMetadata:
 		obj = partialMetadata(obj)
 	case asMetadataList:
 		return s.negotiateError(out)
 	default:
+		if obj, err = req.res.Served(obj); err != nil {
+			return err
+		}
 		s.ensureKind(obj)
 	}
 	return s.encode(w, code, out, obj)
 }
 
-// writeList writes a page of objects as the kind's list, a Table or a metadata list.
+// writeList writes a page of stored objects as the kind's list (of the
+// URL's version), a Table or a metadata list.
 func (s *Server) writeList(w http.ResponseWriter, r *http.Request, req *request, items []runtime.Object, lm metav1.ListMeta) error {
 	out, err := s.negotiateFor(r, req.res)
 	if err != nil {
@@ -44,7 +51,9 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, req *request,
 	var obj runtime.Object
 	switch out.as {
 	case asTable:
-		obj = s.table(r, req, items, lm)
+		if obj, err = s.table(r, req, items, lm); err != nil {
+			return err
+		}
 	case asMetadataList:
 		list := &metav1.PartialObjectMetadataList{ListMeta: lm, Items: make([]metav1.PartialObjectMetadata, len(items))}
 		list.SetGroupVersionKind(partialsGVK)
@@ -55,6 +64,15 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, req *request,
 	case asMetadata:
 		return s.negotiateError(out)
 	default:
+		if req.res.Conversion != nil {
+			served := make([]runtime.Object, len(items))
+			for i, it := range items {
+				if served[i], err = req.res.Served(it); err != nil {
+					return err
+				}
+			}
+			items = served
+		}
 		list := req.res.NewList()
 		if err := meta.SetList(list, items); err != nil {
 			return err
@@ -117,8 +135,9 @@ func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
 	return p
 }
 
-// table renders objects as the rows kubectl prints.
-func (s *Server) table(r *http.Request, req *request, objs []runtime.Object, lm metav1.ListMeta) *metav1.Table {
+// table renders stored objects as the rows kubectl prints (every version
+// of a kind prints alike, as upstream's printers print the internal type).
+func (s *Server) table(r *http.Request, req *request, objs []runtime.Object, lm metav1.ListMeta) (*metav1.Table, error) {
 	res := req.res
 	t := &metav1.Table{ListMeta: lm, Rows: make([]metav1.TableRow, 0, len(objs))}
 	t.SetGroupVersionKind(tableGVK)
@@ -136,8 +155,12 @@ func (s *Server) table(r *http.Request, req *request, objs []runtime.Object, lm 
 		switch include {
 		case "None":
 		case "Object":
-			s.ensureKind(obj)
-			row.Object.Object = obj
+			served, err := res.Served(obj)
+			if err != nil {
+				return nil, err
+			}
+			s.ensureKind(served)
+			row.Object.Object = served
 		default:
 			row.Object.Object = partialMetadata(obj)
 		}
@@ -146,7 +169,7 @@ func (s *Server) table(r *http.Request, req *request, objs []runtime.Object, lm 
 	if res.Columns == nil && t.ColumnDefinitions != nil {
 		t.ColumnDefinitions = []metav1.TableColumnDefinition{{Name: "Name", Type: "string", Format: "name"}}
 	}
-	return t
+	return t, nil
 }
 
 // writeError writes err as a metav1.Status.

@@ -42,8 +42,9 @@ func dryRun(r *http.Request) bool {
 	return false
 }
 
-// decodeObject reads the request body as an object of the URL's kind and
-// checks its namespace against the URL's.
+// decodeObject reads the request body as an object of the URL's kind,
+// converted to the type it is stored as, and checks its namespace against
+// the URL's.
 func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, req *request) (runtime.Object, metav1.Object, error) {
 	data, err := readBody(r)
 	if err != nil {
@@ -55,6 +56,9 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	if err := s.prune(w, r, req, obj); err != nil {
 		return nil, nil, err
+	}
+	if obj, err = req.res.Stored(obj); err != nil {
+		return nil, nil, apierrors.NewBadRequest(err.Error())
 	}
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -88,7 +92,7 @@ func (s *Server) createObject(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	s.prepareCreate(req, obj, m)
 	if !applied {
-		if obj, err = s.track(r, req, req.res.New(), obj); err != nil {
+		if obj, err = s.track(r, req, req.res.NewStored(), obj); err != nil {
 			return err
 		}
 		m, _ = meta.Accessor(obj)

@@ -97,6 +97,15 @@ func TestDefaultRolesMatrix(t *testing.T) {
 		{"own lease", res("update", "coordination.k8s.io", "leases", "", "kube-node-lease", "n1"), want{Y, N, N, N, Y}},
 		{"another node's lease", res("update", "coordination.k8s.io", "leases", "", "kube-node-lease", "n2"), want{Y, N, N, N, N}},
 		{"events", res("create", "", "events", "", "team", ""), want{Y, Y, Y, N, Y}},
+		{"list events", res("list", "", "events", "", "team", ""), want{Y, Y, Y, Y, N}},
+		// The same events in events.k8s.io are another group's resource:
+		// upstream's admin, edit, view and nodes have no rule for it.
+		{"list events.k8s.io events", res("list", "events.k8s.io", "events", "", "team", ""), want{Y, N, N, N, N}},
+		{"create events.k8s.io events", res("create", "events.k8s.io", "events", "", "team", ""), want{Y, N, N, N, N}},
+		// autoscaling's rules name no version: they cover v1 and v2.
+		{"create autoscaler", res("create", "autoscaling", "horizontalpodautoscalers", "", "team", ""), want{Y, Y, Y, N, N}},
+		{"get autoscaler status", res("get", "autoscaling", "horizontalpodautoscalers", "status", "team", "h"), want{Y, Y, Y, Y, N}},
+		{"self subject review", res("create", "authentication.k8s.io", "selfsubjectreviews", "", "", ""), want{Y, Y, Y, Y, Y}},
 		{"endpointslices", res("list", "discovery.k8s.io", "endpointslices", "", "team", ""), want{Y, Y, Y, Y, Y}},
 		// system:public-info-viewer and system:discovery are bound to
 		// system:authenticated.

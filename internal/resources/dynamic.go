@@ -33,6 +33,13 @@ func newView(rs []*Resource, generation uint64, builtin int) (*view, error) {
 		v.byGVR[r.GVR] = r
 		v.byGVK[r.GroupVersionKind()] = r
 	}
+	for _, r := range rs {
+		if c := r.Conversion; c != nil {
+			if s, ok := v.byGVK[c.Storage.GroupVersionKind()]; !ok || s.Conversion != nil {
+				return nil, fmt.Errorf("resource %s: its storage %s is not a stored resource of the registry", r.GVR, c.Storage.GVR)
+			}
+		}
+	}
 	return v, nil
 }
 

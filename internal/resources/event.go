@@ -22,7 +22,9 @@ func Events() *Resource {
 		ShortNames:   []string{"ev"},
 		New:          func() runtime.Object { return &corev1.Event{} },
 		NewList:      func() runtime.Object { return &corev1.EventList{} },
-		Validate:     typedValidate(validateEvent),
+		Validate: typedValidate(func(e *corev1.Event) field.ErrorList {
+			return validateEventLegacy(e, "reportingComponent")
+		}),
 		Columns: []metav1.TableColumnDefinition{
 			{Name: "Last Seen", Type: "string", Description: corev1.Event{}.SwaggerDoc()["lastTimestamp"]},
 			{Name: "Type", Type: "string", Description: corev1.Event{}.SwaggerDoc()["type"]},
@@ -48,9 +50,11 @@ const (
 	noteLengthLimit              = 1024
 )
 
-// validateEvent follows Kubernetes' legacy event validation, the one core/v1
-// requests get: an event lives in the namespace of the object it is about.
-func validateEvent(e *corev1.Event) field.ErrorList {
+// validateEventLegacy follows Kubernetes' legacy event validation, the one
+// core/v1 requests get (and which events.k8s.io/v1 adds to): an event lives
+// in the namespace of the object it is about. reportingField is what the
+// request's version calls the reporting controller.
+func validateEventLegacy(e *corev1.Event, reportingField string) field.ErrorList {
 	errs := validateMeta(&e.ObjectMeta, true, nameIsDNSSubdomain)
 	nsPath := field.NewPath("involvedObject", "namespace")
 	if e.EventTime.IsZero() {
@@ -68,7 +72,7 @@ func validateEvent(e *corev1.Event) field.ErrorList {
 	if e.InvolvedObject.Namespace == "" && e.Namespace != metav1.NamespaceDefault && e.Namespace != metav1.NamespaceSystem {
 		errs = append(errs, field.Invalid(nsPath, e.InvolvedObject.Namespace, "does not match event.namespace"))
 	}
-	rc := field.NewPath("reportingComponent")
+	rc := field.NewPath(reportingField)
 	if e.ReportingController == "" {
 		errs = append(errs, field.Required(rc, ""))
 	} else {

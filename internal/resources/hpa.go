@@ -14,9 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// HorizontalPodAutoscalers is autoscaling/v2 horizontalpodautoscalers. Only
-// v2 is served (autoscaling/v1 carries just the Scale of /scale); the
-// autoscaler itself comes later.
+// HorizontalPodAutoscalers is autoscaling/v2 horizontalpodautoscalers, the
+// version they are stored in (HorizontalPodAutoscalersV1 serves them in
+// autoscaling/v1 too); the autoscaler itself comes later.
 func HorizontalPodAutoscalers() *Resource {
 	return &Resource{
 		GVR:          autoscalingv2.SchemeGroupVersion.WithResource("horizontalpodautoscalers"),
@@ -29,7 +29,14 @@ func HorizontalPodAutoscalers() *Resource {
 		NewList:      func() runtime.Object { return &autoscalingv2.HorizontalPodAutoscalerList{} },
 		HasStatus:    true,
 		Default:      typed(defaultHPA),
-		Validate:     typedValidate(validateHPA),
+		// autoscaling/v1's annotations are a view of v2 fields: never stored.
+		PrepareForCreate: typed(func(h *autoscalingv2.HorizontalPodAutoscaler) {
+			h.Annotations = dropHPARoundTripAnnotations(h.Annotations)
+		}),
+		PrepareForUpdate: typedPrepareUpdate(func(h, _ *autoscalingv2.HorizontalPodAutoscaler) {
+			h.Annotations = dropHPARoundTripAnnotations(h.Annotations)
+		}),
+		Validate: typedValidate(validateHPA),
 		ValidateStatus: typedValidateUpdate(func(h, _ *autoscalingv2.HorizontalPodAutoscaler) field.ErrorList {
 			p := field.NewPath("status")
 			errs := validateNonnegative(int64(h.Status.CurrentReplicas), p.Child("currentReplicas"))

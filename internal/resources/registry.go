@@ -8,6 +8,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authenticationv1beta1 "k8s.io/api/authentication/v1beta1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -16,6 +17,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -48,6 +50,7 @@ func NewScheme() *runtime.Scheme {
 		autoscalingv1.AddToScheme, policyv1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme,
 		batchv1.AddToScheme, autoscalingv2.AddToScheme, storagev1.AddToScheme, rbacv1.AddToScheme,
 		admissionregistrationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
+		eventsv1.AddToScheme, authenticationv1beta1.AddToScheme,
 		apiextensionsv1.AddToScheme, certificatesv1.AddToScheme,
 		wharfv1.AddToScheme,
 	} {
@@ -78,13 +81,15 @@ func NewRegistry(scheme *runtime.Scheme, rs ...*Resource) (*Registry, error) {
 }
 
 // Builtin returns the core resources of a cluster. New kinds go at the end
-// (or beside their group's): discovery lists groups in this order.
+// (or beside their group's): discovery lists groups in this order, and a
+// group's versions too, the first its preferred one (autoscaling/v2 before
+// v1, as upstream).
 func Builtin() []*Resource {
 	return append([]*Resource{
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
-		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), Leases(), EndpointSlices(),
+		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), EventsV1(), Leases(), EndpointSlices(),
 		Ingresses(), IngressClasses(), NetworkPolicies(),
-		Jobs(), CronJobs(), HorizontalPodAutoscalers(), PodDisruptionBudgets(),
+		Jobs(), CronJobs(), HorizontalPodAutoscalers(), HorizontalPodAutoscalersV1(), PodDisruptionBudgets(),
 		PersistentVolumes(), PersistentVolumeClaims(),
 		StorageClasses(), CSIDrivers(), VolumeAttachments(),
 		Roles(), ClusterRoles(), RoleBindings(), ClusterRoleBindings(),

@@ -61,13 +61,22 @@ func TestBuiltinRegistry(t *testing.T) {
 
 		"tokenreviews": {}, "selfsubjectreviews": {}, "selfsubjectaccessreviews": {}, "selfsubjectrulesreviews": {},
 		"subjectaccessreviews": {}, "localsubjectaccessreviews": {namespaced: true},
+
+		// Other versions of the kinds above.
+		"events.v1.events.k8s.io":                          {short: []string{"ev"}, namespaced: true},
+		"horizontalpodautoscalers.v1.autoscaling":          {short: []string{"hpa"}, categories: []string{"all"}, namespaced: true, status: true},
+		"selfsubjectreviews.v1beta1.authentication.k8s.io": {},
 	}
 	if len(reg.All()) != len(want) {
 		t.Errorf("%d resources, want %d", len(reg.All()), len(want))
 	}
 	for _, r := range reg.All() {
-		t.Run(r.GVR.Resource, func(t *testing.T) {
-			w, ok := want[r.GVR.Resource]
+		name := r.GVR.Resource
+		if r.Conversion != nil {
+			name = r.GVR.Resource + "." + r.GVR.Version + "." + r.GVR.Group
+		}
+		t.Run(name, func(t *testing.T) {
+			w, ok := want[name]
 			if !ok {
 				t.Fatalf("unexpected resource %v", r.GVR)
 			}
@@ -97,8 +106,8 @@ func TestBuiltinRegistry(t *testing.T) {
 				t.Errorf("singular name %q, kind %q", r.SingularName, r.Kind)
 			}
 
-			// Every hook copes with an empty object.
-			obj := r.New()
+			// Every hook copes with an empty object (of the stored type).
+			obj := r.NewStored()
 			if r.Default != nil {
 				r.Default(obj)
 			}
@@ -113,14 +122,17 @@ func TestBuiltinRegistry(t *testing.T) {
 			default:
 				_ = r.Validate(obj)
 			}
+			if r.ValidateWrite != nil {
+				_ = r.ValidateWrite(context.Background(), obj, r.NewStored())
+			}
 			if r.ValidateUpdate != nil {
-				_ = r.ValidateUpdate(obj, r.New())
+				_ = r.ValidateUpdate(obj, r.NewStored())
 			}
 			if r.ValidateStatus != nil {
-				_ = r.ValidateStatus(obj, r.New())
+				_ = r.ValidateStatus(obj, r.NewStored())
 			}
 			if r.PrepareForUpdate != nil {
-				r.PrepareForUpdate(obj, r.New())
+				r.PrepareForUpdate(obj, r.NewStored())
 			}
 			if r.PrepareForStatusUpdate != nil {
 				r.PrepareForStatusUpdate(obj, r.New())

@@ -5,6 +5,7 @@ package resources
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -86,7 +87,7 @@ type Resource struct {
 	ValidateDelete func(ctx context.Context, obj runtime.Object, objs Objects) error
 
 	// Custom resources (a CustomResourceDefinition's versions) set the
-	// three hooks below; built-in kinds leave them nil.
+	// three hooks below; built-in kinds mostly leave them nil.
 	//
 	// Prune drops the fields a decoded object's schema does not know and
 	// returns their paths (refused under fieldValidation=Strict, warned of
@@ -107,6 +108,84 @@ type Resource struct {
 	// Fields returns the selectable fields of obj beyond metadata.name and
 	// metadata.namespace, which the apiserver adds itself.
 	Fields func(obj runtime.Object) fields.Set
+
+	// Conversion, when set, makes this resource another version of
+	// Conversion.Storage's: the same stored objects (and storage keys),
+	// served in this resource's version, as kube-apiserver serves
+	// events.k8s.io/v1 events from core/v1's. New and NewList are of the
+	// served version; every hook above takes objects of the stored type
+	// (NewStored), so that a version shares its storage's hooks or
+	// narrows them (events.k8s.io/v1's stricter validation).
+	Conversion *Conversion
+}
+
+// Conversion converts between a resource's served version and the version
+// its objects are stored in. The functions return new objects and leave
+// their argument alone (it may be shared).
+type Conversion struct {
+	// Storage is the resource whose objects these are.
+	Storage *Resource
+	// ToServed converts a stored object to the served version.
+	ToServed func(stored runtime.Object) (runtime.Object, error)
+	// FromServed converts an object of the served version to the stored type.
+	FromServed func(served runtime.Object) (runtime.Object, error)
+	// FieldLabel, when set, maps a field selector's label of the served
+	// version to the stored kind's (Fields); false: not supported. Unset,
+	// the labels are the stored kind's.
+	FieldLabel func(label string) (string, bool)
+}
+
+// Storage returns the resource whose stored objects r serves: r itself
+// unless r is another version of one.
+func (r *Resource) Storage() *Resource {
+	if r.Conversion != nil {
+		return r.Conversion.Storage
+	}
+	return r
+}
+
+// NewStored returns an empty object of the type r's objects are stored as,
+// the type its hooks take.
+func (r *Resource) NewStored() runtime.Object { return r.Storage().New() }
+
+// Served returns a stored object as r serves it: obj itself, or a
+// converted copy with r's kind.
+func (r *Resource) Served(stored runtime.Object) (runtime.Object, error) {
+	if r.Conversion == nil {
+		return stored, nil
+	}
+	out, err := r.Conversion.ToServed(stored)
+	if err != nil {
+		return nil, fmt.Errorf("convert %s to %s: %w", r.Storage().GroupVersionKind(), r.GroupVersionKind(), err)
+	}
+	out.GetObjectKind().SetGroupVersionKind(r.GroupVersionKind())
+	return out, nil
+}
+
+// Stored returns an object of r's version as it is stored: obj itself, or a
+// converted copy with the stored kind.
+func (r *Resource) Stored(served runtime.Object) (runtime.Object, error) {
+	if r.Conversion == nil {
+		return served, nil
+	}
+	out, err := r.Conversion.FromServed(served)
+	if err != nil {
+		return nil, fmt.Errorf("convert %s to %s: %w", r.GroupVersionKind(), r.Storage().GroupVersionKind(), err)
+	}
+	out.GetObjectKind().SetGroupVersionKind(r.Storage().GroupVersionKind())
+	return out, nil
+}
+
+// servedIn returns a resource serving stored's objects in version gv of
+// the API, with the same names, hooks and subresources; newObj and
+// newList make the served version's objects.
+func servedIn(stored *Resource, gv schema.GroupVersion, newObj, newList func() runtime.Object, conv Conversion) *Resource {
+	r := *stored
+	r.GVR = gv.WithResource(stored.GVR.Resource)
+	r.New, r.NewList = newObj, newList
+	conv.Storage = stored
+	r.Conversion = &conv
+	return &r
 }
 
 // Objects reads other objects of the server, for Admit and ValidateDelete.

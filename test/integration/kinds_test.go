@@ -188,6 +188,9 @@ func TestAPIKindsDiscovery(t *testing.T) {
 				`jobs\s+batch/v1\s+true\s+Job`,
 				`cronjobs\s+cj\s+batch/v1\s+true\s+CronJob`,
 				`horizontalpodautoscalers\s+hpa\s+autoscaling/v2\s+true\s+HorizontalPodAutoscaler`,
+				// The same events in two groups, as upstream (short name and all).
+				`events\s+ev\s+v1\s+true\s+Event`,
+				`events\s+ev\s+events.k8s.io/v1\s+true\s+Event`,
 				`poddisruptionbudgets\s+pdb\s+policy/v1\s+true\s+PodDisruptionBudget`,
 				`networkpolicies\s+netpol\s+networking.k8s.io/v1\s+true\s+NetworkPolicy`,
 				`storageclasses\s+sc\s+storage.k8s.io/v1\s+false\s+StorageClass`,
@@ -209,9 +212,10 @@ func TestAPIKindsDiscovery(t *testing.T) {
 					t.Errorf("api-resources lacks %s:\n%s", want, out)
 				}
 			}
-			// Only autoscaling/v2 is served for autoscalers; it is the preferred version.
-			testserver.Contains(t, k.Run("api-versions"), "autoscaling/v2", "batch/v1", "policy/v1", "storage.k8s.io/v1",
-				"rbac.authorization.k8s.io/v1", "admissionregistration.k8s.io/v1", "certificates.k8s.io/v1")
+			// Autoscalers are served in autoscaling/v2, the preferred
+			// version api-resources shows, and in v1.
+			testserver.Contains(t, k.Run("api-versions"), "autoscaling/v2", "autoscaling/v1", "batch/v1", "policy/v1", "storage.k8s.io/v1",
+				"rbac.authorization.k8s.io/v1", "admissionregistration.k8s.io/v1", "events.k8s.io/v1", "certificates.k8s.io/v1")
 			testserver.Contains(t, k.Run("api-resources", "--categories", "all"), "jobs", "cronjobs", "horizontalpodautoscalers")
 		})
 	}
