@@ -130,3 +130,49 @@ func TestSplitUsername(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyRemembersUntilExpiry: a remembered token still expires.
+func TestVerifyRemembersUntilExpiry(t *testing.T) {
+	iss := newIssuer(t, DefaultIssuer)
+	now := time.Now()
+	iss.now = func() time.Time { return now }
+	tok, _, err := iss.Issue(Request{Namespace: "ns", ServiceAccount: Ref{"sa", "u"}, Audiences: []string{DefaultIssuer}, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		advance time.Duration
+		ok      bool
+	}{{0, true}, {30 * time.Minute, true}, {31 * time.Minute, false}} {
+		now = now.Add(step.advance)
+		if _, err := iss.Verify(tok, []string{DefaultIssuer}); (err == nil) != step.ok {
+			t.Fatalf("after %v: %v, want valid %v", step.advance, err, step.ok)
+		}
+	}
+}
+
+// BenchmarkVerify is what every request with a service account token pays
+// before the API server looks up what the token names: the signature is
+// checked once, then the token is remembered.
+func BenchmarkVerify(b *testing.B) {
+	benchmarkVerify(b, func(i *Issuer, tok string) error { _, err := i.Verify(tok, []string{DefaultIssuer}); return err })
+}
+
+// BenchmarkVerifySignature is the first request's cost.
+func BenchmarkVerifySignature(b *testing.B) {
+	benchmarkVerify(b, func(i *Issuer, tok string) error { _, err := i.verify(tok, []string{DefaultIssuer}); return err })
+}
+
+func benchmarkVerify(b *testing.B, verify func(*Issuer, string) error) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	iss, _ := New(DefaultIssuer, k)
+	tok, _, err := iss.Issue(Request{Namespace: "ns", ServiceAccount: Ref{"sa", "u"}, Pod: &Ref{"p", "u2"}, Audiences: []string{DefaultIssuer}, Lifetime: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := verify(iss, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
