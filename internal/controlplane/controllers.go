@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/record"
 
+	"wharf.dev/wharf/internal/controllers/cronjob"
 	"wharf.dev/wharf/internal/controllers/csrsigning"
 	"wharf.dev/wharf/internal/controllers/deployment"
 	"wharf.dev/wharf/internal/controllers/endpoints"
@@ -80,6 +81,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 	runners := map[string]runner{
 		"replicaset-controller":     replicaset.New(log("replicaset-controller"), client, factory, recorder("replicaset-controller")),
 		"deployment-controller":     deployment.New(log("deployment-controller"), client, factory, recorder("deployment-controller")),
+		"cronjob-controller":        cronjob.New(log("cronjob-controller"), client, factory, recorder("cronjob-controller")),
 		"nodelifecycle-controller":  nodelifecycle.New(log("nodelifecycle-controller"), client, factory, recorder("node-controller"), nodeOpts...),
 		"namespace-controller":      namespace.New(log("namespace-controller"), client, meta, factory, namespaced),
 		"serviceaccount-controller": serviceaccount.New(log("serviceaccount-controller"), client, factory),

@@ -14,10 +14,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"wharf.dev/wharf/internal/cron"
 )
 
 // CronJobs is batch/v1 cronjobs: stored and validated (schedule, time zone,
-// job template); the controller that starts their jobs comes later.
+// job template); internal/controllers/cronjob starts their jobs.
 func CronJobs() *Resource {
 	return &Resource{
 		GVR:          batchv1.SchemeGroupVersion.WithResource("cronjobs"),
@@ -120,7 +122,7 @@ func validateCronJobSpec(s *batchv1.CronJobSpec, p *field.Path) field.ErrorList 
 // validateSchedule parses the schedule; a time zone belongs in spec.timeZone.
 func validateSchedule(schedule string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if _, err := parseCron(schedule); err != nil {
+	if _, err := cron.Parse(schedule); err != nil {
 		errs = append(errs, field.Invalid(p, schedule, err.Error()))
 	}
 	if strings.Contains(schedule, "TZ") {

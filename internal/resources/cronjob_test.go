@@ -11,59 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func TestParseCron(t *testing.T) {
-	tests := []struct {
-		spec    string
-		wantErr string // a substring; "" means valid
-	}{
-		{spec: "*/5 * * * *"},
-		{spec: "0 3 * * 1-5"},
-		{spec: "0 0 1 jan,JUL ?"},
-		{spec: "15,45 8-18/2 * * SUN"},
-		{spec: "@hourly"},
-		{spec: "@every 1h30m"},
-		{spec: "CRON_TZ=Europe/Paris 0 9 * * *"},
-		{spec: "", wantErr: "empty spec string"},
-		{spec: "* * * *", wantErr: "expected exactly 5 fields, found 4"},
-		{spec: "0 0 0 1 1 1", wantErr: "expected exactly 5 fields, found 6"},
-		{spec: "60 * * * *", wantErr: "end of range (60) above maximum (59)"},
-		{spec: "* * 0 * *", wantErr: "beginning of range (0) below minimum (1)"},
-		{spec: "* * * * 7", wantErr: "end of range (7) above maximum (6)"},
-		{spec: "5-1 * * * *", wantErr: "beginning of range (5) beyond end of range (1)"},
-		{spec: "*/0 * * * *", wantErr: "step of range should be a positive number"},
-		{spec: "1-2-3 * * * *", wantErr: "too many hyphens"},
-		{spec: "*/2/3 * * * *", wantErr: "too many slashes"},
-		{spec: "x * * * *", wantErr: "failed to parse int from x"},
-		{spec: "@fortnightly", wantErr: "unrecognized descriptor"},
-		{spec: "@every fast", wantErr: "failed to parse duration"},
-		{spec: "TZ=Mars/Olympus 0 * * * *", wantErr: "provided bad location Mars/Olympus"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.spec, func(t *testing.T) {
-			_, err := parseCron(tt.spec)
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("parseCron(%q): %v", tt.spec, err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("parseCron(%q) = %v, want an error with %q", tt.spec, err, tt.wantErr)
-			}
-		})
-	}
-	s, err := parseCron("0-10/5 2 * * *")
-	if err != nil || s.minute != 1|1<<5|1<<10 || s.hour != 1<<2 {
-		t.Errorf("bits: minute %b hour %b (%v)", s.minute, s.hour, err)
-	}
-}
-
-func FuzzParseCron(f *testing.F) {
-	for _, s := range []string{"*/5 * * * *", "@every 1h", "TZ=UTC 0 0 1 jan mon", "1-2/3,4 * ? * *"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, spec string) {
-		_, _ = parseCron(spec)
-	})
-}
-
 func newCronJob() *batchv1.CronJob {
 	t := newTemplate()
 	t.Spec.RestartPolicy = corev1.RestartPolicyOnFailure

@@ -1,7 +1,7 @@
 // Package fakeapi makes client-go's fake clientset behave like the API
 // server where Wharf's workload controllers depend on it, for their tests.
 // The plain fake stores writes as sent; a real API server, for pods,
-// replicasets and deployments:
+// replicasets, deployments, jobs and cronjobs:
 //
 //   - fills metadata.name from generateName, uid, creationTimestamp,
 //     generation and resourceVersion on create, and resets status;
@@ -49,9 +49,12 @@ type Options struct {
 	// instead of removing it; a test then plays the kubelet and removes it
 	// with Finalize.
 	GracefulPodDeletion bool
+	// Now is the time creation and deletion timestamps are taken from
+	// (default time.Now), for controllers tested on a fake clock.
+	Now func() time.Time
 }
 
-var resources = map[string]bool{"pods": true, "replicasets": true, "deployments": true}
+var resources = map[string]bool{"pods": true, "replicasets": true, "deployments": true, "jobs": true, "cronjobs": true}
 
 type server struct {
 	tracker k8stesting.ObjectTracker
@@ -62,9 +65,13 @@ type server struct {
 	uid int64
 }
 
-// New returns an empty fake clientset whose pods, replicasets and
-// deployments behave as described in the package comment.
+// New returns an empty fake clientset whose pods, replicasets,
+// deployments, jobs and cronjobs behave as described in the package
+// comment.
 func New(opts Options) *fake.Clientset {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	cs := fake.NewSimpleClientset()
 	s := &server{tracker: cs.Tracker(), opts: opts}
 	cs.PrependReactor("*", "*", s.react)
@@ -140,7 +147,7 @@ func (s *server) create(gvr schema.GroupVersionResource, ns string, in runtime.O
 	}
 	m.SetUID(s.nextUID())
 	// The API server stores times with second precision.
-	m.SetCreationTimestamp(metav1.NewTime(time.Now().Truncate(time.Second)))
+	m.SetCreationTimestamp(metav1.NewTime(s.opts.Now().Truncate(time.Second)))
 	m.SetGeneration(1)
 	m.SetResourceVersion(s.nextRV())
 	status := reflect.ValueOf(obj).Elem().FieldByName("Status")
@@ -252,7 +259,7 @@ func (s *server) delete(gvr schema.GroupVersionResource, ns, name string) error 
 	if pod.DeletionTimestamp != nil {
 		return nil
 	}
-	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	now := metav1.NewTime(s.opts.Now().Truncate(time.Second))
 	grace := int64(30)
 	pod.DeletionTimestamp = &now
 	pod.DeletionGracePeriodSeconds = &grace
