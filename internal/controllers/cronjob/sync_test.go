@@ -32,7 +32,7 @@ func TestSync(t *testing.T) {
 		}
 		return out
 	}
-	hundredMs := 100 * time.Millisecond
+	nextDelta := 100 * time.Millisecond
 
 	tests := []struct {
 		name string
@@ -56,14 +56,14 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0)},
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(55*time.Second + hundredMs),
+			wantRequeue:      ptr.To(55*time.Second + nextDelta),
 			wantAnnotation:   "2025-01-01T10:00:00Z",
 		},
 		{
 			name:        "every minute: not due yet",
 			cj:          newCronJob("* * * * *", func(cj *batchv1.CronJob) { cj.CreationTimestamp = metav1.NewTime(t0.Add(10 * time.Second)) }),
 			now:         t0.Add(50 * time.Second),
-			wantRequeue: ptr.To(10*time.Second + hundredMs),
+			wantRequeue: ptr.To(10*time.Second + nextDelta),
 		},
 		{
 			name:             "missed times: only the most recent starts",
@@ -73,7 +73,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0.Add(5 * time.Minute))},
 			wantLastSchedule: ptr.To(t0.Add(5 * time.Minute)),
 			wantEvents:       []string{reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(57*time.Second + hundredMs),
+			wantRequeue:      ptr.To(57*time.Second + nextDelta),
 		},
 		{
 			name:             "more than 100 missed times warn, and the most recent starts",
@@ -83,7 +83,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0)},
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonTooManyMissedTimes, reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(30*time.Second + nextDelta),
 		},
 		{
 			name: "100 missed times do not warn",
@@ -95,7 +95,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0)},
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(30*time.Second + nextDelta),
 		},
 		{
 			name: "startingDeadlineSeconds: times older than the deadline are skipped",
@@ -104,7 +104,7 @@ func TestSync(t *testing.T) {
 			}),
 			now:              t0.Add(30 * time.Second),
 			wantLastSchedule: ptr.To(t0.Add(-time.Hour)),
-			wantRequeue:      ptr.To(30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(30*time.Second + nextDelta),
 		},
 		{
 			name: "startingDeadlineSeconds: the most recent time within the deadline starts",
@@ -116,7 +116,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0)},
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(30*time.Second + nextDelta),
 		},
 		{
 			name: "startingDeadlineSeconds: more than 100 times missed within the deadline",
@@ -128,7 +128,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0)},
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonTooManyMissedTimes, reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(30*time.Second + nextDelta),
 		},
 		{
 			name:             "suspended: nothing starts and nothing is queued",
@@ -145,7 +145,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0), nameAt(t0.Add(time.Minute))},
 			wantLastSchedule: ptr.To(t0.Add(time.Minute)),
 			wantEvents:       []string{reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(59*time.Second + hundredMs),
+			wantRequeue:      ptr.To(59*time.Second + nextDelta),
 		},
 		{
 			name: "Forbid: nothing starts while a Job is active",
@@ -157,7 +157,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0)},
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonJobAlreadyActive},
-			wantRequeue:      ptr.To(59*time.Second + hundredMs),
+			wantRequeue:      ptr.To(59*time.Second + nextDelta),
 		},
 		{
 			name: "Forbid: the time held back starts when the active Job finishes",
@@ -171,7 +171,7 @@ func TestSync(t *testing.T) {
 			wantLastSchedule: ptr.To(t0.Add(time.Minute)),
 			wantLastSuccess:  ptr.To(t0.Add(20 * time.Second)),
 			wantEvents:       []string{reasonSawCompletedJob, reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(20*time.Second + hundredMs),
+			wantRequeue:      ptr.To(20*time.Second + nextDelta),
 		},
 		{
 			name: "Replace: the active Job is deleted and a new one starts",
@@ -185,7 +185,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0.Add(time.Minute))},
 			wantLastSchedule: ptr.To(t0.Add(time.Minute)),
 			wantEvents:       []string{reasonSuccessfulDelete, reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(59*time.Second + hundredMs),
+			wantRequeue:      ptr.To(59*time.Second + nextDelta),
 		},
 		{
 			name:             "a finished active Job leaves the active list; a success sets lastSuccessfulTime",
@@ -195,7 +195,7 @@ func TestSync(t *testing.T) {
 			wantLastSchedule: &t0,
 			wantLastSuccess:  ptr.To(t0.Add(20 * time.Second)),
 			wantEvents:       []string{reasonSawCompletedJob},
-			wantRequeue:      ptr.To(30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(30*time.Second + nextDelta),
 		},
 		{
 			name:             "a failed Job leaves lastSuccessfulTime alone",
@@ -204,7 +204,7 @@ func TestSync(t *testing.T) {
 			now:              t0.Add(30 * time.Second),
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonSawCompletedJob},
-			wantRequeue:      ptr.To(30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(30*time.Second + nextDelta),
 		},
 		{
 			name: "lastSuccessfulTime is the latest completion, active or not",
@@ -216,7 +216,7 @@ func TestSync(t *testing.T) {
 			now:              t0.Add(30 * time.Minute),
 			wantLastSchedule: &t0,
 			wantLastSuccess:  ptr.To(t0.Add(-time.Hour)),
-			wantRequeue:      ptr.To(30*time.Minute + hundredMs),
+			wantRequeue:      ptr.To(30*time.Minute + nextDelta),
 		},
 		{
 			name: "history limits delete the oldest finished Jobs in the background",
@@ -229,7 +229,7 @@ func TestSync(t *testing.T) {
 			wantLastSchedule: &t0,
 			wantLastSuccess:  ptr.To(t0.Add(-time.Hour + time.Minute)),
 			wantEvents:       []string{reasonSuccessfulDelete, reasonSuccessfulDelete, reasonSuccessfulDelete, reasonSuccessfulDelete},
-			wantRequeue:      ptr.To(30*time.Minute + hundredMs),
+			wantRequeue:      ptr.To(30*time.Minute + nextDelta),
 		},
 		{
 			name: "history limits of 0 keep no finished Job, and unfinished ones",
@@ -243,7 +243,7 @@ func TestSync(t *testing.T) {
 			wantLastSchedule: &t0,
 			wantLastSuccess:  ptr.To(t0.Add(-time.Hour + time.Minute)),
 			wantEvents:       []string{reasonSuccessfulDelete, reasonSuccessfulDelete},
-			wantRequeue:      ptr.To(30*time.Minute + hundredMs),
+			wantRequeue:      ptr.To(30*time.Minute + nextDelta),
 		},
 		{
 			name:             "a Job the controller did not create (kubectl create job --from) is unexpected",
@@ -252,7 +252,7 @@ func TestSync(t *testing.T) {
 			now:              t0.Add(time.Minute),
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonUnexpectedJob},
-			wantRequeue:      ptr.To(59*time.Minute + hundredMs),
+			wantRequeue:      ptr.To(59*time.Minute + nextDelta),
 		},
 		{
 			name:             "an active Job gone missing leaves the active list",
@@ -260,7 +260,7 @@ func TestSync(t *testing.T) {
 			now:              t0.Add(time.Minute),
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonMissingJob},
-			wantRequeue:      ptr.To(59*time.Minute + hundredMs),
+			wantRequeue:      ptr.To(59*time.Minute + nextDelta),
 		},
 		{
 			name:             "a Job created before a lost status write is recorded, not created again",
@@ -271,7 +271,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(t0)},
 			wantLastSchedule: &t0,
 			wantEvents:       []string{reasonUnexpectedJob},
-			wantRequeue:      ptr.To(59*time.Second + hundredMs),
+			wantRequeue:      ptr.To(59*time.Second + nextDelta),
 		},
 		{
 			name: "a Job of the same name the CronJob does not control is left alone",
@@ -281,7 +281,7 @@ func TestSync(t *testing.T) {
 			// Nothing to record; it comes back for the next time.
 			wantCreated:      []string{nameAt(t0)},
 			wantLastSchedule: ptr.To(t0.Add(-time.Minute)),
-			wantRequeue:      ptr.To(59*time.Second + hundredMs),
+			wantRequeue:      ptr.To(59*time.Second + nextDelta),
 		},
 		{
 			name: "time zone: daily at 9 in New York",
@@ -294,7 +294,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(time.Date(2025, 1, 1, 14, 0, 0, 0, time.UTC))},
 			wantLastSchedule: ptr.To(time.Date(2025, 1, 1, 14, 0, 0, 0, time.UTC)),
 			wantEvents:       []string{reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(24*time.Hour - 30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(24*time.Hour - 30*time.Second + nextDelta),
 			wantAnnotation:   "2025-01-01T09:00:00-05:00",
 		},
 		{
@@ -307,7 +307,7 @@ func TestSync(t *testing.T) {
 			wantActive:       []string{nameAt(time.Date(2025, 3, 9, 13, 0, 0, 0, time.UTC))},
 			wantLastSchedule: ptr.To(time.Date(2025, 3, 9, 13, 0, 0, 0, time.UTC)),
 			wantEvents:       []string{reasonSuccessfulCreate},
-			wantRequeue:      ptr.To(24*time.Hour - 30*time.Second + hundredMs),
+			wantRequeue:      ptr.To(24*time.Hour - 30*time.Second + nextDelta),
 			wantAnnotation:   "2025-03-09T09:00:00-04:00",
 		},
 		{
@@ -318,7 +318,7 @@ func TestSync(t *testing.T) {
 			now:              time.Date(2025, 3, 9, 12, 0, 0, 0, time.UTC),
 			wantLastSchedule: ptr.To(time.Date(2025, 3, 8, 7, 30, 0, 0, time.UTC)),
 			// 02:30 EDT on the 10th.
-			wantRequeue: ptr.To(18*time.Hour + 30*time.Minute + hundredMs),
+			wantRequeue: ptr.To(18*time.Hour + 30*time.Minute + nextDelta),
 		},
 		{
 			name:             "a CronJob being deleted starts nothing",
