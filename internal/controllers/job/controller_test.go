@@ -416,6 +416,9 @@ func TestParallelismDown(t *testing.T) {
 	if left := e.running("wide"); left[0].Name != names[0] {
 		t.Errorf("kept %s, want the ready pod %s", left[0].Name, names[0])
 	}
+	testwait.For(t, "2 SuccessfulDelete events", func() (bool, string) {
+		return e.countEvents(reasonSuccessfulDelete) == 2, fmt.Sprint(e.rec.Events())
+	})
 }
 
 func TestPodReplacementPolicy(t *testing.T) {
@@ -627,5 +630,132 @@ func TestCreationFailures(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := len(e.pods("quota")); n != 4 {
 		t.Errorf("%d pods, want 4", n)
+	}
+}
+
+func TestBackoffLimitPerIndex(t *testing.T) {
+	indexOf := func(p v1.Pod) string { return p.Annotations[batchv1.JobCompletionIndexAnnotation] }
+	// runningAt returns the running pod of index ix.
+	runningAt := func(e *env, ix string) v1.Pod {
+		t.Helper()
+		var pod v1.Pod
+		testwait.For(t, "a pod running index "+ix, func() (bool, string) {
+			for _, p := range e.running("perix") {
+				if indexOf(p) == ix {
+					pod = p
+					return true, ""
+				}
+			}
+			return false, podsString(e.pods("perix"))
+		})
+		return pod
+	}
+	tests := []struct {
+		name             string
+		maxFailedIndexes *int32
+		run              func(t *testing.T, e *env)
+	}{
+		{"an index failing past its limit fails only itself, then the job", nil, func(t *testing.T, e *env) {
+			first := runningAt(e, "1")
+			e.exit(first.Name, 1)
+			second := runningAt(e, "1")
+			if got := second.Annotations[batchv1.JobIndexFailureCountAnnotation]; got != "1" {
+				t.Errorf("replacement's failure count %q, want 1", got)
+			}
+			e.exit(second.Name, 1)
+			e.waitJob("perix", "failedIndexes 1", func(j *batchv1.Job) bool { return ptr.Deref(j.Status.FailedIndexes, "") == "1" })
+			// The other indexes go on; index 1 is not retried.
+			for _, ix := range []string{"0", "2"} {
+				e.exit(runningAt(e, ix).Name, 0)
+			}
+			j := e.waitJob("perix", "Failed", func(j *batchv1.Job) bool { return hasCondition(j, batchv1.JobFailed, batchv1.JobReasonFailedIndexes) })
+			if j.Status.CompletedIndexes != "0,2" || j.Status.Failed != 2 || j.Status.Succeeded != 2 || len(e.pods("perix")) != 4 {
+				t.Errorf("final status %s, pods %s", statusString(j), podsString(e.pods("perix")))
+			}
+		}},
+		{"maxFailedIndexes 0: the first failed index fails the job", ptr.To[int32](0), func(t *testing.T, e *env) {
+			e.exit(runningAt(e, "2").Name, 1)
+			e.exit(runningAt(e, "2").Name, 1)
+			j := e.waitJob("perix", "Failed", func(j *batchv1.Job) bool {
+				return hasCondition(j, batchv1.JobFailed, batchv1.JobReasonMaxFailedIndexesExceeded)
+			})
+			if len(e.running("perix")) != 0 || ptr.Deref(j.Status.FailedIndexes, "") != "2" {
+				t.Errorf("final status %s, pods %s", statusString(j), podsString(e.pods("perix")))
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := start(t, fakeapi.Options{}, nil)
+			job := newJob("perix", ptr.To[int32](3), 3)
+			job.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			job.Spec.BackoffLimitPerIndex = ptr.To[int32](1)
+			job.Spec.MaxFailedIndexes = tt.maxFailedIndexes
+			e.createJob(job)
+			tt.run(t, e)
+		})
+	}
+}
+
+func TestSuccessPolicy(t *testing.T) {
+	e := start(t, fakeapi.Options{}, nil)
+	job := newJob("leader", ptr.To[int32](3), 3)
+	job.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+	job.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededIndexes: ptr.To("0")}}}
+	e.createJob(job)
+	for _, n := range e.waitRunning("leader", 3) {
+		e.markRunning(n)
+	}
+	// Once the controller has seen its pods (ready is counted from its
+	// cache): a sync ending the Job while creations are unobserved deletes
+	// the others but leaves the ending to a later sync, which counts them
+	// failed, as in Kubernetes.
+	e.waitJob("leader", "ready 3", func(j *batchv1.Job) bool { return ptr.Deref(j.Status.Ready, 0) == 3 })
+	for _, p := range e.running("leader") {
+		if p.Annotations[batchv1.JobCompletionIndexAnnotation] == "0" {
+			e.exit(p.Name, 0)
+		}
+	}
+	j := e.waitJob("leader", "Complete", func(j *batchv1.Job) bool { return hasCondition(j, batchv1.JobComplete, batchv1.JobReasonSuccessPolicy) })
+	if diff := cmp.Diff([]string{"SuccessCriteriaMet=True", "Complete=True"}, conditionTypes(j)); diff != "" {
+		t.Errorf("conditions (-want +got):\n%s", diff)
+	}
+	// The workers were deleted, not counted as failures.
+	if j.Status.Succeeded != 1 || j.Status.Failed != 0 || len(e.running("leader")) != 0 || j.Status.CompletedIndexes != "0" {
+		t.Errorf("final status %s, pods %s", statusString(j), podsString(e.pods("leader")))
+	}
+}
+
+func TestRestartPolicyOnFailure(t *testing.T) {
+	// Containers restart in place: their restarts count as failures.
+	e := start(t, fakeapi.Options{}, nil)
+	job := newJob("restarts", ptr.To[int32](1), 1)
+	job.Spec.BackoffLimit = ptr.To[int32](2)
+	job.Spec.Template.Spec.RestartPolicy = v1.RestartPolicyOnFailure
+	e.createJob(job)
+	pod := e.waitRunning("restarts", 1)[0]
+	e.markRunning(pod)
+	e.updatePodStatus(pod, func(p *v1.Pod) { p.Status.ContainerStatuses[0].RestartCount = 2 })
+	j := e.waitJob("restarts", "Failed", func(j *batchv1.Job) bool {
+		return hasCondition(j, batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded)
+	})
+	if j.Status.Failed != 1 || len(e.pods("restarts")) != 0 {
+		t.Errorf("final status %s, pods %s; want the pod deleted and counted failed", statusString(j), podsString(e.pods("restarts")))
+	}
+}
+
+func TestManagedByAnotherController(t *testing.T) {
+	e := start(t, fakeapi.Options{}, nil)
+	job := newJob("foreign", ptr.To[int32](1), 1)
+	job.Spec.ManagedBy = ptr.To("example.com/other-controller")
+	e.createJob(job)
+	e.createJob(newJob("ours", ptr.To[int32](1), 1))
+	e.waitRunning("ours", 1)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(e.pods("foreign")); n != 0 {
+		t.Errorf("%d pods for a Job managed elsewhere, want none", n)
+	}
+	if j := e.getJob("foreign"); j.Status.StartTime != nil || j.Status.Active != 0 {
+		t.Errorf("status written for a Job managed elsewhere: %s", statusString(j))
 	}
 }
