@@ -6,6 +6,7 @@ echo "== $(date -u +%FT%TZ) on $(nproc) CPUs, $(uname -r)"
 bin/wharf bench scheduler --log-level error
 bin/wharf bench api --log-level error
 bin/wharf bench rss --log-level error
+bin/wharf bench jobs --log-level error
 if [ "$(id -u)" -eq 0 ]; then
   bin/wharf bench up --log-level error
   bin/wharf bench pods --log-level error

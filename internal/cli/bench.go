@@ -133,6 +133,13 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	ingCmd.Flags().IntVar(&ing.Threads, "threads", 2, "wrk threads")
 	ingCmd.Flags().DurationVar(&ing.Duration, "duration", 5*time.Second, "each wrk run")
 	ingCmd.Flags().IntVar(&ing.Rounds, "rounds", 3, "rounds per proxy and scheme, alternating")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd)
+	jc := bench.JobsConfig{}
+	jobsCmd := sub("jobs", "Job controller: a Job of many completions on simulated nodes, creation to Complete",
+		func(ctx context.Context, env bench.Env) error { return bench.Jobs(ctx, env, stdio.Out, jc) })
+	jobsCmd.Flags().IntVar(&jc.Completions, "completions", 100, "completions of the Job")
+	jobsCmd.Flags().IntVar(&jc.Parallelism, "parallelism", 10, "parallelism of the Job")
+	jobsCmd.Flags().IntVar(&jc.Nodes, "nodes", 3, "simulated nodes")
+	jobsCmd.Flags().IntVar(&jc.Runs, "runs", 3, "Jobs run one after the other")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd)
 	return cmd
 }

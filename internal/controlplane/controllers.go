@@ -20,6 +20,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/endpoints"
 	"wharf.dev/wharf/internal/controllers/gc"
 	"wharf.dev/wharf/internal/controllers/ingress"
+	"wharf.dev/wharf/internal/controllers/job"
 	"wharf.dev/wharf/internal/controllers/namespace"
 	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controllers/nodelifecycle"
@@ -29,6 +30,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/rootcacert"
 	"wharf.dev/wharf/internal/controllers/serviceaccount"
 	"wharf.dev/wharf/internal/controllers/servicelb"
+	"wharf.dev/wharf/internal/controllers/ttlafterfinished"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/scheduler"
 )
@@ -82,6 +84,8 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"replicaset-controller":     replicaset.New(log("replicaset-controller"), client, factory, recorder("replicaset-controller")),
 		"deployment-controller":     deployment.New(log("deployment-controller"), client, factory, recorder("deployment-controller")),
 		"cronjob-controller":        cronjob.New(log("cronjob-controller"), client, factory, recorder("cronjob-controller")),
+		"job-controller":            job.New(log("job-controller"), client, factory, recorder("job-controller")),
+		"ttl-after-finished":        ttlafterfinished.New(log("ttl-after-finished-controller"), client, factory),
 		"nodelifecycle-controller":  nodelifecycle.New(log("nodelifecycle-controller"), client, factory, recorder("node-controller"), nodeOpts...),
 		"namespace-controller":      namespace.New(log("namespace-controller"), client, meta, factory, namespaced),
 		"serviceaccount-controller": serviceaccount.New(log("serviceaccount-controller"), client, factory),

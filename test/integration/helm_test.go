@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,7 +150,7 @@ func TestHelm(t *testing.T) {
 	t.Run("crd-chart", func(t *testing.T) { helmCRDChart(t, h, dyn) })
 	t.Run("client-side-apply", func(t *testing.T) { helmClientSideApply(t, h, c, dyn) })
 	t.Run("apply-conflict", func(t *testing.T) { helmConflict(t, h, c, dyn) })
-	t.Run("hook-job", func(t *testing.T) { helmHookJob(t, h) })
+	t.Run("hook-job", func(t *testing.T) { helmHookJob(t, h, c) })
 	t.Run("uninstall", func(t *testing.T) { helmUninstall(t, h, c, dyn) })
 }
 
@@ -441,10 +442,9 @@ func helmConflict(t *testing.T, h *helmRunner, c kubernetes.Interface, dyn dynam
 }
 
 // helmHookJob: charts often run a Job as a pre-install hook, and Helm
-// waits for it to complete.
-func helmHookJob(t *testing.T, h *helmRunner) {
-	serverGap(t, "no Job controller: a Job gets no pods, so Helm waits for a pre-install hook Job until --timeout "+
-		`("failed pre-install: resource Job/hooks/hook-migrate not ready. status: InProgress, message: Job in progress")`)
+// waits for it to complete (its pod "exits 0" on simulated nodes), then
+// deletes it (hook-succeeded); its pod goes with it.
+func helmHookJob(t *testing.T, h *helmRunner, c kubernetes.Interface) {
 	chart := filepath.Join(h.Dir, "hook")
 	files := map[string]string{
 		"Chart.yaml": "apiVersion: v2\nname: hook\nversion: 0.1.0\n",
@@ -480,6 +480,21 @@ spec:
 		}
 	}
 	h.run(t, "install", "hook", chart, "--namespace", "hooks", "--create-namespace", "--timeout", "30s")
+	ctx := context.Background()
+	if _, err := c.CoreV1().ConfigMaps("hooks").Get(ctx, "hook-cm", metav1.GetOptions{}); err != nil {
+		t.Errorf("the release's ConfigMap after the hook: %v", err)
+	}
+	testserver.WaitFor(t, "the hook Job and its pod to go", 30*time.Second, func() (bool, error) {
+		_, err := c.BatchV1().Jobs("hooks").Get(ctx, "hook-migrate", metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("job: %v", err)
+		}
+		pods, err := c.CoreV1().Pods("hooks").List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=hook-migrate"})
+		if err != nil || len(pods.Items) > 0 {
+			return false, fmt.Errorf("pods: %v %d", err, len(pods.Items))
+		}
+		return true, nil
+	})
 }
 
 // helmUninstall removes the demo release; only the test hook pod stays,

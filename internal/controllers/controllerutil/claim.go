@@ -33,6 +33,10 @@ type Claimer struct {
 	CanAdopt func(ctx context.Context) error
 	// Patch sends a strategic merge patch to the claimed object.
 	Patch func(ctx context.Context, obj metav1.Object, patch []byte) error
+	// AdoptFinalizers are added by the adoption patch, in the same write
+	// as the ownerReference: the Job controller's tracking finalizer must
+	// be on every pod it counts, adopted ones included.
+	AdoptFinalizers []string
 
 	once        sync.Once
 	canAdoptErr error
@@ -105,7 +109,7 @@ func (c *Claimer) adopt(ctx context.Context, obj metav1.Object) error {
 	if c.canAdoptErr != nil {
 		return fmt.Errorf("adopt %s/%s: %w", obj.GetNamespace(), obj.GetName(), c.canAdoptErr)
 	}
-	patch, err := AdoptPatch(c.Owner, c.OwnerGVK, obj.GetUID())
+	patch, err := AdoptPatch(c.Owner, c.OwnerGVK, obj.GetUID(), c.AdoptFinalizers...)
 	if err != nil {
 		return err
 	}
@@ -130,14 +134,17 @@ func (c *Claimer) release(ctx context.Context, obj metav1.Object) error {
 }
 
 // AdoptPatch returns the strategic merge patch that makes owner the
-// controller of the object whose uid is objUID.
-func AdoptPatch(owner metav1.Object, ownerGVK schema.GroupVersionKind, objUID types.UID) ([]byte, error) {
-	patch := map[string]any{
-		"metadata": map[string]any{
-			"uid":             objUID,
-			"ownerReferences": []metav1.OwnerReference{*metav1.NewControllerRef(owner, ownerGVK)},
-		},
+// controller of the object whose uid is objUID and adds finalizers (a merge:
+// the object keeps its own).
+func AdoptPatch(owner metav1.Object, ownerGVK schema.GroupVersionKind, objUID types.UID, finalizers ...string) ([]byte, error) {
+	md := map[string]any{
+		"uid":             objUID,
+		"ownerReferences": []metav1.OwnerReference{*metav1.NewControllerRef(owner, ownerGVK)},
 	}
+	if len(finalizers) > 0 {
+		md["finalizers"] = finalizers
+	}
+	patch := map[string]any{"metadata": md}
 	b, err := json.Marshal(patch)
 	if err != nil {
 		return nil, fmt.Errorf("adoption patch: %w", err)

@@ -25,6 +25,14 @@ func TestPatches(t *testing.T) {
 	if diff := cmp.Diff(wantAdopt, string(adopt)); diff != "" {
 		t.Errorf("AdoptPatch (-want +got):\n%s", diff)
 	}
+	withFinalizer, err := AdoptPatch(owner, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), "pod-uid", "example.com/tracking")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantWithFinalizer := `{"metadata":{"finalizers":["example.com/tracking"],"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web","uid":"rs-uid","controller":true,"blockOwnerDeletion":true}],"uid":"pod-uid"}}`
+	if diff := cmp.Diff(wantWithFinalizer, string(withFinalizer)); diff != "" {
+		t.Errorf("AdoptPatch with a finalizer (-want +got):\n%s", diff)
+	}
 	release, err := ReleasePatch("rs-uid", "pod-uid")
 	if err != nil {
 		t.Fatal(err)

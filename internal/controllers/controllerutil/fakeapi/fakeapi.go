@@ -14,6 +14,8 @@
 //     status write change annotations, a controller must not rely on it);
 //   - applies patches to the stored object under the same rules, and rejects
 //     a patch whose metadata.uid names another object (422 Invalid);
+//   - deletes an object with finalizers only once they are all removed:
+//     until then it stays, with a deletionTimestamp;
 //   - optionally deletes pods gracefully: the first delete only sets
 //     deletionTimestamp, as the kubelet, not the API server, removes them.
 //
@@ -21,6 +23,7 @@
 package fakeapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -81,10 +84,13 @@ func New(opts Options) *fake.Clientset {
 // PodsResource is the pods GroupVersionResource, for direct tracker access.
 var PodsResource = v1.SchemeGroupVersion.WithResource("pods")
 
-// Finalize removes a pod that is being deleted gracefully, as the kubelet
-// does once its containers stopped.
+// Finalize ends the grace period of a pod that is being deleted gracefully,
+// as the kubelet does once its containers stopped (a delete with grace
+// period 0): the pod goes, or, if it still has finalizers, stays until they
+// are removed.
 func Finalize(cs *fake.Clientset, namespace, name string) error {
-	if err := cs.Tracker().Delete(PodsResource, namespace, name); err != nil {
+	opts := metav1.DeleteOptions{GracePeriodSeconds: new(int64)}
+	if err := cs.CoreV1().Pods(namespace).Delete(context.Background(), name, opts); err != nil {
 		return fmt.Errorf("finalize pod %s/%s: %w", namespace, name, err)
 	}
 	return nil
@@ -117,7 +123,7 @@ func (s *server) react(action k8stesting.Action) (bool, runtime.Object, error) {
 		obj, err := s.patch(gvr, ns, a.GetName(), a.GetPatchType(), a.GetPatch(), sub == "status")
 		return true, obj, err
 	case k8stesting.DeleteActionImpl:
-		return true, nil, s.delete(gvr, ns, a.GetName())
+		return true, nil, s.delete(gvr, ns, a.GetName(), a.GetDeleteOptions().GracePeriodSeconds)
 	}
 	return false, nil, nil
 }
@@ -199,7 +205,23 @@ func (s *server) update(gvr schema.GroupVersionResource, ns string, in runtime.O
 	if err := s.tracker.Update(gvr, obj, ns); err != nil {
 		return nil, err
 	}
+	if deletable(m) {
+		// The last finalizer is gone: the deletion completes.
+		if err := s.tracker.Delete(gvr, ns, m.GetName()); err != nil {
+			return nil, err
+		}
+	}
 	return obj.DeepCopyObject(), nil
+}
+
+// deletable: a deletion has nothing left to wait for (no finalizer, no
+// grace period running).
+func deletable(m metav1.Object) bool {
+	if m.GetDeletionTimestamp() == nil || len(m.GetFinalizers()) > 0 {
+		return false
+	}
+	g := m.GetDeletionGracePeriodSeconds()
+	return g == nil || *g == 0
 }
 
 func (s *server) patch(gvr schema.GroupVersionResource, ns, name string, pt types.PatchType, patch []byte, status bool) (runtime.Object, error) {
@@ -247,22 +269,36 @@ func (s *server) patch(gvr schema.GroupVersionResource, ns, name string, pt type
 	return s.update(gvr, ns, obj, status)
 }
 
-func (s *server) delete(gvr schema.GroupVersionResource, ns, name string) error {
-	if gvr.Resource != "pods" || !s.opts.GracefulPodDeletion {
-		return s.tracker.Delete(gvr, ns, name)
-	}
-	obj, err := s.tracker.Get(gvr, ns, name)
+func (s *server) delete(gvr schema.GroupVersionResource, ns, name string, gracePeriod *int64) error {
+	stored, err := s.tracker.Get(gvr, ns, name)
 	if err != nil {
 		return err
 	}
-	pod := obj.(*v1.Pod).DeepCopy()
-	if pod.DeletionTimestamp != nil {
-		return nil
+	obj := stored.DeepCopyObject()
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
 	}
-	now := metav1.NewTime(s.opts.Now().Truncate(time.Second))
-	grace := int64(30)
-	pod.DeletionTimestamp = &now
-	pod.DeletionGracePeriodSeconds = &grace
-	pod.ResourceVersion = s.nextRV()
-	return s.tracker.Update(gvr, pod, ns)
+	grace := int64(0)
+	if gvr.Resource == "pods" && s.opts.GracefulPodDeletion {
+		grace = 30
+		if gracePeriod != nil {
+			grace = *gracePeriod
+		}
+	}
+	if grace == 0 && len(m.GetFinalizers()) == 0 {
+		return s.tracker.Delete(gvr, ns, name)
+	}
+	if old := m.GetDeletionTimestamp(); old != nil {
+		// Already being deleted: only a shorter grace period changes it.
+		if g := m.GetDeletionGracePeriodSeconds(); g == nil || *g <= grace {
+			return nil
+		}
+	} else {
+		now := metav1.NewTime(s.opts.Now().Truncate(time.Second))
+		m.SetDeletionTimestamp(&now)
+	}
+	m.SetDeletionGracePeriodSeconds(&grace)
+	m.SetResourceVersion(s.nextRV())
+	return s.tracker.Update(gvr, obj, ns)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,6 +98,52 @@ func TestServerBehaviour(t *testing.T) {
 			}
 			if _, err := cs.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Errorf("after finalize: err = %v, want NotFound", err)
+			}
+		}},
+		{"finalizers hold a deletion until removed", func(t *testing.T, cs *fake.Clientset) {
+			if _, err := cs.BatchV1().Jobs("ns").Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j", Finalizers: []string{"a", "b"}}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := cs.BatchV1().Jobs("ns").Delete(ctx, "j", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			j, err := cs.BatchV1().Jobs("ns").Get(ctx, "j", metav1.GetOptions{})
+			if err != nil || j.DeletionTimestamp == nil {
+				t.Fatalf("after delete: %v, deletionTimestamp %v; want it there, being deleted", err, j.DeletionTimestamp)
+			}
+			if _, err := cs.BatchV1().Jobs("ns").Patch(ctx, "j", types.StrategicMergePatchType, []byte(`{"metadata":{"$deleteFromPrimitiveList/finalizers":["a"]}}`), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cs.BatchV1().Jobs("ns").Get(ctx, "j", metav1.GetOptions{}); err != nil {
+				t.Fatalf("after removing one of two finalizers: %v, want it still there", err)
+			}
+			if _, err := cs.BatchV1().Jobs("ns").Patch(ctx, "j", types.StrategicMergePatchType, []byte(`{"metadata":{"$deleteFromPrimitiveList/finalizers":["b"]}}`), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cs.BatchV1().Jobs("ns").Get(ctx, "j", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("after removing the last finalizer: err = %v, want NotFound", err)
+			}
+		}},
+		{"a finalized pod with a finalizer waits for it", func(t *testing.T, cs *fake.Clientset) {
+			if _, err := cs.CoreV1().Pods("ns").Create(ctx, &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Finalizers: []string{"a"}}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := cs.CoreV1().Pods("ns").Delete(ctx, "p", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := Finalize(cs, "ns", "p"); err != nil {
+				t.Fatal(err)
+			}
+			pod, err := cs.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{})
+			if err != nil || pod.DeletionGracePeriodSeconds == nil || *pod.DeletionGracePeriodSeconds != 0 {
+				t.Fatalf("after finalize: %v, grace %v; want it there with grace 0", err, pod.DeletionGracePeriodSeconds)
+			}
+			pod.Finalizers = nil
+			if _, err := cs.CoreV1().Pods("ns").Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cs.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("after removing the finalizer: err = %v, want NotFound", err)
 			}
 		}},
 	}
