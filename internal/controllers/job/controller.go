@@ -83,6 +83,7 @@ type Controller struct {
 	logger   *slog.Logger
 	client   kubernetes.Interface
 	recorder record.EventRecorder
+	pods     controllerutil.PodControl
 	clock    clock.WithTicker
 
 	jobLister batchlisters.JobLister
@@ -132,6 +133,7 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 		logger:                logger.With("controller", "job"),
 		client:                client,
 		recorder:              recorder,
+		pods:                  controllerutil.PodControl{Client: client, Recorder: recorder, Logger: logger.With("controller", "job"), Kind: "job"},
 		clock:                 clock.RealClock{},
 		jobLister:             jobInformer.Lister(),
 		podLister:             podInformer.Lister(),

@@ -21,6 +21,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 	"wharf.dev/wharf/internal/controllers/controllerutil/fakeapi"
 	"wharf.dev/wharf/internal/testwait"
 )
@@ -92,7 +93,7 @@ func TestCompletions(t *testing.T) {
 					t.Errorf("pod %s does not come from the template: %+v", p.Name, p.ObjectMeta)
 				}
 			}
-			if n := e.countEvents(reasonSuccessfulCreate); n != tt.wantPods {
+			if n := e.countEvents(controllerutil.ReasonSuccessfulCreate); n != tt.wantPods {
 				t.Errorf("%d SuccessfulCreate events, want %d", n, tt.wantPods)
 			}
 			e.waitEvent(v1.EventTypeNormal, reasonCompleted, "Job completed")
@@ -417,7 +418,7 @@ func TestParallelismDown(t *testing.T) {
 		t.Errorf("kept %s, want the ready pod %s", left[0].Name, names[0])
 	}
 	testwait.For(t, "2 SuccessfulDelete events", func() (bool, string) {
-		return e.countEvents(reasonSuccessfulDelete) == 2, fmt.Sprint(e.rec.Events())
+		return e.countEvents(controllerutil.ReasonSuccessfulDelete) == 2, fmt.Sprint(e.rec.Events())
 	})
 }
 
@@ -618,8 +619,8 @@ func TestCreationFailures(t *testing.T) {
 		})
 	})
 	e.createJob(newJob("quota", ptr.To[int32](4), 4))
-	testwait.For(t, "FailedCreate events", func() (bool, string) { return e.countEvents(reasonFailedCreate) > 1, "" })
-	if !e.hasEvent(v1.EventTypeWarning, reasonFailedCreate, "Error creating: exceeded quota") {
+	testwait.For(t, "FailedCreate events", func() (bool, string) { return e.countEvents(controllerutil.ReasonFailedCreate) > 1, "" })
+	if !e.hasEvent(v1.EventTypeWarning, controllerutil.ReasonFailedCreate, "Error creating: exceeded quota") {
 		t.Errorf("events %v", e.rec.Events())
 	}
 	fail.Store(false)

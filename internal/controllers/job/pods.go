@@ -10,10 +10,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
@@ -21,10 +19,6 @@ import (
 // Event reasons, as Kubernetes' job controller and its PodControl record
 // them.
 const (
-	reasonSuccessfulCreate = "SuccessfulCreate"
-	reasonFailedCreate     = "FailedCreate"
-	reasonSuccessfulDelete = "SuccessfulDelete"
-	reasonFailedDelete     = "FailedDelete"
 	reasonCompleted        = "Completed"
 	reasonSuspended        = "Suspended"
 	reasonResumed          = "Resumed"
@@ -65,21 +59,11 @@ func podTemplate(job *batchv1.Job) *v1.PodTemplateSpec {
 	return t
 }
 
-// podNamePrefix returns "<name>-" unless that cannot prefix a valid pod
-// name, as Kubernetes does.
-func podNamePrefix(name string) string {
-	prefix := name + "-"
-	if len(validation.IsDNS1123Subdomain(prefix+"x")) != 0 {
-		return name
-	}
-	return prefix
-}
-
 // createPod creates a pod of job from t; generateName "" means the default
 // prefix. A namespace being deleted refuses it, which is no failure.
 func (c *Controller) createPod(ctx context.Context, job *batchv1.Job, t *v1.PodTemplateSpec, generateName string) error {
 	if generateName == "" {
-		generateName = podNamePrefix(job.Name)
+		generateName = controllerutil.PodNamePrefix(job.Name)
 	}
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -92,36 +76,7 @@ func (c *Controller) createPod(ctx context.Context, job *batchv1.Job, t *v1.PodT
 		},
 		Spec: t.Spec,
 	}
-	if len(pod.Labels) == 0 {
-		return fmt.Errorf("create pod for job %s/%s: template has no labels", job.Namespace, job.Name)
-	}
-	created, err := c.client.CoreV1().Pods(job.Namespace).Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		if apierrors.HasStatusCause(err, v1.NamespaceTerminatingCause) {
-			return nil
-		}
-		c.recorder.Eventf(job, v1.EventTypeWarning, reasonFailedCreate, "Error creating: %v", err)
-		return fmt.Errorf("create pod for job %s/%s: %w", job.Namespace, job.Name, err)
-	}
-	c.logger.Debug("created pod", "job", keyOf(job.Namespace, job.Name), "pod", created.Name)
-	c.recorder.Eventf(job, v1.EventTypeNormal, reasonSuccessfulCreate, "Created pod: %v", created.Name)
-	return nil
-}
-
-// deletePodOf deletes pod of job. The uid precondition keeps a stale cache
-// from deleting a pod recreated under the same name.
-func (c *Controller) deletePodOf(ctx context.Context, job *batchv1.Job, pod *v1.Pod) error {
-	opts := metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(pod.UID))}
-	if err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, opts); err != nil {
-		if apierrors.IsNotFound(err) {
-			return err
-		}
-		c.recorder.Eventf(job, v1.EventTypeWarning, reasonFailedDelete, "Error deleting: %v", err)
-		return fmt.Errorf("delete pod %s/%s of job %s: %w", pod.Namespace, pod.Name, job.Name, err)
-	}
-	c.logger.Debug("deleted pod", "job", keyOf(job.Namespace, job.Name), "pod", pod.Name)
-	c.recorder.Eventf(job, v1.EventTypeNormal, reasonSuccessfulDelete, "Deleted pod: %v", pod.Name)
-	return nil
+	return c.pods.CreatePod(ctx, job, pod)
 }
 
 // activePodsForRemoval returns the active pods to delete: in Indexed mode

@@ -464,7 +464,7 @@ func (c *Controller) deleteJobPods(ctx context.Context, jc *syncCtx, pods []*v1.
 					return
 				}
 			}
-			if err := c.deletePodOf(ctx, jc.job, pod); err != nil {
+			if err := c.pods.DeletePod(ctx, jc.job, pod); err != nil {
 				fail(err)
 				if !apierrors.IsNotFound(err) {
 					return
@@ -490,7 +490,7 @@ func (c *Controller) deleteActivePods(ctx context.Context, job *batchv1.Job, pod
 	var wg sync.WaitGroup
 	for _, pod := range pods {
 		wg.Go(func() {
-			if err := c.deletePodOf(ctx, job, pod); err != nil && !apierrors.IsNotFound(err) {
+			if err := c.pods.DeletePod(ctx, job, pod); err != nil && !apierrors.IsNotFound(err) {
 				errCh <- err
 				return
 			}

@@ -41,6 +41,7 @@ type Controller struct {
 	logger   *slog.Logger
 	client   kubernetes.Interface
 	recorder record.EventRecorder
+	pods     controllerutil.PodControl
 
 	rsLister  appslisters.ReplicaSetLister
 	podLister corelisters.PodLister
@@ -62,6 +63,7 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 		logger:    logger.With("controller", "replicaset"),
 		client:    client,
 		recorder:  recorder,
+		pods:      controllerutil.PodControl{Client: client, Recorder: recorder, Logger: logger.With("controller", "replicaset"), Kind: "replicaset"},
 		rsLister:  rsInformer.Lister(),
 		podLister: podInformer.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 	"wharf.dev/wharf/internal/controllers/controllerutil/fakeapi"
 	"wharf.dev/wharf/internal/testwait"
 )
@@ -63,7 +64,7 @@ func TestController(t *testing.T) {
 				s := e.getRS("web").Status
 				return s.ReadyReplicas == 3 && s.AvailableReplicas == 3 && s.FullyLabeledReplicas == 3, statusString(e.getRS("web"))
 			})
-			if n := e.countEvents(reasonSuccessfulCreate); n != 3 {
+			if n := e.countEvents(controllerutil.ReasonSuccessfulCreate); n != 3 {
 				t.Errorf("%d SuccessfulCreate events, want 3", n)
 			}
 			creates := 0
@@ -96,7 +97,7 @@ func TestController(t *testing.T) {
 			if diff := cmp.Diff(keep, left); diff != "" {
 				t.Errorf("surviving pods (-want +got):\n%s", diff)
 			}
-			if n := e.countEvents(reasonSuccessfulDelete); n != 2 {
+			if n := e.countEvents(controllerutil.ReasonSuccessfulDelete); n != 2 {
 				t.Errorf("%d SuccessfulDelete events, want 2", n)
 			}
 		}},
@@ -137,7 +138,7 @@ func TestController(t *testing.T) {
 				c := replicaFailure(e.getRS("web").Status)
 				return c != nil && c.Reason == "FailedCreate" && strings.Contains(c.Message, "exceeded quota"), statusString(e.getRS("web"))
 			})
-			if e.countEvents(reasonFailedCreate) == 0 {
+			if e.countEvents(controllerutil.ReasonFailedCreate) == 0 {
 				t.Errorf("no FailedCreate event")
 			}
 			failCreates.Store(false)

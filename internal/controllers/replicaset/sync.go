@@ -108,7 +108,7 @@ func (c *Controller) manageReplicas(ctx context.Context, pods []*v1.Pod, rs *app
 		c.expectations.ExpectCreations(key, n)
 		c.logger.Debug("too few replicas", "replicaset", key, "want", wantReplicas(rs), "creating", n)
 		done, err := slowStartBatch(n, slowStartInitialBatch, func() error {
-			return c.createPod(ctx, rs)
+			return c.pods.CreatePod(ctx, rs, podFromTemplate(rs))
 		})
 		// Creations never attempted will never be observed.
 		for range n - done {
@@ -128,7 +128,7 @@ func (c *Controller) manageReplicas(ctx context.Context, pods []*v1.Pod, rs *app
 		var wg sync.WaitGroup
 		for i, pod := range victims {
 			wg.Go(func() {
-				if err := c.deletePodOf(ctx, rs, pod); err != nil {
+				if err := c.pods.DeletePod(ctx, rs, pod); err != nil {
 					// This deletion will never be observed.
 					c.expectations.DeletionObserved(key, podKeys[i])
 					if !apierrors.IsNotFound(err) {
