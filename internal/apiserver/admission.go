@@ -97,14 +97,7 @@ func (s *Server) admitKind(ctx context.Context, req *request, obj, cur runtime.O
 
 // checkNamespace refuses new objects in a namespace that is missing or being deleted.
 func (s *Server) checkNamespace(ctx context.Context, name string) error {
-	key := objectKey(s.namespaces, "", name)
-	obj, err := s.store.Get(ctx, key, "0")
-	if errors.Is(err, storage.ErrNotFound) {
-		obj, err = s.store.Get(ctx, key, "") // the cache may not have seen it yet
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		return apierrors.NewNotFound(corev1.Resource("namespaces"), name)
-	}
+	obj, err := s.get1(ctx, corev1.SchemeGroupVersion.WithResource("namespaces"), "", name)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	corev1 "k8s.io/api/core/v1"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/version"
@@ -84,8 +83,6 @@ type Server struct {
 	ready   func() error
 	openapi openAPIDocs
 	fields  *fieldManagers
-	// namespaces is the namespaces resource, for admission's lookups.
-	namespaces *resources.Resource
 	// svcMu serialises service writes so cluster IP and node port
 	// allocations never collide within this server.
 	svcMu sync.Mutex
@@ -127,7 +124,6 @@ func New(cfg Config) *Server {
 	if cfg.ServiceAccountIssuer != nil {
 		s.authenticate = Authenticators(cfg.Authenticate, s.authenticateServiceAccount)
 	}
-	s.namespaces, _ = cfg.Registry.Get(corev1.SchemeGroupVersion.WithResource("namespaces"))
 	s.routes()
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
@@ -82,4 +83,11 @@ func (p PodControl) DeletePod(ctx context.Context, owner Owner, pod *v1.Pod) err
 	p.Logger.Debug("deleted pod", p.Kind, owner.GetNamespace()+"/"+owner.GetName(), "pod", pod.Name)
 	p.Recorder.Eventf(owner, v1.EventTypeNormal, ReasonSuccessfulDelete, "Deleted pod: %v", pod.Name)
 	return nil
+}
+
+// PatchPod is a Claimer's Patch for pods: a strategic merge patch through
+// client.
+func (p PodControl) PatchPod(ctx context.Context, obj metav1.Object, patch []byte) error {
+	_, err := p.Client.CoreV1().Pods(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+	return err
 }

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"wharf.dev/wharf/internal/controllers/controllerutil"
@@ -267,10 +266,7 @@ func (c *Controller) podsForJob(ctx context.Context, job *batchv1.Job) ([]*v1.Po
 		CanAdopt: controllerutil.RecheckDeletion(job, func(ctx context.Context) (metav1.Object, error) {
 			return c.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
 		}),
-		Patch: func(ctx context.Context, obj metav1.Object, patch []byte) error {
-			_, err := c.client.CoreV1().Pods(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-			return err
-		},
+		Patch:           c.pods.PatchPod,
 		AdoptFinalizers: []string{batchv1.JobTrackingFinalizer},
 	}
 	pods, err := controllerutil.ClaimAll(ctx, claimer, all)

@@ -83,10 +83,7 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, selec
 		CanAdopt: controllerutil.RecheckDeletion(rs, func(ctx context.Context) (metav1.Object, error) {
 			return c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
 		}),
-		Patch: func(ctx context.Context, obj metav1.Object, patch []byte) error {
-			_, err := c.client.CoreV1().Pods(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-			return err
-		},
+		Patch: c.pods.PatchPod,
 	}
 	claimed, err := controllerutil.ClaimAll(ctx, claimer, pods)
 	if err != nil {
