@@ -5,9 +5,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 func TestLease(t *testing.T) {
@@ -80,5 +82,37 @@ func TestConfigMap(t *testing.T) {
 	cm.CreationTimestamp = ago(5 * time.Minute)
 	if diff := cmp.Diff([]any{"cfg", int64(1), "5m"}, configMapRow(cm, testNow)); diff != "" {
 		t.Errorf("row (-want +got):\n%s", diff)
+	}
+}
+
+func TestControllerRevision(t *testing.T) {
+	r := ControllerRevisions()
+	rev := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-5d8f", Namespace: "default", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "web", UID: "u1", Controller: ptrTo(true)},
+		}},
+		Data:     runtime.RawExtension{Raw: []byte(`{"spec":{}}`)},
+		Revision: 2,
+	}
+	if errs := r.Validate(rev); len(errs) != 0 {
+		t.Fatalf("valid revision: %v", errs)
+	}
+	bad := rev.DeepCopy()
+	bad.Data = runtime.RawExtension{}
+	bad.Revision = -1
+	if errs := r.Validate(bad); len(errs) != 2 {
+		t.Errorf("no data, negative revision: %v, want 2 errors", errs)
+	}
+	changed := rev.DeepCopy()
+	changed.Data.Raw = []byte(`{"spec":{"x":1}}`)
+	if errs := r.ValidateUpdate(changed, rev); len(errs) != 1 {
+		t.Errorf("changed data: %v, want 1 error", errs)
+	}
+	if errs := r.ValidateUpdate(rev.DeepCopy(), rev); len(errs) != 0 {
+		t.Errorf("unchanged: %v", errs)
+	}
+	row := r.Row(rev)
+	if row[1] != "statefulset.apps/web" || row[2] != int64(2) {
+		t.Errorf("row %v, want controller statefulset.apps/web and revision 2", row)
 	}
 }
