@@ -63,6 +63,12 @@ type Config struct {
 	// doubling up to BackOffMax.
 	BackOffInitial time.Duration
 	BackOffMax     time.Duration
+
+	// ContainerLogMaxSize is the size at which a container's log is
+	// rotated, ContainerLogMaxFiles how many files of it are kept, the
+	// current one included; defaults 10 MiB and 5, the kubelet's.
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
 }
 
 // Timing of the relist and resync loops, and the kubelet's constants.
@@ -141,6 +147,12 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.BackOffMax <= 0 {
 		cfg.BackOffMax = 5 * time.Minute
+	}
+	if cfg.ContainerLogMaxSize <= 0 {
+		cfg.ContainerLogMaxSize = defaultContainerLogMaxSize
+	}
+	if cfg.ContainerLogMaxFiles < 2 {
+		cfg.ContainerLogMaxFiles = defaultContainerLogMaxFiles
 	}
 	m := &Manager{
 		cfg:          cfg,

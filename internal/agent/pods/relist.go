@@ -39,6 +39,7 @@ func (m *Manager) loop(ctx context.Context) {
 		case <-resync.C():
 			m.wakeAll()
 			m.housekeeping()
+			m.rotateLogs(ctx)
 		}
 	}
 }
