@@ -69,6 +69,11 @@ type Config struct {
 	// current one included; defaults 10 MiB and 5, the kubelet's.
 	ContainerLogMaxSize  int64
 	ContainerLogMaxFiles int
+
+	// ImageGCHighPercent and ImageGCLowPercent are the image filesystem
+	// usage above which unused images are removed and the usage to bring
+	// it back to; defaults 85 and 80, the kubelet's.
+	ImageGCHighPercent, ImageGCLowPercent int
 }
 
 // Timing of the relist and resync loops, and the kubelet's constants.
@@ -104,6 +109,8 @@ type Manager struct {
 	tokens   *tokenCache
 	runner   *probe.Runner
 	probes   *probe.Manager
+	images   imageGC
+	fsStats  fsStats
 	restarts *backOff
 	pulls    *backOff
 	reasons  *reasons
@@ -148,6 +155,12 @@ func New(cfg Config) *Manager {
 	if cfg.BackOffMax <= 0 {
 		cfg.BackOffMax = 5 * time.Minute
 	}
+	if cfg.ImageGCHighPercent <= 0 || cfg.ImageGCHighPercent > 100 {
+		cfg.ImageGCHighPercent = defaultImageGCHighPercent
+	}
+	if cfg.ImageGCLowPercent <= 0 || cfg.ImageGCLowPercent > cfg.ImageGCHighPercent {
+		cfg.ImageGCLowPercent = min(defaultImageGCLowPercent, cfg.ImageGCHighPercent)
+	}
 	if cfg.ContainerLogMaxSize <= 0 {
 		cfg.ContainerLogMaxSize = defaultContainerLogMaxSize
 	}
@@ -171,6 +184,7 @@ func New(cfg Config) *Manager {
 		workers:      map[types.UID]*podWorker{},
 		ready:        make(chan struct{}),
 		runtimeName:  "containerd",
+		fsStats:      statfs,
 	}
 	m.objects = newObjectCache(cfg.Client, m.log, m.wake)
 	m.tokens = newTokenCache(cfg.Client, cfg.Clock)

@@ -40,6 +40,7 @@ func (m *Manager) loop(ctx context.Context) {
 			m.wakeAll()
 			m.housekeeping()
 			m.rotateLogs(ctx)
+			m.maybeCollectImages(ctx)
 		}
 	}
 }
