@@ -98,24 +98,25 @@ const (
 
 // Manager runs the pods bound to one node.
 type Manager struct {
-	cfg      Config
-	log      *slog.Logger
-	clock    clock.WithTicker
-	layout   layout
-	dns      dnsSettings
-	reader   *runtimeReader
-	volumes  *volume.Manager
-	objects  *objectCache
-	tokens   *tokenCache
-	runner   *probe.Runner
-	probes   *probe.Manager
-	images   imageGC
-	fsStats  fsStats
-	restarts *backOff
-	pulls    *backOff
-	reasons  *reasons
-	statuses *statusCache
-	recorder record.EventRecorder
+	cfg       Config
+	log       *slog.Logger
+	clock     clock.WithTicker
+	layout    layout
+	dns       dnsSettings
+	reader    *runtimeReader
+	volumes   *volume.Manager
+	objects   *objectCache
+	tokens    *tokenCache
+	runner    *probe.Runner
+	probes    *probe.Manager
+	images    imageGC
+	evictions evictions
+	fsStats   fsStats
+	restarts  *backOff
+	pulls     *backOff
+	reasons   *reasons
+	statuses  *statusCache
+	recorder  record.EventRecorder
 
 	// Knobs that tests change before Run.
 	relistPeriod, resyncPeriod time.Duration

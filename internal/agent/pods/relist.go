@@ -41,6 +41,7 @@ func (m *Manager) loop(ctx context.Context) {
 			m.housekeeping()
 			m.rotateLogs(ctx)
 			m.maybeCollectImages(ctx)
+			m.checkEphemeralStorage(ctx)
 		}
 	}
 }

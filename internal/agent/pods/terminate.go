@@ -221,6 +221,12 @@ func (m *Manager) activeDeadline(pod *v1.Pod) (time.Duration, bool) {
 func (m *Manager) failDeadline(ctx context.Context, pod *v1.Pod, rt *podRuntime) (syncResult, error) {
 	const msg = "Pod was active on the node longer than the specified deadline"
 	m.podEvent(pod, v1.EventTypeNormal, "DeadlineExceeded", msg)
+	return m.failPod(ctx, pod, rt, "DeadlineExceeded", msg, nil)
+}
+
+// failPod kills every container of pod and reports it Failed with reason
+// and message, and cond when not nil.
+func (m *Manager) failPod(ctx context.Context, pod *v1.Pod, rt *podRuntime, reason, msg string, cond *v1.PodCondition) (syncResult, error) {
 	if err := m.killAll(ctx, pod, rt, func(c *container) time.Duration { return m.podGrace(pod, c.name) }, msg); err != nil {
 		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
 	}
@@ -232,7 +238,10 @@ func (m *Manager) failDeadline(ctx context.Context, pod *v1.Pod, rt *podRuntime)
 		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
 	}
 	s := m.computeStatus(pod, rt)
-	s.Phase, s.Reason, s.Message = v1.PodFailed, "DeadlineExceeded", msg
+	s.Phase, s.Reason, s.Message = v1.PodFailed, reason, msg
+	if cond != nil {
+		setCondition(&s, *cond)
+	}
 	return syncResult{}, m.writeStatus(ctx, pod, s)
 }
 
@@ -247,4 +256,15 @@ func (m *Manager) podGrace(pod *v1.Pod, container string) time.Duration {
 		grace = *c.LivenessProbe.TerminationGracePeriodSeconds
 	}
 	return time.Duration(grace) * time.Second
+}
+
+// setCondition sets c in s, replacing one of its type.
+func setCondition(s *v1.PodStatus, c v1.PodCondition) {
+	for i := range s.Conditions {
+		if s.Conditions[i].Type == c.Type {
+			s.Conditions[i] = c
+			return
+		}
+	}
+	s.Conditions = append(s.Conditions, c)
 }
