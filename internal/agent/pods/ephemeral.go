@@ -2,7 +2,6 @@ package pods
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -165,11 +164,10 @@ func (m *Manager) evict(ctx context.Context, pod *v1.Pod, rt *podRuntime, msg st
 func diskUsage(path string) int64 {
 	var total int64
 	seen := map[uint64]bool{}
-	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+	// Unreadable or vanishing entries are skipped: the figure is a
+	// measurement, not an inventory.
+	_ = filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
 			return nil
 		}
 		fi, err := os.Lstat(p)
