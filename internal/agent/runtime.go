@@ -39,6 +39,7 @@ func startRuntime(ctx context.Context, log *slog.Logger, cfg Config, creds *Cred
 			Registries:   map[string][]containerd.Endpoint{images.Registry: {registry}},
 			CNIConfDir:   cfg.CNIConfDir,
 			CNIBinDir:    cfg.CNIBinDir,
+			SharedDirs:   []string{pods.VolumesRoot(cfg.StateDir)},
 			Logger:       log.With("component", "containerd"),
 		}
 		if err := containerd.WriteConfig(ccfg); err != nil {
