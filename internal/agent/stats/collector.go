@@ -221,4 +221,3 @@ func (c *Collector) cpu(key string, t time.Time, cum uint64) *CPUStats {
 }
 
 func ptr(v uint64) *uint64 { return &v }
-

@@ -132,7 +132,7 @@ func TestCgroupRead(t *testing.T) {
 				}
 			},
 			files: map[string]string{
-				"cpuacct/wharf/n1/cpuacct.usage":       "123456789\n",
+				"cpuacct/wharf/n1/cpuacct.usage":        "123456789\n",
 				"memory/wharf/n1/memory.usage_in_bytes": "1000000\n",
 				"memory/wharf/n1/memory.stat":           "cache 5\ninactive_file 1\ntotal_inactive_file 250000\n",
 			},
