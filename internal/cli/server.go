@@ -50,6 +50,8 @@ unless --etcd-servers names an external cluster.`,
 	f.StringSliceVar(&o.EtcdServers, "etcd-servers", nil, "external etcd endpoints (default: embedded etcd)")
 	f.DurationVar(&o.NodeGracePeriod, "node-grace-period", 0, "how long a node may miss lease renewals before it is marked unreachable (default 5s)")
 	f.DurationVar(&o.EvictionTimeout, "eviction-timeout", 0, "how long pods stay on an unreachable node before eviction (default 3s)")
+	f.DurationVar(&o.MetricsInterval, "metric-resolution", 0, "how often nodes' resource usage is scraped for metrics.k8s.io (default 15s)")
+	f.DurationVar(&o.HPASyncPeriod, "horizontal-pod-autoscaler-sync-period", 0, "how often each HorizontalPodAutoscaler is evaluated (default 15s)")
 	f.DurationVar(&o.CompactionInterval, "compaction-interval", controlplane.DefaultCompactionInterval, "how often etcd history is compacted")
 	f.StringVar(&o.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "range of service cluster IPs")
 	f.StringVar(&o.ClusterCIDR, "cluster-cidr", wire.DefaultClusterCIDR, "range of pod IPs: each node gets a block of it as spec.podCIDR")

@@ -101,6 +101,8 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"csrsigning-controller": csrsigning.New(log("csrsigning-controller"), client, factory, s.ca),
 		"garbage-collector":     collector,
 	}
+	// The built-in metrics-server: agents are scraped from now on.
+	s.metrics.SetListers(factory.Core().V1().Nodes().Lister(), factory.Core().V1().Pods().Lister())
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 
 	factory.Start(ctx.Done())
@@ -112,6 +114,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		}
 	}
 	s.goRun(func() error { sched.Run(ctx); return nil })
+	s.goRun(func() error { s.metrics.Run(ctx); return nil })
 	for _, r := range runners {
 		s.goRun(func() error { r.Run(ctx, 5); return nil })
 	}
