@@ -132,3 +132,87 @@ func TestKubectlTop(t *testing.T) {
 		t.Errorf("metrics of a missing pod: no error")
 	}
 }
+
+// TestHPAScalesOnUsage: an HPA on 50% CPU utilization scales a Deployment
+// whose pods use 4x their request up to max, and back to min once usage
+// falls, after its (short) scale-down window; kubectl shows the HPA's
+// targets and events.
+func TestHPAScalesOnUsage(t *testing.T) {
+	_, c, k := startMetricsCluster(t, 2)
+	ctx := context.Background()
+	usageDeployment(t, c, "web", 1, "200m", "32Mi", "app")
+	k.RunIn(`apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 5
+`, "apply", "-f", "-")
+
+	// 200m of 100m requested is 200%, four times the target: 1 → 4.
+	testserver.WaitFor(t, "the HPA to scale web to 4", 90*time.Second, func() (bool, error) {
+		s, err := c.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
+		return err == nil && s.Spec.Replicas == 4, err
+	})
+	hpa, err := c.AutoscalingV2().HorizontalPodAutoscalers("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hpa.Status.LastScaleTime == nil || hpa.Status.DesiredReplicas != 4 {
+		t.Errorf("status after scale-up: %+v", hpa.Status)
+	}
+	k.Eventually(`SuccessfulRescale\s+.*New size: 4; reason: cpu resource utilization \(percentage of request\) above target`, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler")
+
+	// The new pods use little: the window passes, then back to 1.
+	k.Run("annotate", "pods", "-l", "app=web", "--overwrite", simnode.CPUUsageAnnotation+"=10m")
+	testserver.WaitFor(t, "the HPA to scale web back to 1", 90*time.Second, func() (bool, error) {
+		s, err := c.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
+		return err == nil && s.Spec.Replicas == 1, err
+	})
+	out := k.Eventually(`web\s+Deployment/web\s+cpu: \d+%/50%\s+1\s+4\s+1`, "get", "hpa", "web")
+	t.Logf("%s", out)
+	out = k.Run("describe", "hpa", "web")
+	testserver.Contains(t, out, "AbleToScale", "ScalingActive", "ValidMetricFound", "ScalingLimited", "New size: 1; reason: All metrics below target")
+}
+
+// TestHPAConditionsWithoutMetrics: a target without CPU requests cannot be
+// scaled on utilization; the HPA says why, as upstream's does.
+func TestHPAConditionsWithoutMetrics(t *testing.T) {
+	_, c, k := startMetricsCluster(t, 1)
+	ctx := context.Background()
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "noreq"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "noreq"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "noreq"}, Annotations: map[string]string{simnode.CPUUsageAnnotation: "100m"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.wharf.local/testapp:latest"}}},
+			},
+		},
+	}
+	if _, err := c.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k.Run("autoscale", "deployment", "noreq", "--cpu-percent=50", "--min=1", "--max=3")
+	testserver.WaitFor(t, "ScalingActive False", 60*time.Second, func() (bool, error) {
+		hpa, err := c.AutoscalingV2().HorizontalPodAutoscalers("default").Get(ctx, "noreq", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cond := range hpa.Status.Conditions {
+			if cond.Type == "ScalingActive" && cond.Status == corev1.ConditionFalse && cond.Reason == "FailedGetResourceMetric" {
+				testserver.Contains(t, cond.Message, "missing request for cpu")
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
