@@ -73,7 +73,9 @@ func getResourceMetric(ctx context.Context, src MetricsSource, resource corev1.R
 }
 
 // apiMetrics reads metrics.k8s.io through a client.
-type apiMetrics struct{ client metricsclient.MetricsV1beta1Interface }
+type apiMetrics struct {
+	client metricsclient.MetricsV1beta1Interface
+}
 
 // NewMetricsSource reads metrics.k8s.io with cfg.
 func NewMetricsSource(cfg *rest.Config) (MetricsSource, error) {
