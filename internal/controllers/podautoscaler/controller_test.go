@@ -19,8 +19,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
-	clocktesting "k8s.io/utils/clock/testing"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // fakeMetrics serves fixed CPU usage (millicores) per pod name.
