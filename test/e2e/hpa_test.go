@@ -173,4 +173,3 @@ func statField(t *testing.T, path, key string) uint64 {
 	}
 	return 0
 }
-
