@@ -53,6 +53,8 @@ type Collector struct {
 	now      func() time.Time
 	log      *slog.Logger
 
+	// mu serialises Summary: readings must reach the samples in the
+	// order they were taken, or a later counter would look like a reset.
 	mu sync.Mutex
 	// samples of cumulative CPU per key (container ID, or "" for the
 	// node), oldest first, none older than window.
@@ -105,6 +107,8 @@ func (c *Collector) Run(ctx context.Context) error {
 
 // Summary reads the node and its running containers now.
 func (c *Collector) Summary(ctx context.Context) (*Summary, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	running, err := c.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{
 		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
 	})
@@ -121,8 +125,6 @@ func (c *Collector) Summary(ctx context.Context) (*Summary, error) {
 	}
 	now := c.now()
 	sum := &Summary{Node: NodeStats{NodeName: c.nodeName}, Pods: []PodStats{}}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	seen := map[string]bool{"": true}
 	pods := map[string]*PodStats{}
 	for _, st := range all {
