@@ -52,6 +52,7 @@ unless --etcd-servers names an external cluster.`,
 	f.DurationVar(&o.EvictionTimeout, "eviction-timeout", 0, "how long pods stay on an unreachable node before eviction (default 3s)")
 	f.DurationVar(&o.MetricsInterval, "metric-resolution", 0, "how often nodes' resource usage is scraped for metrics.k8s.io (default 15s)")
 	f.DurationVar(&o.HPASyncPeriod, "horizontal-pod-autoscaler-sync-period", 0, "how often each HorizontalPodAutoscaler is evaluated (default 15s)")
+	f.DurationVar(&o.HPADownscaleStabilization, "horizontal-pod-autoscaler-downscale-stabilization", 0, "scale-down window of HorizontalPodAutoscalers whose behavior sets none (default 5m)")
 	f.DurationVar(&o.CompactionInterval, "compaction-interval", controlplane.DefaultCompactionInterval, "how often etcd history is compacted")
 	f.StringVar(&o.ServiceCIDR, "service-cidr", wire.DefaultServiceCIDR, "range of service cluster IPs")
 	f.StringVar(&o.ClusterCIDR, "cluster-cidr", wire.DefaultClusterCIDR, "range of pod IPs: each node gets a block of it as spec.podCIDR")

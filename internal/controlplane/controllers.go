@@ -91,6 +91,9 @@ func (s *Server) startControllers(ctx context.Context) error {
 	if s.opts.HPASyncPeriod > 0 {
 		hpaOpts = append(hpaOpts, podautoscaler.WithSyncPeriod(s.opts.HPASyncPeriod))
 	}
+	if s.opts.HPADownscaleStabilization > 0 {
+		hpaOpts = append(hpaOpts, podautoscaler.WithDownscaleStabilization(s.opts.HPADownscaleStabilization))
+	}
 
 	// Constructors register their informers: start the factories after.
 	type runner interface{ Run(context.Context, int) }

@@ -59,8 +59,11 @@ type Options struct {
 	// MetricsInterval is how often agents' resource usage is scraped
 	// (default resourcemetrics.DefaultInterval, 15 s); HPASyncPeriod how
 	// often each HorizontalPodAutoscaler is evaluated (default 15 s).
-	MetricsInterval time.Duration
-	HPASyncPeriod   time.Duration
+	// HPADownscaleStabilization is the scale-down window of HPAs whose
+	// behavior sets none (default 5 min).
+	MetricsInterval           time.Duration
+	HPASyncPeriod             time.Duration
+	HPADownscaleStabilization time.Duration
 	// CompactionInterval: how often etcd history older than one interval is discarded.
 	CompactionInterval time.Duration
 	// ServiceCIDR is where services' cluster IPs come from (default
