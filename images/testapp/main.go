@@ -33,7 +33,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{serveCmd, exitCmd, tcpEchoCmd, udpEchoCmd, dnsLookupCmd, clientCmd, sleepCmd, listPodsCmd}
+	return []command{serveCmd, exitCmd, tcpEchoCmd, udpEchoCmd, dnsLookupCmd, clientCmd, sleepCmd, listPodsCmd, burnCmd}
 }
 
 // exitCode is an error that ends the process with a chosen status.

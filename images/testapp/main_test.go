@@ -35,6 +35,8 @@ func TestRunExitCodes(t *testing.T) {
 		{nil, 2},
 		{[]string{"--help"}, 0},
 		{[]string{"serve", "--help"}, 0},
+		{[]string{"burn", "--cores", "0"}, 1},
+		{[]string{"burn", "extra"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -74,5 +76,16 @@ func TestHelpListsEveryCommand(t *testing.T) {
 		if !strings.Contains(out, "testapp "+c.name) {
 			t.Errorf("help lacks %q:\n%s", c.name, out)
 		}
+	}
+}
+
+// TestBurn: burn uses CPU for --for, then idles until stopped.
+func TestBurn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"burn", "--cores", "1.5", "--for", "30ms"}, env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+	if code != 0 || out.String() != "burning 1.500 cores\nidle\n" {
+		t.Errorf("status %d, output %q (stderr %q)", code, out.String(), errb.String())
 	}
 }

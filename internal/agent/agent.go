@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"wharf.dev/wharf/internal/agent/node"
+	"wharf.dev/wharf/internal/agent/stats"
 	"wharf.dev/wharf/internal/agent/stream"
 	"wharf.dev/wharf/internal/network/cni"
 	"wharf.dev/wharf/internal/network/podnet"
@@ -249,10 +250,12 @@ func Run(ctx context.Context, cfg Config) error {
 		Client: client, Runtime: rt, Network: networkFunc(cfg, log, pn, link.dns, relay), Logger: log.With("component", "node"),
 	})
 	pods := newPods(cfg, client, rt, link.watcher, log.With("component", "pods"))
-	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream")})
+	collector := stats.NewCollector(cfg.NodeName, rt, nodeCgroup(cfg, log), stats.WithLogger(log.With("component", "stats")))
+	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream"), Stats: collector})
 	return runAll(ctx, map[string]func(context.Context) error{
 		"node status": nodes.Run,
 		"pods":        pods.Run,
+		"stats":       collector.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
 		"pod network": func(ctx context.Context) error { return pn.Serve(ctx, pnl) },
 		"services":    link.runServices,
@@ -332,4 +335,16 @@ func recordNode(cfg Config) error {
 		StateDir: cfg.StateDir, CgroupRoot: cfg.CgroupRoot, CNIConfDir: cfg.CNIConfDir,
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, NetNS: ns, ServiceTable: serviceTable(cfg.StateDir),
 	})
+}
+
+// nodeCgroup reads the node's own cgroup subtree (CgroupRoot): nodes
+// sharing a machine each report their own usage. nil if it cannot be
+// found; the node then reports its containers only.
+func nodeCgroup(cfg Config, log *slog.Logger) stats.NodeReader {
+	cg, err := stats.NewCgroup(cfg.CgroupRoot)
+	if err != nil {
+		log.Warn("node usage not reported", "cgroup", cfg.CgroupRoot, "err", err)
+		return nil
+	}
+	return cg
 }

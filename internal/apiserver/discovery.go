@@ -19,6 +19,9 @@ func verbsOf(res *resources.Resource) []string {
 	if res.CreateOnly {
 		return []string{"create"}
 	}
+	if res.ReadOnly {
+		return []string{"get", "list"}
+	}
 	return allVerbs
 }
 

@@ -36,7 +36,7 @@ func (s *Server) openAPIKinds(extra map[schema.GroupVersionKind]*runtimeKind) []
 	var kinds []apiKind
 	seen := map[schema.GroupVersionKind]bool{}
 	for _, res := range s.reg.All() {
-		if res.CreateOnly {
+		if res.CreateOnly || res.ReadOnly {
 			continue // questions (reviews), not objects: nothing to describe or validate
 		}
 		if _, custom := res.New().(*unstructured.Unstructured); custom {

@@ -51,6 +51,8 @@ type Config struct {
 	Version version.Info
 	// Connect serves pods' log, exec, attach and portforward; nil: 501.
 	Connect ConnectFunc
+	// ResourceMetrics serves metrics.k8s.io (kubectl top, the HPA); nil: 503.
+	ResourceMetrics ResourceMetricsSource
 	// Authorize enforces RBAC and the Node authorizer on every API
 	// request; false lets every authenticated user do anything.
 	Authorize bool
@@ -257,6 +259,9 @@ func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Requ
 }
 
 func (s *Server) handleMain(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
+	if req.res.ReadOnly {
+		return s.serveResourceMetrics(ctx, w, r, req)
+	}
 	if req.res.CreateOnly {
 		if req.verb != "create" || req.name != "" {
 			return errMethod(r.Method, req)

@@ -224,6 +224,14 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 			},
 		},
 		{
+			// metrics-server's own role: whoever may view a namespace may
+			// read its pods' usage (kubectl top).
+			ObjectMeta: metav1.ObjectMeta{Name: "system:aggregated-metrics-reader", Labels: map[string]string{
+				AggregateToView: "true", AggregateToEdit: "true", AggregateToAdmin: "true",
+			}},
+			Rules: []rbacv1.PolicyRule{rule(v("get", "list", "watch"), in("metrics.k8s.io"), "pods", "nodes")},
+		},
+		{
 			// For servers delegating authentication and authorization.
 			ObjectMeta: metav1.ObjectMeta{Name: "system:auth-delegator"},
 			Rules: []rbacv1.PolicyRule{

@@ -24,6 +24,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/namespace"
 	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controllers/nodelifecycle"
+	"wharf.dev/wharf/internal/controllers/podautoscaler"
 	"wharf.dev/wharf/internal/controllers/podgc"
 	"wharf.dev/wharf/internal/controllers/rbacaggregation"
 	"wharf.dev/wharf/internal/controllers/replicaset"
@@ -78,6 +79,22 @@ func (s *Server) startControllers(ctx context.Context) error {
 		nodeOpts = append(nodeOpts, nodelifecycle.WithGracePeriod(s.opts.NodeGracePeriod))
 	}
 
+	hpaMetrics, err := podautoscaler.NewMetricsSource(s.Loopback)
+	if err != nil {
+		return err
+	}
+	hpaScaler, err := podautoscaler.NewScaler(s.Loopback)
+	if err != nil {
+		return err
+	}
+	var hpaOpts []podautoscaler.Option
+	if s.opts.HPASyncPeriod > 0 {
+		hpaOpts = append(hpaOpts, podautoscaler.WithSyncPeriod(s.opts.HPASyncPeriod))
+	}
+	if s.opts.HPADownscaleStabilization > 0 {
+		hpaOpts = append(hpaOpts, podautoscaler.WithDownscaleStabilization(s.opts.HPADownscaleStabilization))
+	}
+
 	// Constructors register their informers: start the factories after.
 	type runner interface{ Run(context.Context, int) }
 	runners := map[string]runner{
@@ -100,7 +117,11 @@ func (s *Server) startControllers(ctx context.Context) error {
 		// Signs with the CA key this process holds: clients never need it.
 		"csrsigning-controller": csrsigning.New(log("csrsigning-controller"), client, factory, s.ca),
 		"garbage-collector":     collector,
+		"horizontal-pod-autoscaler": podautoscaler.New(log("horizontal-pod-autoscaler"), client, factory, recorder("horizontal-pod-autoscaler"),
+			hpaMetrics, hpaScaler, hpaOpts...),
 	}
+	// The built-in metrics-server: agents are scraped from now on.
+	s.metrics.SetListers(factory.Core().V1().Nodes().Lister(), factory.Core().V1().Pods().Lister())
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 
 	factory.Start(ctx.Done())
@@ -112,6 +133,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		}
 	}
 	s.goRun(func() error { sched.Run(ctx); return nil })
+	s.goRun(func() error { s.metrics.Run(ctx); return nil })
 	for _, r := range runners {
 		s.goRun(func() error { r.Run(ctx, 5); return nil })
 	}

@@ -31,6 +31,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controllers/servicelb"
 	"wharf.dev/wharf/internal/pki"
+	"wharf.dev/wharf/internal/resourcemetrics"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/satoken"
 	"wharf.dev/wharf/internal/storage"
@@ -55,6 +56,14 @@ type Options struct {
 	// says why).
 	NodeGracePeriod time.Duration
 	EvictionTimeout time.Duration
+	// MetricsInterval is how often agents' resource usage is scraped
+	// (default resourcemetrics.DefaultInterval, 15 s); HPASyncPeriod how
+	// often each HorizontalPodAutoscaler is evaluated (default 15 s).
+	// HPADownscaleStabilization is the scale-down window of HPAs whose
+	// behavior sets none (default 5 min).
+	MetricsInterval           time.Duration
+	HPASyncPeriod             time.Duration
+	HPADownscaleStabilization time.Duration
 	// CompactionInterval: how often etcd history older than one interval is discarded.
 	CompactionInterval time.Duration
 	// ServiceCIDR is where services' cluster IPs come from (default
@@ -116,6 +125,7 @@ type Server struct {
 	store    *storage.Store
 	// kube is the loopback client of the server's own handlers (join).
 	kube        kubernetes.Interface
+	metrics     *resourcemetrics.Scraper
 	clusterCIDR netip.Prefix
 	serviceCIDR netip.Prefix
 	lbPool      []netip.Prefix
@@ -253,6 +263,11 @@ func (s *Server) start(ctx context.Context) error {
 		admission.NotReadyTolerationSeconds, admission.UnreachableTolerationSeconds = secs, secs
 	}
 	loopbackToken := randomToken()
+	var metricsOpts []resourcemetrics.Option
+	if o.MetricsInterval > 0 {
+		metricsOpts = append(metricsOpts, resourcemetrics.WithInterval(o.MetricsInterval))
+	}
+	s.metrics = resourcemetrics.New(s.log.With("component", "resource-metrics"), nodeTransport, metricsOpts...)
 	s.api = apiserver.New(apiserver.Config{
 		Logger:   s.log.With("component", "apiserver"),
 		Store:    st,
@@ -275,6 +290,7 @@ func (s *Server) start(ctx context.Context) error {
 		Version:              Version,
 		Routes:               s.routes(),
 		Connect:              apiserver.NewNodeProxy(s.log.With("component", "node-proxy"), st, reg, nodeTransport).Connect,
+		ResourceMetrics:      s.metrics,
 	})
 	s.http = &http.Server{
 		Handler:           s.api.Handler(),

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 )
@@ -52,7 +53,7 @@ func NewScheme() *runtime.Scheme {
 		admissionregistrationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme,
 		eventsv1.AddToScheme, authenticationv1beta1.AddToScheme,
 		apiextensionsv1.AddToScheme, certificatesv1.AddToScheme,
-		wharfv1.AddToScheme,
+		wharfv1.AddToScheme, metricsv1beta1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
 	}
@@ -96,7 +97,7 @@ func Builtin() []*Resource {
 		ValidatingWebhookConfigurations(), MutatingWebhookConfigurations(),
 		ValidatingAdmissionPolicies(), ValidatingAdmissionPolicyBindings(),
 		CustomResourceDefinitions(), CertificateSigningRequests(),
-	}, Reviews()...)
+	}, append(Reviews(), ResourceMetrics()...)...)
 }
 
 // Service returns the resources of the cluster service: a cluster's, and

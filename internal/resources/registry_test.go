@@ -67,13 +67,17 @@ func TestBuiltinRegistry(t *testing.T) {
 		"events.v1.events.k8s.io":                          {short: []string{"ev"}, namespaced: true},
 		"horizontalpodautoscalers.v1.autoscaling":          {short: []string{"hpa"}, categories: []string{"all"}, namespaced: true, status: true},
 		"selfsubjectreviews.v1beta1.authentication.k8s.io": {},
+
+		// Figures computed by the server.
+		"nodes.v1beta1.metrics.k8s.io": {},
+		"pods.v1beta1.metrics.k8s.io":  {namespaced: true},
 	}
 	if len(reg.All()) != len(want) {
 		t.Errorf("%d resources, want %d", len(reg.All()), len(want))
 	}
 	for _, r := range reg.All() {
 		name := r.GVR.Resource
-		if r.Conversion != nil {
+		if r.Conversion != nil || r.ReadOnly {
 			name = r.GVR.Resource + "." + r.GVR.Version + "." + r.GVR.Group
 		}
 		t.Run(name, func(t *testing.T) {
@@ -105,6 +109,12 @@ func TestBuiltinRegistry(t *testing.T) {
 			}
 			if r.SingularName == "" || r.Kind == "" {
 				t.Errorf("singular name %q, kind %q", r.SingularName, r.Kind)
+			}
+			if r.ReadOnly {
+				if cells := r.Row(r.New()); len(cells) != len(r.Columns) {
+					t.Errorf("%d cells for %d columns", len(cells), len(r.Columns))
+				}
+				return // computed, never written: no hooks
 			}
 
 			// Every hook copes with an empty object (of the stored type).

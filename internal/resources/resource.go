@@ -38,6 +38,9 @@ type Resource struct {
 	// TokenReview, ...): create answers it in the returned object's status
 	// and nothing is stored; no other verb is served.
 	CreateOnly bool
+	// ReadOnly marks figures the server computes rather than stores
+	// (metrics.k8s.io): only get and list are served, from memory.
+	ReadOnly bool
 
 	// HasStatus adds a /status subresource and the Spec/Status split above.
 	HasStatus bool

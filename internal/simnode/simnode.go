@@ -46,6 +46,9 @@ type Config struct {
 	LeaseInterval time.Duration
 	// Labels are added to every node.
 	Labels map[string]string
+	// Stats, when set, makes each node serve its pods' usage (see
+	// StatsConfig, CPUUsageAnnotation) for metrics.k8s.io.
+	Stats *StatsConfig
 }
 
 // Run registers the nodes and simulates them until ctx ends.
@@ -65,10 +68,27 @@ func Run(ctx context.Context, log *slog.Logger, client kubernetes.Interface, cfg
 	if cfg.LeaseInterval == 0 {
 		cfg.LeaseInterval = time.Second
 	}
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
+		}))
+	inf := factory.Core().V1().Pods().Informer()
+	var wg sync.WaitGroup
 	names := make([]string, cfg.Count)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s-%d", cfg.Prefix, i)
-		if err := register(ctx, client, cfg, names[i], i); err != nil {
+		var port int32
+		if cfg.Stats != nil {
+			ln, p, err := listenStats()
+			if err != nil {
+				return err
+			}
+			port = p
+			srv := &statsServer{node: names[i], pods: inf.GetIndexer(), started: time.Now()}
+			wg.Add(1)
+			go func() { defer wg.Done(); serveStats(ctx, log, cfg.Stats, ln, srv) }()
+		}
+		if err := register(ctx, client, cfg, names[i], i, port); err != nil {
 			return err
 		}
 	}
@@ -77,15 +97,14 @@ func Run(ctx context.Context, log *slog.Logger, client kubernetes.Interface, cfg
 	for i, n := range names {
 		ours[n] = i
 	}
-	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); renewLeases(ctx, log, client, names, cfg.LeaseInterval) }()
-	go func() { defer wg.Done(); runPods(ctx, log, client, ours) }()
+	go func() { defer wg.Done(); runPods(ctx, log, client, factory, inf, ours) }()
 	wg.Wait()
 	return nil
 }
 
-func register(ctx context.Context, client kubernetes.Interface, cfg Config, name string, i int) error {
+func register(ctx context.Context, client kubernetes.Interface, cfg Config, name string, i int, port int32) error {
 	labels := map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "simulated"}
 	for k, v := range cfg.Labels {
 		labels[k] = v
@@ -105,9 +124,14 @@ func register(ctx context.Context, client kubernetes.Interface, cfg Config, name
 				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "SimulatedReady",
 				Message: "simulated node", LastHeartbeatTime: now, LastTransitionTime: now,
 			}},
-			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: nodeIP(i).String()}, {Type: corev1.NodeHostName, Address: name}},
-			NodeInfo:  corev1.NodeSystemInfo{KubeletVersion: "v1.33.0-wharf-sim", ContainerRuntimeVersion: "simulated://0", OperatingSystem: "linux", Architecture: "amd64", OSImage: "simulated", KernelVersion: "simulated"},
+			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: nodeIP(i).String()}, {Type: corev1.NodeHostName, Address: name}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}},
+			NodeInfo:        corev1.NodeSystemInfo{KubeletVersion: "v1.33.0-wharf-sim", ContainerRuntimeVersion: "simulated://0", OperatingSystem: "linux", Architecture: "amd64", OSImage: "simulated", KernelVersion: "simulated"},
 		},
+	}
+	if port != 0 {
+		// The API server scrapes the node's stats here (StatsConfig).
+		node.Status.Addresses[0].Address = "127.0.0.1"
 	}
 	_, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
@@ -168,12 +192,7 @@ func renewLeases(ctx context.Context, log *slog.Logger, client kubernetes.Interf
 }
 
 // runPods reports bound pods as running and finishes deletions.
-func runPods(ctx context.Context, log *slog.Logger, client kubernetes.Interface, ours map[string]int) {
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
-		}))
-	inf := factory.Core().V1().Pods().Informer()
+func runPods(ctx context.Context, log *slog.Logger, client kubernetes.Interface, factory informers.SharedInformerFactory, inf cache.SharedIndexInformer, ours map[string]int) {
 	work := make(chan *corev1.Pod, 4096)
 	handle := func(obj any) {
 		if pod, ok := obj.(*corev1.Pod); ok {

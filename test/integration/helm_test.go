@@ -89,15 +89,6 @@ func (h *helmRunner) fail(t *testing.T, args ...string) string {
 	return debug
 }
 
-// serverGap skips a test of what the server does not do yet, with the
-// reason; WHARF_TEST_GAPS=1 runs it anyway, to reproduce the failure.
-func serverGap(t *testing.T, missing string) {
-	t.Helper()
-	if os.Getenv("WHARF_TEST_GAPS") == "" {
-		t.Skip("server: " + missing)
-	}
-}
-
 // demoValues turn on the optional parts of the `helm create` chart.
 var demoValues = []string{"--set", "autoscaling.enabled=true", "--set", "ingress.enabled=true"}
 
@@ -228,7 +219,6 @@ func helmUpgrade(t *testing.T, h *helmRunner, c kubernetes.Interface) {
 // helmHPAMinReplicas: Kubernetes' HPA controller brings a target below
 // minReplicas up to it even without metrics (before it reads any).
 func helmHPAMinReplicas(t *testing.T, c kubernetes.Interface) {
-	serverGap(t, "no HorizontalPodAutoscaler controller: after the upgrade to minReplicas=2 the Deployment stays at 1 replica and the HPA's status stays empty (currentReplicas 0, no conditions); Kubernetes scales it to 2 without metrics")
 	testserver.WaitFor(t, "the HPA to scale demo to minReplicas", 60*time.Second, func() (bool, error) {
 		s, err := c.AppsV1().Deployments("default").GetScale(context.Background(), "demo", metav1.GetOptions{})
 		return err == nil && s.Spec.Replicas == 2, err

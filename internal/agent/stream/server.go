@@ -1,6 +1,7 @@
 // Package stream is the agent's HTTPS server, what the kubelet's server is
 // to kube-apiserver: the API server proxies pods' logs, exec, attach and
-// port forwarding here (docs/agent.md). Logs are read from the CRI log
+// port forwarding here (docs/agent.md), and scrapes its resource usage
+// (/stats/summary, package stats). Logs are read from the CRI log
 // files; exec, attach and port forwarding go through CRI to the runtime's
 // own streaming server, relayed by the agent. Clients must present a
 // certificate signed by the cluster CA.
@@ -40,6 +41,8 @@ type Config struct {
 	ClientCAs   *x509.CertPool
 	LogPoll     time.Duration
 	IdleTimeout time.Duration
+	// Stats serves /stats/summary; nil: 404.
+	Stats StatsSource
 }
 
 // Server serves logs and streams of this node's containers.
@@ -68,6 +71,7 @@ func New(cfg Config) *Server {
 		forwarder: &criForwarder{rt: cfg.Runtime},
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+	s.mux.HandleFunc("GET /stats/summary", s.serveSummary)
 	s.mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveLogs)
 	for _, m := range []string{"GET", "POST"} {
 		// WebSocket clients upgrade a GET, SPDY clients a POST.
