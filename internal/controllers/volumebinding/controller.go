@@ -332,8 +332,6 @@ func matchTopology(terms []corev1.TopologySelectorTerm, nodeLabels map[string]st
 	return false
 }
 
-
 func isDelayBinding(class *storagev1.StorageClass) bool {
 	return class != nil && class.VolumeBindingMode != nil && *class.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer
 }
-
