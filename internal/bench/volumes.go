@@ -111,7 +111,9 @@ func Volumes(ctx context.Context, env Env, out io.Writer, cfg VolumesConfig) err
 		mu.Unlock()
 	}
 	slices.Sort(lat)
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond) }
+	pct := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
+	}
 	fmt.Fprintf(out, "volumes: %d claims one at a time on a pool of %d static volumes: create → Bound p50 %s, p90 %s, max %s\n",
 		cfg.Claims, 2*cfg.Claims, pct(0.5), pct(0.9), lat[len(lat)-1].Round(10*time.Microsecond))
 
