@@ -68,6 +68,9 @@ func (s *Server) admitUpdate(ctx context.Context, req *request, obj, cur runtime
 	if svc, ok := obj.(*corev1.Service); ok {
 		return s.allocateService(ctx, req, svc, cur.(*corev1.Service))
 	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		return s.admitClaimResize(ctx, pvc, cur.(*corev1.PersistentVolumeClaim))
+	}
 	return nil
 }
 

@@ -2,12 +2,14 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
 )
@@ -66,4 +68,30 @@ func addFinalizer(fs *[]string, f string) {
 	if !slices.Contains(*fs, f) {
 		*fs = append(*fs, f)
 	}
+}
+
+// admitClaimResize is the PersistentVolumeClaimResize admission plugin: a
+// claim's storage request may grow only if its class allows expansion.
+func (s *Server) admitClaimResize(ctx context.Context, pvc, old *corev1.PersistentVolumeClaim) error {
+	want, had := pvc.Spec.Resources.Requests[corev1.ResourceStorage], old.Spec.Resources.Requests[corev1.ResourceStorage]
+	if want.Cmp(had) <= 0 {
+		return nil
+	}
+	forbidden := apierrors.NewForbidden(corev1.Resource("persistentvolumeclaims"), pvc.Name,
+		errors.New("only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"))
+	name := storagehelpers.GetPersistentVolumeClaimClass(old)
+	if name == "" {
+		return forbidden
+	}
+	obj, err := s.get1(ctx, storagev1.SchemeGroupVersion.WithResource("storageclasses"), "", name)
+	if apierrors.IsNotFound(err) {
+		return forbidden
+	}
+	if err != nil {
+		return fmt.Errorf("storage class of claim %q: %w", pvc.Name, err)
+	}
+	if sc := obj.(*storagev1.StorageClass); sc.AllowVolumeExpansion == nil || !*sc.AllowVolumeExpansion {
+		return forbidden
+	}
+	return nil
 }

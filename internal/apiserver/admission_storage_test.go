@@ -2,11 +2,13 @@ package apiserver_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -77,6 +79,31 @@ func TestStorageAdmission(t *testing.T) {
 	}
 	if c := deref(got.Spec.StorageClassName); c != "newer" {
 		t.Errorf("with two defaults: %q, want the newer", c)
+	}
+
+	// PersistentVolumeClaimResize: a bound claim grows only if its class
+	// allows expansion ("none" has local, "named" a class that does not exist).
+	for _, tc := range []struct {
+		claim   string
+		allowed bool
+	}{{"none", true}, {"named", false}} {
+		c, err := core.PersistentVolumeClaims("default").Get(ctx, tc.claim, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Status.Phase = corev1.ClaimBound
+		c.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}
+		if c, err = core.PersistentVolumeClaims("default").UpdateStatus(ctx, c, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("2Gi")
+		_, err = core.PersistentVolumeClaims("default").Update(ctx, c, metav1.UpdateOptions{})
+		switch {
+		case tc.allowed && err != nil:
+			t.Errorf("resize of %s: %v", tc.claim, err)
+		case !tc.allowed && (!apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize")):
+			t.Errorf("resize of %s: %v, want Forbidden", tc.claim, err)
+		}
 	}
 
 	pv, err := core.PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
