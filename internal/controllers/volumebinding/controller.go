@@ -144,8 +144,11 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 				}
 			},
 		}},
-		// Pods only name the claims in WaitForPodScheduled events.
-		controllerutil.EventHandler{Informer: pods.Informer(), Handler: cache.ResourceEventHandlerFuncs{}},
+		// A pending pod naming a WaitForFirstConsumer claim changes its
+		// event to WaitForPodScheduled.
+		controllerutil.EventHandler{Informer: pods.Informer(), Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc: c.onPod,
+		}},
 	)
 	return c
 }
@@ -170,6 +173,18 @@ func (c *Controller) onClaim(obj any) {
 		return
 	}
 	c.queue.Add(key{name: claim.Namespace + "/" + claim.Name})
+}
+
+func (c *Controller) onPod(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Spec.NodeName != "" {
+		return
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			c.queue.Add(key{name: pod.Namespace + "/" + v.PersistentVolumeClaim.ClaimName})
+		}
+	}
 }
 
 func (c *Controller) onClaimDelete(obj any) {

@@ -322,6 +322,16 @@ func TestBinding(t *testing.T) {
 			},
 		},
 		{
+			name: "WaitForFirstConsumer names the pending pods waiting for it",
+			objs: []runtime.Object{newClass("local", LocalProvisioner, wffc, false), newClaim("data", "1Gi", claimClass("local")),
+				&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-0"}, Spec: corev1.PodSpec{Volumes: []corev1.Volume{{
+					Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}},
+				}}}}},
+			want: func(t *testing.T, h *harness) (bool, string) {
+				return h.hasEvent("Normal WaitForPodScheduled waiting for pod web-0 to be scheduled")
+			},
+		},
+		{
 			name: "WaitForFirstConsumer with selected-node goes to the provisioner",
 			objs: []runtime.Object{newClass("local", LocalProvisioner, wffc, false),
 				newClaim("data", "1Gi", claimClass("local"), claimAnnotation("volume.kubernetes.io/selected-node", "n1"))},
