@@ -200,3 +200,23 @@ func deleting(c *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
 	c.Finalizers = []string{"kubernetes.io/pvc-protection"}
 	return c
 }
+
+// TestPodWaitsForImmediateClaim: a pod whose Immediate claim is unbound
+// waits, and is scheduled where the volume is once the claim is Bound.
+func TestPodWaitsForImmediateClaim(t *testing.T) {
+	nodes := []*corev1.Node{hostNode("n1"), hostNode("n2")}
+	pod := makePod("p", withClaim("data"))
+	h := startHarness(t, nil, append(objects(nodes, pod),
+		class("fast", "wharf.dev/local", storagev1.VolumeBindingImmediate), claim("data", "fast", ""), pvOn("pv1", "fast", "n2")))
+	waitFor(t, "PodScheduled=False", func() bool {
+		c := scheduledCondition(h.pod(t, "p"))
+		return c != nil && c.Message == "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+	})
+	// What the PersistentVolume controller does.
+	if _, err := h.client.CoreV1().PersistentVolumeClaims("default").Update(t.Context(), claim("data", "fast", "pv1"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if node := h.waitBound(t, "p")["p"]; node != "n2" {
+		t.Errorf("bound to %s, want n2, where the volume is", node)
+	}
+}
