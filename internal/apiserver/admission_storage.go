@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
+
+	"wharf.dev/wharf/internal/resources"
 )
 
 // The storage-object-in-use-protection finalizers (the volumeprotection
@@ -34,34 +34,16 @@ func (s *Server) admitPersistentVolumeClaim(ctx context.Context, pvc *corev1.Per
 	if err != nil {
 		return fmt.Errorf("default storage class for claim %q: %w", pvc.Name, err)
 	}
-	if def := defaultStorageClass(objs); def != "" {
-		pvc.Spec.StorageClassName = &def
+	classes := make([]*storagev1.StorageClass, 0, len(objs))
+	for _, o := range objs {
+		if sc, ok := o.(*storagev1.StorageClass); ok {
+			classes = append(classes, sc)
+		}
+	}
+	if def := resources.DefaultStorageClass(classes); def != nil {
+		pvc.Spec.StorageClassName = &def.Name
 	}
 	return nil
-}
-
-// defaultStorageClass is upstream's choice among classes annotated
-// default: the newest, then by name. "" when none is.
-func defaultStorageClass(objs []runtime.Object) string {
-	var defs []*storagev1.StorageClass
-	for _, o := range objs {
-		if sc, ok := o.(*storagev1.StorageClass); ok &&
-			(sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true" ||
-				sc.Annotations["storageclass.beta.kubernetes.io/is-default-class"] == "true") {
-			defs = append(defs, sc)
-		}
-	}
-	if len(defs) == 0 {
-		return ""
-	}
-	sort.Slice(defs, func(i, j int) bool {
-		ti, tj := defs[i].CreationTimestamp.UnixNano(), defs[j].CreationTimestamp.UnixNano()
-		if ti == tj {
-			return defs[i].Name < defs[j].Name
-		}
-		return ti > tj
-	})
-	return defs[0].Name
 }
 
 func addFinalizer(fs *[]string, f string) {

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
+
+	"wharf.dev/wharf/internal/resources"
 )
 
 // Event reasons, as upstream's pkg/controller/volume/events.
@@ -25,12 +27,6 @@ const (
 	reasonWaitForPodScheduled  = "WaitForPodScheduled"
 	reasonClaimLost            = "ClaimLost"
 	reasonClaimMisbound        = "ClaimMisbound"
-)
-
-// Annotations of the default class (DefaultStorageClass admission reads them too).
-const (
-	annIsDefaultClass     = "storageclass.kubernetes.io/is-default-class"
-	annBetaIsDefaultClass = "storageclass.beta.kubernetes.io/is-default-class"
 )
 
 func (c *Controller) syncClaimKey(ctx context.Context, k string) error {
@@ -225,7 +221,7 @@ func (c *Controller) assignDefaultClass(ctx context.Context, claim *corev1.Persi
 	if err != nil {
 		return false, err
 	}
-	def := DefaultClass(classes)
+	def := resources.DefaultStorageClass(classes)
 	if def == nil {
 		return false, nil
 	}
@@ -236,28 +232,6 @@ func (c *Controller) assignDefaultClass(ctx context.Context, claim *corev1.Persi
 	}
 	c.logger.Info("assigned the default storage class to a claim", "claim", claim.Namespace+"/"+claim.Name, "storageClass", def.Name)
 	return true, nil
-}
-
-// DefaultClass is the default StorageClass among classes, as upstream
-// chooses it: of those annotated default, the newest, then by name.
-func DefaultClass(classes []*storagev1.StorageClass) *storagev1.StorageClass {
-	var defs []*storagev1.StorageClass
-	for _, sc := range classes {
-		if sc.Annotations[annIsDefaultClass] == "true" || sc.Annotations[annBetaIsDefaultClass] == "true" {
-			defs = append(defs, sc)
-		}
-	}
-	if len(defs) == 0 {
-		return nil
-	}
-	sort.Slice(defs, func(i, j int) bool {
-		ti, tj := defs[i].CreationTimestamp.UnixNano(), defs[j].CreationTimestamp.UnixNano()
-		if ti == tj {
-			return defs[i].Name < defs[j].Name
-		}
-		return ti > tj
-	})
-	return defs[0]
 }
 
 // waitForFirstConsumer tells why a WaitForFirstConsumer claim is Pending.

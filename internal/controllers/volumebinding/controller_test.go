@@ -111,7 +111,7 @@ func provisionedBy(p string) volumeOpt {
 func newClass(name, provisioner string, mode storagev1.VolumeBindingMode, isDefault bool) *storagev1.StorageClass {
 	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: provisioner, VolumeBindingMode: &mode}
 	if isDefault {
-		sc.Annotations = map[string]string{annIsDefaultClass: "true"}
+		sc.Annotations = map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}
 	}
 	return sc
 }
