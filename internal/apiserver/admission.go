@@ -56,6 +56,10 @@ func (s *Server) admitCreate(ctx context.Context, req *request, obj runtime.Obje
 		return s.allocateService(ctx, req, o, nil)
 	case *certificatesv1.CertificateSigningRequest:
 		setRequestor(ctx, o)
+	case *corev1.PersistentVolumeClaim:
+		return s.admitPersistentVolumeClaim(ctx, o)
+	case *corev1.PersistentVolume:
+		addFinalizer(&o.Finalizers, pvProtectionFinalizer)
 	}
 	return nil
 }
@@ -63,6 +67,9 @@ func (s *Server) admitCreate(ctx context.Context, req *request, obj runtime.Obje
 func (s *Server) admitUpdate(ctx context.Context, req *request, obj, cur runtime.Object) error {
 	if svc, ok := obj.(*corev1.Service); ok {
 		return s.allocateService(ctx, req, svc, cur.(*corev1.Service))
+	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		return s.admitClaimResize(ctx, pvc, cur.(*corev1.PersistentVolumeClaim))
 	}
 	return nil
 }

@@ -140,6 +140,10 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	jobsCmd.Flags().IntVar(&jc.Parallelism, "parallelism", 10, "parallelism of the Job")
 	jobsCmd.Flags().IntVar(&jc.Nodes, "nodes", 3, "simulated nodes")
 	jobsCmd.Flags().IntVar(&jc.Runs, "runs", 3, "Jobs run one after the other")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd)
+	vc := bench.VolumesConfig{}
+	volumesCmd := sub("volumes", "PersistentVolume controller: claims on a pool of static volumes, create to Bound",
+		func(ctx context.Context, env bench.Env) error { return bench.Volumes(ctx, env, stdio.Out, vc) })
+	volumesCmd.Flags().IntVar(&vc.Claims, "claims", 100, "claims made one by one, then as many at once")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volumesCmd)
 	return cmd
 }

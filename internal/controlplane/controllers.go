@@ -32,6 +32,8 @@ import (
 	"wharf.dev/wharf/internal/controllers/serviceaccount"
 	"wharf.dev/wharf/internal/controllers/servicelb"
 	"wharf.dev/wharf/internal/controllers/ttlafterfinished"
+	"wharf.dev/wharf/internal/controllers/volumebinding"
+	"wharf.dev/wharf/internal/controllers/volumeprotection"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/scheduler"
 )
@@ -122,6 +124,8 @@ func (s *Server) startControllers(ctx context.Context) error {
 	}
 	// The built-in metrics-server: agents are scraped from now on.
 	s.metrics.SetListers(factory.Core().V1().Nodes().Lister(), factory.Core().V1().Pods().Lister())
+	runners["persistentvolume-binder"] = volumebinding.New(log("persistentvolume-binder"), client, factory, recorder("persistentvolume-controller"))
+	runners["volume-protection"] = volumeprotection.New(log("volume-protection"), client, factory)
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 
 	factory.Start(ctx.Done())

@@ -17,8 +17,7 @@ import (
 )
 
 // PersistentVolumes is core/v1 persistentvolumes: cluster-scoped volumes
-// that claims bind to. Stored and validated; no binder or provisioner runs
-// yet.
+// that claims bind to (controllers/volumebinding binds them; docs/storage.md).
 func PersistentVolumes() *Resource {
 	return &Resource{
 		GVR:              corev1.SchemeGroupVersion.WithResource("persistentvolumes"),

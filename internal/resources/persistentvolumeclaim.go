@@ -13,8 +13,7 @@ import (
 )
 
 // PersistentVolumeClaims is core/v1 persistentvolumeclaims: a pod's request
-// for storage. Stored and validated; claims stay Pending until a binder or
-// provisioner exists.
+// for storage, bound to a volume by controllers/volumebinding (docs/storage.md).
 func PersistentVolumeClaims() *Resource {
 	return &Resource{
 		GVR:            corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims"),

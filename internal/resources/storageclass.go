@@ -157,3 +157,25 @@ func storageClassRow(sc *storagev1.StorageClass, now time.Time) []any {
 		age(sc.CreationTimestamp, now),
 	}
 }
+
+// DefaultStorageClass is the class a claim without one gets, as
+// Kubernetes chooses it (DefaultStorageClass admission, and the
+// PersistentVolume controller for claims made before any default): of the
+// classes annotated default, the newest, then by name; nil if none is.
+func DefaultStorageClass(classes []*storagev1.StorageClass) *storagev1.StorageClass {
+	var best *storagev1.StorageClass
+	for _, sc := range classes {
+		if !isDefaultStorageClass(sc.ObjectMeta) {
+			continue
+		}
+		if best == nil {
+			best = sc
+			continue
+		}
+		t, bt := sc.CreationTimestamp.UnixNano(), best.CreationTimestamp.UnixNano()
+		if t > bt || (t == bt && sc.Name < best.Name) {
+			best = sc
+		}
+	}
+	return best
+}
