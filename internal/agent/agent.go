@@ -20,6 +20,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"wharf.dev/wharf/internal/agent/localpv"
 	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/agent/stream"
 	"wharf.dev/wharf/internal/network/cni"
@@ -249,10 +250,17 @@ func Run(ctx context.Context, cfg Config) error {
 		Client: client, Runtime: rt, Network: networkFunc(cfg, log, pn, link.dns, relay), Logger: log.With("component", "node"),
 	})
 	pods := newPods(cfg, client, rt, link.watcher, log.With("component", "pods"))
+	// Volumes live in the state dir: they go with the host, and two
+	// clusters' agents never share one.
+	provisioner := localpv.New(localpv.Config{
+		NodeName: cfg.NodeName, Client: client, Volumes: localpv.NewDisk(filepath.Join(cfg.StateDir, "volumes")),
+		Logger: log.With("component", "localpv"),
+	})
 	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream")})
 	return runAll(ctx, map[string]func(context.Context) error{
 		"node status": nodes.Run,
 		"pods":        pods.Run,
+		"provisioner": provisioner.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
 		"pod network": func(ctx context.Context) error { return pn.Serve(ctx, pnl) },
 		"services":    link.runServices,
