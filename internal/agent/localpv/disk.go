@@ -122,15 +122,26 @@ func (d *Disk) Mount(ctx context.Context, name string) error {
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		return err
 	}
-	// util-linux sets the loop device to detach itself when unmounted.
-	if err := run(ctx, "mount", "-t", "ext4", "-o", "loop", d.image(name), mnt); err != nil {
-		return fmt.Errorf("volume %s: %w", name, err)
+	// A loop device still attached (a container holds the filesystem,
+	// or a crash came between attaching and mounting) is mounted again:
+	// a second one on the same image would be a second, corrupting,
+	// mount of the filesystem.
+	if dev, err := loopOf(ctx, d.image(name)); err == nil {
+		return wrapVolume(name, run(ctx, "mount", "-t", "ext4", dev, mnt))
 	}
-	return nil
+	// util-linux sets the loop device to detach itself when unmounted.
+	return wrapVolume(name, run(ctx, "mount", "-t", "ext4", "-o", "loop", d.image(name), mnt))
 }
 
-// Expand grows volume name to size bytes, online: the image first, then
-// the loop device's idea of it, then the filesystem.
+// ErrResizePending: the volume grew but its filesystem could not, online,
+// and is in use by a pod; it grows once no pod uses it.
+var ErrResizePending = errors.New("the filesystem is resized once no pod uses the volume")
+
+// Expand grows volume name to size bytes: the image first, then the loop
+// device's idea of it, then the filesystem, online. Online growth needs
+// CAP_SYS_RESOURCE (ext4's resize ioctl); without it (some VMs and
+// containers) the filesystem grows offline if no pod uses it, and Expand
+// fails with ErrResizePending otherwise.
 func (d *Disk) Expand(ctx context.Context, name string, size int64) error {
 	fi, err := os.Stat(d.image(name))
 	if err != nil {
@@ -158,10 +169,72 @@ func (d *Disk) Expand(ctx context.Context, name string, size int64) error {
 	if err := run(ctx, "losetup", "-c", dev); err != nil {
 		return fmt.Errorf("volume %s: %w", name, err)
 	}
-	if err := run(ctx, "resize2fs", dev); err != nil {
+	err = run(ctx, "resize2fs", dev)
+	if err == nil || !strings.Contains(err.Error(), "Permission denied") {
+		return wrapVolume(name, err)
+	}
+	busy, err := usedElsewhere(dev)
+	if err != nil {
 		return fmt.Errorf("volume %s: %w", name, err)
 	}
-	return nil
+	if busy {
+		return fmt.Errorf("volume %s: online resize not permitted here: %w", name, ErrResizePending)
+	}
+	if err := run(ctx, "umount", d.Path(name)); err != nil {
+		return fmt.Errorf("volume %s: %w", name, err)
+	}
+	if dev, err := loopOf(ctx, d.image(name)); err == nil {
+		_ = run(ctx, "losetup", "-d", dev)
+	}
+	// resize2fs wants a freshly checked filesystem when it is offline.
+	err = run(ctx, "e2fsck", "-f", "-p", d.image(name))
+	if err == nil {
+		err = run(ctx, "resize2fs", d.image(name))
+	}
+	return errors.Join(wrapVolume(name, err), d.Mount(ctx, name))
+}
+
+func wrapVolume(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("volume %s: %w", name, err)
+}
+
+// usedElsewhere reports whether a mount namespace other than this
+// process's mounts dev: a container's bind of the volume.
+func usedElsewhere(dev string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		return false, err
+	}
+	id := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return false, err
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return false, err
+	}
+	seen := map[string]bool{self: true}
+	for _, p := range procs {
+		ns, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns", "mnt"))
+		if err != nil || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		data, err := os.ReadFile(filepath.Join("/proc", p.Name(), "mountinfo"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[2] == id {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // Size is the size of volume name's image.

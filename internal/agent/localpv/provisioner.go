@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -380,7 +381,12 @@ func (p *Provisioner) expand(ctx context.Context, c *v1.PersistentVolumeClaim) e
 			p.claimEvent(c, v1.EventTypeWarning, eventResizeFailed, "storage class %q does not allow volume expansion", pv.Spec.StorageClassName)
 			return nil
 		}
-		if err := p.cfg.Volumes.Expand(ctx, pv.Name, imageSize(want)); err != nil {
+		err = p.cfg.Volumes.Expand(ctx, pv.Name, imageSize(want))
+		if errors.Is(err, ErrResizePending) {
+			p.queue.AddAfter(key{name: c.Namespace + "/" + c.Name}, resizeRetry)
+			return p.resizePending(ctx, c, err)
+		}
+		if err != nil {
 			p.claimEvent(c, v1.EventTypeWarning, eventResizeFailed, "expand volume %s to %s: %v", pv.Name, want.String(), err)
 			if errors.Is(err, ErrNoSpace) {
 				return fmt.Errorf("claim %s/%s: %w", c.Namespace, c.Name, controllerutil.ErrRequeue)
@@ -411,6 +417,31 @@ func (p *Provisioner) expand(ctx context.Context, c *v1.PersistentVolumeClaim) e
 	}
 	c.Status.AllocatedResourceStatuses = nil
 	c.Status.Conditions = nil
+	if _, err := p.cfg.Client.CoreV1().PersistentVolumeClaims(c.Namespace).UpdateStatus(ctx, c, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("claim %s/%s: update status: %w", c.Namespace, c.Name, err)
+	}
+	return nil
+}
+
+// resizeRetry: how often a volume whose filesystem waits for its pods
+// to go is looked at again.
+const resizeRetry = 10 * time.Second
+
+// resizePending tells on the claim, as the kubelet does, that the
+// filesystem grows when the volume is next mounted.
+func (p *Provisioner) resizePending(ctx context.Context, c *v1.PersistentVolumeClaim, cause error) error {
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == v1.PersistentVolumeClaimFileSystemResizePending && cond.Status == v1.ConditionTrue {
+			return nil
+		}
+	}
+	c = c.DeepCopy()
+	c.Status.Conditions = append(c.Status.Conditions, v1.PersistentVolumeClaimCondition{
+		Type: v1.PersistentVolumeClaimFileSystemResizePending, Status: v1.ConditionTrue,
+		LastTransitionTime: metav1.Now(),
+		Message:            "Waiting for user to (re-)start a pod to finish file system resize of volume on node.",
+	})
+	p.claimEvent(c, v1.EventTypeNormal, "FileSystemResizeRequired", "%v", cause)
 	if _, err := p.cfg.Client.CoreV1().PersistentVolumeClaims(c.Namespace).UpdateStatus(ctx, c, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("claim %s/%s: update status: %w", c.Namespace, c.Name, err)
 	}

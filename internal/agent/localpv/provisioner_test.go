@@ -143,15 +143,14 @@ func claim(name, node, size string, opts ...func(*v1.PersistentVolumeClaim)) *v1
 type harness struct {
 	t       *testing.T
 	client  *fake.Clientset
-	vols    *fakeVolumes
+	vols    Volumes
 	p       *Provisioner
 	events  *record.FakeRecorder
 	seen    []string
 	ctx     context.Context
-	created int
 }
 
-func newHarness(t *testing.T, vols *fakeVolumes, objs ...runtime.Object) *harness {
+func newHarness(t *testing.T, vols Volumes, objs ...runtime.Object) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -257,7 +256,7 @@ func TestProvision(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("PV (-want +got):\n%s", diff)
 	}
-	if size, ok := h.vols.size("pvc-uid-data"); !ok || size != gi {
+	if size, ok := h.vols.(*fakeVolumes).size("pvc-uid-data"); !ok || size != gi {
 		t.Errorf("volume size %d (made %v), want %d", size, ok, gi)
 	}
 	h.until("the success event", func() bool { return h.hasEvent("Normal ProvisioningSucceeded Successfully provisioned volume pvc-uid-data") })
