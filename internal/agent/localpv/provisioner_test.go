@@ -141,13 +141,13 @@ func claim(name, node, size string, opts ...func(*v1.PersistentVolumeClaim)) *v1
 }
 
 type harness struct {
-	t       *testing.T
-	client  *fake.Clientset
-	vols    Volumes
-	p       *Provisioner
-	events  *record.FakeRecorder
-	seen    []string
-	ctx     context.Context
+	t      *testing.T
+	client *fake.Clientset
+	vols   Volumes
+	p      *Provisioner
+	events *record.FakeRecorder
+	seen   []string
+	ctx    context.Context
 }
 
 func newHarness(t *testing.T, vols Volumes, objs ...runtime.Object) *harness {
@@ -259,7 +259,9 @@ func TestProvision(t *testing.T) {
 	if size, ok := h.vols.(*fakeVolumes).size("pvc-uid-data"); !ok || size != gi {
 		t.Errorf("volume size %d (made %v), want %d", size, ok, gi)
 	}
-	h.until("the success event", func() bool { return h.hasEvent("Normal ProvisioningSucceeded Successfully provisioned volume pvc-uid-data") })
+	h.until("the success event", func() bool {
+		return h.hasEvent("Normal ProvisioningSucceeded Successfully provisioned volume pvc-uid-data")
+	})
 }
 
 func TestNotOurs(t *testing.T) {
@@ -314,7 +316,9 @@ func TestProvisioningFails(t *testing.T) {
 
 func TestClassArrivesLater(t *testing.T) {
 	h := newHarness(t, newFakeVolumes(10*gi), claim("data", "n1", "1Gi"))
-	h.until("the failure", func() bool { return h.hasEvent(`Warning ProvisioningFailed storageclass.storage.k8s.io "local" not found`) })
+	h.until("the failure", func() bool {
+		return h.hasEvent(`Warning ProvisioningFailed storageclass.storage.k8s.io "local" not found`)
+	})
 	if _, err := h.client.StorageV1().StorageClasses().Create(h.ctx, class("local", false, v1.PersistentVolumeReclaimDelete), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
