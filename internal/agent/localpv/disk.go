@@ -130,7 +130,17 @@ func (d *Disk) Mount(ctx context.Context, name string) error {
 		return wrapVolume(name, run(ctx, "mount", "-t", "ext4", dev, mnt))
 	}
 	// util-linux sets the loop device to detach itself when unmounted.
-	return wrapVolume(name, run(ctx, "mount", "-t", "ext4", "-o", "loop", d.image(name), mnt))
+	if err := run(ctx, "mount", "-t", "ext4", "-o", "loop", d.image(name), mnt); err != nil {
+		return wrapVolume(name, err)
+	}
+	// Direct I/O from the loop device to the image: no second copy of
+	// the data in the page cache, and writes as fast as the host's
+	// (docs/storage-local.md). Where the host filesystem refuses it, the
+	// volume works buffered.
+	if dev, err := loopOf(ctx, d.image(name)); err == nil {
+		_ = run(ctx, "losetup", "--direct-io=on", dev)
+	}
+	return nil
 }
 
 // ErrResizePending: the volume grew but its filesystem could not, online,
