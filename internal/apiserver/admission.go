@@ -56,6 +56,10 @@ func (s *Server) admitCreate(ctx context.Context, req *request, obj runtime.Obje
 		return s.allocateService(ctx, req, o, nil)
 	case *certificatesv1.CertificateSigningRequest:
 		setRequestor(ctx, o)
+	case *corev1.PersistentVolumeClaim:
+		return s.admitPersistentVolumeClaim(ctx, o)
+	case *corev1.PersistentVolume:
+		addFinalizer(&o.Finalizers, pvProtectionFinalizer)
 	}
 	return nil
 }

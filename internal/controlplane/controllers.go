@@ -31,6 +31,8 @@ import (
 	"wharf.dev/wharf/internal/controllers/serviceaccount"
 	"wharf.dev/wharf/internal/controllers/servicelb"
 	"wharf.dev/wharf/internal/controllers/ttlafterfinished"
+	"wharf.dev/wharf/internal/controllers/volumebinding"
+	"wharf.dev/wharf/internal/controllers/volumeprotection"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/scheduler"
 )
@@ -101,6 +103,8 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"csrsigning-controller": csrsigning.New(log("csrsigning-controller"), client, factory, s.ca),
 		"garbage-collector":     collector,
 	}
+	runners["persistentvolume-binder"] = volumebinding.New(log("persistentvolume-binder"), client, factory, recorder("persistentvolume-controller"))
+	runners["volume-protection"] = volumeprotection.New(log("volume-protection"), client, factory)
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 
 	factory.Start(ctx.Done())

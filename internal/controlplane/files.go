@@ -106,6 +106,11 @@ func (s *Server) bootstrap(ctx context.Context, port int) error {
 	if err := bootstrapRBAC(ctx, client); err != nil {
 		return err
 	}
+	if !s.opts.Service {
+		if err := bootstrapStorageClass(ctx, client); err != nil {
+			return err
+		}
+	}
 	// The kubernetes service: how pods find the API.
 	if _, err := client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		err = create("service kubernetes", func() error {

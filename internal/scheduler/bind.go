@@ -39,7 +39,11 @@ func (s *Scheduler) bindAsync(ctx context.Context, e *entry, p *podInfo, node st
 	}
 	go func() {
 		defer s.release()
-		err := s.bind(ctx, p.pod, node)
+		err := s.bindVolumes(ctx, p, node)
+		volumeErr := err != nil
+		if err == nil {
+			err = s.bind(ctx, p.pod, node)
+		}
 		switch {
 		case err == nil:
 			s.cache.finishBinding(p.key, s.cfg.now().Add(s.cfg.assumeTTL))
@@ -50,7 +54,7 @@ func (s *Scheduler) bindAsync(ctx context.Context, e *entry, p *podInfo, node st
 		case ctx.Err() != nil:
 			// Shutting down: the next leader or run starts from the informers.
 			s.cache.forget(p.key, node)
-		case !retryable(err):
+		case !volumeErr && !retryable(err):
 			// The pod is gone or someone bound it first: the informer will
 			// tell the truth, nothing to retry.
 			s.logger.Debug("binding not needed any more", "pod", p.key, "node", node, "err", err)

@@ -23,6 +23,9 @@ const (
 	reasonCPU
 	reasonMemory
 	reasonEphemeral
+	reasonVolumeMissing
+	reasonVolumeNodeConflict
+	reasonVolumeBindConflict
 	numReasons
 )
 
@@ -36,6 +39,10 @@ var reasonText = [numReasons]string{
 	reasonCPU:           "Insufficient cpu",
 	reasonMemory:        "Insufficient memory",
 	reasonEphemeral:     "Insufficient ephemeral-storage",
+	// The VolumeBinding filter's conflicts.
+	reasonVolumeMissing:      "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)",
+	reasonVolumeNodeConflict: "node(s) had volume node affinity conflict",
+	reasonVolumeBindConflict: "node(s) didn't find available persistent volumes to bind",
 }
 
 type taintKey struct{ key, value string }
@@ -93,6 +100,8 @@ func (d *diagnosis) reasons() []string {
 type fitError struct {
 	numNodes int
 	reasons  []string
+	// preFilter says why no node was even tried (a missing claim, say).
+	preFilter string
 }
 
 func (e *fitError) Error() string {
@@ -101,7 +110,10 @@ func (e *fitError) Error() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "0/%d nodes are available:", e.numNodes)
-	if len(e.reasons) > 0 {
+	if e.preFilter != "" {
+		b.WriteString(" ")
+		b.WriteString(e.preFilter)
+	} else if len(e.reasons) > 0 {
 		b.WriteString(" ")
 		b.WriteString(strings.Join(e.reasons, ", "))
 	}

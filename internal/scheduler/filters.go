@@ -29,7 +29,10 @@ func fits(p *podInfo, n *nodeInfo, d *diagnosis) bool {
 		d.add(reasonHostPorts)
 		return false
 	}
-	return fitsResources(p, n, d)
+	if !fitsResources(p, n, d) {
+		return false
+	}
+	return p.volumes == nil || p.volumes.fits(n, d)
 }
 
 // fitsResources checks requests against what is left of allocatable. Like

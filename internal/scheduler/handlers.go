@@ -20,6 +20,7 @@ func (s *Scheduler) register(factory informers.SharedInformerFactory) {
 	} else {
 		s.synced = append(s.synced, nodes.HasSynced)
 	}
+	s.registerVolumes(factory)
 	pods, err := factory.Core().V1().Pods().Informer().AddEventHandler(kcache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onPod(nil, obj) },
 		UpdateFunc: s.onPod,

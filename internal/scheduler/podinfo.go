@@ -110,6 +110,8 @@ type podInfo struct {
 	nodeSelector map[string]string
 	required     *nodeSelector // nil when the pod has no required node affinity
 	preferred    []preferredTerm
+
+	volumes *podVolumes // nil when the pod has no claim
 }
 
 func newPodInfo(pod *corev1.Pod) *podInfo {

@@ -33,9 +33,10 @@ type Scheduler struct {
 	recorder record.EventRecorder
 	cfg      config
 
-	cache *cache
-	core  *core
-	queue *queue
+	cache   *cache
+	core    *core
+	queue   *queue
+	volumes volumeListers
 
 	synced []kcache.InformerSynced
 	slots  chan struct{} // bounds API calls in flight
@@ -123,6 +124,16 @@ func (s *Scheduler) scheduleOne(ctx context.Context, e *entry, pod *corev1.Pod) 
 		return
 	}
 	info := newPodInfo(pod)
+	vols, unschedulable, err := s.volumes.podVolumesOf(pod)
+	if err != nil || unschedulable != "" {
+		if err != nil {
+			unschedulable = err.Error()
+		}
+		s.unschedulable.Add(1)
+		s.handleUnschedulable(ctx, e, pod, (&fitError{numNodes: s.cache.numNodes(), preFilter: unschedulable}).Error())
+		return
+	}
+	info.volumes = vols
 	res, err := s.core.schedule(info)
 	var fe *fitError
 	switch {
