@@ -1,0 +1,122 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"wharf.dev/wharf/internal/testserver"
+)
+
+const volumePod = `apiVersion: v1
+kind: Pod
+metadata: {name: NAME}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: registry.wharf.local/wharf/busybox:v1
+    command: [sleep, "3600"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: CLAIM}
+`
+
+func podWithClaim(name, claim string) string {
+	return strings.NewReplacer("NAME", name, "CLAIM", claim).Replace(volumePod)
+}
+
+// TestVolumes runs the wharf.dev/local provisioner on a real node: a claim
+// on the default class gets a volume of its size when a pod uses it; the
+// pod writes, and a write past the capacity fails with ENOSPC inside the
+// volume; a new pod sees the data; deleting the claim deletes the volume.
+// A claim larger than the node's disk gets a ProvisioningFailed event.
+func TestVolumes(t *testing.T) {
+	c := upCluster(t)
+	c.Eventually(`e2e\s+Ready`, "get", "nodes")
+	c.Eventually(`local \(default\)\s+wharf.dev/local\s+Delete\s+WaitForFirstConsumer\s+true`, "get", "storageclass")
+
+	start := time.Now()
+	c.RunIn(`apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
+`, "apply", "-f", "-")
+	c.RunIn(podWithClaim("writer", "data"), "apply", "-f", "-")
+	c.Run("wait", "--for=condition=Ready", "pod/writer", "--timeout=120s")
+	t.Logf("claim created → bound and mounted in a running pod: %v", time.Since(start).Round(time.Millisecond))
+
+	uid := c.Run("get", "pvc", "data", "-o", "jsonpath={.metadata.uid}")
+	pvName := "pvc-" + uid
+	// kubectl's columns: the claim Bound to its PV, of 64Mi, RWO, class local.
+	if out := c.Run("get", "pvc", "data"); !regexp.MustCompile(`data\s+Bound\s+` + pvName + `\s+64Mi\s+RWO\s+local`).MatchString(out) {
+		t.Errorf("kubectl get pvc:\n%s", out)
+	}
+	if out := c.Run("get", "pv", pvName); !regexp.MustCompile(pvName + `\s+64Mi\s+RWO\s+Delete\s+Bound\s+default/data\s+local`).MatchString(out) {
+		t.Errorf("kubectl get pv:\n%s", out)
+	}
+	testserver.Contains(t, c.Run("get", "pv", pvName, "-o", `jsonpath={.metadata.annotations.pv\.kubernetes\.io/provisioned-by} {.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}`),
+		"wharf.dev/local e2e")
+	path := c.Run("get", "pv", pvName, "-o", "jsonpath={.spec.local.path}")
+	if !strings.HasPrefix(path, c.stateDir) {
+		t.Errorf("volume at %s, outside the cluster's state dir %s", path, c.stateDir)
+	}
+	c.Eventually(`ProvisioningSucceeded\s+persistentvolumeclaim/data\s+Successfully provisioned volume `+pvName, "get", "events", "--field-selector", "involvedObject.name=data")
+
+	c.Run("exec", "writer", "--", "sh", "-c", "echo kept > /data/hello")
+	// 100 MiB into 64 MiB: the volume is full, not the host.
+	out, err := c.Cmd("", "exec", "writer", "--", "dd", "if=/dev/zero", "of=/data/fill", "bs=1M", "count=100").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "No space left on device") {
+		t.Errorf("dd past the capacity: %v\n%s", err, out)
+	}
+	df := c.Run("exec", "writer", "--", "df", "-k", "/data")
+	t.Logf("df in the pod:\n%s", df)
+
+	c.Run("delete", "pod", "writer", "--wait", "--timeout=60s")
+	c.RunIn(podWithClaim("reader", "data"), "apply", "-f", "-")
+	c.Run("wait", "--for=condition=Ready", "pod/reader", "--timeout=120s")
+	if got := c.Run("exec", "reader", "--", "cat", "/data/hello"); got != "kept\n" {
+		t.Errorf("the next pod reads %q, want kept", got)
+	}
+
+	// The claim goes (its pod first: pvc-protection holds it until then),
+	// then the Released PV and the volume under it.
+	c.Run("delete", "pod", "reader", "--wait", "--timeout=60s")
+	c.Run("delete", "pvc", "data", "--wait", "--timeout=60s")
+	testserver.WaitFor(t, "the PV's deletion", 60*time.Second, func() (bool, error) {
+		_, err := c.client.CoreV1().PersistentVolumes().Get(testContext(t), pvName, metav1.GetOptions{})
+		return err != nil && strings.Contains(err.Error(), "not found"), nil
+	})
+	if _, err := os.Stat(strings.TrimSuffix(path, "/mount")); !os.IsNotExist(err) {
+		t.Errorf("volume directory %s left: %v", path, err)
+	}
+
+	t.Run("larger than the disk", func(t *testing.T) {
+		c.RunIn(`apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: huge}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 100Pi}}
+`, "apply", "-f", "-")
+		c.RunIn(podWithClaim("huge", "huge"), "apply", "-f", "-")
+		c.Eventually(`ProvisioningFailed\s+persistentvolumeclaim/huge\s+.*not enough free space on the node`, "get", "events", "--field-selector", "involvedObject.name=huge")
+		if out := c.Run("get", "pvc", "huge"); !strings.Contains(out, "Pending") {
+			t.Errorf("kubectl get pvc:\n%s", out)
+		}
+		if pvs := c.Run("get", "pv", "-o", "name"); strings.Contains(pvs, "pvc-") {
+			t.Errorf("PVs after a failed provisioning: %s", pvs)
+		}
+		c.Run("delete", "pod", "huge", "--wait=false")
+		c.Run("delete", "pvc", "huge", "--wait=false")
+	})
+}
