@@ -140,6 +140,12 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	jobsCmd.Flags().IntVar(&jc.Parallelism, "parallelism", 10, "parallelism of the Job")
 	jobsCmd.Flags().IntVar(&jc.Nodes, "nodes", 3, "simulated nodes")
 	jobsCmd.Flags().IntVar(&jc.Runs, "runs", 3, "Jobs run one after the other")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd)
+	vc := bench.VolumesConfig{}
+	volCmd := sub("volumes", "fio on a wharf.dev/local volume against the host directory it lives in (root, fio)",
+		func(ctx context.Context, env bench.Env) error { return bench.Volumes(ctx, env, stdio.Out, vc) })
+	volCmd.Flags().Int64Var(&vc.Size, "size", 2<<30, "volume size in bytes (fio's file is half)")
+	volCmd.Flags().DurationVar(&vc.Runtime, "runtime", 5*time.Second, "each fio run")
+	volCmd.Flags().IntVar(&vc.Rounds, "rounds", 3, "rounds per pattern and target, alternating")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volCmd)
 	return cmd
 }

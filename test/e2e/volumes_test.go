@@ -3,13 +3,18 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"wharf.dev/wharf/internal/testserver"
 )
@@ -99,6 +104,59 @@ spec:
 	if _, err := os.Stat(strings.TrimSuffix(path, "/mount")); !os.IsNotExist(err) {
 		t.Errorf("volume directory %s left: %v", path, err)
 	}
+
+	// Figures for docs/benchmarks.md, printed, not asserted.
+	t.Run("claim to running pod", func(t *testing.T) {
+		ctx := testContext(t)
+		var took []time.Duration
+		for i := range 5 {
+			name := fmt.Sprintf("bench-%d", i)
+			claim := &corev1.PersistentVolumeClaim{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("256Mi")}},
+				},
+			}
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: ptr.To(int64(0)),
+					Containers: []corev1.Container{{Name: "app", Image: "registry.wharf.local/wharf/busybox:v1", Command: []string{"sleep", "3600"},
+						VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name}}}},
+				},
+			}
+			start := time.Now()
+			if _, err := c.client.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			testserver.WaitFor(t, "pod "+name+" running", 2*time.Minute, func() (bool, error) {
+				p, err := c.client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return false, nil
+				}
+				for _, cond := range p.Status.Conditions {
+					if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+						return true, nil
+					}
+				}
+				return false, nil
+			})
+			took = append(took, time.Since(start))
+		}
+		slices.Sort(took)
+		t.Logf("claim + pod created → pod Ready with the volume mounted, 5 runs: min %v, median %v, max %v",
+			took[0].Round(time.Millisecond), took[2].Round(time.Millisecond), took[4].Round(time.Millisecond))
+		for i := range 5 {
+			name := fmt.Sprintf("bench-%d", i)
+			c.Run("delete", "pod", name, "--wait=false")
+			c.Run("delete", "pvc", name, "--wait=false")
+		}
+	})
 
 	t.Run("larger than the disk", func(t *testing.T) {
 		c.RunIn(`apiVersion: v1

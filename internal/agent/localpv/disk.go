@@ -1,7 +1,6 @@
 package localpv
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"wharf.dev/wharf/internal/mountinfo"
 )
 
 // Disk keeps volumes under one directory, one per name, each an ext4
@@ -321,30 +322,16 @@ func Mounted(dir string) (bool, error) { return mounted(dir) }
 // mounted reports whether something is mounted at dir, from the mount
 // table (a stat comparison would miss a bind of the same filesystem).
 func mounted(dir string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.Read()
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMount(fields[4]) == dir {
+	for _, m := range mounts {
+		if m.MountPoint == dir {
 			return true, nil
 		}
 	}
-	return false, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes of space, tab, newline
-// and backslash.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
+	return false, nil
 }
 
 func run(ctx context.Context, name string, args ...string) error {
