@@ -83,8 +83,10 @@ spec:
 	if err == nil || !strings.Contains(string(out), "No space left on device") {
 		t.Errorf("dd past the capacity: %v\n%s", err, out)
 	}
-	df := c.Run("exec", "writer", "--", "df", "-k", "/data")
-	t.Logf("df in the pod:\n%s", df)
+	// The pod's /data is the volume's own filesystem, on a loop device.
+	if df := c.Run("exec", "writer", "--", "df", "-k", "/data"); !strings.Contains(df, "/dev/loop") {
+		t.Errorf("df in the pod, want the volume's loop device:\n%s", df)
+	}
 
 	c.Run("delete", "pod", "writer", "--wait", "--timeout=60s")
 	c.RunIn(podWithClaim("reader", "data"), "apply", "-f", "-")

@@ -29,6 +29,30 @@ type Disk struct{ dir string }
 // NewDisk returns a Disk keeping volumes under dir.
 func NewDisk(dir string) *Disk { return &Disk{dir: dir} }
 
+// Share makes the volumes directory a shared mount of its own (a bind
+// of itself), so that the volumes mounted under it later also appear in
+// the mount namespaces copied from this one: containerd's own, where the
+// agent hides cgroup hierarchies, which bind-mounts volumes into
+// containers. Call it before containerd starts; it is idempotent.
+func (d *Disk) Share() error {
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return err
+	}
+	ok, err := mounted(d.dir)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := unix.Mount(d.dir, d.dir, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", d.dir, err)
+		}
+	}
+	if err := unix.Mount("", d.dir, "", unix.MS_SHARED, ""); err != nil {
+		return fmt.Errorf("make %s shared: %w", d.dir, err)
+	}
+	return nil
+}
+
 // Path is the mount point of volume name.
 func (d *Disk) Path(name string) string { return filepath.Join(d.dir, name, "mount") }
 
@@ -184,7 +208,7 @@ func (d *Disk) Expand(ctx context.Context, name string, size int64) error {
 	if err == nil || !strings.Contains(err.Error(), "Permission denied") {
 		return wrapVolume(name, err)
 	}
-	busy, err := usedElsewhere(dev)
+	busy, err := usedElsewhere(dev, d.Path(name))
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", name, err)
 	}
@@ -213,8 +237,9 @@ func wrapVolume(name string, err error) error {
 }
 
 // usedElsewhere reports whether a mount namespace other than this
-// process's mounts dev: a container's bind of the volume.
-func usedElsewhere(dev string) (bool, error) {
+// process's mounts dev other than at mnt (where the shared volumes
+// directory propagates it): a container's bind of the volume.
+func usedElsewhere(dev, mnt string) (bool, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(dev, &st); err != nil {
 		return false, err
@@ -240,7 +265,7 @@ func usedElsewhere(dev string) (bool, error) {
 			continue // gone meanwhile
 		}
 		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) > 2 && f[2] == id {
+			if f := strings.Fields(line); len(f) > 4 && f[2] == id && f[4] != mnt {
 				return true, nil
 			}
 		}
