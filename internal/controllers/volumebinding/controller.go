@@ -150,9 +150,11 @@ func New(logger *slog.Logger, client kubernetes.Interface, factory informers.Sha
 	return c
 }
 
-// Run binds with workers goroutines until ctx is done.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	controllerutil.Run(ctx, c.logger, c.queue, c.synced, workers, c.sync)
+// Run binds until ctx is done. It uses one worker whatever workers says,
+// as upstream's controller has one claim worker: two claims matched at once
+// would pick the same best volume and one of the binds would fail.
+func (c *Controller) Run(ctx context.Context, _ int) {
+	controllerutil.Run(ctx, c.logger, c.queue, c.synced, 1, c.sync)
 }
 
 func (c *Controller) sync(ctx context.Context, k key) error {
