@@ -136,11 +136,23 @@ spec:
 			if _, err := c.client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
+			// When each step of the chain was first seen, polling.
+			stages := map[string]time.Duration{}
+			seen := func(stage string, ok bool) {
+				if _, done := stages[stage]; ok && !done {
+					stages[stage] = time.Since(start)
+				}
+			}
 			testserver.WaitFor(t, "pod "+name+" running", 2*time.Minute, func() (bool, error) {
+				if cl, err := c.client.CoreV1().PersistentVolumeClaims("default").Get(ctx, name, metav1.GetOptions{}); err == nil {
+					seen("node selected", cl.Annotations["volume.kubernetes.io/selected-node"] != "")
+					seen("claim bound", cl.Status.Phase == corev1.ClaimBound)
+				}
 				p, err := c.client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 				if err != nil {
 					return false, nil
 				}
+				seen("pod scheduled", p.Spec.NodeName != "")
 				for _, cond := range p.Status.Conditions {
 					if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
 						return true, nil
@@ -148,6 +160,9 @@ spec:
 				}
 				return false, nil
 			})
+			t.Logf("%s: node selected %v, pod scheduled %v, claim bound %v, pod ready %v", name,
+				stages["node selected"].Round(time.Millisecond), stages["pod scheduled"].Round(time.Millisecond),
+				stages["claim bound"].Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 			took = append(took, time.Since(start))
 		}
 		slices.Sort(took)
