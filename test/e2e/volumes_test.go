@@ -89,10 +89,21 @@ spec:
 	}
 
 	c.Run("delete", "pod", "writer", "--wait", "--timeout=60s")
+	// The class allows expansion: the claim grows, with no pod using it
+	// (this VM's root may not grow ext4 online; see docs/storage-local.md).
+	c.Run("patch", "pvc", "data", "-p", `{"spec":{"resources":{"requests":{"storage":"128Mi"}}}}`)
+	c.Eventually(`^128Mi 128Mi$`, "get", "pvc", "data", "-o", "jsonpath={.status.capacity.storage} {.spec.resources.requests.storage}")
+	if got := c.Run("get", "pv", pvName, "-o", "jsonpath={.spec.capacity.storage}"); got != "128Mi" {
+		t.Errorf("PV capacity after the expansion: %s, want 128Mi", got)
+	}
 	c.RunIn(podWithClaim("reader", "data"), "apply", "-f", "-")
 	c.Run("wait", "--for=condition=Ready", "pod/reader", "--timeout=120s")
 	if got := c.Run("exec", "reader", "--", "cat", "/data/hello"); got != "kept\n" {
 		t.Errorf("the next pod reads %q, want kept", got)
+	}
+	// ~64 MiB used of a filesystem of ~128 MiB now: room for 40 MiB more.
+	if out, err := c.Cmd("", "exec", "reader", "--", "dd", "if=/dev/zero", "of=/data/more", "bs=1M", "count=40").CombinedOutput(); err != nil {
+		t.Errorf("writing into the grown volume: %v\n%s", err, out)
 	}
 
 	// The claim goes (its pod first: pvc-protection holds it until then),
