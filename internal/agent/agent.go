@@ -223,12 +223,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("pod network: %w", err)
 	}
 	defer pnl.Close()
-	// Volumes are mounted under a shared mount made before containerd
-	// starts, or containerd's mount namespace would not see them.
-	volumes := localpv.NewDisk(filepath.Join(cfg.StateDir, "volumes"))
-	if err := volumes.Share(); err != nil {
-		return fmt.Errorf("volumes: %w", err)
-	}
 	rt, err := startRuntime(ctx, log, cfg, creds)
 	if err != nil {
 		return err
@@ -259,7 +253,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Volumes live in the state dir: they go with the host, and two
 	// clusters' agents never share one.
 	provisioner := localpv.New(localpv.Config{
-		NodeName: cfg.NodeName, Client: client, Volumes: volumes,
+		NodeName: cfg.NodeName, Client: client, Volumes: localpv.NewDisk(localpv.Dir(cfg.StateDir)),
 		Logger: log.With("component", "localpv"),
 	})
 	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream")})

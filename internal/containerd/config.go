@@ -55,6 +55,13 @@ type Config struct {
 	// is on PATH (a C program: a container's create and start cost a
 	// third of runc's CPU time), else runc.
 	Runtime string
+	// SharedDirs are directories under which the agent mounts volumes
+	// (memory emptyDirs, local persistent volumes) while containerd runs.
+	// containerd lives in a mount namespace of its own, and this
+	// machine's root mount is private: Start makes each a shared mount
+	// point before containerd's namespace is made, so that what is mounted
+	// below it later shows there too, and so in the containers.
+	SharedDirs []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }

@@ -51,6 +51,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if _, err := os.Stat(d.paths.ConfigFile); err != nil {
 		return nil, fmt.Errorf("containerd: no config (call WriteConfig first): %w", err)
 	}
+	for _, dir := range cfg.SharedDirs {
+		if err := shareDir(dir); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.ensure(ctx); err != nil {
 		return nil, err
 	}

@@ -111,6 +111,29 @@ func olderState(p Paths) bool {
 }
 
 // isMountPoint says whether dir is the mount point of a mount.
+// shareDir makes dir a shared mount point (a bind mount of itself unless
+// it is a mount point already): mounts made below it in the host's mount
+// namespace propagate to the namespaces copied from it afterwards, such
+// as a containerd's. Shutdown unmounts it with the rest of the state dir.
+func shareDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("shared dir: %w", err)
+	}
+	mounted, err := isMountPoint(dir)
+	if err != nil {
+		return fmt.Errorf("shared dir %s: %w", dir, err)
+	}
+	if !mounted {
+		if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", dir, err)
+		}
+	}
+	if err := syscall.Mount("", dir, "", syscall.MS_SHARED, ""); err != nil {
+		return fmt.Errorf("share %s: %w", dir, err)
+	}
+	return nil
+}
+
 func isMountPoint(dir string) (bool, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {

@@ -210,6 +210,15 @@ func runPods(ctx context.Context, log *slog.Logger, client kubernetes.Interface,
 func sync1(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, node int) error {
 	pods := client.CoreV1().Pods(pod.Namespace)
 	if pod.DeletionTimestamp != nil {
+		// As an agent: the stopped pod's terminal phase (SIGTERM's exit
+		// code), then the final delete.
+		if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+			p := pod.DeepCopy()
+			complete(p, node, 143, metav1.Now())
+			if _, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
 		return pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
 	}
 	switch pod.Status.Phase {

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 )
 
 // podState is what the tests compare of a pod's status.
@@ -80,4 +81,32 @@ func stateOf(p *corev1.Pod) podState {
 		}
 	}
 	return s
+}
+
+// TestSyncDeletedPod checks a deleted running pod is reported Failed with
+// SIGTERM's exit code before its object is deleted, as an agent does.
+func TestSyncDeletedPod(t *testing.T) {
+	now := metav1.Now()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "u1", DeletionTimestamp: &now, Finalizers: []string{"example.com/keep"}},
+		Spec:       corev1.PodSpec{NodeName: "sim-0", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	client := fake.NewClientset(pod)
+	ctx := context.Background()
+	if err := sync1(ctx, client, pod, 0); err != nil {
+		t.Fatal(err)
+	}
+	var phases []string
+	for _, a := range client.Actions() {
+		if u, ok := a.(clienttesting.UpdateAction); ok && a.GetSubresource() == "status" {
+			phases = append(phases, string(u.GetObject().(*corev1.Pod).Status.Phase))
+		}
+		if a.GetVerb() == "delete" {
+			phases = append(phases, "delete")
+		}
+	}
+	if diff := cmp.Diff([]string{"Failed", "delete"}, phases); diff != "" {
+		t.Errorf("status writes and deletes (-want +got):\n%s", diff)
+	}
 }

@@ -113,6 +113,31 @@ spec:
 		}
 	})
 
+	t.Run("pod-failure-policy", func(t *testing.T) {
+		// Exit 42 fails the Job at once, whatever the backoffLimit.
+		c.RunIn(`apiVersion: batch/v1
+kind: Job
+metadata: {name: policy}
+spec:
+  backoffLimit: 6
+  podFailurePolicy:
+    rules:
+    - action: FailJob
+      onExitCodes: {containerName: work, operator: In, values: [42]}
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: registry.wharf.local/wharf/testapp:v1, args: [exit, --code, "42"]}]
+`, "apply", "-f", "-")
+		c.Run("wait", "--for=condition=failed", "job/policy", "--timeout=120s")
+		got := c.Run("get", "job", "policy", "-o", `jsonpath={.status.conditions[?(@.type=="Failed")].reason} {.status.failed}`)
+		if got != "PodFailurePolicy 1" {
+			t.Errorf("failed reason and count = %q, want PodFailurePolicy 1 (no retries)", got)
+		}
+		testserver.Contains(t, c.Run("get", "job", "policy", "-o", `jsonpath={.status.conditions[?(@.type=="Failed")].message}`),
+			"Container work for pod default/policy-", "failed with exit code 42 matching FailJob rule at index 0")
+	})
+
 	t.Run("ttl-after-finished", func(t *testing.T) {
 		c.RunIn(`apiVersion: batch/v1
 kind: Job

@@ -26,32 +26,14 @@ import (
 // creating leaves a directory that Remove cleans up.
 type Disk struct{ dir string }
 
+// Dir is where an agent with state dir stateDir keeps its volumes. The
+// agent makes it a shared mount point before containerd starts
+// (containerd.Config.SharedDirs): containerd lives in a mount namespace
+// of its own, which must see the volumes mounted later.
+func Dir(stateDir string) string { return filepath.Join(stateDir, "volumes") }
+
 // NewDisk returns a Disk keeping volumes under dir.
 func NewDisk(dir string) *Disk { return &Disk{dir: dir} }
-
-// Share makes the volumes directory a shared mount of its own (a bind
-// of itself), so that the volumes mounted under it later also appear in
-// the mount namespaces copied from this one: containerd's own, where the
-// agent hides cgroup hierarchies, which bind-mounts volumes into
-// containers. Call it before containerd starts; it is idempotent.
-func (d *Disk) Share() error {
-	if err := os.MkdirAll(d.dir, 0o700); err != nil {
-		return err
-	}
-	ok, err := mounted(d.dir)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		if err := unix.Mount(d.dir, d.dir, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s: %w", d.dir, err)
-		}
-	}
-	if err := unix.Mount("", d.dir, "", unix.MS_SHARED, ""); err != nil {
-		return fmt.Errorf("make %s shared: %w", d.dir, err)
-	}
-	return nil
-}
 
 // Path is the mount point of volume name.
 func (d *Disk) Path(name string) string { return filepath.Join(d.dir, name, "mount") }

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -226,41 +224,5 @@ func BenchmarkDiskCreate(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-	}
-}
-
-// TestShare: a mount namespace copied after Share (containerd's, as the
-// agent starts it) sees the volumes mounted later.
-func TestShare(t *testing.T) {
-	needRoot(t)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare")
-	}
-	ctx := context.Background()
-	dir := t.TempDir()
-	d := NewDisk(filepath.Join(dir, "volumes"))
-	if err := d.Share(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(d.dir, unix.MNT_DETACH) })
-	if err := d.Share(); err != nil {
-		t.Fatalf("again: %v", err)
-	}
-	other := exec.Command("unshare", "--mount", "--propagation", "unchanged", "sleep", "30")
-	if err := other.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
-	time.Sleep(200 * time.Millisecond) // unshare has exec'd sleep
-	if err := d.Create(ctx, "pvc-shared", 16<<20); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Remove(ctx, "pvc-shared") })
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", other.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(data), " "+d.Path("pvc-shared")+" ") {
-		t.Errorf("the other namespace does not see %s", d.Path("pvc-shared"))
 	}
 }

@@ -155,7 +155,8 @@ func (m *Manager) gcContainers(ctx context.Context, pod *v1.Pod, rt *podRuntime)
 		if logPath == "" {
 			logPath = filepath.Join(m.layout.podLogDir(pod.Namespace, pod.Name, pod.UID), containerLogPath(c.name, c.attempt))
 		}
-		for _, p := range []string{logPath, m.layout.terminationFile(pod.UID, c.name, c.attempt)} {
+		rotated, _ := rotatedLogs(logPath)
+		for _, p := range append([]string{logPath, m.layout.terminationFile(pod.UID, c.name, c.attempt)}, rotated...) {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}

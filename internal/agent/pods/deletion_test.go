@@ -2,8 +2,6 @@ package pods
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,11 +16,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
 )
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return !errors.Is(err, fs.ErrNotExist)
-}
 
 // podCgroups makes the cgroup directories containerd would create for a
 // pod and one of its containers, in every fake controller.
@@ -87,6 +80,11 @@ func TestGracefulDeletion(t *testing.T) {
 		}
 		if h.rt.execCount("drain") != 1 {
 			atDelete = append(atDelete, "preStop hook did not run")
+		}
+		if o, err := h.client.Tracker().Get(v1.SchemeGroupVersion.WithResource("pods"), "default", "doomed"); err != nil {
+			atDelete = append(atDelete, err.Error())
+		} else if ph := o.(*v1.Pod).Status.Phase; !terminal(ph) {
+			atDelete = append(atDelete, "phase "+string(ph)+", want a terminal phase")
 		}
 		return false, nil, nil
 	})
@@ -267,5 +265,28 @@ func TestAdoption(t *testing.T) {
 	h.waitFor("second agent synced", func() bool { return h.m.syncs.Load() > 0 })
 	if n := h.calls("CreateContainer") + h.calls("StopContainer"); n != 0 {
 		t.Errorf("second agent touched containers (%d calls)", n)
+	}
+}
+
+func TestTerminatedPhase(t *testing.T) {
+	exited := func(code int32) v1.ContainerStatus {
+		return v1.ContainerStatus{State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: code}}}
+	}
+	waiting := v1.ContainerStatus{State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}}
+	for _, tc := range []struct {
+		name     string
+		statuses []v1.ContainerStatus
+		want     v1.PodPhase
+	}{
+		{"all exited 0", []v1.ContainerStatus{exited(0), exited(0)}, v1.PodSucceeded},
+		{"one killed", []v1.ContainerStatus{exited(0), exited(137)}, v1.PodFailed},
+		{"never started", []v1.ContainerStatus{waiting}, v1.PodFailed},
+		{"no statuses", nil, v1.PodFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := terminatedPhase(tc.statuses); got != tc.want {
+				t.Errorf("terminatedPhase = %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

@@ -31,7 +31,13 @@ type layout struct {
 }
 
 // podsDir holds one directory per pod UID.
-func (l layout) podsDir() string { return filepath.Join(l.stateDir, "pods") }
+func (l layout) podsDir() string { return VolumesRoot(l.stateDir) }
+
+// VolumesRoot is the directory under a node's state dir that holds its
+// pods' volumes: the agent mounts memory emptyDirs below it, so it must
+// be a shared mount point when containerd starts (containerd.Config's
+// SharedDirs).
+func VolumesRoot(stateDir string) string { return filepath.Join(stateDir, "pods") }
 
 func (l layout) podDir(uid types.UID) string { return filepath.Join(l.podsDir(), string(uid)) }
 

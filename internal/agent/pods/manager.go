@@ -63,6 +63,17 @@ type Config struct {
 	// doubling up to BackOffMax.
 	BackOffInitial time.Duration
 	BackOffMax     time.Duration
+
+	// ContainerLogMaxSize is the size at which a container's log is
+	// rotated, ContainerLogMaxFiles how many files of it are kept, the
+	// current one included; defaults 10 MiB and 5, the kubelet's.
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
+
+	// ImageGCHighPercent and ImageGCLowPercent are the image filesystem
+	// usage above which unused images are removed and the usage to bring
+	// it back to; defaults 85 and 80, the kubelet's.
+	ImageGCHighPercent, ImageGCLowPercent int
 }
 
 // Timing of the relist and resync loops, and the kubelet's constants.
@@ -90,22 +101,25 @@ const (
 
 // Manager runs the pods bound to one node.
 type Manager struct {
-	cfg      Config
-	log      *slog.Logger
-	clock    clock.WithTicker
-	layout   layout
-	dns      dnsSettings
-	reader   *runtimeReader
-	volumes  *volume.Manager
-	objects  *objectCache
-	tokens   *tokenCache
-	runner   *probe.Runner
-	probes   *probe.Manager
-	restarts *backOff
-	pulls    *backOff
-	reasons  *reasons
-	statuses *statusCache
-	recorder record.EventRecorder
+	cfg       Config
+	log       *slog.Logger
+	clock     clock.WithTicker
+	layout    layout
+	dns       dnsSettings
+	reader    *runtimeReader
+	volumes   *volume.Manager
+	objects   *objectCache
+	tokens    *tokenCache
+	runner    *probe.Runner
+	probes    *probe.Manager
+	images    imageGC
+	evictions evictions
+	fsStats   fsStats
+	restarts  *backOff
+	pulls     *backOff
+	reasons   *reasons
+	statuses  *statusCache
+	recorder  record.EventRecorder
 
 	// Knobs that tests change before Run.
 	relistPeriod, resyncPeriod time.Duration
@@ -145,6 +159,18 @@ func New(cfg Config) *Manager {
 	if cfg.BackOffMax <= 0 {
 		cfg.BackOffMax = 5 * time.Minute
 	}
+	if cfg.ImageGCHighPercent <= 0 || cfg.ImageGCHighPercent > 100 {
+		cfg.ImageGCHighPercent = defaultImageGCHighPercent
+	}
+	if cfg.ImageGCLowPercent <= 0 || cfg.ImageGCLowPercent > cfg.ImageGCHighPercent {
+		cfg.ImageGCLowPercent = min(defaultImageGCLowPercent, cfg.ImageGCHighPercent)
+	}
+	if cfg.ContainerLogMaxSize <= 0 {
+		cfg.ContainerLogMaxSize = defaultContainerLogMaxSize
+	}
+	if cfg.ContainerLogMaxFiles < 2 {
+		cfg.ContainerLogMaxFiles = defaultContainerLogMaxFiles
+	}
 	m := &Manager{
 		cfg:          cfg,
 		log:          cfg.Logger,
@@ -162,6 +188,7 @@ func New(cfg Config) *Manager {
 		workers:      map[types.UID]*podWorker{},
 		ready:        make(chan struct{}),
 		runtimeName:  "containerd",
+		fsStats:      statfs,
 	}
 	m.objects = newObjectCache(cfg.Client, m.log, m.wake)
 	m.tokens = newTokenCache(cfg.Client, cfg.Clock)

@@ -39,6 +39,9 @@ func (m *Manager) loop(ctx context.Context) {
 		case <-resync.C():
 			m.wakeAll()
 			m.housekeeping()
+			m.rotateLogs(ctx)
+			m.maybeCollectImages(ctx)
+			m.checkEphemeralStorage(ctx)
 		}
 	}
 }

@@ -59,6 +59,9 @@ func (m *Manager) syncRunning(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		return syncResult{}, m.writeStatus(ctx, pod, early)
 	}
 
+	if msg, ok := m.evictions.take(pod.UID); ok {
+		return m.evict(ctx, pod, rt, msg)
+	}
 	if left, ok := m.activeDeadline(pod); ok && left <= 0 {
 		return m.failDeadline(ctx, pod, rt)
 	} else if ok {

@@ -82,6 +82,9 @@ func (m *Manager) terminate(ctx context.Context, w *podWorker, pod *v1.Pod, rt *
 	if err := m.killAll(ctx, pod, rt, func(*container) time.Duration { return left }, "Stopping container"); err != nil {
 		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
 	}
+	if err := m.writeTerminalPhase(ctx, pod); err != nil {
+		return syncResult{}, err
+	}
 	if err := m.removeFromNode(ctx, pod.UID, rt); err != nil {
 		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
 	}
@@ -97,6 +100,43 @@ func (m *Manager) terminate(ctx context.Context, w *podWorker, pod *v1.Pod, rt *
 	// The logs outlive the containers until the object is gone, for
 	// `kubectl logs` on a terminating pod.
 	return syncResult{requeue: pendingResync}, m.removeLogs(pod.UID)
+}
+
+// writeTerminalPhase reports a deleted pod whose containers have all
+// stopped as Succeeded (every container exited 0) or Failed, before its
+// object goes, as the kubelet does since Kubernetes 1.27: controllers that
+// replace only failed pods (a Job's podReplacementPolicy Failed) and
+// disruption conditions see how the pod ended.
+func (m *Manager) writeTerminalPhase(ctx context.Context, pod *v1.Pod) error {
+	if terminal(m.statuses.current(pod).Phase) {
+		return nil
+	}
+	rt, err := m.reader.read(ctx, pod.UID)
+	if err != nil {
+		return fmt.Errorf("pod %q: %w", podRef(pod), err)
+	}
+	s := m.computeStatus(pod, rt)
+	if !terminal(s.Phase) {
+		s.Phase = terminatedPhase(s.ContainerStatuses)
+	}
+	if err := m.writeStatus(ctx, pod, s); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("pod %q: final status: %w", podRef(pod), err)
+	}
+	return nil
+}
+
+// terminatedPhase is the phase of a pod whose containers were all stopped:
+// Succeeded only when each of them ran and exited 0.
+func terminatedPhase(statuses []v1.ContainerStatus) v1.PodPhase {
+	if len(statuses) == 0 {
+		return v1.PodFailed
+	}
+	for _, st := range statuses {
+		if t := st.State.Terminated; t == nil || t.ExitCode != 0 {
+			return v1.PodFailed
+		}
+	}
+	return v1.PodSucceeded
 }
 
 // cleanupGone removes a pod the API no longer has: deleted while the agent
@@ -181,6 +221,12 @@ func (m *Manager) activeDeadline(pod *v1.Pod) (time.Duration, bool) {
 func (m *Manager) failDeadline(ctx context.Context, pod *v1.Pod, rt *podRuntime) (syncResult, error) {
 	const msg = "Pod was active on the node longer than the specified deadline"
 	m.podEvent(pod, v1.EventTypeNormal, "DeadlineExceeded", msg)
+	return m.failPod(ctx, pod, rt, "DeadlineExceeded", msg, nil)
+}
+
+// failPod kills every container of pod and reports it Failed with reason
+// and message, and cond when not nil.
+func (m *Manager) failPod(ctx context.Context, pod *v1.Pod, rt *podRuntime, reason, msg string, cond *v1.PodCondition) (syncResult, error) {
 	if err := m.killAll(ctx, pod, rt, func(c *container) time.Duration { return m.podGrace(pod, c.name) }, msg); err != nil {
 		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
 	}
@@ -192,7 +238,10 @@ func (m *Manager) failDeadline(ctx context.Context, pod *v1.Pod, rt *podRuntime)
 		return syncResult{}, fmt.Errorf("pod %q: %w", podRef(pod), err)
 	}
 	s := m.computeStatus(pod, rt)
-	s.Phase, s.Reason, s.Message = v1.PodFailed, "DeadlineExceeded", msg
+	s.Phase, s.Reason, s.Message = v1.PodFailed, reason, msg
+	if cond != nil {
+		setCondition(&s, *cond)
+	}
 	return syncResult{}, m.writeStatus(ctx, pod, s)
 }
 
@@ -207,4 +256,15 @@ func (m *Manager) podGrace(pod *v1.Pod, container string) time.Duration {
 		grace = *c.LivenessProbe.TerminationGracePeriodSeconds
 	}
 	return time.Duration(grace) * time.Second
+}
+
+// setCondition sets c in s, replacing one of its type.
+func setCondition(s *v1.PodStatus, c v1.PodCondition) {
+	for i := range s.Conditions {
+		if s.Conditions[i].Type == c.Type {
+			s.Conditions[i] = c
+			return
+		}
+	}
+	s.Conditions = append(s.Conditions, c)
 }

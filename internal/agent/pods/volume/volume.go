@@ -5,10 +5,11 @@
 // scheme, so a reader never sees half an update).
 //
 // Volumes live under <state>/pods/<pod uid>/volumes/<volume>/
-// (docs/agent.md). Nothing is mounted: the runtime bind-mounts these
-// directories into containers. persistentVolumeClaim volumes resolve to
-// the path of their bound local PersistentVolume (package localpv mounts
-// its volumes there).
+// (docs/agent.md). The runtime bind-mounts these directories into
+// containers; an emptyDir of medium Memory is a tmpfs mounted there,
+// unmounted at teardown. persistentVolumeClaim volumes resolve to the path
+// of their bound local PersistentVolume (package localpv mounts its
+// volumes there).
 package volume
 
 import (
@@ -81,9 +82,11 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod, allocatable v1.Resourc
 func (m *Manager) setup(ctx context.Context, pod *v1.Pod, v *v1.Volume, allocatable v1.ResourceList) (string, error) {
 	dir := m.Dir(pod.UID, v.Name)
 	switch {
+	case v.EmptyDir != nil && v.EmptyDir.Medium == v1.StorageMediumMemory:
+		return dir, memoryEmptyDir(dir, pod, v.EmptyDir, allocatable)
 	case v.EmptyDir != nil:
 		// World-writable like the kubelet's, so any container user can
-		// write; Medium Memory is a plain directory too (no tmpfs).
+		// write.
 		if err := os.MkdirAll(dir, 0o777); err != nil {
 			return "", err
 		}
@@ -105,6 +108,9 @@ func (m *Manager) setup(ctx context.Context, pod *v1.Pod, v *v1.Volume, allocata
 // Teardown removes everything the agent keeps for a pod (its volumes, its
 // /etc/hosts and termination message files). Host paths are left alone.
 func (m *Manager) Teardown(uid types.UID) error {
+	if err := unmountUnder(m.PodDir(uid)); err != nil {
+		return fmt.Errorf("pod %s: %w", uid, err)
+	}
 	if err := os.RemoveAll(m.PodDir(uid)); err != nil {
 		return fmt.Errorf("pod %s: remove %s: %w", uid, m.PodDir(uid), err)
 	}
