@@ -4,7 +4,7 @@
 # through `go` itself.
 set -euo pipefail
 
-packages=(containerd runc crun busybox-static iproute2 iptables nftables procps psmisc curl openssh-server sudo dnsperf nginx wrk)
+packages=(containerd runc crun busybox-static iproute2 iptables nftables procps psmisc curl openssh-server sudo dnsperf nginx wrk e2fsprogs mount fio)
 
 command -v go >/dev/null || { echo "install-deps: Go is missing (expected /usr/local/go/bin/go on PATH)" >&2; exit 1; }
 

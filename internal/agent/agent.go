@@ -20,6 +20,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"wharf.dev/wharf/internal/agent/localpv"
 	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/agent/stats"
 	"wharf.dev/wharf/internal/agent/stream"
@@ -251,11 +252,18 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	pods := newPods(cfg, client, rt, link.watcher, log.With("component", "pods"))
 	collector := stats.NewCollector(cfg.NodeName, rt, nodeCgroup(cfg, log), stats.WithLogger(log.With("component", "stats")))
+	// Volumes live in the state dir: they go with the host, and two
+	// clusters' agents never share one.
+	provisioner := localpv.New(localpv.Config{
+		NodeName: cfg.NodeName, Client: client, Volumes: localpv.NewDisk(localpv.Dir(cfg.StateDir)),
+		Logger: log.With("component", "localpv"),
+	})
 	server := stream.New(stream.Config{Runtime: rt, Cert: creds.ServingCert, ClientCAs: pool, Logger: log.With("component", "stream"), Stats: collector})
 	return runAll(ctx, map[string]func(context.Context) error{
 		"node status": nodes.Run,
 		"pods":        pods.Run,
 		"stats":       collector.Run,
+		"provisioner": provisioner.Run,
 		"server":      func(ctx context.Context) error { return server.Serve(ctx, ln) },
 		"pod network": func(ctx context.Context) error { return pn.Serve(ctx, pnl) },
 		"services":    link.runServices,

@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"wharf.dev/wharf/internal/agent/localpv"
 	"wharf.dev/wharf/internal/agent/node"
 	"wharf.dev/wharf/internal/agent/pods"
 	"wharf.dev/wharf/internal/containerd"
@@ -39,7 +40,7 @@ func startRuntime(ctx context.Context, log *slog.Logger, cfg Config, creds *Cred
 			Registries:   map[string][]containerd.Endpoint{images.Registry: {registry}},
 			CNIConfDir:   cfg.CNIConfDir,
 			CNIBinDir:    cfg.CNIBinDir,
-			SharedDirs:   []string{pods.VolumesRoot(cfg.StateDir)},
+			SharedDirs:   []string{pods.VolumesRoot(cfg.StateDir), localpv.Dir(cfg.StateDir)},
 			Logger:       log.With("component", "containerd"),
 		}
 		if err := containerd.WriteConfig(ccfg); err != nil {

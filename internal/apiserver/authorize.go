@@ -207,6 +207,18 @@ func (g storeNodeGraph) PodsOnNode(node string) ([]*corev1.Pod, error) {
 	return listOf[*corev1.Pod](page.Items, nil)
 }
 
+// VolumeOfClaim implements authz.VolumeGraph.
+func (g storeNodeGraph) VolumeOfClaim(namespace, name string) (string, error) {
+	obj, err := g.s.store.Get(context.Background(), "/registry/core/persistentvolumeclaims/"+namespace+"/"+name, "0")
+	if err != nil {
+		return "", err
+	}
+	if c, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		return c.Spec.VolumeName, nil
+	}
+	return "", nil
+}
+
 // watchPolicy tells RBAC to forget what it knows whenever a Role,
 // ClusterRole or binding changes, until ctx ends.
 func (s *Server) watchPolicy(ctx context.Context) {

@@ -109,6 +109,10 @@ func NodeRules() []rbacv1.PolicyRule {
 	}
 }
 
+// LocalProvisionerRole is the ClusterRole of the nodes' built-in
+// provisioner wharf.dev/local.
+const LocalProvisionerRole = "system:wharf:local-provisioner"
+
 // DefaultClusterRoles returns the ClusterRoles a new cluster gets, from
 // upstream's bootstrap policy. admin, edit and view select the
 // system:aggregate-to-* roles (and each other) as upstream; their rules are
@@ -244,6 +248,21 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 			Rules:      NodeRules(),
 		},
 		{
+			// The wharf.dev/local provisioner every agent runs (package
+			// localpv), bound to system:nodes. RBAC cannot say "only the
+			// PVs this node provisioned": any node may create, update and
+			// delete any PV and read every claim and class, as an external
+			// provisioner's service account may upstream. A node
+			// restricts itself to PVs labelled with its hostname.
+			ObjectMeta: metav1.ObjectMeta{Name: LocalProvisionerRole},
+			Rules: []rbacv1.PolicyRule{
+				rule(v("get", "list", "watch", "create", "update", "patch", "delete"), in(legacyGroup), "persistentvolumes"),
+				rule(read, in(legacyGroup), "persistentvolumeclaims"),
+				rule(v("update", "patch"), in(legacyGroup), "persistentvolumeclaims/status"),
+				rule(read, in(storageGroup), "storageclasses"),
+			},
+		},
+		{
 			// To request a node's client certificate and wait for it.
 			ObjectMeta: metav1.ObjectMeta{Name: "system:node-bootstrapper"},
 			Rules: []rbacv1.PolicyRule{
@@ -339,6 +358,7 @@ func DefaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		clusterBinding("system:basic-user", groups(user.AllAuthenticated)),
 		clusterBinding("system:public-info-viewer", groups(user.AllAuthenticated, user.AllUnauthenticated)),
 		clusterBinding("system:node", nil),
+		clusterBinding(LocalProvisionerRole, groups(user.NodesGroup)),
 		clusterBinding("system:kube-scheduler", users(user.KubeScheduler)),
 		clusterBinding("system:kube-controller-manager", users(user.KubeControllerManager)),
 	}

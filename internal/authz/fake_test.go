@@ -141,3 +141,13 @@ func groupSubject(name string) rbacv1.Subject {
 func saSubject(ns, name string) rbacv1.Subject {
 	return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}
 }
+
+// volumeGraph adds claims' volumes (by namespace/name) to a podGraph.
+type volumeGraph struct {
+	podGraph
+	claims map[string]string
+}
+
+func (g volumeGraph) VolumeOfClaim(namespace, name string) (string, error) {
+	return g.claims[namespace+"/"+name], nil
+}

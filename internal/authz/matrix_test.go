@@ -93,6 +93,15 @@ func TestDefaultRolesMatrix(t *testing.T) {
 		// Status is the system's: not even admin writes it.
 		{"own pod status", res("patch", "", "pods", "status", "team", "p1"), want{Y, N, N, N, Y}},
 		{"another node's pod status", res("patch", "", "pods", "status", "team", "p2"), want{Y, N, N, N, N}},
+		// The wharf.dev/local provisioner on every node (RBAC, bound to
+		// system:nodes): PVs, claims read-only, claims' status, classes.
+		{"watch claims", res("watch", "", "persistentvolumeclaims", "", "", ""), want{Y, N, N, N, Y}},
+		{"update claim", res("update", "", "persistentvolumeclaims", "", "team", "c"), want{Y, Y, Y, N, N}},
+		{"claim status", res("update", "", "persistentvolumeclaims", "status", "team", "c"), want{Y, N, N, N, Y}},
+		{"create PV", res("create", "", "persistentvolumes", "", "", ""), want{Y, N, N, N, Y}},
+		{"delete PV", res("delete", "", "persistentvolumes", "", "", "pv"), want{Y, N, N, N, Y}},
+		{"list storage classes", res("list", "storage.k8s.io", "storageclasses", "", "", ""), want{Y, N, N, N, Y}},
+		{"create storage class", res("create", "storage.k8s.io", "storageclasses", "", "", ""), want{Y, N, N, N, N}},
 		{"resource quota", res("create", "", "resourcequotas", "", "team", ""), want{Y, N, N, N, N}},
 		{"own lease", res("update", "coordination.k8s.io", "leases", "", "kube-node-lease", "n1"), want{Y, N, N, N, Y}},
 		{"another node's lease", res("update", "coordination.k8s.io", "leases", "", "kube-node-lease", "n2"), want{Y, N, N, N, N}},

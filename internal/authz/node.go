@@ -49,13 +49,24 @@ type NodeGraph interface {
 	PodsOnNode(node string) ([]*corev1.Pod, error)
 }
 
+// VolumeGraph, when a NodeGraph implements it, lets nodes get the
+// PersistentVolumes bound to their pods' claims.
+type VolumeGraph interface {
+	// VolumeOfClaim returns the spec.volumeName of a claim ("" when it
+	// is unbound or missing).
+	VolumeOfClaim(namespace, name string) (string, error)
+}
+
 // Node is Kubernetes' Node authorizer, simplified: a node's agent may read
-// the secrets, configmaps, persistentvolumeclaims and service account
-// tokens of the pods bound to it, write its own Node and Lease and its
-// pods' status, and otherwise do what NodeRules allow. It has no opinion on
-// users that are not nodes, and denies (so that no later authorizer
-// allows) what a node may not do with the resources it restricts: "no
-// relationship found between node 'x' and this object".
+// the secrets, configmaps, persistentvolumeclaims, persistentvolumes and
+// service account tokens of the pods bound to it, write its own Node and
+// Lease and its pods' status, and otherwise do what NodeRules allow. It
+// has no opinion on users that are not nodes, and denies (so that no later
+// authorizer allows) what a node may not do with the resources it
+// restricts: "no relationship found between node 'x' and this object".
+// Claims and volumes are the exception, as upstream: what it does not
+// allow is left to RBAC, where the wharf.dev/local provisioner's
+// ClusterRole grants nodes what the provisioner needs.
 type Node struct {
 	graph    NodeGraph
 	rules    []rbacv1.PolicyRule
@@ -117,7 +128,9 @@ func (n *Node) Authorize(_ context.Context, attrs authorizer.Attributes) (author
 			return n.claim(node, attrs)
 		case "/serviceaccounts":
 			return n.token(node, attrs)
-		case "/persistentvolumes", "storage.k8s.io/volumeattachments", "resource.k8s.io/resourceclaims", "resource.k8s.io/resourceslices":
+		case "/persistentvolumes":
+			return n.volume(node, attrs)
+		case "storage.k8s.io/volumeattachments", "resource.k8s.io/resourceclaims", "resource.k8s.io/resourceslices":
 			return deny("node '%s' cannot access %s: Wharf's node authorizer does not relate them to nodes", node, attrs.GetResource())
 		case "coordination.k8s.io/leases":
 			return lease(node, attrs)
@@ -196,15 +209,53 @@ func tlsOnly(attrs authorizer.Attributes) bool {
 	return false
 }
 
-// claim: get a claim a pod on the node uses, or update its status.
+// claim: get a claim a pod on the node uses, or update its status; the
+// rest is RBAC's to decide (no opinion), as upstream.
 func (n *Node) claim(node string, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
 	switch {
 	case attrs.GetSubresource() == "" && attrs.GetVerb() == "get":
 	case attrs.GetSubresource() == "status" && (attrs.GetVerb() == "update" || attrs.GetVerb() == "patch"):
 	default:
-		return deny("node '%s' can only get persistentvolumeclaims of its pods and update their status", node)
+		return noOpinion("node '%s' can only get persistentvolumeclaims of its pods and update their status", node)
 	}
-	return n.related(node, attrs, func(p *corev1.Pod) bool { return usesClaim(p, attrs.GetName()) })
+	return orNoOpinion(n.related(node, attrs, func(p *corev1.Pod) bool { return usesClaim(p, attrs.GetName()) }))
+}
+
+// volume: get a PV bound to a claim a pod on the node uses; the rest is
+// RBAC's to decide.
+func (n *Node) volume(node string, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
+	vg, ok := n.graph.(VolumeGraph)
+	if !ok || attrs.GetVerb() != "get" || attrs.GetSubresource() != "" || attrs.GetName() == "" {
+		return noOpinion("node '%s' can only get persistentvolumes bound to the claims of its pods", node)
+	}
+	pods, err := n.graph.PodsOnNode(node)
+	if err != nil {
+		return authorizer.DecisionNoOpinion, "", fmt.Errorf("pods on node %q: %w", node, err)
+	}
+	for _, p := range pods {
+		if p.Spec.NodeName != node {
+			continue
+		}
+		for _, claim := range claimNames(p) {
+			pv, err := vg.VolumeOfClaim(p.Namespace, claim)
+			if err == nil && pv == attrs.GetName() {
+				return allow()
+			}
+		}
+	}
+	return noOpinion("no relationship found between node '%s' and this object", node)
+}
+
+func noOpinion(format string, args ...any) (authorizer.Decision, string, error) {
+	return authorizer.DecisionNoOpinion, fmt.Sprintf(format, args...), nil
+}
+
+// orNoOpinion turns a denial into no opinion.
+func orNoOpinion(d authorizer.Decision, reason string, err error) (authorizer.Decision, string, error) {
+	if d == authorizer.DecisionDeny {
+		d = authorizer.DecisionNoOpinion
+	}
+	return d, reason, err
 }
 
 // token: create a token for the service account of a pod on the node.
@@ -400,15 +451,26 @@ func usesConfigMap(p *corev1.Pod, name string) bool {
 // usesClaim: a persistentVolumeClaim volume, or the claim of a generic
 // ephemeral volume, named <pod>-<volume>.
 func usesClaim(p *corev1.Pod, name string) bool {
-	for _, v := range p.Spec.Volumes {
-		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == name {
-			return true
-		}
-		if v.Ephemeral != nil && p.Name+"-"+v.Name == name {
+	for _, c := range claimNames(p) {
+		if c == name {
 			return true
 		}
 	}
 	return false
+}
+
+// claimNames lists the claims p's volumes use.
+func claimNames(p *corev1.Pod) []string {
+	var names []string
+	for _, v := range p.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			names = append(names, v.PersistentVolumeClaim.ClaimName)
+		}
+		if v.Ephemeral != nil {
+			names = append(names, p.Name+"-"+v.Name)
+		}
+	}
+	return names
 }
 
 func anyContainer(p *corev1.Pod, f func(*corev1.Container) bool) bool {

@@ -33,7 +33,8 @@ func TestNodeAuthorizer(t *testing.T) {
 		}),
 		pod("team", "db", "n2", withSecretVolume("db-password")),
 	}
-	n := NewNode(pods, WithNodeReadable("secrets", "kube-system", "wharf-heartbeat-key"))
+	n := NewNode(volumeGraph{pods, map[string]string{"team/data": "pv-data", "team/other": "pv-other"}},
+		WithNodeReadable("secrets", "kube-system", "wharf-heartbeat-key"))
 	n1 := userInfo("system:node:n1", user.NodesGroup)
 	noRelation := "no relationship found between node 'n1' and this object"
 	tests := []struct {
@@ -59,7 +60,13 @@ func TestNodeAuthorizer(t *testing.T) {
 		{"configmap no pod uses", n1, res("get", "", "configmaps", "", "team", "other"), authorizer.DecisionDeny, noRelation},
 		{"pod's claim", n1, res("get", "", "persistentvolumeclaims", "", "team", "data"), authorizer.DecisionAllow, ""},
 		{"pod's claim status", n1, res("patch", "", "persistentvolumeclaims", "status", "team", "data"), authorizer.DecisionAllow, ""},
-		{"persistent volume", n1, res("get", "", "persistentvolumes", "", "", "pv"), authorizer.DecisionDeny, "node 'n1' cannot access persistentvolumes: Wharf's node authorizer does not relate them to nodes"},
+		{"pod's claim's volume", n1, res("get", "", "persistentvolumes", "", "", "pv-data"), authorizer.DecisionAllow, ""},
+		// Claims and volumes past the pods' are RBAC's to decide (the
+		// local provisioner's role), as upstream.
+		{"another claim's volume", n1, res("get", "", "persistentvolumes", "", "", "pv-other"), authorizer.DecisionNoOpinion, noRelation},
+		{"creating a volume", n1, res("create", "", "persistentvolumes", "", "", ""), authorizer.DecisionNoOpinion, "node 'n1' can only get persistentvolumes bound to the claims of its pods"},
+		{"claim no pod uses", n1, res("get", "", "persistentvolumeclaims", "", "team", "other"), authorizer.DecisionNoOpinion, noRelation},
+		{"watching claims", n1, res("watch", "", "persistentvolumeclaims", "", "", ""), authorizer.DecisionNoOpinion, "node 'n1' can only get persistentvolumeclaims of its pods and update their status"},
 		{"pod's service account token", n1, res("create", "", "serviceaccounts", "token", "team", "web"), authorizer.DecisionAllow, ""},
 		{"another service account's token", n1, res("create", "", "serviceaccounts", "token", "team", "default"), authorizer.DecisionDeny, noRelation},
 		{"own node", n1, res("update", "", "nodes", "", "", "n1"), authorizer.DecisionAllow, ""},

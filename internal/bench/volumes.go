@@ -2,137 +2,121 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
+	"wharf.dev/wharf/internal/agent/localpv"
 )
 
-// VolumesConfig sizes the volume binding benchmark.
+// VolumesConfig sizes the volume benchmark.
 type VolumesConfig struct {
-	// Claims is how many claims are made one by one, then at once; the
-	// static pool holds 2×Claims volumes.
-	Claims int
+	// Size of the volume made; fio's file is half of it.
+	Size int64
+	// Runtime of each fio run.
+	Runtime time.Duration
+	// Rounds of each pattern, host and volume alternating.
+	Rounds int
 }
 
-// Volumes measures the PersistentVolume controller on a `wharf server`
-// child process: a pool of static volumes, then claims created one at a
-// time (each timed from its create call to the watch event that shows it
-// Bound: four API writes by the controller), then a batch created at once
-// (timed until the last is Bound).
+// fioPatterns are what the benchmark measures: sequential 1 MiB and
+// random 4 KiB, each read and written, with direct I/O at queue depth 16.
+var fioPatterns = []struct{ name, rw, bs string }{
+	{"seq write 1M", "write", "1M"},
+	{"seq read 1M", "read", "1M"},
+	{"rand write 4k", "randwrite", "4k"},
+	{"rand read 4k", "randread", "4k"},
+}
+
+// Volumes compares fio's throughput on a volume of the wharf.dev/local
+// provisioner (package localpv: ext4 in a preallocated image on a loop
+// device) with the host directory that volume lives in, and prints the
+// medians and their ratio. Root, fio, mkfs.ext4 and losetup.
 func Volumes(ctx context.Context, env Env, out io.Writer, cfg VolumesConfig) error {
-	srv, err := startServer(ctx, env.Bin, filepath.Join(env.WorkDir, "volumes"))
-	if err != nil {
+	if _, err := exec.LookPath("fio"); err != nil {
+		return fmt.Errorf("fio (Debian package fio): %w", err)
+	}
+	dir := filepath.Join(env.WorkDir, "volumes")
+	host := filepath.Join(dir, "host")
+	if err := os.MkdirAll(host, 0o755); err != nil {
 		return err
 	}
-	defer srv.Stop()
-	core := srv.Client.CoreV1()
-	for i := range 2 * cfg.Claims {
-		pv := &corev1.PersistentVolume{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pool-%d", i)},
-			Spec: corev1.PersistentVolumeSpec{
-				StorageClassName:       "pool",
-				AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-				Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: fmt.Sprintf("/tmp/pool-%d", i)}},
-			},
-		}
-		if _, err := core.PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create volume: %w", err)
-		}
-	}
-	w, err := core.PersistentVolumeClaims("default").Watch(ctx, metav1.ListOptions{})
-	if err != nil {
+	defer os.RemoveAll(dir)
+	disk := localpv.NewDisk(filepath.Join(dir, "vols"))
+	const name = "pvc-bench"
+	if err := disk.Create(ctx, name, cfg.Size); err != nil {
 		return err
 	}
-	defer w.Stop()
-	var mu sync.Mutex
-	bound := map[string]time.Time{}
-	boundCh := make(chan string, 4*cfg.Claims)
-	go func() {
-		for ev := range w.ResultChan() {
-			c, ok := ev.Object.(*corev1.PersistentVolumeClaim)
-			if !ok || ev.Type == watch.Deleted || c.Status.Phase != corev1.ClaimBound {
-				continue
-			}
-			mu.Lock()
-			if _, seen := bound[c.Name]; !seen {
-				bound[c.Name] = time.Now()
-				boundCh <- c.Name
-			}
-			mu.Unlock()
-		}
-	}()
-	claim := func(name string) *corev1.PersistentVolumeClaim {
-		return &corev1.PersistentVolumeClaim{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: corev1.PersistentVolumeClaimSpec{
-				StorageClassName: new("pool"),
-				AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-				Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
-			},
-		}
-	}
-	wait := func(name string) error {
-		timeout := time.After(time.Minute)
-		for {
-			select {
-			case n := <-boundCh:
-				if n == name {
-					return nil
+	defer disk.Remove(context.WithoutCancel(ctx), name)
+
+	fmt.Fprintf(out, "fio --direct=1 --ioengine=libaio --iodepth=16 --size=%dMiB --runtime=%v, median of %d rounds, host dir and volume alternating\n",
+		cfg.Size/2>>20, cfg.Runtime, cfg.Rounds)
+	fmt.Fprintf(out, "%-14s %22s %22s %6s\n", "pattern", "host", "volume", "ratio")
+	for _, p := range fioPatterns {
+		var onHost, onVol []fioResult
+		for range cfg.Rounds {
+			for _, target := range []string{host, disk.Path(name)} {
+				r, err := runFio(ctx, target, p.rw, p.bs, cfg.Size/2, cfg.Runtime)
+				if err != nil {
+					return err
 				}
-			case <-timeout:
-				return fmt.Errorf("claim %s not Bound after a minute", name)
-			case <-ctx.Done():
-				return ctx.Err()
+				if target == host {
+					onHost = append(onHost, r)
+				} else {
+					onVol = append(onVol, r)
+				}
+			}
+		}
+		h, v := medianFio(onHost), medianFio(onVol)
+		fmt.Fprintf(out, "%-14s %22s %22s %5.0f%%\n", p.name, h, v, 100*v.bytes/h.bytes)
+	}
+	return nil
+}
+
+type fioResult struct{ bytes, iops float64 }
+
+func (r fioResult) String() string {
+	return fmt.Sprintf("%5.0f MiB/s %6.0f IOPS", r.bytes/(1<<20), r.iops)
+}
+
+func medianFio(rs []fioResult) fioResult {
+	slices.SortFunc(rs, func(a, b fioResult) int {
+		switch {
+		case a.bytes < b.bytes:
+			return -1
+		case a.bytes > b.bytes:
+			return 1
+		}
+		return 0
+	})
+	return rs[len(rs)/2]
+}
+
+func runFio(ctx context.Context, dir, rw, bs string, size int64, runtime time.Duration) (fioResult, error) {
+	cmd := exec.CommandContext(ctx, "fio", "--name=bench", "--directory="+dir, fmt.Sprintf("--size=%d", size),
+		"--bs="+bs, "--rw="+rw, "--direct=1", "--ioengine=libaio", "--iodepth=16",
+		fmt.Sprintf("--runtime=%d", int(runtime.Seconds())), "--time_based", "--ramp_time=1",
+		"--group_reporting", "--output-format=json")
+	data, err := cmd.Output()
+	if err != nil {
+		return fioResult{}, fmt.Errorf("fio %s %s in %s: %w", rw, bs, dir, err)
+	}
+	var res struct {
+		Jobs []struct {
+			Read, Write struct {
+				BW   float64 `json:"bw_bytes"`
+				IOPS float64 `json:"iops"`
 			}
 		}
 	}
-
-	var lat []time.Duration
-	for i := range cfg.Claims {
-		name := fmt.Sprintf("one-%d", i)
-		start := time.Now()
-		if _, err := core.PersistentVolumeClaims("default").Create(ctx, claim(name), metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create claim: %w", err)
-		}
-		if err := wait(name); err != nil {
-			return err
-		}
-		mu.Lock()
-		lat = append(lat, bound[name].Sub(start))
-		mu.Unlock()
+	if err := json.Unmarshal(data, &res); err != nil || len(res.Jobs) == 0 {
+		return fioResult{}, fmt.Errorf("fio output: %v", err)
 	}
-	slices.Sort(lat)
-	pct := func(p float64) time.Duration {
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
-	}
-	fmt.Fprintf(out, "volumes: %d claims one at a time on a pool of %d static volumes: create → Bound p50 %s, p90 %s, max %s\n",
-		cfg.Claims, 2*cfg.Claims, pct(0.5), pct(0.9), lat[len(lat)-1].Round(10*time.Microsecond))
-
-	start := time.Now()
-	for i := range cfg.Claims {
-		if _, err := core.PersistentVolumeClaims("default").Create(ctx, claim(fmt.Sprintf("batch-%d", i)), metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create claim: %w", err)
-		}
-	}
-	created := time.Since(start)
-	for range cfg.Claims {
-		select {
-		case <-boundCh:
-		case <-time.After(time.Minute):
-			return fmt.Errorf("batch claims not Bound after a minute")
-		}
-	}
-	d := time.Since(start)
-	fmt.Fprintf(out, "volumes: %d claims created at once (creates took %s): all Bound in %s, %.0f bindings/s\n",
-		cfg.Claims, created.Round(time.Millisecond), d.Round(time.Millisecond), float64(cfg.Claims)/d.Seconds())
-	return nil
+	j := res.Jobs[0]
+	return fioResult{bytes: j.Read.BW + j.Write.BW, iops: j.Read.IOPS + j.Write.IOPS}, nil
 }

@@ -141,9 +141,15 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	jobsCmd.Flags().IntVar(&jc.Nodes, "nodes", 3, "simulated nodes")
 	jobsCmd.Flags().IntVar(&jc.Runs, "runs", 3, "Jobs run one after the other")
 	vc := bench.VolumesConfig{}
-	volumesCmd := sub("volumes", "PersistentVolume controller: claims on a pool of static volumes, create to Bound",
+	vbc := bench.VolumeBindingConfig{}
+	vbCmd := sub("volumebinding", "PersistentVolume controller: claims on a pool of static volumes, create to Bound",
+		func(ctx context.Context, env bench.Env) error { return bench.VolumeBinding(ctx, env, stdio.Out, vbc) })
+	vbCmd.Flags().IntVar(&vbc.Claims, "claims", 100, "claims made one by one, then as many at once")
+	volCmd := sub("volumes", "fio on a wharf.dev/local volume against the host directory it lives in (root, fio)",
 		func(ctx context.Context, env bench.Env) error { return bench.Volumes(ctx, env, stdio.Out, vc) })
-	volumesCmd.Flags().IntVar(&vc.Claims, "claims", 100, "claims made one by one, then as many at once")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volumesCmd)
+	volCmd.Flags().Int64Var(&vc.Size, "size", 2<<30, "volume size in bytes (fio's file is half)")
+	volCmd.Flags().DurationVar(&vc.Runtime, "runtime", 5*time.Second, "each fio run")
+	volCmd.Flags().IntVar(&vc.Rounds, "rounds", 3, "rounds per pattern and target, alternating")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd)
 	return cmd
 }

@@ -10,6 +10,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"wharf.dev/wharf/internal/agent/pods/volume"
 )
 
 const etcHostsPath = "/etc/hosts"
@@ -125,7 +127,7 @@ func containerMounts(in containerInputs, lookup func(string) (string, bool)) ([]
 		mounts = append(mounts, &runtimeapi.Mount{
 			ContainerPath: vm.MountPath,
 			HostPath:      hostPath,
-			Readonly:      vm.ReadOnly,
+			Readonly:      vm.ReadOnly || volume.ReadOnly(in.pod, vm.Name),
 			Propagation:   toCRIPropagation(vm.MountPropagation),
 		})
 	}

@@ -89,6 +89,9 @@ const (
 	imageBackOffInitial = 10 * time.Second
 	// pendingResync bounds how long a pod with something pending waits.
 	pendingResync = 3 * time.Second
+	// claimResync: how soon a pod waiting for its claim's binding looks
+	// again.
+	claimResync = 300 * time.Millisecond
 	// healthyRun resets a container's restart back-off.
 	healthyRun = 10 * time.Minute
 	// minGracePeriod gives a container at least this long after SIGTERM.
@@ -189,7 +192,7 @@ func New(cfg Config) *Manager {
 	}
 	m.objects = newObjectCache(cfg.Client, m.log, m.wake)
 	m.tokens = newTokenCache(cfg.Client, cfg.Clock)
-	m.volumes = volume.New(m.layout.podsDir(), volumeSources{m.objects, m.tokens})
+	m.volumes = volume.New(m.layout.podsDir(), volumeSources{m.objects, m.tokens, claimSource{cfg.Client}}, volume.WithNode(cfg.NodeName, nil))
 	m.runner = &probe.Runner{Exec: func(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, []byte, error) {
 		return m.cfg.Runtime.ExecSync(ctx, id, cmd, timeout)
 	}, Clock: cfg.Clock}

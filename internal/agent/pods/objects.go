@@ -21,6 +21,8 @@ type objectKind string
 const (
 	kindConfigMap objectKind = "configmap"
 	kindSecret    objectKind = "secret"
+	// kindClaim: a claim's binding wakes the pods waiting for it.
+	kindClaim objectKind = "persistentvolumeclaim"
 )
 
 type objectKey struct {
@@ -137,6 +139,10 @@ func (c *objectCache) watch(k objectKey) *objectEntry {
 		example = &v1.Secret{}
 		api := c.client.CoreV1().Secrets(k.namespace)
 		lw = listWatchByName(k.name, api.List, api.Watch)
+	case kindClaim:
+		example = &v1.PersistentVolumeClaim{}
+		api := c.client.CoreV1().PersistentVolumeClaims(k.namespace)
+		lw = listWatchByName(k.name, api.List, api.Watch)
 	}
 	// Streaming lists only where the client supports them (not the fake).
 	e := &objectEntry{
@@ -186,10 +192,22 @@ func (c *objectCache) get(ctx context.Context, k objectKey) (any, error) {
 		}
 		return obj, nil
 	}
-	if k.kind == kindConfigMap {
+	switch k.kind {
+	case kindConfigMap:
 		return c.client.CoreV1().ConfigMaps(k.namespace).Get(ctx, k.name, metav1.GetOptions{})
+	case kindClaim:
+		return c.client.CoreV1().PersistentVolumeClaims(k.namespace).Get(ctx, k.name, metav1.GetOptions{})
 	}
 	return c.client.CoreV1().Secrets(k.namespace).Get(ctx, k.name, metav1.GetOptions{})
+}
+
+// PersistentVolumeClaim implements volume.ClaimSources.
+func (c *objectCache) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
+	obj, err := c.get(ctx, objectKey{kindClaim, namespace, name})
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*v1.PersistentVolumeClaim), nil
 }
 
 // ConfigMap implements volume.Sources and objectSource.
@@ -226,6 +244,8 @@ func podReferences(pod *v1.Pod) []objectKey {
 			add(kindConfigMap, v.ConfigMap.Name)
 		case v.Secret != nil:
 			add(kindSecret, v.Secret.SecretName)
+		case v.PersistentVolumeClaim != nil:
+			add(kindClaim, v.PersistentVolumeClaim.ClaimName)
 		case v.Projected != nil:
 			for _, s := range v.Projected.Sources {
 				if s.ConfigMap != nil {

@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"wharf.dev/wharf/internal/agent/pods/fieldpath"
 	"wharf.dev/wharf/internal/agent/pods/probe"
+	"wharf.dev/wharf/internal/agent/pods/volume"
 )
 
 // syncPod brings one pod's runtime state to what the API asks for.
@@ -42,6 +44,9 @@ func (m *Manager) syncRunning(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 	vols, volErr := m.volumes.Setup(ctx, pod, m.allocatable())
 	if volErr != nil {
 		m.podEvent(pod, v1.EventTypeWarning, eventFailedMount, "MountVolume.SetUp failed: %v", volErr)
+		if errors.Is(volErr, volume.ErrNotBound) {
+			later(claimResync) // the binding comes within moments
+		}
 		later(pendingResync)
 	}
 

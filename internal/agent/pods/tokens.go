@@ -110,6 +110,7 @@ func (c *tokenCache) forget(uid types.UID) {
 type volumeSources struct {
 	*objectCache
 	tokens *tokenCache
+	claimSource
 }
 
 // ServiceAccountToken implements volume.Sources.

@@ -7,7 +7,9 @@
 // Volumes live under <state>/pods/<pod uid>/volumes/<volume>/
 // (docs/agent.md). The runtime bind-mounts these directories into
 // containers; an emptyDir of medium Memory is a tmpfs mounted there,
-// unmounted at teardown.
+// unmounted at teardown. persistentVolumeClaim volumes resolve to the path
+// of their bound local PersistentVolume (package localpv mounts its
+// volumes there).
 package volume
 
 import (
@@ -38,12 +40,17 @@ type Sources interface {
 type Manager struct {
 	root string
 	src  Sources
+	node *v1.Node // for local volumes' node affinity; nil: no claims
 }
 
 // New returns a Manager keeping pods' directories under root
 // (<state>/pods).
-func New(root string, src Sources) *Manager {
-	return &Manager{root: root, src: src}
+func New(root string, src Sources, opts ...Option) *Manager {
+	m := &Manager{root: root, src: src}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // PodDir is the directory of everything the agent keeps for a pod.
@@ -86,6 +93,8 @@ func (m *Manager) setup(ctx context.Context, pod *v1.Pod, v *v1.Volume, allocata
 		return dir, os.Chmod(dir, 0o777)
 	case v.HostPath != nil:
 		return v.HostPath.Path, checkHostPath(v.HostPath)
+	case v.PersistentVolumeClaim != nil:
+		return m.claimPath(ctx, pod, v.PersistentVolumeClaim)
 	case v.ConfigMap != nil, v.Secret != nil, v.DownwardAPI != nil, v.Projected != nil:
 		payload, err := m.payload(ctx, pod, v, allocatable)
 		if err != nil {

@@ -173,8 +173,8 @@ func TestSetup(t *testing.T) {
 		},
 		{
 			name:    "unsupported type",
-			vol:     v1.Volume{Name: "pvc", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}},
-			wantErr: `volume "pvc": unsupported volume type`,
+			vol:     v1.Volume{Name: "nfs", VolumeSource: v1.VolumeSource{NFS: &v1.NFSVolumeSource{Server: "s", Path: "/"}}},
+			wantErr: `volume "nfs": unsupported volume type`,
 		},
 	}
 	for _, tt := range tests {
