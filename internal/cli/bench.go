@@ -140,6 +140,12 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	jobsCmd.Flags().IntVar(&jc.Parallelism, "parallelism", 10, "parallelism of the Job")
 	jobsCmd.Flags().IntVar(&jc.Nodes, "nodes", 3, "simulated nodes")
 	jobsCmd.Flags().IntVar(&jc.Runs, "runs", 3, "Jobs run one after the other")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd)
+	dc := bench.DaemonSetConfig{}
+	dsCmd := sub("daemonset", "DaemonSet controller on simulated nodes: node created to its pod Running, a rolling update across every node",
+		func(ctx context.Context, env bench.Env) error { return bench.DaemonSet(ctx, env, stdio.Out, dc) })
+	dsCmd.Flags().IntVar(&dc.Nodes, "nodes", 50, "simulated nodes running the DaemonSet from the start")
+	dsCmd.Flags().IntVar(&dc.NewNodes, "new-nodes", 30, "nodes added one at a time, each timed to its pod Running")
+	dsCmd.Flags().StringVar(&dc.MaxUnavailable, "max-unavailable", "1", "the rolling update's maxUnavailable (integer or percentage)")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, dsCmd)
 	return cmd
 }
