@@ -28,6 +28,7 @@ const ns = "default"
 type env struct {
 	t       *testing.T
 	ctx     context.Context
+	cancel  context.CancelFunc
 	cs      *fake.Clientset
 	rec     *fakeapi.Recorder
 	c       *Controller
@@ -38,7 +39,7 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 	t.Helper()
 	cs := fakeapi.New(fakeapi.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, ctx: ctx, cs: cs, rec: &fakeapi.Recorder{}}
+	e := &env{t: t, ctx: ctx, cancel: cancel, cs: cs, rec: &fakeapi.Recorder{}}
 	for _, o := range objs {
 		e.create(o)
 	}
