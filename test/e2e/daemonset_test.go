@@ -26,7 +26,7 @@ spec:
     spec:
       containers:
       - name: c
-        image: registry.wharf.local/wharf/testapp:v1
+        image: registry.wharf.local/wharf/busybox:v1
         args: [sleep, "3600"]
         env: [{name: VERSION, value: "1"}]
 `, "apply", "-f", "-")
