@@ -36,7 +36,7 @@ spec:
 	if len(before) != 4 || before[1] != "e2e" || before[2] != "Running" || before[3] != "1" {
 		t.Fatalf("daemon pods (name node phase generation): %v, want one Running on e2e of generation 1", before)
 	}
-	testserver.Contains(t, c.Run("exec", "ds/agent", "--", "printenv", "VERSION"), "1")
+	testserver.Contains(t, c.Run("exec", "ds/agent", "--", "env"), "VERSION=1")
 
 	testserver.Contains(t, c.Run("set", "env", "ds/agent", "VERSION=2"), "daemonset.apps/agent env updated")
 	testserver.Contains(t, c.Run("rollout", "status", "ds/agent", "--timeout=120s"), `daemon set "agent" successfully rolled out`)
@@ -45,7 +45,7 @@ spec:
 	if after[0] == before[0] {
 		t.Errorf("pod %s not replaced by the update", before[0])
 	}
-	testserver.Contains(t, c.Run("exec", "ds/agent", "--", "printenv", "VERSION"), "2")
+	testserver.Contains(t, c.Run("exec", "ds/agent", "--", "env"), "VERSION=2")
 	testserver.Contains(t, c.Run("rollout", "history", "ds/agent"), "1 ", "2 ")
 	c.Eventually(`SuccessfulDelete\s+daemonset/agent\s+Deleted pod: `+before[0], "get", "events", "--field-selector", "involvedObject.name=agent")
 }
