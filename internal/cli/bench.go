@@ -150,6 +150,12 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	volCmd.Flags().Int64Var(&vc.Size, "size", 2<<30, "volume size in bytes (fio's file is half)")
 	volCmd.Flags().DurationVar(&vc.Runtime, "runtime", 5*time.Second, "each fio run")
 	volCmd.Flags().IntVar(&vc.Rounds, "rounds", 3, "rounds per pattern and target, alternating")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd)
+	dc := bench.DaemonSetConfig{}
+	dsCmd := sub("daemonset", "DaemonSet controller on simulated nodes: node created to its pod Running, a rolling update across every node",
+		func(ctx context.Context, env bench.Env) error { return bench.DaemonSet(ctx, env, stdio.Out, dc) })
+	dsCmd.Flags().IntVar(&dc.Nodes, "nodes", 50, "simulated nodes running the DaemonSet from the start")
+	dsCmd.Flags().IntVar(&dc.NewNodes, "new-nodes", 30, "nodes added one at a time, each timed to its pod Running")
+	dsCmd.Flags().StringVar(&dc.MaxUnavailable, "max-unavailable", "1", "the rolling update's maxUnavailable (integer or percentage)")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd)
 	return cmd
 }

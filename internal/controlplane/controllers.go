@@ -16,6 +16,7 @@ import (
 
 	"wharf.dev/wharf/internal/controllers/cronjob"
 	"wharf.dev/wharf/internal/controllers/csrsigning"
+	"wharf.dev/wharf/internal/controllers/daemonset"
 	"wharf.dev/wharf/internal/controllers/deployment"
 	"wharf.dev/wharf/internal/controllers/endpoints"
 	"wharf.dev/wharf/internal/controllers/gc"
@@ -102,6 +103,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 	runners := map[string]runner{
 		"replicaset-controller":     replicaset.New(log("replicaset-controller"), client, factory, recorder("replicaset-controller")),
 		"deployment-controller":     deployment.New(log("deployment-controller"), client, factory, recorder("deployment-controller")),
+		"daemonset-controller":      daemonset.New(log("daemonset-controller"), client, factory, recorder("daemonset-controller")),
 		"cronjob-controller":        cronjob.New(log("cronjob-controller"), client, factory, recorder("cronjob-controller")),
 		"job-controller":            job.New(log("job-controller"), client, factory, recorder("job-controller")),
 		"ttl-after-finished":        ttlafterfinished.New(log("ttl-after-finished-controller"), client, factory),

@@ -32,6 +32,7 @@ func TestBuiltinRegistry(t *testing.T) {
 		"deployments":         {short: []string{"deploy"}, categories: []string{"all"}, namespaced: true, status: true, scale: true},
 		"replicasets":         {short: []string{"rs"}, categories: []string{"all"}, namespaced: true, status: true, scale: true},
 		"controllerrevisions": {namespaced: true},
+		"daemonsets":          {short: []string{"ds"}, categories: []string{"all"}, namespaced: true, status: true},
 		"leases":              {namespaced: true},
 		"endpointslices":      {namespaced: true},
 		"ingresses":           {short: []string{"ing"}, namespaced: true, status: true},

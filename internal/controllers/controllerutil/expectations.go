@@ -96,3 +96,16 @@ func (e *Expectations) Delete(key string) {
 	defer e.mu.Unlock()
 	delete(e.m, key)
 }
+
+// ExpectCreationsAndDeletions replaces the expectations of key with n
+// creations and the deletion of the objects whose keys are given, for a
+// controller that does both in one sync (a DaemonSet's).
+func (e *Expectations) ExpectCreationsAndDeletions(key string, n int, objKeys []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	exp := &expectation{adds: n, deletes: make(map[string]struct{}, len(objKeys)), setAt: e.now()}
+	for _, k := range objKeys {
+		exp.deletes[k] = struct{}{}
+	}
+	e.m[key] = exp
+}

@@ -1,32 +1,13 @@
 package deployment
 
 import (
-	"encoding/binary"
-	"fmt"
-	"hash/fnv"
-	"io"
-
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/utils/dump"
+
+	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
 
-// computeHash returns the pod-template-hash of template, exactly as
-// Kubernetes' controller.ComputeHash: FNV-32a over the spew dump of the
-// template (hashutil.DeepHashObject, i.e. dump.ForHash of the value, not the
-// pointer), then the collision count as 8 little-endian bytes when set,
-// printed in decimal and encoded with rand.SafeEncodeString.
-//
-// The dump covers every field of the k8s.io/api struct, so a new field in a
-// later k8s.io/api changes every hash; that is why existing ReplicaSets are
-// matched by template equality, never by hash.
+// computeHash returns the pod-template-hash of template (see
+// controllerutil.ComputeHash).
 func computeHash(template *v1.PodTemplateSpec, collisionCount *int32) string {
-	h := fnv.New32a()
-	_, _ = io.WriteString(h, dump.ForHash(*template))
-	if collisionCount != nil {
-		b := make([]byte, 8)
-		binary.LittleEndian.PutUint32(b, uint32(*collisionCount))
-		_, _ = h.Write(b)
-	}
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
+	return controllerutil.ComputeHash(template, collisionCount)
 }

@@ -1,7 +1,7 @@
 // Package fakeapi makes client-go's fake clientset behave like the API
 // server where Wharf's workload controllers depend on it, for their tests.
 // The plain fake stores writes as sent; a real API server, for pods,
-// replicasets, deployments, jobs and cronjobs:
+// replicasets, deployments, jobs, cronjobs and daemonsets:
 //
 //   - fills metadata.name from generateName, uid, creationTimestamp,
 //     generation and resourceVersion on create, and resets status;
@@ -57,7 +57,7 @@ type Options struct {
 	Now func() time.Time
 }
 
-var resources = map[string]bool{"pods": true, "replicasets": true, "deployments": true, "jobs": true, "cronjobs": true}
+var resources = map[string]bool{"pods": true, "replicasets": true, "deployments": true, "jobs": true, "cronjobs": true, "daemonsets": true}
 
 type server struct {
 	tracker k8stesting.ObjectTracker
@@ -68,7 +68,7 @@ type server struct {
 	uid int64
 }
 
-// New returns an empty fake clientset whose pods, replicasets,
+// New returns an empty fake clientset whose pods, replicasets, daemonsets,
 // deployments, jobs and cronjobs behave as described in the package
 // comment.
 func New(opts Options) *fake.Clientset {
