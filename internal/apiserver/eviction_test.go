@@ -58,14 +58,16 @@ func createBudget(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns
 func createPodIn(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string, phase corev1.PodPhase, ready bool) *corev1.Pod {
 	t.Helper()
 	pods := cs.CoreV1().Pods(ns)
-	pod, err := pods.Create(ctx, newPod(name), metav1.CreateOptions{})
-	if err != nil {
+	if _, err := pods.Create(ctx, newPod(name), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: name}, Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	pod, _ = pods.Get(ctx, name, metav1.GetOptions{})
+	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	pod.Status.Phase = phase
 	status := corev1.ConditionFalse
 	if ready {
