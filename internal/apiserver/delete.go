@@ -142,6 +142,8 @@ func (s *Server) deleteObject(ctx context.Context, r *http.Request, req *request
 	if err != nil {
 		return nil, false, err
 	}
+	// A DeleteOptions body (or an eviction's) may ask for a dry run too.
+	dry := dryRun(r) || isDryRun(opts)
 	var pre *storage.Preconditions
 	if p := opts.Preconditions; p != nil {
 		pre = &storage.Preconditions{}
@@ -181,7 +183,7 @@ func (s *Server) deleteObject(ctx context.Context, r *http.Request, req *request
 				return cur, true, nil
 			}
 		} else if !wait {
-			if dryRun(r) {
+			if dry {
 				return cur, false, nil
 			}
 			deleted, err := s.store.Delete(ctx, req.key(), &storage.Preconditions{UID: m.GetUID(), ResourceVersion: m.GetResourceVersion()}, nil)
@@ -190,7 +192,7 @@ func (s *Server) deleteObject(ctx context.Context, r *http.Request, req *request
 			}
 			return deleted, false, err
 		}
-		if dryRun(r) {
+		if dry {
 			return cur, true, nil
 		}
 		updated, err := s.store.Update(ctx, req.key(), &storage.Preconditions{UID: m.GetUID(), ResourceVersion: m.GetResourceVersion()}, func(obj runtime.Object) (runtime.Object, error) {

@@ -8,7 +8,6 @@ import (
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -186,33 +185,6 @@ func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
 		}
 	}
 	pod.Status.Conditions = append(pod.Status.Conditions, c)
-}
-
-// handleEviction serves pods/{name}/eviction as a graceful delete (there
-// are no disruption budgets yet).
-func (s *Server) handleEviction(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) error {
-	if req.gvr.Resource != "pods" || req.verb != "create" {
-		return errNotFoundPath(r.URL.Path)
-	}
-	data, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	ev := &policyv1.Eviction{}
-	if err := s.decodeBody(w, r, data, ev, policyv1.SchemeGroupVersion.WithKind("Eviction")); err != nil {
-		return err
-	}
-	opts := ev.DeleteOptions
-	if opts == nil {
-		opts = &metav1.DeleteOptions{}
-	}
-	if _, _, err := s.deleteObject(ctx, r, req, opts); err != nil {
-		return err
-	}
-	st := &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}
-	st.SetGroupVersionKind(metav1.SchemeGroupVersion.WithKind("Status"))
-	writeJSON(w, http.StatusCreated, st)
-	return nil
 }
 
 // handleFinalize serves namespaces/{name}/finalize: only spec.finalizers change.

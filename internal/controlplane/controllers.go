@@ -18,6 +18,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/csrsigning"
 	"wharf.dev/wharf/internal/controllers/daemonset"
 	"wharf.dev/wharf/internal/controllers/deployment"
+	"wharf.dev/wharf/internal/controllers/disruption"
 	"wharf.dev/wharf/internal/controllers/endpoints"
 	"wharf.dev/wharf/internal/controllers/gc"
 	"wharf.dev/wharf/internal/controllers/ingress"
@@ -104,6 +105,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"replicaset-controller":     replicaset.New(log("replicaset-controller"), client, factory, recorder("replicaset-controller")),
 		"deployment-controller":     deployment.New(log("deployment-controller"), client, factory, recorder("deployment-controller")),
 		"daemonset-controller":      daemonset.New(log("daemonset-controller"), client, factory, recorder("daemonset-controller")),
+		"disruption-controller":     disruption.New(log("disruption-controller"), client, factory, recorder("controllermanager")),
 		"cronjob-controller":        cronjob.New(log("cronjob-controller"), client, factory, recorder("cronjob-controller")),
 		"job-controller":            job.New(log("job-controller"), client, factory, recorder("job-controller")),
 		"ttl-after-finished":        ttlafterfinished.New(log("ttl-after-finished-controller"), client, factory),

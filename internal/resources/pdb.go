@@ -10,8 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// PodDisruptionBudgets is policy/v1 poddisruptionbudgets: stored and
-// validated; the disruption controller and eviction checks come later.
+// PodDisruptionBudgets is policy/v1 poddisruptionbudgets. The disruption
+// controller (internal/controllers/disruption) writes their status; the
+// eviction subresource (internal/apiserver/eviction.go) reads and updates it.
 func PodDisruptionBudgets() *Resource {
 	return &Resource{
 		GVR:          policyv1.SchemeGroupVersion.WithResource("poddisruptionbudgets"),
