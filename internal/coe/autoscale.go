@@ -293,23 +293,28 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 		}
 	}
 
-	// Pods unschedulable for long enough.
+	// Once a pod has been unschedulable for long enough, hosts are added
+	// for every unschedulable pod: a Deployment's pods come in bursts, and
+	// one decision for them all is quicker than one per burst.
 	var pending []*corev1.Pod
 	seen := map[types.UID]bool{}
+	due := false
 	for _, p := range v.pods {
 		if !unschedulable(p) {
 			continue
 		}
 		seen[p.UID] = true
+		pending = append(pending, p)
 		since, ok := a.unschedSince[p.UID]
 		if !ok {
 			a.unschedSince[p.UID], since = now, now
 		}
-		if now.Sub(since) >= c.cfg.Autoscale.ScaleUpDelay {
-			pending = append(pending, p)
-		}
+		due = due || now.Sub(since) >= c.cfg.Autoscale.ScaleUpDelay
 	}
 	maps.DeleteFunc(a.unschedSince, func(uid types.UID, _ time.Time) bool { return !seen[uid] })
+	if !due {
+		pending = nil
+	}
 
 	if len(pending) > 0 {
 		a.unneededSince = map[string]time.Time{} // no scale-down while pods wait
@@ -349,15 +354,23 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 
 	// Scale down: nodes removable for long enough.
 	ok2, _ := removable(v, asSettings{threshold: c.cfg.Autoscale.ScaleDownThreshold})
-	maps.DeleteFunc(a.unneededSince, func(n string, _ time.Time) bool { _, yes := ok2[n]; return !yes })
+	// A busy group's nodes keep their timers: its resize says nothing
+	// about them, and they go together once it is done.
+	held := map[string]bool{}
+	for _, g := range v.groups {
+		for _, n := range g.nodes {
+			held[n] = g.busy
+		}
+	}
+	maps.DeleteFunc(a.unneededSince, func(n string, _ time.Time) bool { _, yes := ok2[n]; return !yes && !held[n] })
 	for n := range ok2 {
 		if _, yes := a.unneededSince[n]; !yes {
 			a.unneededSince[n] = now
 		}
 	}
-	due := dueForRemoval(v, ok2, a.unneededSince, now, c.cfg.Autoscale.ScaleDownUnneeded)
+	byGroup := dueForRemoval(v, ok2, a.unneededSince, now, c.cfg.Autoscale.ScaleDownUnneeded)
 	for _, g := range v.groups {
-		names := due[g]
+		names := byGroup[g]
 		if len(names) == 0 {
 			continue
 		}
