@@ -173,3 +173,42 @@ func TestAutoscaleCannotAct(t *testing.T) {
 		return !slices.ContainsFunc(slices.Collect(maps.Keys(cl.Status.Faults)), func(k string) bool { return strings.HasPrefix(k, faultPrefix) })
 	})
 }
+
+// waitRunning waits for n Running pods of the Deployment app.
+func waitRunning(t testing.TB, kube kubernetes.Interface, app string, n int) {
+	t.Helper()
+	testserver.WaitFor(t, "pods of "+app+" running", waitLong, func() (bool, error) {
+		l, err := kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + app})
+		if err != nil {
+			return false, err
+		}
+		running := 0
+		for _, p := range l.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				running++
+			}
+		}
+		return running == n, nil
+	})
+}
+
+// waitNewNode waits for n Ready nodes and returns when it saw them.
+func waitNewNode(t testing.TB, kube kubernetes.Interface, n int) time.Time {
+	t.Helper()
+	var at time.Time
+	testserver.WaitFor(t, "ready nodes", waitLong, func() (bool, error) {
+		l, err := kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for i := range l.Items {
+			if nodeReady(&l.Items[i]) {
+				ready++
+			}
+		}
+		at = time.Now()
+		return ready >= n, nil
+	})
+	return at
+}
