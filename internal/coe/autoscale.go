@@ -2,6 +2,7 @@ package coe
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -47,6 +48,10 @@ const (
 	EventNotScaledUp   = "NotScaledUp"
 	EventScaleDownFail = "ScaleDownFailed"
 )
+
+// autoscalerRestartDelay: how long a cluster's autoscaler that failed
+// (its API unreachable) waits before it starts again.
+const autoscalerRestartDelay = 5 * time.Second
 
 // faultPrefix keys the autoscaler's lines in the cluster's faults.
 const faultPrefix = "autoscaler/"
@@ -235,7 +240,11 @@ func (c *Controller) startAutoscaler(ctx context.Context, cl *wharfv1.Cluster) *
 	go func() {
 		defer close(a.done)
 		if err := c.runAutoscaler(ctx, a, cl); err != nil && ctx.Err() == nil {
-			c.log.Warn("autoscaler stopped", "cluster", a.key, "err", err)
+			c.log.Warn("autoscaler stopped, starting again soon", "cluster", a.key, "err", err)
+			select { // the loop starts it again once done is closed
+			case <-ctx.Done():
+			case <-c.clock.After(autoscalerRestartDelay):
+			}
 		}
 	}()
 	return a
@@ -317,7 +326,6 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 	}
 
 	if len(pending) > 0 {
-		a.unneededSince = map[string]time.Time{} // no scale-down while pods wait
 		up := planScaleUp(v, pending)
 		for group, why := range up.notScaled {
 			key := group
@@ -331,11 +339,12 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 			}
 		}
 		if up.group != nil {
+			a.unneededSince = map[string]time.Time{} // the new hosts change what is needed
 			g := up.group
 			msg := fmt.Sprintf("group %s %d -> %d: %d pods unschedulable", g.short, g.count, g.count+up.add, len(pending))
 			if up.capped != "" {
 				msg += " (" + up.capped + ")"
-				faults[faultPrefix+g.short] = up.capped + fmt.Sprintf(": %d pods unschedulable", len(pending)-up.pods)
+				faults[faultPrefix+g.short] = up.capped + fmt.Sprintf(": %d pods unschedulable", len(pending)-up.fitNow-up.pods)
 			}
 			if err := c.resizeGroupTo(ctx, a, cl, g.name, g.count+up.add, nil); err != nil {
 				c.event(cl, corev1.EventTypeWarning, EventNotScaledUp, fmt.Sprintf("group %s: resize to %d: %v", g.short, g.count+up.add, err))
@@ -344,14 +353,19 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 			c.log.Info("autoscaler: scaled up", "cluster", a.key, "group", g.short, "from", g.count, "to", g.count+up.add, "pending", len(pending))
 			c.event(cl, corev1.EventTypeNormal, EventScaledUpGroup, msg)
 			delete(a.said, g.short)
+			return c.setAutoscaleFaults(ctx, cl, faults)
 		}
-		return c.setAutoscaleFaults(ctx, cl, faults)
+		if up.fitNow > 0 {
+			// The scheduler has yet to place them where they fit: the
+			// nodes are not as idle as they look.
+			return c.setAutoscaleFaults(ctx, cl, faults)
+		}
 	}
-	if len(seen) > 0 {
-		return c.setAutoscaleFaults(ctx, cl, faults) // pods still within their delay
+	if len(seen) == 0 {
+		clear(a.said)
 	}
-	clear(a.said)
 
+	// Pods no new host would help do not hold the scale-down.
 	// Scale down: nodes removable for long enough.
 	ok2, _ := removable(v, asSettings{threshold: c.cfg.Autoscale.ScaleDownThreshold})
 	// A busy group's nodes keep their timers: its resize says nothing
@@ -415,9 +429,7 @@ func (a *clusterAutoscaler) view(c *Controller, cl *wharfv1.Cluster) *asView {
 	}
 	cls := clusterLabels(cl)
 	var tmpl wharfv1.ClusterTemplateSpec
-	if e, err := c.envFor(context.Background(), cl, cl.Annotations[templateAnnotation]); err == nil {
-		tmpl = e.tmpl
-	}
+	_ = json.Unmarshal([]byte(cl.Annotations[templateAnnotation]), &tmpl) // for the flavor only
 	all := c.groupsInCache(cl)
 	for _, g := range all {
 		if g.Spec.Role == wharfv1.RoleMaster || !autoscalingOn(g, cls) {
@@ -509,7 +521,10 @@ func (c *Controller) resizeGroupTo(ctx context.Context, a *clusterAutoscaler, cl
 		if err != nil {
 			return err
 		}
-		g.Spec.NodeCount, g.Spec.NodesToRemove = n, remove
+		g.Spec.NodeCount = n
+		if remove != nil { // growing keeps those a removal under way names
+			g.Spec.NodesToRemove = remove
+		}
 		out, err := c.obj.groups.update(ctx, g)
 		if err == nil {
 			a.wrote[group] = out.Generation

@@ -113,8 +113,9 @@ func podSize(p *corev1.Pod) int64 {
 type scaleUp struct {
 	group *asGroup // nil: no group grows
 	add   int32
-	// pods is how many of the pending pods the new hosts take.
-	pods int
+	// pods is how many of the pending pods the new hosts take, fitNow
+	// how many fit the existing and upcoming nodes.
+	pods, fitNow int
 	// capped says the group would need more hosts than its max allows.
 	capped string
 	// notScaled says, per group (or "" for pods no group takes), why a
@@ -139,6 +140,7 @@ func planScaleUp(v *asView, pending []*corev1.Pod) scaleUp {
 			left = append(left, p)
 		}
 	}
+	out.fitNow = len(pending) - len(left)
 	if len(left) == 0 {
 		return out
 	}
