@@ -367,7 +367,7 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 
 	// Pods no new host would help do not hold the scale-down.
 	// Scale down: nodes removable for long enough.
-	ok2, _ := removable(v, asSettings{threshold: c.cfg.Autoscale.ScaleDownThreshold})
+	idle, _ := removable(v, asSettings{threshold: c.cfg.Autoscale.ScaleDownThreshold})
 	// A busy group's nodes keep their timers: its resize says nothing
 	// about them, and they go together once it is done.
 	held := map[string]bool{}
@@ -376,13 +376,13 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 			held[n] = g.busy
 		}
 	}
-	maps.DeleteFunc(a.unneededSince, func(n string, _ time.Time) bool { _, yes := ok2[n]; return !yes && !held[n] })
-	for n := range ok2 {
+	maps.DeleteFunc(a.unneededSince, func(n string, _ time.Time) bool { _, yes := idle[n]; return !yes && !held[n] })
+	for n := range idle {
 		if _, yes := a.unneededSince[n]; !yes {
 			a.unneededSince[n] = now
 		}
 	}
-	byGroup := dueForRemoval(v, ok2, a.unneededSince, now, c.cfg.Autoscale.ScaleDownUnneeded)
+	byGroup := dueForRemoval(v, idle, a.unneededSince, now, c.cfg.Autoscale.ScaleDownUnneeded)
 	for _, g := range v.groups {
 		names := byGroup[g]
 		if len(names) == 0 {
@@ -396,7 +396,7 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 		}
 		var use []string
 		for _, n := range names {
-			use = append(use, fmt.Sprintf("%s %d%%", n, int(ok2[n]*100)))
+			use = append(use, fmt.Sprintf("%s %d%%", n, int(idle[n]*100)))
 			delete(a.unneededSince, n)
 		}
 		c.log.Info("autoscaler: scaling down", "cluster", a.key, "group", g.short, "from", g.count, "to", to, "nodes", names)
