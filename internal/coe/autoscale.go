@@ -122,6 +122,11 @@ type clusterAutoscaler struct {
 	wrote map[string]int64
 	// said: the last NotScaledUp message per group, not to repeat it.
 	said map[string]string
+	// podEvents records on the cluster's own pods, as cluster-autoscaler
+	// does (TriggeredScaleUp, NotTriggerScaleUp); podSaid is the last
+	// message per pod.
+	podEvents record.EventRecorder
+	podSaid   map[types.UID]string
 }
 
 // autoscaleLoop starts and stops the clusters' autoscalers as their
@@ -235,7 +240,7 @@ func (c *Controller) startAutoscaler(ctx context.Context, cl *wharfv1.Cluster) *
 	a := &clusterAutoscaler{
 		key: cl.Namespace + "/" + cl.Name, uid: cl.UID, cancel: cancel, done: make(chan struct{}),
 		unschedSince: map[types.UID]time.Time{}, unneededSince: map[string]time.Time{},
-		wrote: map[string]int64{}, said: map[string]string{},
+		wrote: map[string]int64{}, said: map[string]string{}, podSaid: map[types.UID]string{},
 	}
 	go func() {
 		defer close(a.done)
@@ -260,6 +265,9 @@ func (c *Controller) runAutoscaler(ctx context.Context, a *clusterAutoscaler, cl
 	if a.kube, err = c.clusterAPI(cl, cr, cl.Status.APIAddress); err != nil {
 		return err
 	}
+	var stop func()
+	a.podEvents, stop = newRecorder(a.kube)
+	defer stop()
 	factory := informers.NewSharedInformerFactory(a.kube, 0)
 	pods, nodes, pdbs := factory.Core().V1().Pods().Informer(), factory.Core().V1().Nodes().Informer(), factory.Policy().V1().PodDisruptionBudgets().Informer()
 	a.pods, a.nodes, a.pdbs = pods.GetIndexer(), nodes.GetIndexer(), pdbs.GetIndexer()
@@ -321,6 +329,7 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 		due = due || now.Sub(since) >= c.cfg.Autoscale.ScaleUpDelay
 	}
 	maps.DeleteFunc(a.unschedSince, func(uid types.UID, _ time.Time) bool { return !seen[uid] })
+	maps.DeleteFunc(a.podSaid, func(uid types.UID, _ string) bool { return !seen[uid] })
 	if !due {
 		pending = nil
 	}
@@ -338,9 +347,16 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 				c.event(cl, corev1.EventTypeWarning, EventNotScaledUp, why)
 			}
 		}
+		for p, why := range up.waiting {
+			a.tellPod(p, corev1.EventTypeNormal, "NotTriggerScaleUp", "pod didn't trigger scale-up: "+why)
+		}
 		if up.group != nil {
-			a.unneededSince = map[string]time.Time{} // the new hosts change what is needed
 			g := up.group
+			for _, p := range up.helped {
+				a.tellPod(p, corev1.EventTypeNormal, "TriggeredScaleUp",
+					fmt.Sprintf("pod triggered scale-up: [{%s %d->%d (max: %d)}]", g.short, g.count, g.count+up.add, g.max))
+			}
+			a.unneededSince = map[string]time.Time{} // the new hosts change what is needed
 			msg := fmt.Sprintf("group %s %d -> %d: %d pods unschedulable", g.short, g.count, g.count+up.add, len(pending))
 			if up.capped != "" {
 				msg += " (" + up.capped + ")"
@@ -588,6 +604,15 @@ func (c *Controller) clearAutoscaleFaults(ctx context.Context, key string) {
 			c.log.Debug("autoscaler faults not cleared", "cluster", key, "err", err)
 		}
 	}
+}
+
+// tellPod records an event on a pod of the cluster, once per message.
+func (a *clusterAutoscaler) tellPod(p *corev1.Pod, typ, reason, msg string) {
+	if a.podEvents == nil || a.podSaid[p.UID] == msg {
+		return
+	}
+	a.podSaid[p.UID] = msg
+	a.podEvents.Event(p, typ, reason, msg)
 }
 
 // event records a decision on the Cluster.

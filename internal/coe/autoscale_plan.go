@@ -118,6 +118,10 @@ type scaleUp struct {
 	pods, fitNow int
 	// capped says the group would need more hosts than its max allows.
 	capped string
+	// helped are the pods the new hosts take; waiting says why each of
+	// the others gets none.
+	helped  []*corev1.Pod
+	waiting map[*corev1.Pod]string
 	// notScaled says, per group (or "" for pods no group takes), why a
 	// pending pod did not make it grow.
 	notScaled map[string]string
@@ -148,6 +152,7 @@ func planScaleUp(v *asView, pending []*corev1.Pod) scaleUp {
 		g         *asGroup
 		add, pods int
 		capped    string
+		helped    []*corev1.Pod
 	}
 	var best *option
 	// Why a pod fits no new host, and whether it fits some group's.
@@ -169,6 +174,7 @@ func planScaleUp(v *asView, pending []*corev1.Pod) scaleUp {
 		for _, p := range left {
 			if sim.Place(p, func(n string) bool { return !isNew(n) }) != "" {
 				opt.pods++
+				opt.helped = append(opt.helped, p)
 				fitsSome[p] = true
 				continue
 			}
@@ -192,6 +198,7 @@ func planScaleUp(v *asView, pending []*corev1.Pod) scaleUp {
 			added = append(added, n.Name)
 			sim.Place(p, func(name string) bool { return name != n.Name })
 			opt.pods++
+			opt.helped = append(opt.helped, p)
 		}
 		opt.add = len(added)
 		if needed > len(added) {
@@ -214,8 +221,29 @@ func planScaleUp(v *asView, pending []*corev1.Pod) scaleUp {
 			break
 		}
 	}
+	// Each pod left waiting, why (cluster-autoscaler's NotTriggerScaleUp).
+	out.waiting = map[*corev1.Pod]string{}
+	for _, p := range left {
+		if best != nil && slices.Contains(best.helped, p) {
+			continue
+		}
+		switch {
+		case fitsNone[p] != "" && !fitsSome[p]:
+			out.waiting[p] = fitsNone[p]
+		case best != nil && best.capped != "":
+			out.waiting[p] = best.capped
+		default:
+			var whys []string
+			for _, g := range v.groups {
+				if w := out.notScaled[g.short]; w != "" {
+					whys = append(whys, "group "+g.short+": "+w)
+				}
+			}
+			out.waiting[p] = strings.Join(whys, "; ")
+		}
+	}
 	if best != nil {
-		out.group, out.add, out.pods, out.capped = best.g, int32(best.add), best.pods, best.capped
+		out.group, out.add, out.pods, out.capped, out.helped = best.g, int32(best.add), best.pods, best.capped, best.helped
 	}
 	return out
 }

@@ -406,3 +406,32 @@ func TestUnschedulable(t *testing.T) {
 		}
 	}
 }
+
+// Each waiting pod is told why: the pods the new hosts take, and those
+// left over when the group is capped.
+func TestPlanScaleUpPods(t *testing.T) {
+	nodes := []*corev1.Node{asNode("c-w-0")}
+	pending := append(pods(30, "p", "", "500m"), asPod("huge", "", "64"))
+	v := &asView{nodes: nodes, pods: append(pods(8, "run", "c-w-0", "500m"), pending...),
+		groups: []*asGroup{asGroupOf("w", 1, 1, 4, nodes)}}
+	got := planScaleUp(v, pending)
+	if got.add != 3 || len(got.helped) != 24 {
+		t.Fatalf("add %d hosts for %d pods, want 3 for 24", got.add, len(got.helped))
+	}
+	capped := 0
+	for p, why := range got.waiting {
+		switch {
+		case p.Name == "huge":
+			if !strings.Contains(why, "needs cpu 64") {
+				t.Errorf("huge pod told %q", why)
+			}
+		case strings.Contains(why, "max nodes 4 reached"):
+			capped++
+		default:
+			t.Errorf("pod %s told %q", p.Name, why)
+		}
+	}
+	if capped != 6 {
+		t.Errorf("%d pods told the max is reached, want 6", capped)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
@@ -63,12 +64,16 @@ func deployRequesting(t testing.TB, kube kubernetes.Interface, name string, repl
 
 func scaleDeployment(t testing.TB, kube kubernetes.Interface, name string, replicas int32) {
 	t.Helper()
-	s, err := kube.AppsV1().Deployments("default").GetScale(context.Background(), name, metav1.GetOptions{})
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := kube.AppsV1().Deployments("default").GetScale(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s.Spec.Replicas = replicas
+		_, err = kube.AppsV1().Deployments("default").UpdateScale(context.Background(), name, s, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	s.Spec.Replicas = replicas
-	if _, err := kube.AppsV1().Deployments("default").UpdateScale(context.Background(), name, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -117,6 +122,11 @@ func TestAutoscale(t *testing.T) {
 		t.Errorf("ScaledUpGroup events %q, want 1 -> ... -> 4", ev)
 	}
 	t.Logf("scale-up: %q", ev)
+	// And on the pods, in the cluster's API, as cluster-autoscaler does.
+	podEvents, err := kube.CoreV1().Events("default").List(e.ctx, metav1.ListOptions{FieldSelector: "reason=TriggeredScaleUp"})
+	if err != nil || len(podEvents.Items) == 0 || !strings.Contains(podEvents.Items[0].Message, "pod triggered scale-up: [{default-worker 1->") {
+		t.Errorf("TriggeredScaleUp events on the pods: %v (%v)", podEvents, err)
+	}
 
 	// The load goes: back to min, one host left.
 	scaleDeployment(t, kube, "web", 0)
