@@ -101,6 +101,43 @@ func (a *AutoscaleConfig) setDefaults() {
 	}
 }
 
+// Cluster labels that tune a cluster's autoscaler (cluster-autoscaler's
+// flags, underscored): durations ("30s", "2m") and a fraction.
+const (
+	LabelScaleUpDelay       = "new_pod_scale_up_delay"
+	LabelScaleDownUnneeded  = "scale_down_unneeded_time"
+	LabelScaleDownThreshold = "scale_down_utilization_threshold"
+)
+
+// clusterAutoscaleConfig is base with the cluster's labels applied; bad
+// says which labels were ignored and why.
+func clusterAutoscaleConfig(base AutoscaleConfig, labels map[string]string) (AutoscaleConfig, string) {
+	var bad []string
+	dur := func(key string, to *time.Duration, lowest time.Duration) {
+		v, ok := labels[key]
+		if !ok {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lowest {
+			bad = append(bad, fmt.Sprintf("label %s=%q ignored: want a duration of at least %s", key, v, lowest))
+			return
+		}
+		*to = d
+	}
+	dur(LabelScaleUpDelay, &base.ScaleUpDelay, 0)
+	dur(LabelScaleDownUnneeded, &base.ScaleDownUnneeded, time.Second)
+	if v, ok := labels[LabelScaleDownThreshold]; ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 1 {
+			bad = append(bad, fmt.Sprintf("label %s=%q ignored: want a fraction in (0, 1]", LabelScaleDownThreshold, v))
+		} else {
+			base.ScaleDownThreshold = f
+		}
+	}
+	return base, strings.Join(bad, "; ")
+}
+
 // clusterAutoscaler is one cluster's loop and what it remembers.
 type clusterAutoscaler struct {
 	key    string // namespace/name
@@ -304,6 +341,10 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 		return nil
 	}
 	faults := map[string]string{}
+	set, bad := clusterAutoscaleConfig(c.cfg.Autoscale, clusterLabels(cl))
+	if bad != "" {
+		faults[faultPrefix+"labels"] = bad
+	}
 	for _, g := range v.groups {
 		if g.blocked != "" {
 			faults[faultPrefix+g.short] = g.blocked
@@ -326,7 +367,7 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 		if !ok {
 			a.unschedSince[p.UID], since = now, now
 		}
-		due = due || now.Sub(since) >= c.cfg.Autoscale.ScaleUpDelay
+		due = due || now.Sub(since) >= set.ScaleUpDelay
 	}
 	maps.DeleteFunc(a.unschedSince, func(uid types.UID, _ time.Time) bool { return !seen[uid] })
 	maps.DeleteFunc(a.podSaid, func(uid types.UID, _ string) bool { return !seen[uid] })
@@ -383,7 +424,7 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 
 	// Pods no new host would help do not hold the scale-down.
 	// Scale down: nodes removable for long enough.
-	idle, _ := removable(v, asSettings{threshold: c.cfg.Autoscale.ScaleDownThreshold})
+	idle, _ := removable(v, asSettings{threshold: set.ScaleDownThreshold})
 	// A busy group's nodes keep their timers: its resize says nothing
 	// about them, and they go together once it is done.
 	held := map[string]bool{}
@@ -398,7 +439,7 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 			a.unneededSince[n] = now
 		}
 	}
-	byGroup := dueForRemoval(v, idle, a.unneededSince, now, c.cfg.Autoscale.ScaleDownUnneeded)
+	byGroup := dueForRemoval(v, idle, a.unneededSince, now, set.ScaleDownUnneeded)
 	for _, g := range v.groups {
 		names := byGroup[g]
 		if len(names) == 0 {
@@ -417,7 +458,7 @@ func (c *Controller) autoscaleRound(ctx context.Context, a *clusterAutoscaler) e
 		}
 		c.log.Info("autoscaler: scaling down", "cluster", a.key, "group", g.short, "from", g.count, "to", to, "nodes", names)
 		c.event(cl, corev1.EventTypeNormal, EventScaleDown, fmt.Sprintf("group %s %d -> %d: removing %s (requests below %d%% of allocatable for %s)",
-			g.short, g.count, to, strings.Join(use, ", "), int(c.cfg.Autoscale.ScaleDownThreshold*100), c.cfg.Autoscale.ScaleDownUnneeded))
+			g.short, g.count, to, strings.Join(use, ", "), int(set.ScaleDownThreshold*100), set.ScaleDownUnneeded))
 		break // one group per round
 	}
 	return c.setAutoscaleFaults(ctx, cl, faults)

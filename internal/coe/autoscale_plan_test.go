@@ -435,3 +435,29 @@ func TestPlanScaleUpPods(t *testing.T) {
 		t.Errorf("%d pods told the max is reached, want 6", capped)
 	}
 }
+
+func TestClusterAutoscaleConfig(t *testing.T) {
+	base := AutoscaleConfig{ScaleUpDelay: time.Second, ScaleDownUnneeded: 30 * time.Second, ScaleDownThreshold: 0.5}
+	for _, tc := range []struct {
+		name    string
+		labels  map[string]string
+		want    AutoscaleConfig
+		wantBad string
+	}{
+		{name: "none", want: base},
+		{name: "all", labels: map[string]string{LabelScaleUpDelay: "0s", LabelScaleDownUnneeded: "2m", LabelScaleDownThreshold: "0.3"},
+			want: AutoscaleConfig{ScaleUpDelay: 0, ScaleDownUnneeded: 2 * time.Minute, ScaleDownThreshold: 0.3}},
+		{name: "bad ones ignored", labels: map[string]string{LabelScaleUpDelay: "soon", LabelScaleDownUnneeded: "10ms", LabelScaleDownThreshold: "2"},
+			want: base, wantBad: "new_pod_scale_up_delay=\"soon\" ignored"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, bad := clusterAutoscaleConfig(base, tc.labels)
+			if got != tc.want {
+				t.Errorf("config %+v, want %+v", got, tc.want)
+			}
+			if !strings.Contains(bad, tc.wantBad) || (tc.wantBad == "") != (bad == "") {
+				t.Errorf("bad %q, want it to say %q", bad, tc.wantBad)
+			}
+		})
+	}
+}
