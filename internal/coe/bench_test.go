@@ -52,3 +52,40 @@ func BenchmarkCreate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAutoscaleUp measures host autoscaling on the fake provider:
+// a 1+1 cluster whose one node is full gets 8 pods of 500m that fit no
+// node; the figures are from the Deployment's creation to the new host's
+// node Ready and to every pod Running, with the default scale-up delay
+// (1s, the pods must stay unschedulable that long). Between rounds the
+// load goes and the group returns to 1 node (not timed).
+//
+//	go test -run XXX -bench AutoscaleUp -benchtime 5x ./internal/coe/
+func BenchmarkAutoscaleUp(b *testing.B) {
+	e := newEnv(b, nil)
+	e.start(func(cfg *Config) { cfg.Autoscale.ScaleDownUnneeded = time.Second })
+	kube := autoscaledCluster(b, e, "bench", 4)
+	deployRequesting(b, kube, "base", 8, "500m") // fills bench-node-0
+	waitRunning(b, kube, "base", 8)
+	var toReady, toRunning time.Duration
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("load%d", i)
+		start := time.Now()
+		deployRequesting(b, kube, name, 8, "500m")
+		ready := waitNewNode(b, kube, 2)
+		toReady += ready.Sub(start)
+		waitRunning(b, kube, name, 8)
+		toRunning += time.Since(start)
+		b.StopTimer()
+		if err := kube.AppsV1().Deployments("default").Delete(e.ctx, name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		testserver.WaitFor(b, "back to 1 node", waitLong, func() (bool, error) {
+			g := e.group("bench-default-worker")
+			return g.Spec.NodeCount == 1 && g.Status.Status == wharfv1.StatusUpdateComplete && len(g.Status.Nodes) == 1, nil
+		})
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(toReady.Milliseconds())/float64(b.N), "ms/node-ready")
+	b.ReportMetric(float64(toRunning.Milliseconds())/float64(b.N), "ms/pods-running")
+}

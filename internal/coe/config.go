@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
@@ -70,6 +71,9 @@ type Config struct {
 	// Workers is how many clusters are reconciled at once; a create holds
 	// one worker for its duration.
 	Workers int
+	// Autoscale tunes the host autoscaler of node groups labelled
+	// auto_scaling_enabled=true.
+	Autoscale AutoscaleConfig
 }
 
 func (cfg *Config) setDefaults() {
@@ -95,6 +99,7 @@ func (cfg *Config) setDefaults() {
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
+	cfg.Autoscale.setDefaults()
 }
 
 // ConfigFromService is the Config of a controller running in a `wharf
@@ -143,6 +148,8 @@ type Controller struct {
 	lbMu      sync.Mutex
 	lbFull    map[types.UID]bool
 	lbWritten map[types.UID]string
+	// recorder records the autoscaler's decisions on the Clusters.
+	recorder record.EventRecorder
 }
 
 // New returns a controller; Run starts it.

@@ -13,8 +13,11 @@
 // worker hosts, nodes ready → CREATE_COMPLETE), resize of node groups
 // (grow; shrink with cordon, drain, host and Node deletion), node group
 // labels and taints on the nodes, delete (every host the provider lists,
-// then the finalizer), and a health loop that polls each cluster's API and
-// replaces dead workers when auto_healing_enabled=true.
+// then the finalizer), a health loop that polls each cluster's API and
+// replaces dead workers when auto_healing_enabled=true, and a host
+// autoscaler per cluster whose node groups have auto_scaling_enabled=true
+// (autoscale.go: it resizes the groups as a user would; its decisions are
+// pure functions in autoscale_plan.go, on the scheduler's Simulator).
 //
 // The wharf.dev objects are read and written with internal/client/wharf.
 package coe

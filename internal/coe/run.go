@@ -89,6 +89,12 @@ func (c *Controller) enqueueGroupCluster(obj any) {
 // once ctx is done and they all stopped.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
+	c.recorder = c.cfg.Autoscale.Recorder
+	if c.recorder == nil {
+		var stop func()
+		c.recorder, stop = newRecorder(c.cfg.Kube)
+		defer stop()
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { c.clusters.RunWithContext(ctx) })
@@ -101,6 +107,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.log.Info("cluster controller started", "workers", c.cfg.Workers, "providers", slices.Sorted(maps.Keys(c.cfg.Providers)))
 	wg.Go(func() { c.healthLoop(ctx) })
+	wg.Go(func() { c.autoscaleLoop(ctx) })
 	controllerutil.RunWorkers(ctx, c.log, c.queue, c.cfg.Workers, c.sync,
 		controllerutil.KeyAttr("cluster"), controllerutil.FailureMessage("cluster sync failed, retrying"))
 	return nil

@@ -38,7 +38,11 @@ func (s *Scheduler) onNode(obj any) {
 	if !ok {
 		return
 	}
-	if s.cache.setNode(node) {
+	// A node that is not Ready takes no pod (the first filter, for every
+	// pod): waking the unschedulable pods for it would only double their
+	// back-off, as Kubernetes' queueing hints skip such node events. Its
+	// becoming Ready is the change to wait for.
+	if s.cache.setNode(node) && nodeReady(node) {
 		s.queue.moveAll()
 	}
 }
