@@ -30,6 +30,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/rootcacert"
 	"wharf.dev/wharf/internal/controllers/serviceaccount"
 	"wharf.dev/wharf/internal/controllers/servicelb"
+	"wharf.dev/wharf/internal/controllers/statefulset"
 	"wharf.dev/wharf/internal/controllers/ttlafterfinished"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/scheduler"
@@ -83,6 +84,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 	runners := map[string]runner{
 		"replicaset-controller":     replicaset.New(log("replicaset-controller"), client, factory, recorder("replicaset-controller")),
 		"deployment-controller":     deployment.New(log("deployment-controller"), client, factory, recorder("deployment-controller")),
+		"statefulset-controller":    statefulset.New(log("statefulset-controller"), client, factory, recorder("statefulset-controller")),
 		"cronjob-controller":        cronjob.New(log("cronjob-controller"), client, factory, recorder("cronjob-controller")),
 		"job-controller":            job.New(log("job-controller"), client, factory, recorder("job-controller")),
 		"ttl-after-finished":        ttlafterfinished.New(log("ttl-after-finished-controller"), client, factory),
