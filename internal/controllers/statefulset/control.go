@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // The pod and claim writes of a round, with upstream's events:
@@ -90,10 +92,17 @@ func (r *round) fixPod(ctx context.Context, pod *v1.Pod) error {
 	if !labelsMatch(pod) {
 		// Only labels can change on a running pod; hostname and subdomain
 		// come with its creation.
-		next := pod.DeepCopy()
-		next.Labels[appsv1.StatefulSetPodNameLabel] = pod.Name
-		next.Labels[appsv1.PodIndexLabel] = strconv.Itoa(ordinalOf(pod))
-		_, err := r.c.client.CoreV1().Pods(pod.Namespace).Update(ctx, next, metav1.UpdateOptions{})
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+			"uid": pod.UID,
+			"labels": map[string]string{
+				appsv1.StatefulSetPodNameLabel: pod.Name,
+				appsv1.PodIndexLabel:           strconv.Itoa(ordinalOf(pod)),
+			},
+		}})
+		if err != nil {
+			return err
+		}
+		_, err = r.c.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 		r.podEvent("Update", pod, err)
 		if err != nil {
 			return fmt.Errorf("update pod %s/%s: %w", pod.Namespace, pod.Name, err)

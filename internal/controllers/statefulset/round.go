@@ -70,7 +70,9 @@ func (r *round) manage(ctx context.Context, pods []*v1.Pod) error {
 
 	for i, pod := range replicas {
 		if pod == nil {
-			if err := r.createPod(ctx, r.newPodAt(i)); err != nil {
+			// Not yet seen (so never healthy) for the rest of the round.
+			replicas[i] = r.newPodAt(i)
+			if err := r.createPod(ctx, replicas[i]); err != nil {
 				return err
 			}
 			if monotonic {
