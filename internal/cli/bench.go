@@ -140,6 +140,12 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	jobsCmd.Flags().IntVar(&jc.Parallelism, "parallelism", 10, "parallelism of the Job")
 	jobsCmd.Flags().IntVar(&jc.Nodes, "nodes", 3, "simulated nodes")
 	jobsCmd.Flags().IntVar(&jc.Runs, "runs", 3, "Jobs run one after the other")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd)
+	stc := bench.StatefulSetConfig{}
+	stsCmd := sub("statefulset", "StatefulSet controller: a set of 10 replicas on simulated nodes, creation to all Ready, OrderedReady and Parallel",
+		func(ctx context.Context, env bench.Env) error { return bench.StatefulSet(ctx, env, stdio.Out, stc) })
+	stsCmd.Flags().IntVar(&stc.Replicas, "replicas", 10, "replicas of the StatefulSet")
+	stsCmd.Flags().IntVar(&stc.Nodes, "nodes", 3, "simulated nodes")
+	stsCmd.Flags().IntVar(&stc.Runs, "runs", 3, "sets created one after the other, per policy")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, stsCmd)
 	return cmd
 }

@@ -88,12 +88,9 @@ func defaultStatefulSet(s *appsv1.StatefulSet) {
 	defaultPodTemplate(&spec.Template)
 }
 
-var (
-	podManagementPolicies = []appsv1.PodManagementPolicyType{appsv1.OrderedReadyPodManagement, appsv1.ParallelPodManagement}
-	retentionPolicyTypes  = []appsv1.PersistentVolumeClaimRetentionPolicyType{
-		appsv1.RetainPersistentVolumeClaimRetentionPolicyType, appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
-	}
-)
+var retentionPolicyTypes = []appsv1.PersistentVolumeClaimRetentionPolicyType{
+	appsv1.RetainPersistentVolumeClaimRetentionPolicyType, appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
+}
 
 func validateStatefulSet(s *appsv1.StatefulSet) field.ErrorList {
 	errs := validateMeta(&s.ObjectMeta, true, nameIsDNSSubdomain)

@@ -192,7 +192,9 @@ func TestStatefulSetValidateUpdate(t *testing.T) {
 		{"serviceName", func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "other" }, true},
 		{"podManagementPolicy", func(s *appsv1.StatefulSet) { s.Spec.PodManagementPolicy = appsv1.ParallelPodManagement }, true},
 		{"selector", func(s *appsv1.StatefulSet) { s.Spec.Selector.MatchLabels["tier"] = "x" }, true},
-		{"volumeClaimTemplates", func(s *appsv1.StatefulSet) { s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{claimTemplate("data")} }, true},
+		{"volumeClaimTemplates", func(s *appsv1.StatefulSet) {
+			s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{claimTemplate("data")}
+		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
