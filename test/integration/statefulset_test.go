@@ -133,6 +133,8 @@ func TestStatefulSet(t *testing.T) {
 		t.Errorf("kubectl get statefulset -o wide:\n%s", out)
 	}
 	testserver.Contains(t, k.Run("get", "all"), "statefulset.apps/web")
+	testserver.Contains(t, k.Run("explain", "sts.spec.podManagementPolicy"), "OrderedReady")
+	testserver.Contains(t, k.RunIn(statefulSetManifest, "apply", "-f", "-"), "statefulset.apps/web unchanged")
 
 	testserver.Contains(t, k.Run("scale", "sts/web", "--replicas=5"), "statefulset.apps/web scaled")
 	testserver.Contains(t, k.Run("rollout", "status", "sts/web", "--timeout=90s"), "5 new pods have been updated")

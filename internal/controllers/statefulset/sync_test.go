@@ -1,14 +1,18 @@
 package statefulset
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -343,4 +347,20 @@ func FuzzParentAndOrdinal(f *testing.F) {
 			t.Errorf("%q parsed as %q/%d, which names %q", name, parent, ord, got)
 		}
 	})
+}
+
+func TestFailedCreate(t *testing.T) {
+	e := start(t, newSet(2))
+	e.cs.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("exceeded quota")
+	})
+	e.settle()
+	if err := e.c.sync(e.ctx, ns+"/web"); err == nil || !strings.Contains(err.Error(), "exceeded quota") {
+		t.Errorf("sync error %v, want the create's", err)
+	}
+	want(t, e.events("FailedCreate"), "create Pod web-0 in StatefulSet web failed error: exceeded quota")
+	want(t, e.podNames())
+	if s := e.set().Status; s.ObservedGeneration != 1 || s.UpdateRevision == "" {
+		t.Errorf("status not written on failure: %+v", s)
+	}
 }
