@@ -257,3 +257,16 @@ func TestStatefulSetRow(t *testing.T) {
 		t.Errorf("columns (-want +got):\n%s", diff)
 	}
 }
+
+const seedStatefulSet = `{"metadata":{"name":"web","namespace":"default"},"spec":{"replicas":3,"serviceName":"web",` +
+	`"selector":{"matchLabels":{"app":"web"}},"podManagementPolicy":"Parallel","ordinals":{"start":2},` +
+	`"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":1,"maxUnavailable":"50%"}},` +
+	`"persistentVolumeClaimRetentionPolicy":{"whenDeleted":"Delete","whenScaled":"Retain"},` +
+	`"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}],` +
+	`"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx",` +
+	`"volumeMounts":[{"name":"data","mountPath":"/data"}]}]}}}}`
+
+func FuzzStatefulSet(f *testing.F) {
+	f.Add([]byte(seedStatefulSet))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzResource(t, StatefulSets(), data) })
+}
