@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,8 @@ func stsImages(ctx context.Context, c kubernetes.Interface) (string, error) {
 		img := p.Spec.Containers[0].Image
 		out = append(out, p.Name+"="+img[strings.LastIndex(img, ":")+1:])
 	}
-	return strings.Join(sortedStrings(out), " "), nil
+	slices.Sort(out)
+	return strings.Join(out, " "), nil
 }
 
 // stsPodsAre is a WaitFor condition: the running pods and images are want.
@@ -75,17 +77,6 @@ func stsPodsAre(ctx context.Context, c kubernetes.Interface, want string) func()
 		}
 		return got == want, fmt.Errorf("pods %s", got)
 	}
-}
-
-func sortedStrings(s []string) []string {
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s
 }
 
 // TestStatefulSet drives a StatefulSet on simulated nodes with the real
