@@ -156,6 +156,12 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	dsCmd.Flags().IntVar(&dc.Nodes, "nodes", 50, "simulated nodes running the DaemonSet from the start")
 	dsCmd.Flags().IntVar(&dc.NewNodes, "new-nodes", 30, "nodes added one at a time, each timed to its pod Running")
 	dsCmd.Flags().StringVar(&dc.MaxUnavailable, "max-unavailable", "1", "the rolling update's maxUnavailable (integer or percentage)")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd)
+	stc := bench.StatefulSetConfig{}
+	stsCmd := sub("statefulset", "StatefulSet controller: a set of 10 replicas on simulated nodes, creation to all Ready, OrderedReady and Parallel",
+		func(ctx context.Context, env bench.Env) error { return bench.StatefulSet(ctx, env, stdio.Out, stc) })
+	stsCmd.Flags().IntVar(&stc.Replicas, "replicas", 10, "replicas of the StatefulSet")
+	stsCmd.Flags().IntVar(&stc.Nodes, "nodes", 3, "simulated nodes")
+	stsCmd.Flags().IntVar(&stc.Runs, "runs", 3, "sets created one after the other, per policy")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd, stsCmd)
 	return cmd
 }

@@ -33,6 +33,7 @@ import (
 	"wharf.dev/wharf/internal/controllers/rootcacert"
 	"wharf.dev/wharf/internal/controllers/serviceaccount"
 	"wharf.dev/wharf/internal/controllers/servicelb"
+	"wharf.dev/wharf/internal/controllers/statefulset"
 	"wharf.dev/wharf/internal/controllers/ttlafterfinished"
 	"wharf.dev/wharf/internal/controllers/volumebinding"
 	"wharf.dev/wharf/internal/controllers/volumeprotection"
@@ -106,6 +107,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"deployment-controller":     deployment.New(log("deployment-controller"), client, factory, recorder("deployment-controller")),
 		"daemonset-controller":      daemonset.New(log("daemonset-controller"), client, factory, recorder("daemonset-controller")),
 		"disruption-controller":     disruption.New(log("disruption-controller"), client, factory, recorder("controllermanager")),
+		"statefulset-controller":    statefulset.New(log("statefulset-controller"), client, factory, recorder("statefulset-controller")),
 		"cronjob-controller":        cronjob.New(log("cronjob-controller"), client, factory, recorder("cronjob-controller")),
 		"job-controller":            job.New(log("job-controller"), client, factory, recorder("job-controller")),
 		"ttl-after-finished":        ttlafterfinished.New(log("ttl-after-finished-controller"), client, factory),

@@ -88,7 +88,7 @@ func NewRegistry(scheme *runtime.Scheme, rs ...*Resource) (*Registry, error) {
 func Builtin() []*Resource {
 	return append([]*Resource{
 		Namespaces(), Nodes(), Pods(), Services(), Endpoints(), ConfigMaps(), Secrets(),
-		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), ControllerRevisions(), DaemonSets(), EventsV1(), Leases(), EndpointSlices(),
+		Events(), ServiceAccounts(), Deployments(), ReplicaSets(), StatefulSets(), ControllerRevisions(), DaemonSets(), EventsV1(), Leases(), EndpointSlices(),
 		Ingresses(), IngressClasses(), NetworkPolicies(),
 		Jobs(), CronJobs(), HorizontalPodAutoscalers(), HorizontalPodAutoscalersV1(), PodDisruptionBudgets(),
 		PersistentVolumes(), PersistentVolumeClaims(),

@@ -31,6 +31,7 @@ func TestBuiltinRegistry(t *testing.T) {
 		"serviceaccounts":     {short: []string{"sa"}, namespaced: true},
 		"deployments":         {short: []string{"deploy"}, categories: []string{"all"}, namespaced: true, status: true, scale: true},
 		"replicasets":         {short: []string{"rs"}, categories: []string{"all"}, namespaced: true, status: true, scale: true},
+		"statefulsets":        {short: []string{"sts"}, categories: []string{"all"}, namespaced: true, status: true, scale: true},
 		"controllerrevisions": {namespaced: true},
 		"daemonsets":          {short: []string{"ds"}, categories: []string{"all"}, namespaced: true, status: true},
 		"leases":              {namespaced: true},
