@@ -322,10 +322,35 @@ func TestClusterService(t *testing.T) {
 		})
 	}
 
+	// A DaemonSet follows the resize: the new hosts get its pod, the
+	// removed one takes its pod away. A budget on hello lets the drain
+	// evict one of its pods at a time.
+	k.RunIn(`apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: node-agent}
+spec:
+  selector: {matchLabels: {app: node-agent}}
+  template:
+    metadata: {labels: {app: node-agent}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: agent, image: registry.wharf.local/wharf/busybox:v1, command: [sleep, "3600"]}]
+`, "apply", "-f", "-")
+	k.Run("rollout", "status", "daemonset/node-agent", "--timeout=90s")
+	k.Run("create", "poddisruptionbudget", "hello", "--selector", "app=hello", "--max-unavailable", "1")
+
 	// Resize up, then down naming the host to remove.
 	s.must("cluster", "resize", "demo", "4", "--wait")
 	k.Eventually(`demo-node-3\s+Ready`, "get", "nodes")
+	k.Eventually(`^4 4$`, "get", "daemonset", "node-agent", "-o", "jsonpath={.status.desiredNumberScheduled} {.status.numberAvailable}")
+	// How long each new node waited for its pod: node Ready to pod started.
+	for _, n := range []string{"demo-node-2", "demo-node-3"} {
+		ready := k.Run("get", "node", n, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].lastTransitionTime}`)
+		started := k.Run("get", "pods", "-l", "app=node-agent", "--field-selector", "spec.nodeName="+n, "-o", "jsonpath={.items[0].status.containerStatuses[0].state.running.startedAt}")
+		t.Logf("DaemonSet pod on %s: node Ready at %s, container started at %s", n, ready, started)
+	}
 	s.must("cluster", "resize", "demo", "2", "--nodes-to-remove", "demo-node-1", "--wait")
+	k.Eventually(`^2 2$`, "get", "daemonset", "node-agent", "-o", "jsonpath={.status.desiredNumberScheduled} {.status.numberAvailable}")
 	nodes := k.Run("get", "nodes")
 	if strings.Contains(nodes, "demo-node-1") || strings.Count(nodes, " Ready") != 2 {
 		t.Errorf("after resize to 2 without demo-node-1:\n%s", nodes)
