@@ -11,6 +11,10 @@
 //     Run: a controller's Run around it, once the caches have synced.
 //   - Event handler pieces: registration, tombstones, controller
 //     references, selectors.
+//   - ControllerRevision history of DaemonSets and StatefulSets, as
+//     pkg/controller/history: the template patch a revision stores, the
+//     next revision number, claiming revisions and creating one with
+//     hash-collision detection.
 //
 // Everything here talks to the API only through what the caller passes in,
 // so it works the same against the real API server and client-go's fake.

@@ -14,28 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 
 	"wharf.dev/wharf/internal/controllers/controllerutil"
 )
-
-// templatePatch returns what a ControllerRevision of ds stores, as
-// upstream's getPatch: a strategic merge patch that puts ds's template back
-// whole ({"spec":{"template":{...,"$patch":"replace"}}}). kubectl rollout
-// undo sends it to the DaemonSet as it is; equal patches mean equal
-// templates.
-func templatePatch(ds *appsv1.DaemonSet) ([]byte, error) {
-	raw, err := json.Marshal(ds.Spec.Template)
-	if err != nil {
-		return nil, fmt.Errorf("marshal template of daemonset %s/%s: %w", ds.Namespace, ds.Name, err)
-	}
-	var template map[string]any
-	if err := json.Unmarshal(raw, &template); err != nil {
-		return nil, err
-	}
-	template["$patch"] = "replace"
-	return json.Marshal(map[string]any{"spec": map[string]any{"template": template}})
-}
 
 // constructHistory returns the revision of ds's current template (created
 // if missing, renumbered to be the newest) and the older ones, claiming
@@ -45,9 +26,9 @@ func (c *Controller) constructHistory(ctx context.Context, ds *appsv1.DaemonSet)
 	if err != nil {
 		return nil, nil, err
 	}
-	patch, err := templatePatch(ds)
+	patch, err := controllerutil.TemplatePatch(&ds.Spec.Template)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("marshal template of daemonset %s/%s: %w", ds.Namespace, ds.Name, err)
 	}
 	var current []*appsv1.ControllerRevision
 	for _, h := range histories {
@@ -69,7 +50,7 @@ func (c *Controller) constructHistory(ctx context.Context, ds *appsv1.DaemonSet)
 			old = append(old, h)
 		}
 	}
-	next := maxRevision(old) + 1
+	next := controllerutil.MaxRevision(old) + 1
 	if len(current) == 0 {
 		cur, err = c.snapshot(ctx, ds, patch, next)
 		return cur, old, err
@@ -100,17 +81,7 @@ func (c *Controller) controlledHistories(ctx context.Context, ds *appsv1.DaemonS
 	if err != nil {
 		return nil, err
 	}
-	claimer := &controllerutil.Claimer{
-		Owner:    ds,
-		OwnerGVK: controllerKind,
-		Selector: selector,
-		CanAdopt: c.recheckDeletion(ds),
-		Patch: func(ctx context.Context, obj metav1.Object, patch []byte) error {
-			_, err := c.client.AppsV1().ControllerRevisions(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-			return err
-		},
-	}
-	claimed, err := controllerutil.ClaimAll(ctx, claimer, all)
+	claimed, err := controllerutil.ClaimRevisions(ctx, c.client.AppsV1(), ds, controllerKind, selector, c.recheckDeletion(ds), all)
 	if err != nil {
 		return nil, fmt.Errorf("claim revisions of daemonset %s/%s: %w", ds.Namespace, ds.Name, err)
 	}
@@ -144,19 +115,9 @@ func (c *Controller) snapshot(ctx context.Context, ds *appsv1.DaemonSet, patch [
 		Data:     runtime.RawExtension{Raw: patch},
 		Revision: revision,
 	}
-	created, err := c.client.AppsV1().ControllerRevisions(ds.Namespace).Create(ctx, h, metav1.CreateOptions{})
-	if err == nil {
-		return created, nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("create revision %s/%s: %w", h.Namespace, h.Name, err)
-	}
-	existing, getErr := c.client.AppsV1().ControllerRevisions(ds.Namespace).Get(ctx, h.Name, metav1.GetOptions{})
-	if getErr != nil {
-		return nil, fmt.Errorf("get revision %s/%s: %w", h.Namespace, h.Name, getErr)
-	}
-	if bytes.Equal(existing.Data.Raw, patch) && metav1.IsControlledBy(existing, ds) {
-		return existing, nil
+	created, collision, err := controllerutil.CreateRevision(ctx, c.client.AppsV1(), ds, h)
+	if !collision {
+		return created, err
 	}
 	fresh, getErr := c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
 	if getErr != nil {
@@ -256,12 +217,4 @@ func (c *Controller) cleanupHistory(ctx context.Context, ds *appsv1.DaemonSet, n
 		toKill--
 	}
 	return errors.Join(errs...)
-}
-
-func maxRevision(hs []*appsv1.ControllerRevision) int64 {
-	var n int64
-	for _, h := range hs {
-		n = max(n, h.Revision)
-	}
-	return n
 }

@@ -16,23 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
-)
 
-// revisionPatch is a revision's data, as upstream writes it: a strategic
-// merge patch that replaces the set's template. kubectl's rollout history
-// applies it to show a revision, rollout undo sends it to the set.
-func revisionPatch(set *appsv1.StatefulSet) ([]byte, error) {
-	raw, err := json.Marshal(set.Spec.Template)
-	if err != nil {
-		return nil, fmt.Errorf("encode template of statefulset %s/%s: %w", set.Namespace, set.Name, err)
-	}
-	var template map[string]any
-	if err := json.Unmarshal(raw, &template); err != nil {
-		return nil, err
-	}
-	template["$patch"] = "replace"
-	return json.Marshal(map[string]any{"spec": map[string]any{"template": template}})
-}
+	"wharf.dev/wharf/internal/controllers/controllerutil"
+)
 
 // hashRevision names a revision's content: fnv32a over its data and the
 // collision count, as upstream's HashControllerRevision.
@@ -47,9 +33,9 @@ func hashRevision(data []byte, collisionCount *int32) string {
 
 // newRevision returns the ControllerRevision of set's current template.
 func newRevision(set *appsv1.StatefulSet, revision int64, collisionCount *int32) (*appsv1.ControllerRevision, error) {
-	data, err := revisionPatch(set)
+	data, err := controllerutil.TemplatePatch(&set.Spec.Template)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode template of statefulset %s/%s: %w", set.Namespace, set.Name, err)
 	}
 	labels := maps.Clone(set.Spec.Template.Labels)
 	if labels == nil {
@@ -96,10 +82,7 @@ func (c *Controller) revisions(ctx context.Context, set *appsv1.StatefulSet, rev
 		}
 		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
 	})
-	next := int64(1)
-	if len(revs) > 0 {
-		next = revs[len(revs)-1].Revision + 1
-	}
+	next := controllerutil.MaxRevision(revs) + 1
 	want, err := newRevision(set, next, collisionCount)
 	if err != nil {
 		return nil, nil, err
@@ -144,19 +127,9 @@ func (c *Controller) revisions(ctx context.Context, set *appsv1.StatefulSet, rev
 // is a hash collision: the collision count goes up (the caller writes it to
 // status) and the sync retries with a new name.
 func (c *Controller) createRevision(ctx context.Context, set *appsv1.StatefulSet, rev *appsv1.ControllerRevision, collisionCount *int32) (*appsv1.ControllerRevision, error) {
-	created, err := c.client.AppsV1().ControllerRevisions(set.Namespace).Create(ctx, rev, metav1.CreateOptions{})
-	if err == nil {
-		return created, nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("create revision %s/%s: %w", rev.Namespace, rev.Name, err)
-	}
-	existing, getErr := c.client.AppsV1().ControllerRevisions(set.Namespace).Get(ctx, rev.Name, metav1.GetOptions{})
-	if getErr != nil {
-		return nil, fmt.Errorf("get revision %s/%s: %w", rev.Namespace, rev.Name, getErr)
-	}
-	if ref := metav1.GetControllerOf(existing); ref != nil && ref.UID == set.UID && bytes.Equal(existing.Data.Raw, rev.Data.Raw) {
-		return existing, nil // ours, not yet in the cache
+	created, collision, err := controllerutil.CreateRevision(ctx, c.client.AppsV1(), set, rev)
+	if !collision {
+		return created, err
 	}
 	*collisionCount++
 	return nil, fmt.Errorf("revision %s/%s: hash collision, collisionCount now %d", rev.Namespace, rev.Name, *collisionCount)

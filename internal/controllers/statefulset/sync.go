@@ -129,17 +129,7 @@ func (c *Controller) claimRevisions(ctx context.Context, set *appsv1.StatefulSet
 	if err != nil {
 		return nil, fmt.Errorf("list revisions for statefulset %s/%s: %w", set.Namespace, set.Name, err)
 	}
-	claimer := &controllerutil.Claimer{
-		Owner:    set,
-		OwnerGVK: controllerKind,
-		Selector: selector,
-		CanAdopt: c.canAdopt(set),
-		Patch: func(ctx context.Context, obj metav1.Object, patch []byte) error {
-			_, err := c.client.AppsV1().ControllerRevisions(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-			return err
-		},
-	}
-	claimed, err := controllerutil.ClaimAll(ctx, claimer, all)
+	claimed, err := controllerutil.ClaimRevisions(ctx, c.client.AppsV1(), set, controllerKind, selector, c.canAdopt(set), all)
 	if err != nil {
 		return nil, fmt.Errorf("claim revisions for statefulset %s/%s: %w", set.Namespace, set.Name, err)
 	}
