@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"wharf.dev/wharf/internal/cgroups"
 	"wharf.dev/wharf/internal/mountinfo"
@@ -79,35 +78,9 @@ func Shutdown(ctx context.Context, stateDir, cgroupRoot string) error {
 	ids := sandboxAndTaskIDs(p.State)
 	fail("shim sockets", removeShimSockets(p.State))
 	fail("CNI results", removeCNIResults(ids))
-	fail("mounts", unmountAll(stateDir))
+	fail("mounts", mountinfo.UnmountAll(stateDir))
 	if cgroupRoot != "" && filepath.Clean(cgroupRoot) != "/" {
 		fail("cgroups", cgroups.Remove(cgroupRoot))
-	}
-	return errors.Join(errs...)
-}
-
-// unmountAll unmounts every mount at or below dir, deepest first. A busy
-// mount is detached (it goes when its last user does).
-func unmountAll(dir string) error {
-	var errs []error
-	for pass := 0; pass < 3; pass++ {
-		mounts, err := mountinfo.Under(dir)
-		if err != nil {
-			return err
-		}
-		if len(mounts) == 0 {
-			return nil
-		}
-		errs = errs[:0]
-		for _, m := range mounts {
-			err := syscall.Unmount(m, 0)
-			if errors.Is(err, syscall.EBUSY) {
-				err = syscall.Unmount(m, syscall.MNT_DETACH)
-			}
-			if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
-				errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
-			}
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -32,7 +32,7 @@ func mountState(p Paths, runtime string) (bool, error) {
 	if err := os.MkdirAll(p.State, 0o711); err != nil {
 		return false, fmt.Errorf("state dir: %w", err)
 	}
-	mounted, err := isMountPoint(p.State)
+	mounted, err := mountinfo.IsMountPoint(p.State)
 	if err != nil {
 		return false, fmt.Errorf("state dir: %w", err)
 	}
@@ -81,7 +81,7 @@ func sealedRuntime(p Paths, runtime string) string {
 // on a read-only mount and clonedBinaryEnv is set, the protection runc's
 // documentation gives for that case.
 func bindRuntime(src, dst string) error {
-	if mounted, err := isMountPoint(dst); err != nil || mounted {
+	if mounted, err := mountinfo.IsMountPoint(dst); err != nil || mounted {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
@@ -103,7 +103,7 @@ func bindRuntime(src, dst string) error {
 // olderState says whether the state dir holds files but is no mount: an
 // older wharf's, left alone (see mountState).
 func olderState(p Paths) bool {
-	if mounted, err := isMountPoint(p.State); err != nil || mounted {
+	if mounted, err := mountinfo.IsMountPoint(p.State); err != nil || mounted {
 		return false
 	}
 	entries, err := os.ReadDir(p.State)
@@ -119,7 +119,7 @@ func shareDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("shared dir: %w", err)
 	}
-	mounted, err := isMountPoint(dir)
+	mounted, err := mountinfo.IsMountPoint(dir)
 	if err != nil {
 		return fmt.Errorf("shared dir %s: %w", dir, err)
 	}
@@ -132,21 +132,4 @@ func shareDir(dir string) error {
 		return fmt.Errorf("share %s: %w", dir, err)
 	}
 	return nil
-}
-
-func isMountPoint(dir string) (bool, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return false, err
-	}
-	mounts, err := mountinfo.Read()
-	if err != nil {
-		return false, err
-	}
-	for _, m := range mounts {
-		if m.MountPoint == abs {
-			return true, nil
-		}
-	}
-	return false, nil
 }

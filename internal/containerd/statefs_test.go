@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"wharf.dev/wharf/internal/mountinfo"
 )
 
 func TestMountState(t *testing.T) {
@@ -33,13 +35,13 @@ func TestMountState(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := PathsFor(t.TempDir())
-			t.Cleanup(func() { unmountAll(p.Dir) })
+			t.Cleanup(func() { mountinfo.UnmountAll(p.Dir) })
 			tc.prepare(t, p)
 			sealed, err := mountState(p, testRuntime)
 			if err != nil {
 				t.Fatal(err)
 			}
-			mounted, err := isMountPoint(p.State)
+			mounted, err := mountinfo.IsMountPoint(p.State)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,11 +65,11 @@ func TestMountState(t *testing.T) {
 					t.Errorf("%s: %v", d, err)
 				}
 			}
-			if err := unmountAll(p.Dir); err != nil {
+			if err := mountinfo.UnmountAll(p.Dir); err != nil {
 				t.Fatal(err)
 			}
-			if mounted, _ := isMountPoint(p.State); mounted {
-				t.Error("state dir still mounted after unmountAll")
+			if mounted, _ := mountinfo.IsMountPoint(p.State); mounted {
+				t.Error("state dir still mounted after UnmountAll")
 			}
 		})
 	}

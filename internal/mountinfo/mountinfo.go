@@ -1,16 +1,19 @@
 // Package mountinfo reads this process's mount table
-// (/proc/self/mountinfo): the cgroup hierarchies mounted, and the mounts
-// left below a directory that is about to be removed.
+// (/proc/self/mountinfo): the cgroup hierarchies mounted, whether a
+// directory is a mount point, and the mounts left below a directory that
+// is about to be removed (which UnmountAll unmounts).
 package mountinfo
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Mount is one line of /proc/self/mountinfo.
@@ -116,4 +119,48 @@ func RemoveAll(dir string) error {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	return nil
+}
+
+// IsMountPoint reports whether dir is a mount point.
+func IsMountPoint(dir string) (bool, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false, err
+	}
+	mounts, err := Read()
+	if err != nil {
+		return false, err
+	}
+	for _, m := range mounts {
+		if m.MountPoint == abs {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// UnmountAll unmounts every mount at or below dir, deepest first. A busy
+// mount is detached (it goes when its last user does).
+func UnmountAll(dir string) error {
+	var errs []error
+	for pass := 0; pass < 3; pass++ {
+		mounts, err := Under(dir)
+		if err != nil {
+			return err
+		}
+		if len(mounts) == 0 {
+			return nil
+		}
+		errs = errs[:0]
+		for _, m := range mounts {
+			err := syscall.Unmount(m, 0)
+			if errors.Is(err, syscall.EBUSY) {
+				err = syscall.Unmount(m, syscall.MNT_DETACH)
+			}
+			if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+				errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -63,3 +63,19 @@ func TestRemoveAllRefusesMounts(t *testing.T) {
 		t.Errorf("%s still there: %v", dir, err)
 	}
 }
+
+func TestIsMountPoint(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want bool
+	}{
+		{"/", true},
+		{"/proc", true},
+		{t.TempDir(), false},
+	} {
+		got, err := IsMountPoint(tc.dir)
+		if err != nil || got != tc.want {
+			t.Errorf("IsMountPoint(%s) = %v, %v; want %v", tc.dir, got, err, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"wharf.dev/wharf/internal/mountinfo"
 )
 
 // TestCrashHelper is the process TestCrashRecovery kills: it creates a
@@ -54,7 +55,7 @@ func TestCrashRecovery(t *testing.T) {
 				if err := h.p.Sweep(h.ctx); err != nil {
 					t.Fatal(err)
 				}
-				mounted, err := Mounted(disk.Path("pvc-uid-crash"))
+				mounted, err := mountinfo.IsMountPoint(disk.Path("pvc-uid-crash"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -65,7 +66,7 @@ func TestCrashRecovery(t *testing.T) {
 					return
 				}
 				h.until("the PV", func() bool { return h.pv("pvc-uid-crash") != nil })
-				if mounted, _ := Mounted(disk.Path("pvc-uid-crash")); !mounted || !disk.Exists("pvc-uid-crash") {
+				if mounted, _ := mountinfo.IsMountPoint(disk.Path("pvc-uid-crash")); !mounted || !disk.Exists("pvc-uid-crash") {
 					t.Fatalf("volume whole %v, mounted %v", disk.Exists("pvc-uid-crash"), mounted)
 				}
 				size, _ := statfs(t, disk.Path("pvc-uid-crash"))

@@ -123,7 +123,7 @@ func allocate(path string, size int64, create bool) error {
 // Mount mounts volume name at its path unless it is mounted already.
 func (d *Disk) Mount(ctx context.Context, name string) error {
 	mnt := d.Path(name)
-	if ok, err := mounted(mnt); err != nil || ok {
+	if ok, err := mountinfo.IsMountPoint(mnt); err != nil || ok {
 		return err
 	}
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
@@ -271,7 +271,7 @@ func (d *Disk) Remove(ctx context.Context, name string) error {
 		return fmt.Errorf("bad volume name %q", name)
 	}
 	mnt := d.Path(name)
-	ok, err := mounted(mnt)
+	ok, err := mountinfo.IsMountPoint(mnt)
 	if err != nil {
 		return err
 	}
@@ -321,24 +321,6 @@ func loopOf(ctx context.Context, image string) (string, error) {
 		return "", fmt.Errorf("no loop device backs %s", image)
 	}
 	return dev, nil
-}
-
-// Mounted reports whether a filesystem is mounted at dir.
-func Mounted(dir string) (bool, error) { return mounted(dir) }
-
-// mounted reports whether something is mounted at dir, from the mount
-// table (a stat comparison would miss a bind of the same filesystem).
-func mounted(dir string) (bool, error) {
-	mounts, err := mountinfo.Read()
-	if err != nil {
-		return false, err
-	}
-	for _, m := range mounts {
-		if m.MountPoint == dir {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 func run(ctx context.Context, name string, args ...string) error {

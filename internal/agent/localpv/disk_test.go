@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+	"wharf.dev/wharf/internal/mountinfo"
 )
 
 // needRoot skips tests that mount and attach loop devices.
@@ -70,7 +71,7 @@ func TestDisk(t *testing.T) {
 	if err := d.Create(ctx, name, 32<<20); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := Mounted(d.Path(name)); !ok {
+	if ok, _ := mountinfo.IsMountPoint(d.Path(name)); !ok {
 		t.Fatal("not mounted")
 	}
 	img, err := os.Stat(d.image(name))
@@ -116,7 +117,7 @@ func TestDisk(t *testing.T) {
 	if err := d.Remove(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := Mounted(d.Path(name)); ok {
+	if ok, _ := mountinfo.IsMountPoint(d.Path(name)); ok {
 		t.Error("still mounted")
 	}
 	if dev, err := loopOf(ctx, image); err == nil {

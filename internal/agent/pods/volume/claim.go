@@ -11,6 +11,7 @@ import (
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 
 	"wharf.dev/wharf/internal/agent/localpv"
+	"wharf.dev/wharf/internal/mountinfo"
 )
 
 // ClaimSources reads claims and volumes for persistentVolumeClaim
@@ -83,7 +84,7 @@ func (m *Manager) claimPath(ctx context.Context, pod *v1.Pod, src *v1.Persistent
 	// pod write into the directory under one that is not mounted (yet),
 	// where nothing bounds it.
 	if pv.Annotations[localpv.AnnProvisionedBy] == localpv.Name {
-		if ok, err := localpv.Mounted(path); err != nil || !ok {
+		if ok, err := mountinfo.IsMountPoint(path); err != nil || !ok {
 			return "", fmt.Errorf("persistentvolumeclaim %q: volume %q is not mounted yet", claim.Name, pv.Name)
 		}
 	}

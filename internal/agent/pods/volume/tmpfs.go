@@ -1,11 +1,8 @@
 package volume
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
@@ -23,7 +20,7 @@ func memoryEmptyDir(dir string, pod *v1.Pod, v *v1.EmptyDirVolumeSource, allocat
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
 	}
-	if mounted, err := isMountPoint(dir); err != nil || mounted {
+	if mounted, err := mountinfo.IsMountPoint(dir); err != nil || mounted {
 		return err
 	}
 	size := tmpfsSize(pod, v, allocatable)
@@ -56,32 +53,4 @@ func tmpfsSize(pod *v1.Pod, v *v1.EmptyDirVolumeSource, allocatable v1.ResourceL
 		limit = s.Value()
 	}
 	return limit
-}
-
-// isMountPoint tells whether dir is on another device than its parent.
-func isMountPoint(dir string) (bool, error) {
-	var st, parent syscall.Stat_t
-	if err := syscall.Stat(dir, &st); err != nil {
-		return false, err
-	}
-	if err := syscall.Stat(filepath.Dir(dir), &parent); err != nil {
-		return false, err
-	}
-	return st.Dev != parent.Dev, nil
-}
-
-// unmountUnder unmounts what the manager mounted below dir (memory
-// emptyDirs), deepest first, so that dir can be removed.
-func unmountUnder(dir string) error {
-	mounts, err := mountinfo.Under(dir)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, m := range mounts {
-		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
-		}
-	}
-	return errors.Join(errs...)
 }

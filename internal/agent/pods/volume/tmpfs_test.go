@@ -64,7 +64,7 @@ func TestMemoryEmptyDir(t *testing.T) {
 	m := New(filepath.Join(root, "pods"), &sources{})
 	p := pod(v1.Volume{Name: "shm", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{
 		Medium: v1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("1Mi"))}}})
-	t.Cleanup(func() { unmountUnder(root) })
+	t.Cleanup(func() { mountinfo.UnmountAll(root) })
 	for range 2 {
 		if _, err := m.Setup(context.Background(), p, nil); err != nil {
 			t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"wharf.dev/wharf/internal/mountinfo"
 )
 
 // Sources reads the objects that volumes project. A missing object is
@@ -108,7 +109,7 @@ func (m *Manager) setup(ctx context.Context, pod *v1.Pod, v *v1.Volume, allocata
 // Teardown removes everything the agent keeps for a pod (its volumes, its
 // /etc/hosts and termination message files). Host paths are left alone.
 func (m *Manager) Teardown(uid types.UID) error {
-	if err := unmountUnder(m.PodDir(uid)); err != nil {
+	if err := mountinfo.UnmountAll(m.PodDir(uid)); err != nil {
 		return fmt.Errorf("pod %s: %w", uid, err)
 	}
 	if err := os.RemoveAll(m.PodDir(uid)); err != nil {
