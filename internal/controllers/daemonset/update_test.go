@@ -126,16 +126,22 @@ func TestRollingUpdateSurge(t *testing.T) {
 	if created, deleted := e.step(); len(created)+len(deleted) != 0 {
 		t.Fatalf("sync with the surge pod unavailable created %v deleted %v, want nothing", created, deleted)
 	}
-	// Once the new pod is available its node's old pod goes, then the
-	// next node surges.
+	// Once the new pod is available its node's old pod goes, and the
+	// next node surges: in the same sync when that node is visited after
+	// the first (nodes are visited in map order, as upstream), else in
+	// the next.
 	e.readyAll()
 	created, deleted = e.step()
-	if !slices.Equal(deleted, []string{surged}) || len(created) != 0 {
+	if !slices.Equal(deleted, []string{surged}) || len(created) > 1 {
 		t.Fatalf("after the surge pod is available created %v deleted %v, want the old pod of %s deleted", created, deleted, surged)
 	}
-	created, deleted = e.step()
+	if len(created) == 0 {
+		created, deleted = e.step()
+	} else {
+		deleted = nil // the old pod of surged, checked above
+	}
 	if len(created) != 1 || created[0] == surged || len(deleted) != 0 {
-		t.Fatalf("next sync created %v deleted %v, want a surge pod on another node", created, deleted)
+		t.Fatalf("next surge created %v deleted %v, want one surge pod on another node", created, deleted)
 	}
 	for range 6 {
 		e.readyAll()
