@@ -1,9 +1,14 @@
 package controlplane
 
-import "wharf.dev/wharf/internal/apiserver"
+import (
+	"slices"
+
+	"wharf.dev/wharf/internal/apiserver"
+)
 
 // routes are the handlers served beside the API: the image registry
-// (registry.go) and the agents' join endpoints (join.go).
+// (registry.go), the agents' join endpoints (join.go) and the etcd
+// member endpoints (members.go).
 func (s *Server) routes() []apiserver.Route {
-	return append(s.registryRoutes(), s.joinRoutes()...)
+	return slices.Concat(s.registryRoutes(), s.joinRoutes(), s.memberRoutes())
 }
