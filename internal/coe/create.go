@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -120,12 +122,21 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 		return failStep("node groups", nil, fmt.Errorf("no node group %q", defaultMasterGroup(cl.Name)))
 	}
 	specs := c.specsFor(cl, e, cr, "", pull)
+	if isHA(cl) {
+		vip, err := apiVIP(cl)
+		if err != nil {
+			return failStep(stepMasterHosts, nil, err)
+		}
+		specs.vip, specs.bootstrapMaster = vip.String(), masterPlan.names()[0]
+		specs.apiAddress = "https://" + net.JoinHostPort(specs.vip, strconv.Itoa(c.cfg.APIPort))
+	}
 	masters, errs := createHosts(ctx, e.prov, specsOf(specs, provider.RoleMaster, masterPlan.names()))
 	if faults, err := hostErrors(errs); err != nil {
 		return failStep(stepMasterHosts, faults, err)
 	}
-	master := masters[masterPlan.names()[0]]
-	specs.apiAddress = apiAddressOf(master, c.cfg.APIPort)
+	if specs.apiAddress == "" {
+		specs.apiAddress = apiAddressOf(masters[masterPlan.names()[0]], c.cfg.APIPort)
+	}
 	if cl, err = c.addStep(ctx, cl, stepMasterHosts, func(st *wharfv1.ClusterStatus) {
 		st.APIAddress, st.MasterAddresses = specs.apiAddress, addresses(masters)
 	}); err != nil {
@@ -137,6 +148,9 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 	wctx, stop := c.watchHosts(ctx, e, masterPlan.names())
 	err = c.waitAPI(wctx, kube, specs.apiAddress)
+	if err == nil && isHA(cl) {
+		err = c.waitMasters(wctx, cr, masters)
+	}
 	stop()
 	if err != nil {
 		return failStep(stepControlPlane, faultsOf(err), err)

@@ -32,6 +32,11 @@ type hostSpecs struct {
 	registry   string // the service's registry URL ("" none)
 	registryCA []byte
 	lbBlock    string // the cluster's load balancer addresses ("" none)
+	// Several masters (ha.go): vip is the API address; bootstrapMaster
+	// starts the etcd cluster unless joinMasters (it exists already).
+	vip             string
+	bootstrapMaster string
+	joinMasters     bool
 }
 
 func (c *Controller) specsFor(cl *wharfv1.Cluster, e *env, cr *credentials, apiAddress, pullToken string) *hostSpecs {
@@ -72,6 +77,10 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 		"server/pki/ca.key":  s.cr.caKeyPEM,
 		"server/tokens.json": tokens,
 	}
+	if len(s.cr.saKeyPEM) > 0 {
+		// Masters share it: a token one signs, every one accepts.
+		spec.Files["server/pki/service-account.key"] = s.cr.saKeyPEM
+	}
 	spec.Args = []string{"server",
 		"--data-dir", "$(STATE_DIR)/server",
 		"--listen", "$(HOST_IP):" + strconv.Itoa(s.apiPort),
@@ -81,6 +90,9 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 	}
 	if s.lbBlock != "" {
 		spec.Args = append(spec.Args, "--lb-cidr", s.lbBlock)
+	}
+	if s.vip != "" {
+		spec.Args = append(spec.Args, s.haArgs(name)...)
 	}
 	return spec
 }

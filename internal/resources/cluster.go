@@ -25,13 +25,11 @@ const DefaultCreateTimeout = 10 * time.Minute
 // for them to stay DNS labels.
 const MaxClusterNameLength = 40
 
-// masterCounts are the sizes an etcd quorum works with; supportedMasterCounts
-// those the cluster controller can build today (one master until the
-// high-availability issue lands).
-var (
-	masterCounts          = []int32{1, 3, 5, 7}
-	supportedMasterCounts = []int32{1}
-)
+// masterCounts are the sizes an etcd quorum works with: an even number
+// tolerates no more failures than the odd number below it.
+var masterCounts = []int32{1, 3, 5, 7}
+
+const masterCountReason = "must be 1, 3, 5 or 7: etcd needs a majority of its members, so an even count survives no more failures than the odd count below it and a larger one only slows writes"
 
 var clusterStatuses = []string{
 	wharfv1.StatusCreateInProgress, wharfv1.StatusCreateComplete, wharfv1.StatusCreateFailed,
@@ -115,9 +113,7 @@ func validateCluster(c *wharfv1.Cluster) field.ErrorList {
 	mp := p.Child("masterCount")
 	switch {
 	case !oneOf(s.MasterCount, masterCounts...):
-		errs = append(errs, field.Invalid(mp, s.MasterCount, "must be 1, 3, 5 or 7: an odd number keeps etcd's quorum"))
-	case !oneOf(s.MasterCount, supportedMasterCounts...):
-		errs = append(errs, field.Invalid(mp, s.MasterCount, "not supported yet: one master until high availability"))
+		errs = append(errs, field.Invalid(mp, s.MasterCount, masterCountReason))
 	}
 	errs = append(errs, validateNonnegative(int64(s.NodeCount), p.Child("nodeCount"))...)
 	if t := s.CreateTimeout; t != nil && t.Duration <= 0 {
