@@ -19,6 +19,7 @@ import (
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/provider"
+	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/wire"
 )
 
@@ -182,20 +183,11 @@ func etcdVerdict(views []memberView) (quorum bool, reasons map[string]string) {
 	if quorum {
 		reasons["etcd"] = fmt.Sprintf("%d of %d members up", up, n)
 	} else {
-		reasons["etcd"] = fmt.Sprintf("%s: %d of %d members", quorumLost, up, n)
+		reasons["etcd"] = fmt.Sprintf("%s: %d of %d members", resources.QuorumLostReason, up, n)
 	}
 	return quorum, reasons
 }
 
-// quorumLost starts the etcd health reason of a cluster that lost its
-// quorum; `wharf cluster recover` is allowed then only.
-const quorumLost = "etcd quorum lost"
-
-// QuorumLost reports whether a cluster's last health check found its etcd
-// quorum lost.
-func QuorumLost(cl *wharfv1.Cluster) bool {
-	return strings.HasPrefix(cl.Status.HealthStatusReason["etcd"], quorumLost)
-}
 
 // mastersOf lists a cluster's master hosts, by name.
 func mastersOf(hosts []provider.Host) []provider.Host {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -92,6 +93,9 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 		spec.Args = append(spec.Args, "--lb-cidr", s.lbBlock)
 	}
 	if s.vip != "" {
+		// The cluster's address comes and goes on the interface: listen
+		// on every address, not the host's only.
+		spec.Args[slices.Index(spec.Args, "--listen")+1] = ":" + strconv.Itoa(s.apiPort)
 		spec.Args = append(spec.Args, s.haArgs(name)...)
 	}
 	return spec

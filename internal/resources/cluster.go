@@ -144,8 +144,37 @@ func validateTemplateRef(ref string, p *field.Path) field.ErrorList {
 func validateClusterUpdate(c, old *wharfv1.Cluster) field.ErrorList {
 	p := field.NewPath("spec")
 	errs := apivalidation.ValidateImmutableField(c.Spec.Template, old.Spec.Template, p.Child("template"))
-	return append(errs, apivalidation.ValidateImmutableField(c.Spec.MasterCount, old.Spec.MasterCount, p.Child("masterCount"))...)
+	errs = append(errs, apivalidation.ValidateImmutableField(c.Spec.MasterCount, old.Spec.MasterCount, p.Child("masterCount"))...)
+	if c.Spec.Recover != old.Spec.Recover {
+		errs = append(errs, validateRecover(c, old, p.Child("recover"))...)
+	}
+	return errs
 }
+
+// validateRecover: a quorum is rebuilt only where it is lost, so that a
+// recover asked of a healthy cluster touches nothing.
+func validateRecover(c, old *wharfv1.Cluster, p *field.Path) field.ErrorList {
+	etcd := old.Status.HealthStatusReason["etcd"]
+	switch {
+	case c.Spec.Recover == "":
+		return field.ErrorList{field.Invalid(p, c.Spec.Recover, "cannot be cleared")}
+	case old.Spec.MasterCount <= 1:
+		return field.ErrorList{field.Forbidden(p, "a cluster of one master has no quorum to rebuild: restore it from a backup instead")}
+	case old.DeletionTimestamp != nil:
+		return field.ErrorList{field.Forbidden(p, "the cluster is being deleted")}
+	case !strings.HasPrefix(etcd, QuorumLostReason):
+		why := etcd
+		if why == "" {
+			why = "its health is " + orNone(old.Status.HealthStatus)
+		}
+		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("the cluster's etcd quorum is not lost (%s): nothing to recover", why))}
+	}
+	return nil
+}
+
+// QuorumLostReason starts the etcd health reason of a cluster whose etcd
+// lost its quorum; recover is accepted then only.
+const QuorumLostReason = "etcd quorum lost"
 
 func validateClusterStatus(c, _ *wharfv1.Cluster) field.ErrorList {
 	var errs field.ErrorList

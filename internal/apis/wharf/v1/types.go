@@ -119,6 +119,10 @@ type ClusterSpec struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// CreateTimeout bounds CREATE_IN_PROGRESS (default 10m).
 	CreateTimeout *metav1.Duration `json:"createTimeout,omitempty"`
+	// Recover, set to a new value, asks the service to rebuild a lost
+	// etcd quorum (`wharf cluster recover`); accepted only while the
+	// cluster's health says the quorum is lost.
+	Recover string `json:"recover,omitempty"`
 }
 
 // Cluster statuses, as Magnum names them.
@@ -162,6 +166,8 @@ type ClusterStatus struct {
 	// LoadBalancers are the cluster's LoadBalancer services as last seen
 	// (Magnum's list of a cluster's Octavia load balancers).
 	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	// Recovered is the last Spec.Recover the service acted on.
+	Recovered string `json:"recovered,omitempty"`
 	// Steps are the provisioning steps done so far, for `--wait`.
 	Steps     []Step       `json:"steps,omitempty"`
 	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
