@@ -146,6 +146,26 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if err != nil {
 		return err
 	}
+	var workerSpecs []provider.HostSpec
+	var names []string
+	for _, p := range workerPlans {
+		workerSpecs = append(workerSpecs, specsOf(specs, provider.RoleWorker, p.names())...)
+		names = append(names, p.names()...)
+	}
+	// Workers of a multi-master cluster know the API's address before it
+	// answers: they are made while the masters start, and join when it
+	// does. A single master's address is its host's, known only now.
+	type made struct {
+		hosts map[string]provider.Host
+		errs  map[string]error
+	}
+	early := make(chan made, 1)
+	if isHA(cl) {
+		go func() {
+			h, errs := createHosts(ctx, e.prov, workerSpecs)
+			early <- made{h, errs}
+		}()
+	}
 	wctx, stop := c.watchHosts(ctx, e, masterPlan.names())
 	err = c.waitAPI(wctx, kube, specs.apiAddress)
 	if err == nil && isHA(cl) {
@@ -166,13 +186,13 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 
 	// Workers, all groups at once.
-	var workerSpecs []provider.HostSpec
-	var names []string
-	for _, p := range workerPlans {
-		workerSpecs = append(workerSpecs, specsOf(specs, provider.RoleWorker, p.names())...)
-		names = append(names, p.names()...)
+	var workers map[string]provider.Host
+	if isHA(cl) {
+		m := <-early
+		workers, errs = m.hosts, m.errs
+	} else {
+		workers, errs = createHosts(ctx, e.prov, workerSpecs)
 	}
-	workers, errs := createHosts(ctx, e.prov, workerSpecs)
 	if faults, err := hostErrors(errs); err != nil {
 		return failStep(stepWorkerHosts, faults, err)
 	}

@@ -152,6 +152,8 @@ type Server struct {
 
 	// memberMu serialises etcd membership changes (members.go).
 	memberMu sync.Mutex
+	// abrupt: stop without waiting for clients (a restart, members.go).
+	abrupt atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -466,9 +468,11 @@ func (s *Server) Stop() {
 
 func (s *Server) shutdown() {
 	if s.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.http.Shutdown(sctx)
-		cancel()
+		if !s.abrupt.Load() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.http.Shutdown(sctx)
+			cancel()
+		}
 		s.http.Close()
 	} else if s.listener != nil {
 		s.listener.Close()

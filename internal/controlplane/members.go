@@ -277,6 +277,9 @@ func (s *Server) serveForceNewCluster(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, st)
 	go func() {
 		time.Sleep(100 * time.Millisecond) // let the answer go out
+		// No graceful shutdown: every client's watch would hold it for
+		// seconds, and they all reconnect to the restarted server anyway.
+		s.abrupt.Store(true)
 		select {
 		case s.errs <- ErrRestart:
 		default:
