@@ -225,6 +225,13 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	for n := range nodes {
 		reasons[n] = readyReason
 	}
+	if isHA(cl) {
+		// Every master was a voter with a leader a moment ago: say so
+		// per master from the start, as the health loop will.
+		if _, masters, err := c.probeMasters(ctx, cl, cr); err == nil {
+			maps.Copy(reasons, masters)
+		}
+	}
 	_, err = c.addStep(ctx, cl, stepNodesReady, func(st *wharfv1.ClusterStatus) {
 		st.Status, st.StatusReason, st.Faults = wharfv1.StatusCreateComplete, "", nil
 		st.ObservedGeneration = gen

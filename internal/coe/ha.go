@@ -188,7 +188,6 @@ func etcdVerdict(views []memberView) (quorum bool, reasons map[string]string) {
 	return quorum, reasons
 }
 
-
 // mastersOf lists a cluster's master hosts, by name.
 func mastersOf(hosts []provider.Host) []provider.Host {
 	var out []provider.Host
