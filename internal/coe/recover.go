@@ -77,27 +77,55 @@ func (c *Controller) rebuild(ctx context.Context, cl *wharfv1.Cluster, e *env) (
 	if err != nil {
 		return "", err
 	}
-	if quorum, reasons := etcdVerdict(views); quorum {
-		return "", fmt.Errorf("the etcd quorum is back (%s): nothing recovered", reasons["etcd"])
-	}
 	best := mostUpToDate(views)
 	if best == nil {
 		return "", errors.New("no master's etcd member answers: nothing to rebuild from; create a cluster from a backup (--from-backup)")
 	}
-	ep, err := newMasterEndpoint(cr)
-	if err != nil {
-		return "", err
+	if quorum, _ := etcdVerdict(views); !quorum {
+		ep, err := newMasterEndpoint(cr)
+		if err != nil {
+			return "", err
+		}
+		c.log.Info("rebuilding the etcd quorum", "cluster", cl.Namespace+"/"+cl.Name, "from", best.host.Name,
+			"revision", best.status.Revision, "applied", best.status.AppliedIndex)
+		if err := ep.do(ctx, http.MethodPost, apiAddressOf(best.host, c.cfg.APIPort)+wire.EtcdForceNewClusterPath, nil); err != nil {
+			return "", &hostFault{faults: map[string]string{best.host.Name: "force a new cluster: " + err.Error()}}
+		}
+		if err := c.waitMasters(ctx, cr, map[string]provider.Host{best.host.Name: best.host}); err != nil {
+			return "", err
+		}
+		if views, err = c.memberViews(ctx, cr, masters); err != nil {
+			return "", err
+		}
 	}
-	base := apiAddressOf(best.host, c.cfg.APIPort)
-	c.log.Info("rebuilding the etcd quorum", "cluster", cl.Namespace+"/"+cl.Name, "from", best.host.Name,
-		"revision", best.status.Revision, "applied", best.status.AppliedIndex)
-	if err := ep.do(ctx, http.MethodPost, base+wire.EtcdForceNewClusterPath, nil); err != nil {
-		return "", &hostFault{faults: map[string]string{best.host.Name: "force a new cluster: " + err.Error()}}
+	// A quorum now (made above, or by a recovery this service began
+	// before it restarted): the masters that are not its voters are made
+	// again. None: the quorum came back on its own.
+	var leader *memberView
+	for _, v := range views {
+		if v.err == nil && v.status.Leader == v.status.ID {
+			leader = &v
+		}
 	}
-	if err := c.waitMasters(ctx, cr, map[string]provider.Host{best.host.Name: best.host}); err != nil {
-		return "", err
+	if leader == nil {
+		// Never make a master again without a leader to join: it could
+		// be the one holding the data.
+		return "", errors.New("no etcd leader after the rebuild: nothing made again, try again")
 	}
-
+	voters := map[string]bool{}
+	for _, m := range leader.status.Members {
+		voters[m.Name] = !m.Learner
+	}
+	best = leader
+	var redo []provider.Host
+	for _, h := range masters {
+		if !voters[h.Name] && h.Name != leader.host.Name {
+			redo = append(redo, h)
+		}
+	}
+	if len(redo) == 0 {
+		return "", errors.New("the etcd quorum is back with every master: nothing recovered")
+	}
 	// Every other master, dead or alive with stale data, is made anew and
 	// joins the survivor through the cluster's address.
 	vip, err := apiVIP(cl)
@@ -111,10 +139,7 @@ func (c *Controller) rebuild(ctx context.Context, cl *wharfv1.Cluster, e *env) (
 	var wg sync.WaitGroup
 	made := map[string]provider.Host{}
 	faults := map[string]string{}
-	for _, h := range masters {
-		if h.Name == best.host.Name {
-			continue
-		}
+	for _, h := range redo {
 		wg.Go(func() {
 			err := e.prov.DeleteHost(ctx, e.ref, h.Name)
 			var nh provider.Host
