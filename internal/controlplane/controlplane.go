@@ -50,6 +50,8 @@ type Options struct {
 	TLSSANs          []string
 	// EtcdServers selects an external etcd cluster instead of the embedded one.
 	EtcdServers []string
+	// EtcdTLS: the external etcd's client TLS files (etcdtls.go).
+	EtcdTLS EtcdTLS
 	// NodeGracePeriod: a node whose lease is not renewed for this long is
 	// unreachable. EvictionTimeout: its pods are evicted after this. Zero
 	// keeps the defaults, 5 s and 3 s (the nodelifecycle package comment
@@ -359,9 +361,9 @@ func (s *Server) start(ctx context.Context) error {
 func (s *Server) openStorage(ctx context.Context) error {
 	o := s.opts
 	if len(o.EtcdServers) > 0 {
-		c, err := clientv3.New(clientv3.Config{Endpoints: o.EtcdServers, DialTimeout: 10 * time.Second, Context: ctx})
+		c, err := dialEtcd(ctx, o.EtcdServers, o.EtcdTLS)
 		if err != nil {
-			return fmt.Errorf("etcd %v: %w", o.EtcdServers, err)
+			return err
 		}
 		s.client = c
 		return nil
