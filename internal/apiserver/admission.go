@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"wharf.dev/wharf/internal/authz"
+	"wharf.dev/wharf/internal/servicealloc"
 	"wharf.dev/wharf/internal/storage"
 	"wharf.dev/wharf/internal/wire"
 )
@@ -147,14 +149,20 @@ func (s *Server) admitPod(pod *corev1.Pod) {
 	}
 }
 
-// allocateService gives a service its cluster IP and node ports. Services
-// are written one at a time (s.svcMu), so allocations cannot collide.
+// allocateService gives a service its cluster IP and node ports. The
+// services this server's cache holds say what is taken as a first guess;
+// a reservation in etcd (package servicealloc, req.svc) decides, so
+// several servers on one etcd never hand out the same value.
 func (s *Server) allocateService(ctx context.Context, req *request, svc, old *corev1.Service) error {
 	if old != nil && svc.Spec.ClusterIP == "" && old.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.Type != corev1.ServiceTypeExternalName {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = old.Spec.ClusterIP, old.Spec.ClusterIPs
 	}
 	if old != nil && (svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
 		keepNodePorts(svc, old)
+	}
+	w := req.svc
+	if w != nil {
+		w.owner, w.old = ownerOf(svc), old
 	}
 	page, err := s.store.List(ctx, resourcePrefix(req.res), storage.ListOptions{})
 	if err != nil {
@@ -182,11 +190,18 @@ func (s *Server) allocateService(ctx context.Context, req *request, svc, old *co
 	switch ip := svc.Spec.ClusterIP; {
 	case svc.Spec.Type == corev1.ServiceTypeExternalName, ip == corev1.ClusterIPNone:
 	case ip == "":
-		a, ok := freeIP(cidr, usedIPs, svc.Namespace == "default" && svc.Name == "kubernetes")
-		if !ok {
-			return apierrors.NewInternalError(fmt.Errorf("no free cluster IP in %s", cidr))
+		first := svc.Namespace == "default" && svc.Name == "kubernetes"
+		v, ok, err := w.pick(ctx, servicealloc.ClusterIPs,
+			func(v string) bool { a, _ := netip.ParseAddr(v); return usedIPs[a] || !cidr.Contains(a) },
+			func(v string) { a, _ := netip.ParseAddr(v); usedIPs[a] = true },
+			func() (string, bool) { a, ok := freeIP(cidr, usedIPs, first); return a.String(), ok })
+		if err != nil {
+			return err
 		}
-		svc.Spec.ClusterIP = a.String()
+		if !ok {
+			return apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP: range is full (%s)", cidr))
+		}
+		svc.Spec.ClusterIP = v
 	default:
 		a, err := netip.ParseAddr(ip)
 		switch {
@@ -196,6 +211,12 @@ func (s *Server) allocateService(ctx context.Context, req *request, svc, old *co
 			errs = append(errs, field.Invalid(ipPath, ip, "provided IP is not in the valid range. The range of valid IPs is "+cidr.String()))
 		case usedIPs[a] && (old == nil || old.Spec.ClusterIP != ip):
 			errs = append(errs, field.Invalid(ipPath, ip, "provided IP is already allocated"))
+		default:
+			if err := w.take(ctx, ipKey(a)); errors.Is(err, servicealloc.ErrTaken) {
+				errs = append(errs, field.Invalid(ipPath, ip, "provided IP is already allocated"))
+			} else if err != nil {
+				return apierrors.NewInternalError(err)
+			}
 		}
 	}
 	if svc.Spec.ClusterIP != "" {
@@ -208,53 +229,92 @@ func (s *Server) allocateService(ctx context.Context, req *request, svc, old *co
 			path := field.NewPath("spec", "ports").Index(i).Child("nodePort")
 			switch {
 			case p.NodePort == 0:
-				n, ok := freePort(cfg.NodePortMin, cfg.NodePortMax, usedPorts)
-				if !ok {
-					return apierrors.NewInternalError(errors.New("no free node port"))
+				n, err := w.pickPort(ctx, cfg, usedPorts)
+				if err != nil {
+					return err
 				}
 				p.NodePort = n
 			case p.NodePort < cfg.NodePortMin || p.NodePort > cfg.NodePortMax:
 				errs = append(errs, field.Invalid(path, p.NodePort, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", cfg.NodePortMin, cfg.NodePortMax)))
 			case usedPorts[p.NodePort] && !hadNodePort(old, p.NodePort):
 				errs = append(errs, field.Invalid(path, p.NodePort, "provided port is already allocated"))
+			default:
+				if err := w.take(ctx, portKey(p.NodePort)); errors.Is(err, servicealloc.ErrTaken) {
+					errs = append(errs, field.Invalid(path, p.NodePort, "provided port is already allocated"))
+				} else if err != nil {
+					return apierrors.NewInternalError(err)
+				}
 			}
 			usedPorts[p.NodePort] = true
 		}
 	}
-	errs = append(errs, s.allocateHealthCheckNodePort(svc, old, usedPorts)...)
+	hc, err := s.allocateHealthCheckNodePort(ctx, w, svc, old, usedPorts)
+	if err != nil {
+		return err
+	}
+	errs = append(errs, hc...)
 	if len(errs) > 0 {
 		return invalid(req, svc.Name, errs)
 	}
 	return nil
 }
 
+// pickPort reserves a free node port, or fails as Kubernetes does when
+// the range is full.
+func (w *serviceWrite) pickPort(ctx context.Context, cfg AdmissionConfig, used map[int32]bool) (int32, error) {
+	parse := func(v string) int32 { n, _ := strconv.Atoi(v); return int32(n) }
+	v, ok, err := w.pick(ctx, servicealloc.NodePorts,
+		func(v string) bool { n := parse(v); return used[n] || n < cfg.NodePortMin || n > cfg.NodePortMax },
+		func(v string) { used[parse(v)] = true },
+		func() (string, bool) {
+			n, ok := freePort(cfg.NodePortMin, cfg.NodePortMax, used)
+			return strconv.Itoa(int(n)), ok
+		})
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, apierrors.NewInternalError(fmt.Errorf("failed to allocate a nodePort: range is full (%d-%d)", cfg.NodePortMin, cfg.NodePortMax))
+	}
+	return parse(v), nil
+}
+
 // allocateHealthCheckNodePort gives a LoadBalancer service with
 // externalTrafficPolicy Local the node port its load balancer checks
 // each node on (the node agents serve it), keeps it across updates and
 // drops it from any other service.
-func (s *Server) allocateHealthCheckNodePort(svc, old *corev1.Service, used map[int32]bool) field.ErrorList {
+func (s *Server) allocateHealthCheckNodePort(ctx context.Context, w *serviceWrite, svc, old *corev1.Service, used map[int32]bool) (field.ErrorList, error) {
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
 		svc.Spec.HealthCheckNodePort = 0
-		return nil
+		return nil, nil
 	}
 	cfg := s.cfg.Admission
 	path := field.NewPath("spec", "healthCheckNodePort")
 	switch p := svc.Spec.HealthCheckNodePort; {
 	case p == 0 && old != nil && old.Spec.HealthCheckNodePort != 0:
 		svc.Spec.HealthCheckNodePort = old.Spec.HealthCheckNodePort
+		if err := w.take(ctx, portKey(svc.Spec.HealthCheckNodePort)); err != nil && !errors.Is(err, servicealloc.ErrTaken) {
+			return nil, apierrors.NewInternalError(err)
+		}
 	case p == 0:
-		n, ok := freePort(cfg.NodePortMin, cfg.NodePortMax, used)
-		if !ok {
-			return field.ErrorList{field.InternalError(path, errors.New("no free node port"))}
+		n, err := w.pickPort(ctx, cfg, used)
+		if err != nil {
+			return nil, err
 		}
 		svc.Spec.HealthCheckNodePort = n
 	case p < cfg.NodePortMin || p > cfg.NodePortMax:
-		return field.ErrorList{field.Invalid(path, p, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", cfg.NodePortMin, cfg.NodePortMax))}
+		return field.ErrorList{field.Invalid(path, p, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", cfg.NodePortMin, cfg.NodePortMax))}, nil
 	case used[p] && (old == nil || old.Spec.HealthCheckNodePort != p):
-		return field.ErrorList{field.Invalid(path, p, "provided port is already allocated")}
+		return field.ErrorList{field.Invalid(path, p, "provided port is already allocated")}, nil
+	default:
+		if err := w.take(ctx, portKey(p)); errors.Is(err, servicealloc.ErrTaken) {
+			return field.ErrorList{field.Invalid(path, p, "provided port is already allocated")}, nil
+		} else if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
 	}
 	used[svc.Spec.HealthCheckNodePort] = true
-	return nil
+	return nil, nil
 }
 
 func keepNodePorts(svc, old *corev1.Service) {

@@ -273,6 +273,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.api = apiserver.New(apiserver.Config{
 		Logger:   s.log.With("component", "apiserver"),
 		Store:    st,
+		Etcd:     s.client,
 		Registry: reg,
 		Authenticate: apiserver.Authenticators(
 			apiserver.TokenAuthenticator(map[string]apiserver.User{
@@ -348,6 +349,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.goRun(func() error { s.compact(ctx, st); return nil })
+	s.goRun(func() error { s.api.RunAllocationRepair(ctx, apiserver.DefaultAllocationRepairInterval); return nil })
 	if !o.DisableControllers {
 		if err := s.startControllers(ctx); err != nil {
 			return err
