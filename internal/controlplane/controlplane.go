@@ -291,7 +291,7 @@ func (s *Server) start(ctx context.Context) error {
 		Admission:            admission,
 		ExternalAddress:      net.JoinHostPort(host, fmt.Sprint(port)),
 		Version:              Version,
-		Routes:               s.routes(),
+		Routes:               s.routes(ctx),
 		Connect:              apiserver.NewNodeProxy(s.log.With("component", "node-proxy"), st, reg, nodeTransport).Connect,
 		ResourceMetrics:      s.metrics,
 	})

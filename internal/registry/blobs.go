@@ -14,6 +14,9 @@ import (
 )
 
 func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) error {
+	if err := reg.fetchBlob(r.Context(), rt.ref); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	f, err := os.Open(reg.blobPath(rt.ref))
 	if errors.Is(err, fs.ErrNotExist) {
 		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s unknown", rt.ref)
@@ -37,7 +40,7 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) e
 func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	q := r.URL.Query()
 	if mount := q.Get("mount"); mount != "" && checkDigest(mount) == nil {
-		if _, err := reg.blobSize(mount); err == nil {
+		if _, err := reg.blobSize(r.Context(), mount); err == nil {
 			return blobCreated(w, rt.name, mount)
 		}
 		// Unknown blob: fall back to an upload, as the spec allows.
@@ -166,6 +169,9 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, name, 
 		return newError(http.StatusBadRequest, codeDigestInvalid, "upload has digest %s, not %s", got, digest)
 	}
 	if err := reg.commitBlob(path, digest); err != nil {
+		return err
+	}
+	if err := reg.shareBlob(r.Context(), digest); err != nil {
 		return err
 	}
 	return blobCreated(w, name, digest)

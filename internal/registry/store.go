@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -26,17 +27,15 @@ func (reg *Registry) repoPath(name string) string {
 	return filepath.Join(reg.dir, "repositories", filepath.FromSlash(name), "_manifests")
 }
 
-func (reg *Registry) revisionPath(name, digest string) string {
-	return filepath.Join(reg.repoPath(name), "revisions", "sha256", strings.TrimPrefix(digest, "sha256:"))
-}
-
-func (reg *Registry) tagPath(name, tag string) string {
-	return filepath.Join(reg.repoPath(name), "tags", tag)
-}
-
 // blobSize returns a blob's size, or BLOB_UNKNOWN.
-func (reg *Registry) blobSize(digest string) (int64, error) {
+func (reg *Registry) blobSize(ctx context.Context, digest string) (int64, error) {
 	fi, err := os.Stat(reg.blobPath(digest))
+	if errors.Is(err, fs.ErrNotExist) && reg.shared != nil {
+		size, ok, err := reg.shared.BlobSize(ctx, strings.TrimPrefix(digest, "sha256:"))
+		if err != nil || ok {
+			return size, err
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, newError(http.StatusNotFound, codeBlobUnknown, "blob %s unknown", digest)
 	}
@@ -108,7 +107,10 @@ func readLink(path string) (string, error) {
 }
 
 // repositories lists every repository with a _manifests directory.
-func (reg *Registry) repositories() ([]string, error) {
+func (reg *Registry) repositories(ctx context.Context) ([]string, error) {
+	if reg.shared != nil {
+		return reg.sharedRepositories(ctx)
+	}
 	root := filepath.Join(reg.dir, "repositories")
 	var names []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -135,7 +137,14 @@ func (reg *Registry) repositories() ([]string, error) {
 }
 
 // tags lists a repository's tags, or NAME_UNKNOWN.
-func (reg *Registry) tags(name string) ([]string, error) {
+func (reg *Registry) tags(ctx context.Context, name string) ([]string, error) {
+	if reg.shared != nil {
+		tags, ok, err := reg.sharedTags(ctx, name)
+		if err == nil && !ok {
+			err = newError(http.StatusNotFound, codeNameUnknown, "repository %s unknown", name)
+		}
+		return tags, err
+	}
 	if _, err := os.Stat(reg.repoPath(name)); errors.Is(err, fs.ErrNotExist) {
 		return nil, newError(http.StatusNotFound, codeNameUnknown, "repository %s unknown", name)
 	}
