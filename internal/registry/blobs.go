@@ -157,8 +157,8 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, name, 
 	}
 	h := sha256.New()
 	_, err = io.Copy(h, f)
-	if err == nil {
-		err = f.Sync()
+	if err == nil && reg.shared == nil {
+		err = f.Sync() // with shared storage, etcd makes the blob durable
 	}
 	f.Close()
 	if err != nil {

@@ -49,6 +49,24 @@ const putParallel = 4
 
 // PutBlob implements Shared.
 func (e *EtcdStore) PutBlob(ctx context.Context, digest string, r io.Reader, size int64) error {
+	if size <= ChunkSize {
+		// One chunk (configs, manifests, small layers): one transaction.
+		data, err := io.ReadAll(io.LimitReader(r, ChunkSize+1))
+		if err != nil {
+			return fmt.Errorf("blob %s: %w", digest, err)
+		}
+		if int64(len(data)) != size {
+			return fmt.Errorf("blob %s: read %d bytes, want %d", digest, len(data), size)
+		}
+		ops := []clientv3.Op{clientv3.OpPut(e.blobKey(digest), strconv.FormatInt(size, 10))}
+		if size > 0 {
+			ops = append(ops, clientv3.OpPut(e.chunkKey(digest, 0), string(data)))
+		}
+		if _, err := e.client.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("blob %s: %w", digest, err)
+		}
+		return nil
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(putParallel)
 	var n int64
@@ -149,9 +167,16 @@ func (e *EtcdStore) Get(ctx context.Context, path string) (string, error) {
 }
 
 // Put implements Shared.
-func (e *EtcdStore) Put(ctx context.Context, path, value string) error {
-	if _, err := e.client.Put(ctx, e.prefix+"meta/"+path, value); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+func (e *EtcdStore) Put(ctx context.Context, pathValues ...string) error {
+	if len(pathValues)%2 != 0 {
+		return fmt.Errorf("put %q: want path, value pairs", pathValues)
+	}
+	ops := make([]clientv3.Op, 0, len(pathValues)/2)
+	for i := 0; i < len(pathValues); i += 2 {
+		ops = append(ops, clientv3.OpPut(e.prefix+"meta/"+pathValues[i], pathValues[i+1]))
+	}
+	if _, err := e.client.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return fmt.Errorf("%s: %w", pathValues[0], err)
 	}
 	return nil
 }

@@ -93,17 +93,16 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	if err := reg.shareBlob(ctx, digest); err != nil {
 		return err
 	}
-	if err := reg.markRepository(ctx, rt.name); err != nil {
-		return err
-	}
 	// The revision before the tag: a tag never points at nothing.
-	if err := reg.writeMeta(ctx, revisionRel(rt.name, digest), mediaType); err != nil {
-		return err
-	}
+	meta := []string{revisionRel(rt.name, digest), mediaType}
 	if !isDigest(rt.ref) {
-		if err := reg.writeMeta(ctx, tagRel(rt.name, rt.ref), digest); err != nil {
-			return err
-		}
+		meta = append(meta, tagRel(rt.name, rt.ref), digest)
+	}
+	if reg.shared != nil {
+		meta = append(meta, repositoryRel(rt.name), "")
+	}
+	if err := reg.writeMeta(ctx, meta...); err != nil {
+		return err
 	}
 	reg.log.Info("manifest pushed", "repository", rt.name, "reference", rt.ref, "digest", digest)
 	h := w.Header()

@@ -31,8 +31,9 @@ type Shared interface {
 	GetBlob(ctx context.Context, digest string, w io.Writer) (ok bool, err error)
 	// Get, Put and Delete keep small values (tags, revisions) by path;
 	// Get reports fs.ErrNotExist for a missing one.
+	// Put writes its path/value pairs at once (in one etcd transaction).
 	Get(ctx context.Context, path string) (string, error)
-	Put(ctx context.Context, path, value string) error
+	Put(ctx context.Context, pathValues ...string) error
 	Delete(ctx context.Context, path string) error
 	// List returns the paths under prefix, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
@@ -57,11 +58,18 @@ func (reg *Registry) readMeta(ctx context.Context, rel string) (string, error) {
 	return readLink(filepath.Join(reg.dir, filepath.FromSlash(rel)))
 }
 
-func (reg *Registry) writeMeta(ctx context.Context, rel, value string) error {
+// writeMeta writes tags or revisions, as rel, value pairs: in this
+// order on disk, at once with shared storage.
+func (reg *Registry) writeMeta(ctx context.Context, relValues ...string) error {
 	if reg.shared != nil {
-		return reg.shared.Put(ctx, rel, value)
+		return reg.shared.Put(ctx, relValues...)
 	}
-	return reg.writeFile(filepath.Join(reg.dir, filepath.FromSlash(rel)), []byte(value))
+	for i := 0; i+1 < len(relValues); i += 2 {
+		if err := reg.writeFile(filepath.Join(reg.dir, filepath.FromSlash(relValues[i])), []byte(relValues[i+1])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (reg *Registry) removeMeta(ctx context.Context, rel string) error {
@@ -71,14 +79,10 @@ func (reg *Registry) removeMeta(ctx context.Context, rel string) error {
 	return os.Remove(filepath.Join(reg.dir, filepath.FromSlash(rel)))
 }
 
-// markRepository records that a repository exists, as its directory
-// does on disk: deleting its last manifest leaves it, with no tags.
-func (reg *Registry) markRepository(ctx context.Context, name string) error {
-	if reg.shared == nil {
-		return nil
-	}
-	return reg.shared.Put(ctx, "repositories/"+name+"/_manifests/repository", "")
-}
+// repositoryRel is a key that records that a repository exists with
+// shared storage, as its directory does on disk: deleting its last
+// manifest leaves it, with no tags.
+func repositoryRel(name string) string { return "repositories/" + name + "/_manifests/repository" }
 
 // sharedRepositories lists the repositories Shared holds revisions of.
 func (reg *Registry) sharedRepositories(ctx context.Context) ([]string, error) {
@@ -237,12 +241,10 @@ func (reg *Registry) ImportLocal(ctx context.Context) (blobs, metas int, err err
 		if err != nil {
 			return err
 		}
-		if name, _, ok := strings.Cut(strings.TrimPrefix(rel, "repositories/"), "/_manifests/"); ok {
-			if err := reg.markRepository(ctx, name); err != nil {
-				return err
-			}
-		}
 		metas++
+		if name, _, ok := strings.Cut(strings.TrimPrefix(rel, "repositories/"), "/_manifests/"); ok {
+			return reg.shared.Put(ctx, repositoryRel(name), "", rel, v)
+		}
 		return reg.shared.Put(ctx, rel, v)
 	})
 	if err != nil {

@@ -57,7 +57,7 @@ func (reg *Registry) writeFile(path string, data []byte) error {
 	}
 	defer os.Remove(f.Name())
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && reg.shared == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -69,7 +69,7 @@ func (reg *Registry) writeFile(path string, data []byte) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return reg.syncDir(filepath.Dir(path))
 }
 
 // commitBlob moves a complete, verified file into the blob store.
@@ -81,10 +81,16 @@ func (reg *Registry) commitBlob(tmp, digest string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
+	return reg.syncDir(filepath.Dir(dst))
 }
 
-func syncDir(dir string) error {
+// syncDir makes a rename in dir durable. With shared storage the
+// directory is a cache (a blob lost in a crash is fetched again), so
+// neither files nor directories are synced.
+func (reg *Registry) syncDir(dir string) error {
+	if reg.shared != nil {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
