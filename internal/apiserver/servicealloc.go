@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -135,59 +134,51 @@ func portKey(p int32) servicealloc.Key {
 	return servicealloc.Key{Range: servicealloc.NodePorts, Value: strconv.Itoa(int(p))}
 }
 
-// take reserves k for the service being written: nil when it is now the
-// service's, servicealloc.ErrTaken when another's.
-func (w *serviceWrite) take(ctx context.Context, k servicealloc.Key) error {
+// reuse returns a value of range r this write reserved already (an
+// update retried after a conflict) that ok accepts.
+func (w *serviceWrite) reuse(r servicealloc.Range, ok func(string) bool) (string, bool) {
 	if w == nil {
-		return nil // serialised by svcMu: the scan of services decided
+		return "", false
 	}
-	if w.dry {
-		return w.s.alloc.Check(ctx, k, w.owner)
+	for _, k := range w.created {
+		if k.Range == r && ok(k.Value) {
+			return k.Value, true
+		}
 	}
-	created, err := w.s.alloc.Reserve(ctx, k, w.owner)
-	if created && !slices.Contains(w.created, k) {
-		w.created = append(w.created, k)
-	}
-	return err
+	return "", false
 }
 
-// pick reserves a free value: first one this write reserved already (an
-// update retried after a conflict), then values next() proposes, each
-// marked used once tried. After a few collisions (other servers, or
-// leaked reservations) every reservation of the range counts as used, so
-// a range full of reservations ends in ok false instead of a long hunt.
-func (w *serviceWrite) pick(ctx context.Context, r servicealloc.Range, inUse func(string) bool, markUsed func(string), next func() (string, bool)) (string, bool, error) {
-	if w != nil {
-		for _, k := range w.created {
-			if k.Range == r && !inUse(k.Value) {
-				markUsed(k.Value)
-				return k.Value, true, nil
-			}
+// reserve reserves what wants name, in one transaction, and returns
+// those another service holds (then nothing was reserved).
+func (w *serviceWrite) reserve(ctx context.Context, wants []want) ([]want, error) {
+	if w == nil || len(wants) == 0 {
+		return nil, nil // without etcd, svcMu and the scan of services decided
+	}
+	keys := make([]servicealloc.Key, 0, len(wants))
+	for _, x := range wants {
+		if !slices.Contains(w.created, x.key) {
+			keys = append(keys, x.key)
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		v, ok := next()
-		if !ok {
-			return "", false, nil
-		}
-		markUsed(v)
-		err := w.take(ctx, servicealloc.Key{Range: r, Value: v})
-		if err == nil {
-			return v, true, nil
-		}
-		if !errors.Is(err, servicealloc.ErrTaken) {
-			return "", false, apierrors.NewInternalError(err)
-		}
-		if attempt == 8 {
-			all, err := w.s.alloc.List(ctx, r)
-			if err != nil {
-				return "", false, apierrors.NewInternalError(err)
-			}
-			for _, res := range all {
-				markUsed(res.Key.Value)
-			}
+	var taken []servicealloc.Key
+	var err error
+	if w.dry {
+		taken, err = w.s.alloc.CheckAll(ctx, w.owner, keys)
+	} else {
+		var created []servicealloc.Key
+		created, taken, err = w.s.alloc.ReserveAll(ctx, w.owner, keys)
+		w.created = append(w.created, created...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []want
+	for _, x := range wants {
+		if slices.Contains(taken, x.key) {
+			out = append(out, x)
 		}
 	}
+	return out, nil
 }
 
 // serviceLive is what servicealloc.Repairer asks about services.

@@ -68,9 +68,9 @@ func dialEtcd(ctx context.Context, endpoints []string, t EtcdTLS) (*clientv3.Cli
 	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: etcdDialTimeout, Context: ctx}
 	secure := false
 	for _, e := range endpoints {
-		u, err := url.Parse(e)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, fmt.Errorf("--etcd-servers: %q is not an http:// or https:// URL", e)
+		u, err := parseEndpoint(e)
+		if err != nil {
+			return nil, err
 		}
 		secure = secure || u.Scheme == "https"
 		if u.Scheme == "http" && t.set() {
@@ -97,12 +97,26 @@ func dialEtcd(ctx context.Context, endpoints []string, t EtcdTLS) (*clientv3.Cli
 	return c, nil
 }
 
+// parseEndpoint reads an etcd endpoint: a URL, or host:port for plain
+// http as the etcd client takes it.
+func parseEndpoint(e string) (*url.URL, error) {
+	s := e
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("--etcd-servers: %q is not an http:// or https:// URL", e)
+	}
+	return u, nil
+}
+
 // probeEtcd connects to each endpoint once and returns what went wrong,
 // as "; <endpoint>: <reason>" per endpoint, for the error of dialEtcd.
 func probeEtcd(ctx context.Context, endpoints []string, tc *tls.Config) string {
 	var b strings.Builder
 	for _, e := range endpoints {
-		u, _ := url.Parse(e)
+		u, _ := parseEndpoint(e)
 		d := &net.Dialer{Timeout: 2 * time.Second}
 		conn, err := d.DialContext(ctx, "tcp", u.Host)
 		if err == nil && u.Scheme == "https" {

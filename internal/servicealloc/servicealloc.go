@@ -183,3 +183,54 @@ func (a *Allocator) free(ctx context.Context, r Reservation) (bool, error) {
 	}
 	return resp.Succeeded, nil
 }
+
+// ReserveAll takes every key for o in one transaction, all or none. It
+// returns the keys another service holds (nothing was reserved then), or
+// the keys it reserved now (keys o held already are left out).
+func (a *Allocator) ReserveAll(ctx context.Context, o Owner, keys []Key) (created, taken []Key, err error) {
+	for len(keys) > 0 {
+		cmps := make([]clientv3.Cmp, 0, len(keys))
+		puts := make([]clientv3.Op, 0, len(keys))
+		gets := make([]clientv3.Op, 0, len(keys))
+		for _, k := range keys {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k.path()), "=", 0))
+			puts = append(puts, clientv3.OpPut(k.path(), o.encode()))
+			gets = append(gets, clientv3.OpGet(k.path()))
+		}
+		resp, err := a.client.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+		if err != nil {
+			return nil, nil, fmt.Errorf("reserve %v: %w", keys, err)
+		}
+		if resp.Succeeded {
+			return keys, nil, nil
+		}
+		// Some exist: another's are taken; o's own need no reserving.
+		var free []Key
+		for i, k := range keys {
+			switch err := heldBy(k, o, resp.Responses[i].GetResponseRange().Kvs); {
+			case errors.Is(err, ErrTaken):
+				taken = append(taken, k)
+			case len(resp.Responses[i].GetResponseRange().Kvs) == 0:
+				free = append(free, k)
+			}
+		}
+		if len(taken) > 0 {
+			return nil, taken, nil
+		}
+		keys = free
+	}
+	return nil, nil, nil
+}
+
+// CheckAll is ReserveAll for a dry run: the keys another service holds.
+func (a *Allocator) CheckAll(ctx context.Context, o Owner, keys []Key) ([]Key, error) {
+	var taken []Key
+	for _, k := range keys {
+		if err := a.Check(ctx, k, o); errors.Is(err, ErrTaken) {
+			taken = append(taken, k)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return taken, nil
+}
