@@ -263,7 +263,13 @@ func (a *allocation) assign() error {
 	case ip == "":
 		v, ok := a.w.reuse(servicealloc.ClusterIPs, func(v string) bool { ip, _ := netip.ParseAddr(v); return !a.usedIPs[ip] && cidr.Contains(ip) })
 		if !ok {
-			ip, ok := freeIP(cidr, a.usedIPs, svc.Namespace == "default" && svc.Name == "kubernetes")
+			first := svc.Namespace == "default" && svc.Name == "kubernetes"
+			ip, ok := freeIP(cidr, a.usedIPs, first)
+			if !ok && first && old == nil {
+				// Servers starting together each create it: the address
+				// is taken when the name is.
+				return apierrors.NewAlreadyExists(corev1.Resource("services"), svc.Name)
+			}
 			if !ok {
 				return apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP: range is full (%s)", cidr))
 			}

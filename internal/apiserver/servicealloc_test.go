@@ -118,6 +118,13 @@ func TestServiceAllocationReservations(t *testing.T) {
 		})
 	}
 
+	// A second default/kubernetes (servers starting together) is told it
+	// exists, not that the range is full.
+	k := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 443}}}}
+	if _, err := svcs.Create(ctx, k, metav1.CreateOptions{}); !apierrors.IsAlreadyExists(err) {
+		t.Errorf("second kubernetes service: %v, want AlreadyExists", err)
+	}
+
 	// Freed on delete: the values serve a new service at once.
 	if err := svcs.Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

@@ -200,3 +200,23 @@ func TestServiceAllocationAcrossServers(t *testing.T) {
 		t.Fatalf("filling 10.96.0.0/24: %v, want an internal error \"failed to allocate a serviceIP: range is full\"", full)
 	}
 }
+
+// TestServersStartTogether: servers starting at once on one empty etcd
+// all bootstrap (each creates the kubernetes service and its address;
+// the losers are told it exists) and all serve.
+func TestServersStartTogether(t *testing.T) {
+	etcd := sharedEtcd(t)
+	t.Run("group", func(t *testing.T) {
+		for i := range 3 {
+			t.Run(fmt.Sprint("server-", i), func(t *testing.T) {
+				t.Parallel()
+				s := startServer(t, t.TempDir()+"/s", "127.0.0.1:0", "--etcd-servers", etcd, "--disable-controllers")
+				ctx := testContext(t, time.Minute)
+				svc, err := s.client().CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+				if err != nil || svc.Spec.ClusterIP != "10.96.0.1" {
+					t.Fatalf("kubernetes service: %v %v", err, svc)
+				}
+			})
+		}
+	})
+}
