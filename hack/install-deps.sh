@@ -36,10 +36,15 @@ if [ -f /run/nginx.pid ] && ! command -v systemctl >/dev/null; then
 fi
 # etcd-server is only the external etcd the integration tests start on
 # ports of their own; its packaged service would hold 2379/2380.
-if command -v systemctl >/dev/null && systemctl is-enabled --quiet etcd 2>/dev/null; then
-  systemctl disable --now etcd >/dev/null 2>&1 || true
-elif [ -x /etc/init.d/etcd ] && ! command -v systemctl >/dev/null; then
-  /etc/init.d/etcd stop >/dev/null 2>&1 || true
+# (The init script stops only the pid in its own pid file.)
+if [ "$(id -u)" -eq 0 ]; then
+  if command -v systemctl >/dev/null && systemctl is-enabled --quiet etcd 2>/dev/null; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+  if [ -x /etc/init.d/etcd ]; then
+    /etc/init.d/etcd stop >/dev/null 2>&1 || true
+    if command -v update-rc.d >/dev/null; then update-rc.d etcd disable >/dev/null 2>&1 || true; fi
+  fi
 fi
 
 # Helm 4 is built from the Go module proxy (there is no Debian package);
