@@ -9,11 +9,25 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
 
 func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) error {
+	if r.Method == http.MethodHead && reg.shared != nil {
+		if _, err := os.Stat(reg.blobPath(rt.ref)); errors.Is(err, fs.ErrNotExist) {
+			// Whether it exists, and its size: no need to copy it here.
+			size, err := reg.blobSize(r.Context(), rt.ref)
+			if err != nil {
+				return err
+			}
+			blobHeaders(w, rt.ref)
+			w.Header().Set("Accept-Ranges", "bytes")
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+			return nil
+		}
+	}
 	if err := reg.fetchBlob(r.Context(), rt.ref); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -25,14 +39,18 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) e
 		return err
 	}
 	defer f.Close()
-	h := w.Header()
-	h.Set("Docker-Content-Digest", rt.ref)
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("ETag", `"`+rt.ref+`"`)
-	h.Set("Cache-Control", "max-age=31536000")
+	blobHeaders(w, rt.ref)
 	// ServeContent answers HEAD and Range requests (resumed pulls).
 	http.ServeContent(w, r, "", time.Time{}, f)
 	return nil
+}
+
+func blobHeaders(w http.ResponseWriter, digest string) {
+	h := w.Header()
+	h.Set("Docker-Content-Digest", digest)
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("ETag", `"`+digest+`"`)
+	h.Set("Cache-Control", "max-age=31536000")
 }
 
 // startUpload serves POST .../blobs/uploads/: a cross-repository mount,

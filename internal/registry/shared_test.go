@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -67,12 +68,24 @@ func TestSharedSurvivesServer(t *testing.T) {
 	if err := os.RemoveAll(dirA); err != nil {
 		t.Fatal(err)
 	}
-	_, hostB := serve(t, t.TempDir(), WithShared(store))
+	dirB := t.TempDir()
+	srvB, hostB := serve(t, dirB, WithShared(store))
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	ls, _ := layers[0].Size()
+	head := call(t, "HEAD", srvB.URL+"/v2/big/blobs/"+ld.String(), nil)
+	if head.status != 200 || head.header.Get("Content-Length") != fmt.Sprint(ls) || head.header.Get("Docker-Content-Digest") != ld.String() {
+		t.Errorf("HEAD of a layer through b: %d %v, want 200, size %d", head.status, head.header, ls)
+	}
+	if _, err := os.Stat(New(dirB).blobPath(ld.String())); err == nil {
+		t.Error("a HEAD copied the blob to b's directory")
+	}
+	if a := call(t, "HEAD", srvB.URL+"/v2/big/blobs/sha256:"+strings.Repeat("0", 64), nil); a.status != 404 {
+		t.Errorf("HEAD of an unknown blob: %d, want 404", a.status)
+	}
 	pullAll(t, hostB, []pushed{{ref: "/big:v1", digest: d}, {ref: "/big@" + d.String(), digest: d}})
 
 	// Corrupt the first chunk of a layer: a server without a copy refuses it.
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
 	key := store.chunkKey(ld.Hex, 0)
 	resp, err := client.Get(t.Context(), key)
 	if err != nil || len(resp.Kvs) == 0 {
