@@ -4,7 +4,7 @@
 # through `go` itself.
 set -euo pipefail
 
-packages=(containerd runc crun busybox-static iproute2 iptables nftables procps psmisc curl openssh-server sudo dnsperf nginx wrk e2fsprogs mount fio)
+packages=(containerd runc crun busybox-static iproute2 iptables nftables procps psmisc curl openssh-server sudo dnsperf nginx wrk e2fsprogs mount fio etcd-server)
 
 command -v go >/dev/null || { echo "install-deps: Go is missing (expected /usr/local/go/bin/go on PATH)" >&2; exit 1; }
 
@@ -33,6 +33,18 @@ for unit in containerd nginx; do
 done
 if [ -f /run/nginx.pid ] && ! command -v systemctl >/dev/null; then
   nginx -s quit 2>/dev/null || true
+fi
+# etcd-server is only the external etcd the integration tests start on
+# ports of their own; its packaged service would hold 2379/2380.
+# (The init script stops only the pid in its own pid file.)
+if [ "$(id -u)" -eq 0 ]; then
+  if command -v systemctl >/dev/null && systemctl is-enabled --quiet etcd 2>/dev/null; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+  if [ -x /etc/init.d/etcd ]; then
+    /etc/init.d/etcd stop >/dev/null 2>&1 || true
+    if command -v update-rc.d >/dev/null; then update-rc.d etcd disable >/dev/null 2>&1 || true; fi
+  fi
 fi
 
 # Helm 4 is built from the Go module proxy (there is no Debian package);

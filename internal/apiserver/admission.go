@@ -2,10 +2,11 @@ package apiserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"wharf.dev/wharf/internal/authz"
+	"wharf.dev/wharf/internal/servicealloc"
 	"wharf.dev/wharf/internal/storage"
 	"wharf.dev/wharf/internal/wire"
 )
@@ -147,8 +149,11 @@ func (s *Server) admitPod(pod *corev1.Pod) {
 	}
 }
 
-// allocateService gives a service its cluster IP and node ports. Services
-// are written one at a time (s.svcMu), so allocations cannot collide.
+// allocateService gives a service its cluster IP and node ports. The
+// services this server's cache holds say what is taken as a first guess;
+// reservations in etcd (package servicealloc, req.svc), all of one write
+// in one transaction, decide, so several servers on one etcd never hand
+// out the same value. A value someone reserved meanwhile is picked again.
 func (s *Server) allocateService(ctx context.Context, req *request, svc, old *corev1.Service) error {
 	if old != nil && svc.Spec.ClusterIP == "" && old.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.Type != corev1.ServiceTypeExternalName {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = old.Spec.ClusterIP, old.Spec.ClusterIPs
@@ -156,104 +161,225 @@ func (s *Server) allocateService(ctx context.Context, req *request, svc, old *co
 	if old != nil && (svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
 		keepNodePorts(svc, old)
 	}
+	w := req.svc
+	if w != nil {
+		w.owner, w.old = ownerOf(svc), old
+	}
 	page, err := s.store.List(ctx, resourcePrefix(req.res), storage.ListOptions{})
 	if err != nil {
 		return err
 	}
-	usedIPs, usedPorts := map[netip.Addr]bool{}, map[int32]bool{}
+	a := &allocation{s: s, w: w, svc: svc, old: old, usedIPs: map[netip.Addr]bool{}, usedPorts: map[int32]bool{}}
 	for _, o := range page.Items {
 		other := o.(*corev1.Service)
 		if other.UID == svc.UID && svc.UID != "" {
 			continue
 		}
 		for _, ip := range other.Spec.ClusterIPs {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				usedIPs[a] = true
+			if addr, err := netip.ParseAddr(ip); err == nil {
+				a.usedIPs[addr] = true
 			}
 		}
 		for _, p := range other.Spec.Ports {
-			usedPorts[p.NodePort] = true
+			a.usedPorts[p.NodePort] = true
 		}
-		usedPorts[other.Spec.HealthCheckNodePort] = true
+		a.usedPorts[other.Spec.HealthCheckNodePort] = true
 	}
-	cidr := s.cfg.Admission.ServiceCIDR
-	var errs field.ErrorList
+	// Each attempt starts from the request's spec and what others use;
+	// values found taken join the latter.
+	orig, usedIPs, usedPorts := svc.Spec.DeepCopy(), a.usedIPs, a.usedPorts
+	for attempt := 1; ; attempt++ {
+		svc.Spec = *orig.DeepCopy()
+		a.usedIPs, a.usedPorts = maps.Clone(usedIPs), maps.Clone(usedPorts)
+		a.wants = a.wants[:0]
+		if err := a.assign(); err != nil {
+			return err
+		}
+		if len(a.errs) > 0 {
+			return invalid(req, svc.Name, a.errs)
+		}
+		taken, err := w.reserve(ctx, a.wants)
+		if err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		if len(taken) == 0 {
+			return nil
+		}
+		for _, t := range taken {
+			switch {
+			case t.path != nil:
+				a.errs = append(a.errs, field.Invalid(t.path, t.value, t.taken))
+			case t.key.Range == servicealloc.ClusterIPs:
+				ip, _ := netip.ParseAddr(t.key.Value)
+				usedIPs[ip] = true
+			default:
+				p, _ := strconv.Atoi(t.key.Value)
+				usedPorts[int32(p)] = true
+			}
+		}
+		if len(a.errs) > 0 {
+			return invalid(req, svc.Name, a.errs)
+		}
+		switch attempt {
+		case 8:
+			// Many collisions (other servers, or leaked reservations):
+			// every reservation counts as used from now on.
+			if err := a.markReserved(ctx, usedIPs, usedPorts); err != nil {
+				return apierrors.NewInternalError(err)
+			}
+		case 20:
+			return apierrors.NewInternalError(fmt.Errorf("service %s/%s: values taken by other servers 20 times in a row", svc.Namespace, svc.Name))
+		}
+	}
+}
+
+// allocation is one attempt at a service's values.
+type allocation struct {
+	s         *Server
+	w         *serviceWrite
+	svc, old  *corev1.Service
+	usedIPs   map[netip.Addr]bool
+	usedPorts map[int32]bool
+	// wants are the values to reserve; errs the invalid ones.
+	wants []want
+	errs  field.ErrorList
+}
+
+// want is a value to reserve. An explicit one (path set) that is
+// taken is the field's error; another is picked again.
+type want struct {
+	key   servicealloc.Key
+	path  *field.Path
+	value any
+	taken string
+}
+
+func (a *allocation) assign() error {
+	svc, old, cidr := a.svc, a.old, a.s.cfg.Admission.ServiceCIDR
+	a.errs = nil
 	ipPath := field.NewPath("spec", "clusterIPs").Index(0)
 	switch ip := svc.Spec.ClusterIP; {
 	case svc.Spec.Type == corev1.ServiceTypeExternalName, ip == corev1.ClusterIPNone:
 	case ip == "":
-		a, ok := freeIP(cidr, usedIPs, svc.Namespace == "default" && svc.Name == "kubernetes")
+		v, ok := a.w.reuse(servicealloc.ClusterIPs, func(v string) bool { ip, _ := netip.ParseAddr(v); return !a.usedIPs[ip] && cidr.Contains(ip) })
 		if !ok {
-			return apierrors.NewInternalError(fmt.Errorf("no free cluster IP in %s", cidr))
+			first := svc.Namespace == "default" && svc.Name == "kubernetes"
+			ip, ok := freeIP(cidr, a.usedIPs, first)
+			if !ok && first && old == nil {
+				// Servers starting together each create it: the address
+				// is taken when the name is.
+				return apierrors.NewAlreadyExists(corev1.Resource("services"), svc.Name)
+			}
+			if !ok {
+				return apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP: range is full (%s)", cidr))
+			}
+			v = ip.String()
 		}
-		svc.Spec.ClusterIP = a.String()
+		svc.Spec.ClusterIP = v
+		a.wants = append(a.wants, want{key: servicealloc.Key{Range: servicealloc.ClusterIPs, Value: v}})
 	default:
-		a, err := netip.ParseAddr(ip)
+		addr, err := netip.ParseAddr(ip)
 		switch {
 		case err != nil:
-			errs = append(errs, field.Invalid(ipPath, ip, "must be a valid IP address"))
-		case !cidr.Contains(a):
-			errs = append(errs, field.Invalid(ipPath, ip, "provided IP is not in the valid range. The range of valid IPs is "+cidr.String()))
-		case usedIPs[a] && (old == nil || old.Spec.ClusterIP != ip):
-			errs = append(errs, field.Invalid(ipPath, ip, "provided IP is already allocated"))
+			a.errs = append(a.errs, field.Invalid(ipPath, ip, "must be a valid IP address"))
+		case !cidr.Contains(addr):
+			a.errs = append(a.errs, field.Invalid(ipPath, ip, "provided IP is not in the valid range. The range of valid IPs is "+cidr.String()))
+		case old != nil && old.Spec.ClusterIP == ip:
+			// kept: the service holds it already
+		case a.usedIPs[addr]:
+			a.errs = append(a.errs, field.Invalid(ipPath, ip, "provided IP is already allocated"))
+		default:
+			a.wants = append(a.wants, want{key: ipKey(addr), path: ipPath, value: ip, taken: "provided IP is already allocated"})
 		}
 	}
 	if svc.Spec.ClusterIP != "" {
 		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
 	}
 	if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
-		cfg := s.cfg.Admission
 		for i := range svc.Spec.Ports {
 			p := &svc.Spec.Ports[i]
-			path := field.NewPath("spec", "ports").Index(i).Child("nodePort")
-			switch {
-			case p.NodePort == 0:
-				n, ok := freePort(cfg.NodePortMin, cfg.NodePortMax, usedPorts)
-				if !ok {
-					return apierrors.NewInternalError(errors.New("no free node port"))
-				}
-				p.NodePort = n
-			case p.NodePort < cfg.NodePortMin || p.NodePort > cfg.NodePortMax:
-				errs = append(errs, field.Invalid(path, p.NodePort, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", cfg.NodePortMin, cfg.NodePortMax)))
-			case usedPorts[p.NodePort] && !hadNodePort(old, p.NodePort):
-				errs = append(errs, field.Invalid(path, p.NodePort, "provided port is already allocated"))
+			n, err := a.nodePort(p.NodePort, field.NewPath("spec", "ports").Index(i).Child("nodePort"), hadNodePort(old, p.NodePort))
+			if err != nil {
+				return err
 			}
-			usedPorts[p.NodePort] = true
+			p.NodePort = n
 		}
 	}
-	errs = append(errs, s.allocateHealthCheckNodePort(svc, old, usedPorts)...)
-	if len(errs) > 0 {
-		return invalid(req, svc.Name, errs)
-	}
-	return nil
+	return a.healthCheckNodePort()
 }
 
-// allocateHealthCheckNodePort gives a LoadBalancer service with
+// nodePort checks an explicit node port (held: the old service had it)
+// or picks one for 0.
+func (a *allocation) nodePort(p int32, path *field.Path, held bool) (int32, error) {
+	cfg := a.s.cfg.Admission
+	switch {
+	case p == 0:
+		v, ok := a.w.reuse(servicealloc.NodePorts, func(v string) bool {
+			n, _ := strconv.Atoi(v)
+			return !a.usedPorts[int32(n)] && int32(n) >= cfg.NodePortMin && int32(n) <= cfg.NodePortMax
+		})
+		if ok {
+			n, _ := strconv.Atoi(v)
+			p = int32(n)
+		} else if p, ok = freePort(cfg.NodePortMin, cfg.NodePortMax, a.usedPorts); !ok {
+			return 0, apierrors.NewInternalError(fmt.Errorf("failed to allocate a nodePort: range is full (%d-%d)", cfg.NodePortMin, cfg.NodePortMax))
+		}
+		a.wants = append(a.wants, want{key: portKey(p)})
+	case p < cfg.NodePortMin || p > cfg.NodePortMax:
+		a.errs = append(a.errs, field.Invalid(path, p, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", cfg.NodePortMin, cfg.NodePortMax)))
+	case held:
+	case a.usedPorts[p]:
+		a.errs = append(a.errs, field.Invalid(path, p, "provided port is already allocated"))
+	default:
+		a.wants = append(a.wants, want{key: portKey(p), path: path, value: p, taken: "provided port is already allocated"})
+	}
+	a.usedPorts[p] = true
+	return p, nil
+}
+
+// healthCheckNodePort gives a LoadBalancer service with
 // externalTrafficPolicy Local the node port its load balancer checks
 // each node on (the node agents serve it), keeps it across updates and
 // drops it from any other service.
-func (s *Server) allocateHealthCheckNodePort(svc, old *corev1.Service, used map[int32]bool) field.ErrorList {
+func (a *allocation) healthCheckNodePort() error {
+	svc, old := a.svc, a.old
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
 		svc.Spec.HealthCheckNodePort = 0
 		return nil
 	}
-	cfg := s.cfg.Admission
-	path := field.NewPath("spec", "healthCheckNodePort")
-	switch p := svc.Spec.HealthCheckNodePort; {
-	case p == 0 && old != nil && old.Spec.HealthCheckNodePort != 0:
-		svc.Spec.HealthCheckNodePort = old.Spec.HealthCheckNodePort
-	case p == 0:
-		n, ok := freePort(cfg.NodePortMin, cfg.NodePortMax, used)
-		if !ok {
-			return field.ErrorList{field.InternalError(path, errors.New("no free node port"))}
-		}
-		svc.Spec.HealthCheckNodePort = n
-	case p < cfg.NodePortMin || p > cfg.NodePortMax:
-		return field.ErrorList{field.Invalid(path, p, fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", cfg.NodePortMin, cfg.NodePortMax))}
-	case used[p] && (old == nil || old.Spec.HealthCheckNodePort != p):
-		return field.ErrorList{field.Invalid(path, p, "provided port is already allocated")}
+	p := svc.Spec.HealthCheckNodePort
+	if p == 0 && old != nil && old.Spec.HealthCheckNodePort != 0 {
+		p = old.Spec.HealthCheckNodePort
 	}
-	used[svc.Spec.HealthCheckNodePort] = true
+	held := old != nil && old.Spec.HealthCheckNodePort == p && p != 0
+	n, err := a.nodePort(p, field.NewPath("spec", "healthCheckNodePort"), held)
+	svc.Spec.HealthCheckNodePort = n
+	return err
+}
+
+// markReserved counts every reservation of the service ranges as used.
+func (a *allocation) markReserved(ctx context.Context, usedIPs map[netip.Addr]bool, usedPorts map[int32]bool) error {
+	if a.w == nil {
+		return nil
+	}
+	for _, r := range []servicealloc.Range{servicealloc.ClusterIPs, servicealloc.NodePorts} {
+		all, err := a.s.alloc.List(ctx, r)
+		if err != nil {
+			return err
+		}
+		for _, res := range all {
+			if res.Owner.UID == a.w.owner.UID {
+				continue
+			}
+			if r == servicealloc.ClusterIPs {
+				ip, _ := netip.ParseAddr(res.Key.Value)
+				usedIPs[ip] = true
+			} else {
+				n, _ := strconv.Atoi(res.Key.Value)
+				usedPorts[int32(n)] = true
+			}
+		}
+	}
 	return nil
 }
 

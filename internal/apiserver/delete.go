@@ -190,6 +190,9 @@ func (s *Server) deleteObject(ctx context.Context, r *http.Request, req *request
 			if errors.Is(err, storage.ErrConflict) && attempt < 10 {
 				continue // changed since we looked: decide again
 			}
+			if err == nil {
+				s.releaseService(ctx, deleted)
+			}
 			return deleted, false, err
 		}
 		if dry {

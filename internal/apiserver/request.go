@@ -20,6 +20,8 @@ type request struct {
 	name        string
 	subresource string
 	res         *resources.Resource
+	// svc: a service write's reservations (servicealloc.go).
+	svc *serviceWrite
 }
 
 // parsePath splits a resource path; ok is false for paths that are not resource URLs.

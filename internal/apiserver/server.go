@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -25,13 +27,18 @@ import (
 	"wharf.dev/wharf/internal/authz"
 	"wharf.dev/wharf/internal/resources"
 	"wharf.dev/wharf/internal/satoken"
+	"wharf.dev/wharf/internal/servicealloc"
 	"wharf.dev/wharf/internal/storage"
 )
 
 // Config is what a Server needs.
 type Config struct {
-	Logger   *slog.Logger
-	Store    *storage.Store
+	Logger *slog.Logger
+	Store  *storage.Store
+	// Etcd is the client Store writes with; services' cluster IPs and
+	// node ports are reserved through it (servicealloc.go). Nil: one
+	// server only.
+	Etcd     *clientv3.Client
 	Registry *resources.Registry
 	// Authenticate maps a request to a user; nil means anonymous (401).
 	Authenticate Authenticator
@@ -85,8 +92,10 @@ type Server struct {
 	ready   func() error
 	openapi openAPIDocs
 	fields  *fieldManagers
-	// svcMu serialises service writes so cluster IP and node port
-	// allocations never collide within this server.
+	// alloc reserves services' cluster IPs and node ports in etcd
+	// (servicealloc.go); without it (no Config.Etcd) svcMu serialises
+	// service writes, which is safe with one server only.
+	alloc *servicealloc.Allocator
 	svcMu sync.Mutex
 	// public are the paths served without authentication.
 	public map[string]bool
@@ -118,6 +127,9 @@ func New(cfg Config) *Server {
 		fields:  newFieldManagers(cfg.Registry),
 
 		routePatterns: map[string]bool{},
+	}
+	if cfg.Etcd != nil {
+		s.alloc = servicealloc.New(cfg.Etcd, cfg.Logger.With("component", "servicealloc"))
 	}
 	if cfg.Authorize {
 		s.authz = s.newAuthorization(cfg.NodeAccess...)

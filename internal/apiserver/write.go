@@ -97,7 +97,9 @@ func (s *Server) createObject(ctx context.Context, w http.ResponseWriter, r *htt
 		}
 		m, _ = meta.Accessor(obj)
 	}
-	defer s.lockServices(req)()
+	var stored runtime.Object
+	finish := s.startServiceWrite(req, dryRun(r))
+	defer func() { finish(ctx, stored) }()
 	if err := s.admitCreate(ctx, req, obj); err != nil {
 		return err
 	}
@@ -122,6 +124,7 @@ func (s *Server) createObject(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return err
 	}
+	stored = created
 	return s.writeObject(w, r, http.StatusCreated, req, created)
 }
 
@@ -374,8 +377,9 @@ func equalField(a, b runtime.Object, name string) bool {
 // validates it. The write's field ownership is recorded unless applied
 // (an apply's modify records it itself).
 func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, kind writeKind, applied bool, modify func(cur runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
-	var dry runtime.Object
-	defer s.lockServices(req)()
+	var dry, stored runtime.Object
+	finish := s.startServiceWrite(req, dryRun(r))
+	defer func() { finish(ctx, stored) }()
 	updated, err := s.store.Update(ctx, req.key(), nil, func(cur runtime.Object) (runtime.Object, error) {
 		obj, err := modify(cur.DeepCopyObject())
 		if err != nil {
@@ -418,6 +422,7 @@ func (s *Server) updateWith(ctx context.Context, r *http.Request, req *request, 
 	if err != nil {
 		return nil, err
 	}
+	stored = updated
 	obj, _, err := s.finishDeletion(ctx, req, updated)
 	return obj, err
 }
@@ -453,6 +458,9 @@ func (s *Server) finishDeletion(ctx context.Context, req *request, obj runtime.O
 	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 		return obj, false, nil // changed again meanwhile: the next writer decides
 	}
+	if err == nil {
+		s.releaseService(ctx, deleted)
+	}
 	return deleted, err == nil, err
 }
 
@@ -465,13 +473,4 @@ func (s *Server) deletable(obj runtime.Object, m metav1.Object) bool {
 		return false
 	}
 	return len(namespaceFinalizers(obj)) == 0
-}
-
-// lockServices takes s.svcMu for service writes; call the result to release.
-func (s *Server) lockServices(req *request) func() {
-	if req.gvr.Group != "" || req.gvr.Resource != "services" {
-		return func() {}
-	}
-	s.svcMu.Lock()
-	return s.svcMu.Unlock
 }

@@ -63,6 +63,8 @@ type Options struct {
 	// VIP is the cluster's API address: the server whose member leads
 	// etcd holds it (a multi-master cluster's api_address).
 	VIP string
+	// EtcdTLS: the external etcd's client TLS files (etcdtls.go).
+	EtcdTLS EtcdTLS
 	// NodeGracePeriod: a node whose lease is not renewed for this long is
 	// unreachable. EvictionTimeout: its pods are evicted after this. Zero
 	// keeps the defaults, 5 s and 3 s (the nodelifecycle package comment
@@ -297,6 +299,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.api = apiserver.New(apiserver.Config{
 		Logger:   s.log.With("component", "apiserver"),
 		Store:    st,
+		Etcd:     s.client,
 		Registry: reg,
 		Authenticate: apiserver.Authenticators(
 			apiserver.TokenAuthenticator(map[string]apiserver.User{
@@ -314,7 +317,7 @@ func (s *Server) start(ctx context.Context) error {
 		Admission:            admission,
 		ExternalAddress:      net.JoinHostPort(host, fmt.Sprint(port)),
 		Version:              Version,
-		Routes:               s.routes(),
+		Routes:               s.routes(ctx),
 		Connect:              apiserver.NewNodeProxy(s.log.With("component", "node-proxy"), st, reg, nodeTransport).Connect,
 		ResourceMetrics:      s.metrics,
 	})
@@ -372,6 +375,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.goRun(func() error { s.compact(ctx, st); return nil })
+	s.goRun(func() error { s.api.RunAllocationRepair(ctx, apiserver.DefaultAllocationRepairInterval); return nil })
 	if !o.DisableControllers {
 		if err := s.startControllers(ctx); err != nil {
 			return err
@@ -393,9 +397,9 @@ func (s *Server) openStorage(ctx context.Context, adminToken string) error {
 		return s.openMember(ctx, adminToken)
 	}
 	if len(o.EtcdServers) > 0 {
-		c, err := clientv3.New(clientv3.Config{Endpoints: o.EtcdServers, DialTimeout: 10 * time.Second, Context: ctx})
+		c, err := dialEtcd(ctx, o.EtcdServers, o.EtcdTLS)
 		if err != nil {
-			return fmt.Errorf("etcd %v: %w", o.EtcdServers, err)
+			return err
 		}
 		s.client = c
 		return nil

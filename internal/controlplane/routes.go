@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"slices"
 
 	"wharf.dev/wharf/internal/apiserver"
@@ -9,6 +10,6 @@ import (
 // routes are the handlers served beside the API: the image registry
 // (registry.go), the agents' join endpoints (join.go) and the etcd
 // member endpoints (members.go).
-func (s *Server) routes() []apiserver.Route {
-	return slices.Concat(s.registryRoutes(), s.joinRoutes(), s.memberRoutes())
+func (s *Server) routes(ctx context.Context) []apiserver.Route {
+	return slices.Concat(s.registryRoutes(ctx), s.joinRoutes(), s.memberRoutes())
 }

@@ -79,7 +79,11 @@ func TestAuthorization(t *testing.T) {
 }
 
 func TestCatalogTagsDelete(t *testing.T) {
-	srv, host := serve(t, t.TempDir())
+	forEachStorage(t, testCatalogTagsDelete)
+}
+
+func testCatalogTagsDelete(t *testing.T, st storageMode) {
+	srv, host := serve(t, t.TempDir(), st.opts...)
 	img, _ := random.Image(100, 1)
 	for _, r := range []string{"b/c:v1", "b/c:v2", "a:latest", "b/c:v3", "d/e/f:x"} {
 		ref, _ := name.ParseReference(host+"/"+r, name.Insecure)

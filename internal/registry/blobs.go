@@ -9,11 +9,28 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
 
 func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) error {
+	if r.Method == http.MethodHead && reg.shared != nil {
+		if _, err := os.Stat(reg.blobPath(rt.ref)); errors.Is(err, fs.ErrNotExist) {
+			// Whether it exists, and its size: no need to copy it here.
+			size, err := reg.blobSize(r.Context(), rt.ref)
+			if err != nil {
+				return err
+			}
+			blobHeaders(w, rt.ref)
+			w.Header().Set("Accept-Ranges", "bytes")
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+			return nil
+		}
+	}
+	if err := reg.fetchBlob(r.Context(), rt.ref); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	f, err := os.Open(reg.blobPath(rt.ref))
 	if errors.Is(err, fs.ErrNotExist) {
 		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s unknown", rt.ref)
@@ -22,14 +39,18 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) e
 		return err
 	}
 	defer f.Close()
-	h := w.Header()
-	h.Set("Docker-Content-Digest", rt.ref)
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("ETag", `"`+rt.ref+`"`)
-	h.Set("Cache-Control", "max-age=31536000")
+	blobHeaders(w, rt.ref)
 	// ServeContent answers HEAD and Range requests (resumed pulls).
 	http.ServeContent(w, r, "", time.Time{}, f)
 	return nil
+}
+
+func blobHeaders(w http.ResponseWriter, digest string) {
+	h := w.Header()
+	h.Set("Docker-Content-Digest", digest)
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("ETag", `"`+digest+`"`)
+	h.Set("Cache-Control", "max-age=31536000")
 }
 
 // startUpload serves POST .../blobs/uploads/: a cross-repository mount,
@@ -37,7 +58,7 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) e
 func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	q := r.URL.Query()
 	if mount := q.Get("mount"); mount != "" && checkDigest(mount) == nil {
-		if _, err := reg.blobSize(mount); err == nil {
+		if _, err := reg.blobSize(r.Context(), mount); err == nil {
 			return blobCreated(w, rt.name, mount)
 		}
 		// Unknown blob: fall back to an upload, as the spec allows.
@@ -154,8 +175,8 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, name, 
 	}
 	h := sha256.New()
 	_, err = io.Copy(h, f)
-	if err == nil {
-		err = f.Sync()
+	if err == nil && reg.shared == nil {
+		err = f.Sync() // with shared storage, etcd makes the blob durable
 	}
 	f.Close()
 	if err != nil {
@@ -166,6 +187,9 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, name, 
 		return newError(http.StatusBadRequest, codeDigestInvalid, "upload has digest %s, not %s", got, digest)
 	}
 	if err := reg.commitBlob(path, digest); err != nil {
+		return err
+	}
+	if err := reg.shareBlob(r.Context(), digest); err != nil {
 		return err
 	}
 	return blobCreated(w, name, digest)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -83,7 +84,7 @@ func (m *manifest) refs() []descriptor {
 
 // checkReferences refuses a manifest whose blobs, or an index whose
 // manifests, are not in the registry: pulling it would fail later.
-func (reg *Registry) checkReferences(name string, m *manifest) error {
+func (reg *Registry) checkReferences(ctx context.Context, name string, m *manifest) error {
 	blobs := m.Layers
 	if m.Config != nil {
 		blobs = append(blobs[:len(blobs):len(blobs)], *m.Config)
@@ -92,7 +93,7 @@ func (reg *Registry) checkReferences(name string, m *manifest) error {
 		if len(d.URLs) > 0 {
 			continue // a foreign layer, fetched from its URLs
 		}
-		size, err := reg.blobSize(d.Digest)
+		size, err := reg.blobSize(ctx, d.Digest)
 		if err != nil {
 			return newError(http.StatusBadRequest, codeManifestBlobUnknown, "blob %s unknown", d.Digest)
 		}
@@ -101,7 +102,7 @@ func (reg *Registry) checkReferences(name string, m *manifest) error {
 		}
 	}
 	for _, d := range m.Manifests {
-		if _, err := readLink(reg.revisionPath(name, d.Digest)); err != nil {
+		if _, err := reg.readMeta(ctx, revisionRel(name, d.Digest)); err != nil {
 			return newError(http.StatusBadRequest, codeManifestBlobUnknown, "manifest %s unknown in %s", d.Digest, name)
 		}
 	}

@@ -1,6 +1,8 @@
 // Package registry is the cluster's image registry: an OCI distribution
 // (Docker registry v2) HTTP API whose blobs and manifests live on disk,
-// so it serves the same content after a restart.
+// so it serves the same content after a restart; with WithShared, they
+// live in storage every server of the cluster shares (etcd) and the disk
+// is a cache (shared.go).
 //
 // Layout of the directory it is given:
 //
@@ -8,6 +10,8 @@
 //	uploads/<id>                                        blobs being uploaded
 //	repositories/<name>/_manifests/revisions/sha256/<hex>  manifest in repository (content: media type)
 //	repositories/<name>/_manifests/tags/<tag>           tag (content: digest)
+//
+// With shared storage the repositories/ paths are kept there instead.
 //
 // Blobs are shared by every repository: a cluster has one set of users,
 // and whoever may pull may pull anything, so a cross-repository mount of
@@ -42,6 +46,10 @@ type Registry struct {
 	uploads sync.Map // id → *sync.Mutex
 	// lastSweep is when abandoned uploads were last removed (Unix seconds).
 	lastSweep atomic.Int64
+	// shared, when set, holds tags, revisions and every blob (shared.go).
+	shared Shared
+	// fetching serialises copies of one blob from shared.
+	fetching sync.Map // digest → *sync.Mutex
 }
 
 // Option configures a Registry.
@@ -112,7 +120,7 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request, rt route) err
 	case rt.kind == routeManifest && m == http.MethodPut:
 		return reg.putManifest(w, r, rt)
 	case rt.kind == routeManifest && m == http.MethodDelete:
-		return reg.deleteManifest(w, rt)
+		return reg.deleteManifest(w, r, rt)
 	case rt.kind == routeBlob && (m == http.MethodGet || m == http.MethodHead):
 		return reg.getBlob(w, r, rt)
 	case rt.kind == routeUpload && rt.id == "" && m == http.MethodPost:

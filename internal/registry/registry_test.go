@@ -13,14 +13,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
-func serve(t *testing.T, dir string, opts ...Option) (*httptest.Server, string) {
+func serve(t testing.TB, dir string, opts ...Option) (*httptest.Server, string) {
 	t.Helper()
 	srv := httptest.NewServer(New(dir, opts...))
 	t.Cleanup(srv.Close)
 	return srv, strings.TrimPrefix(srv.URL, "http://")
 }
 
-func mustRef(t *testing.T, s string) name.Reference {
+func mustRef(t testing.TB, s string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(s, name.Insecure)
 	if err != nil {
@@ -107,13 +107,20 @@ func pullAll(t *testing.T, host string, want []pushed) {
 }
 
 func TestPushPullAndRestart(t *testing.T) {
-	dir := t.TempDir()
-	_, host := serve(t, dir)
-	want := pushAll(t, host)
-	t.Run("pull", func(t *testing.T) { pullAll(t, host, want) })
-	// A new handler on the same directory: what a restarted server sees.
-	_, host2 := serve(t, dir)
-	t.Run("after restart", func(t *testing.T) { pullAll(t, host2, want) })
+	forEachStorage(t, func(t *testing.T, st storageMode) {
+		dir := t.TempDir()
+		_, host := serve(t, dir, st.opts...)
+		want := pushAll(t, host)
+		t.Run("pull", func(t *testing.T) { pullAll(t, host, want) })
+		// A new handler on the same storage: what a restarted server sees,
+		// or with shared storage another server (its own directory).
+		_, host2 := serve(t, st.next(dir), st.opts...)
+		t.Run("after restart", func(t *testing.T) { pullAll(t, host2, want) })
+		catalogAndTags(t, host2)
+	})
+}
+
+func catalogAndTags(t *testing.T, host2 string) {
 	t.Run("catalog and tags after restart", func(t *testing.T) {
 		reg, _ := name.NewRegistry(host2, name.Insecure)
 		repos, err := remote.Catalog(t.Context(), reg)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,14 +18,14 @@ import (
 )
 
 // resolve returns the digest and media type of a manifest in a repository.
-func (reg *Registry) resolve(name, ref string) (digest, mediaType string, err error) {
+func (reg *Registry) resolve(ctx context.Context, name, ref string) (digest, mediaType string, err error) {
 	digest = ref
 	if !isDigest(ref) {
-		if digest, err = readLink(reg.tagPath(name, ref)); err != nil {
+		if digest, err = reg.readMeta(ctx, tagRel(name, ref)); err != nil {
 			return "", "", reg.unknownManifest(name, ref, err)
 		}
 	}
-	mediaType, err = readLink(reg.revisionPath(name, digest))
+	mediaType, err = reg.readMeta(ctx, revisionRel(name, digest))
 	if err != nil {
 		return "", "", reg.unknownManifest(name, ref, err)
 	}
@@ -39,9 +40,12 @@ func (reg *Registry) unknownManifest(name, ref string, err error) error {
 }
 
 func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
-	digest, mediaType, err := reg.resolve(rt.name, rt.ref)
+	digest, mediaType, err := reg.resolve(r.Context(), rt.name, rt.ref)
 	if err != nil {
 		return err
+	}
+	if err := reg.fetchBlob(r.Context(), digest); err != nil {
+		return fmt.Errorf("manifest %s of %s: %w", digest, rt.name, err)
 	}
 	body, err := os.ReadFile(reg.blobPath(digest))
 	if err != nil {
@@ -77,22 +81,28 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	if err != nil {
 		return err
 	}
-	if err := reg.checkReferences(rt.name, m); err != nil {
+	ctx := r.Context()
+	if err := reg.checkReferences(ctx, rt.name, m); err != nil {
 		return err
 	}
-	if _, err := reg.blobSize(digest); err != nil {
+	if _, err := os.Stat(reg.blobPath(digest)); err != nil {
 		if err := reg.writeFile(reg.blobPath(digest), body); err != nil {
 			return err
 		}
 	}
-	// The revision before the tag: a tag never points at nothing.
-	if err := reg.writeFile(reg.revisionPath(rt.name, digest), []byte(mediaType)); err != nil {
+	if err := reg.shareBlob(ctx, digest); err != nil {
 		return err
 	}
+	// The revision before the tag: a tag never points at nothing.
+	meta := []string{revisionRel(rt.name, digest), mediaType}
 	if !isDigest(rt.ref) {
-		if err := reg.writeFile(reg.tagPath(rt.name, rt.ref), []byte(digest)); err != nil {
-			return err
-		}
+		meta = append(meta, tagRel(rt.name, rt.ref), digest)
+	}
+	if reg.shared != nil {
+		meta = append(meta, repositoryRel(rt.name), "")
+	}
+	if err := reg.writeMeta(ctx, meta...); err != nil {
+		return err
 	}
 	reg.log.Info("manifest pushed", "repository", rt.name, "reference", rt.ref, "digest", digest)
 	h := w.Header()
@@ -104,28 +114,29 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 }
 
 // deleteManifest removes a tag, or a manifest with every tag on it.
-func (reg *Registry) deleteManifest(w http.ResponseWriter, rt route) error {
-	digest, _, err := reg.resolve(rt.name, rt.ref)
+func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt route) error {
+	ctx := r.Context()
+	digest, _, err := reg.resolve(ctx, rt.name, rt.ref)
 	if err != nil {
 		return err
 	}
 	if !isDigest(rt.ref) {
-		if err := os.Remove(reg.tagPath(rt.name, rt.ref)); err != nil {
+		if err := reg.removeMeta(ctx, tagRel(rt.name, rt.ref)); err != nil {
 			return err
 		}
 	} else {
-		tags, err := reg.tags(rt.name)
+		tags, err := reg.tags(ctx, rt.name)
 		if err != nil {
 			return err
 		}
 		for _, t := range tags {
-			if d, err := readLink(reg.tagPath(rt.name, t)); err == nil && d == digest {
-				if err := os.Remove(reg.tagPath(rt.name, t)); err != nil {
+			if d, err := reg.readMeta(ctx, tagRel(rt.name, t)); err == nil && d == digest {
+				if err := reg.removeMeta(ctx, tagRel(rt.name, t)); err != nil {
 					return err
 				}
 			}
 		}
-		if err := os.Remove(reg.revisionPath(rt.name, digest)); err != nil {
+		if err := reg.removeMeta(ctx, revisionRel(rt.name, digest)); err != nil {
 			return err
 		}
 	}
@@ -134,7 +145,7 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, rt route) error {
 }
 
 func (reg *Registry) serveCatalog(w http.ResponseWriter, r *http.Request) error {
-	repos, err := reg.repositories()
+	repos, err := reg.repositories(r.Context())
 	if err != nil {
 		return err
 	}
@@ -146,7 +157,7 @@ func (reg *Registry) serveCatalog(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (reg *Registry) serveTags(w http.ResponseWriter, r *http.Request, rt route) error {
-	tags, err := reg.tags(rt.name)
+	tags, err := reg.tags(r.Context(), rt.name)
 	if err != nil {
 		return err
 	}

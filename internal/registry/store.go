@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -26,17 +27,15 @@ func (reg *Registry) repoPath(name string) string {
 	return filepath.Join(reg.dir, "repositories", filepath.FromSlash(name), "_manifests")
 }
 
-func (reg *Registry) revisionPath(name, digest string) string {
-	return filepath.Join(reg.repoPath(name), "revisions", "sha256", strings.TrimPrefix(digest, "sha256:"))
-}
-
-func (reg *Registry) tagPath(name, tag string) string {
-	return filepath.Join(reg.repoPath(name), "tags", tag)
-}
-
 // blobSize returns a blob's size, or BLOB_UNKNOWN.
-func (reg *Registry) blobSize(digest string) (int64, error) {
+func (reg *Registry) blobSize(ctx context.Context, digest string) (int64, error) {
 	fi, err := os.Stat(reg.blobPath(digest))
+	if errors.Is(err, fs.ErrNotExist) && reg.shared != nil {
+		size, ok, err := reg.shared.BlobSize(ctx, strings.TrimPrefix(digest, "sha256:"))
+		if err != nil || ok {
+			return size, err
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, newError(http.StatusNotFound, codeBlobUnknown, "blob %s unknown", digest)
 	}
@@ -58,7 +57,7 @@ func (reg *Registry) writeFile(path string, data []byte) error {
 	}
 	defer os.Remove(f.Name())
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && reg.shared == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -70,7 +69,7 @@ func (reg *Registry) writeFile(path string, data []byte) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return reg.syncDir(filepath.Dir(path))
 }
 
 // commitBlob moves a complete, verified file into the blob store.
@@ -82,10 +81,16 @@ func (reg *Registry) commitBlob(tmp, digest string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
+	return reg.syncDir(filepath.Dir(dst))
 }
 
-func syncDir(dir string) error {
+// syncDir makes a rename in dir durable. With shared storage the
+// directory is a cache (a blob lost in a crash is fetched again), so
+// neither files nor directories are synced.
+func (reg *Registry) syncDir(dir string) error {
+	if reg.shared != nil {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -108,7 +113,10 @@ func readLink(path string) (string, error) {
 }
 
 // repositories lists every repository with a _manifests directory.
-func (reg *Registry) repositories() ([]string, error) {
+func (reg *Registry) repositories(ctx context.Context) ([]string, error) {
+	if reg.shared != nil {
+		return reg.sharedRepositories(ctx)
+	}
 	root := filepath.Join(reg.dir, "repositories")
 	var names []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -135,7 +143,14 @@ func (reg *Registry) repositories() ([]string, error) {
 }
 
 // tags lists a repository's tags, or NAME_UNKNOWN.
-func (reg *Registry) tags(name string) ([]string, error) {
+func (reg *Registry) tags(ctx context.Context, name string) ([]string, error) {
+	if reg.shared != nil {
+		tags, ok, err := reg.sharedTags(ctx, name)
+		if err == nil && !ok {
+			err = newError(http.StatusNotFound, codeNameUnknown, "repository %s unknown", name)
+		}
+		return tags, err
+	}
 	if _, err := os.Stat(reg.repoPath(name)); errors.Is(err, fs.ErrNotExist) {
 		return nil, newError(http.StatusNotFound, codeNameUnknown, "repository %s unknown", name)
 	}

@@ -267,7 +267,10 @@ func (c *cache) follow(ctx context.Context, rev int64) error {
 	// gRPC watcher has no connection to use.
 	watcher := c.client.Watcher
 	c.mu.Lock()
-	c.progress = watcher.RequestProgress
+	// The client picks the watch stream by the context's metadata: a
+	// progress request must carry the watch's (require-leader), or it
+	// goes to a stream of its own and no notification ever comes.
+	c.progress = func(ctx context.Context) error { return watcher.RequestProgress(clientv3.WithRequireLeader(ctx)) }
 	c.mu.Unlock()
 	ch := watcher.Watch(wctx, c.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	for resp := range ch {
