@@ -1,0 +1,179 @@
+package storage_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"wharf.dev/wharf/internal/storage"
+)
+
+func startEtcd(t *testing.T, dir string) *storage.Embedded {
+	t.Helper()
+	e, err := storage.StartEmbedded(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), storage.EmbeddedConfig{Dir: dir, UnsafeNoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// snapshotOf fills a fresh etcd with n keys, deletes one, and saves a snapshot.
+func snapshotOf(t *testing.T, n int) (string, storage.SnapshotInfo) {
+	t.Helper()
+	ctx := context.Background()
+	e := startEtcd(t, t.TempDir())
+	for i := range n {
+		if _, err := e.Client.Put(ctx, fmt.Sprintf("/registry/things/k%03d", i), fmt.Sprintf("value %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Client.Delete(ctx, "/registry/things/k000"); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := e.Client.Get(ctx, "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "backups", "b1.db")
+	info, err := storage.SaveSnapshot(ctx, e.Client, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Revision != rev.Header.Revision {
+		t.Errorf("snapshot revision %d, etcd at %d", info.Revision, rev.Header.Revision)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != info.Size {
+		t.Fatalf("snapshot file: %v (size %d, want %d)", err, st.Size(), info.Size)
+	}
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*"))
+	if len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	return path, info
+}
+
+func TestSnapshotSaveVerifyRestore(t *testing.T) {
+	path, info := snapshotOf(t, 50)
+	got, err := storage.VerifySnapshot(path, info.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SHA256 != info.SHA256 || got.Revision != info.Revision {
+		t.Errorf("verify: %+v, saved %+v", got, info)
+	}
+	if got.Keys != 49 {
+		t.Errorf("verify counted %d live keys, want 49", got.Keys)
+	}
+
+	dir := filepath.Join(t.TempDir(), "etcd")
+	if _, err := storage.RestoreSnapshot(slog.New(slog.NewTextHandler(io.Discard, nil)), path, dir, storage.RestoreConfig{SHA256: info.SHA256}); err != nil {
+		t.Fatal(err)
+	}
+	e := startEtcd(t, dir)
+	ctx := context.Background()
+	resp, err := e.Client.Get(ctx, "/registry/things/", clientPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 49 || string(resp.Kvs[0].Key) != "/registry/things/k001" || string(resp.Kvs[0].Value) != "value 1" {
+		t.Fatalf("restored %d keys, first %q", len(resp.Kvs), resp.Kvs[0].Key)
+	}
+	if resp.Header.Revision != info.Revision {
+		t.Errorf("restored revision %d, snapshot's %d", resp.Header.Revision, info.Revision)
+	}
+	// The restored member is one new member, and it takes writes.
+	members, err := e.Client.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members.Members) != 1 || members.Members[0].Name != "wharf" {
+		t.Errorf("members after restore: %v", members.Members)
+	}
+	put, err := e.Client.Put(ctx, "/registry/things/new", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put.Header.Revision != info.Revision+1 {
+		t.Errorf("first write after restore at revision %d, want %d", put.Header.Revision, info.Revision+1)
+	}
+}
+
+func TestSnapshotBadFilesRefused(t *testing.T) {
+	path, info := snapshotOf(t, 20)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(off int) []byte {
+		b := append([]byte(nil), good...)
+		b[off] ^= 0x40
+		return b
+	}
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		sha     string
+		wantErr string
+	}{
+		{"truncated", good[:len(good)/2], "", "truncated"},
+		{"truncated at a sector", good[:len(good)-512], "", "truncated"},
+		{"empty", nil, "", "truncated"},
+		{"corrupted data", flip(len(good) / 3), "", "integrity hash does not match"},
+		{"corrupted trailer", flip(len(good) - 1), "", "integrity hash does not match"},
+		{"other file's checksum", good, strings.Repeat("ab", 32), "sha256 is"},
+		{"not a database", append(make([]byte, 4096), sha256Of(make([]byte, 4096))...), "", "open database"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := filepath.Join(t.TempDir(), "bad.db")
+			if err := os.WriteFile(bad, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := storage.VerifySnapshot(bad, tc.sha); !errors.Is(err, storage.ErrBadSnapshot) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("verify: %v, want ErrBadSnapshot with %q", err, tc.wantErr)
+			}
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "etcd")
+			_, err := storage.RestoreSnapshot(slog.New(slog.NewTextHandler(io.Discard, nil)), bad, dir, storage.RestoreConfig{SHA256: tc.sha})
+			if !errors.Is(err, storage.ErrBadSnapshot) {
+				t.Fatalf("restore: %v, want ErrBadSnapshot", err)
+			}
+			if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+				t.Errorf("restore left %v behind", entries)
+			}
+		})
+	}
+	if _, err := storage.VerifySnapshot(path, info.SHA256); err != nil {
+		t.Errorf("the good file: %v", err)
+	}
+}
+
+func TestRestoreRefusesNonEmptyDir(t *testing.T) {
+	path, _ := snapshotOf(t, 3)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storage.RestoreSnapshot(slog.New(slog.NewTextHandler(io.Discard, nil)), path, dir, storage.RestoreConfig{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("restore into a non-empty dir: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "keep")); err != nil || string(b) != "x" {
+		t.Errorf("existing file touched: %q, %v", b, err)
+	}
+}
+
+func clientPrefix() clientv3.OpOption { return clientv3.WithPrefix() }
+
+func sha256Of(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}
