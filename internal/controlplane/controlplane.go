@@ -81,6 +81,9 @@ type Options struct {
 	DisableControllers bool
 	// UnsafeNoFsync is for tests: acknowledged writes may be lost on a crash.
 	UnsafeNoFsync bool
+	// RestoreFrom is an etcd snapshot restored on a first start (no etcd
+	// data yet), checked against RestoreSHA256 when set (snapshot.go).
+	RestoreFrom, RestoreSHA256 string
 	// Authorization is "rbac" (the default when empty): RBAC and the Node
 	// authorizer decide every request; or "none": every authenticated
 	// user may do anything (benchmarks, single-user experiments).
@@ -170,6 +173,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("authorization %q: want rbac or none", opts.Authorization)
 	}
 	if err := opts.serviceDefaults(); err != nil {
+		return nil, err
+	}
+	if err := opts.restoreAtStart(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
@@ -371,7 +377,7 @@ func (s *Server) openStorage(ctx context.Context) error {
 		return err
 	}
 	s.etcd, s.client = e, e.Client
-	return nil
+	return s.finishRestore(ctx)
 }
 
 // goRun runs f until the server stops; an error from it stops the server.
