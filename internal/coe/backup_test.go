@@ -1,0 +1,173 @@
+package coe
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
+	"wharf.dev/wharf/internal/testserver"
+)
+
+func (e *testEnv) createBackup(name, cluster string) {
+	e.t.Helper()
+	_, err := e.wc.ClusterBackups(ns).Create(e.ctx, &wharfv1.ClusterBackup{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       wharfv1.ClusterBackupSpec{Cluster: cluster},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatalf("create backup %s: %v", name, err)
+	}
+}
+
+// waitBackup waits until the backup is Completed or Failed.
+func (e *testEnv) waitBackup(name string) *wharfv1.ClusterBackup {
+	e.t.Helper()
+	var bk *wharfv1.ClusterBackup
+	testserver.WaitFor(e.t, "backup "+name, waitLong, func() (bool, error) {
+		var err error
+		bk, err = e.wc.ClusterBackups(ns).Get(e.ctx, name, metav1.GetOptions{})
+		return err == nil && (bk.Status.Phase == wharfv1.BackupCompleted || bk.Status.Phase == wharfv1.BackupFailed), err
+	})
+	return bk
+}
+
+func TestBackupTakenKeptAndDeleted(t *testing.T) {
+	e := newEnv(t, nil)
+	dir := t.TempDir()
+	e.start(func(c *Config) { c.BackupDir = dir })
+	e.createCluster("demo", 0)
+	cl := e.waitStatus("demo", wharfv1.StatusCreateComplete)
+	if _, err := e.kube(cl).CoreV1().ConfigMaps("default").Create(e.ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "precious"}, Data: map[string]string{"k": "v"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	e.createBackup("demo-1", "demo")
+	bk := e.waitBackup("demo-1")
+	if bk.Status.Phase != wharfv1.BackupCompleted {
+		t.Fatalf("backup %s: %s", bk.Status.Phase, bk.Status.Reason)
+	}
+	path := filepath.Join(dir, ns, "demo", "demo-1.db")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	st := bk.Status
+	if st.SHA256 != hex.EncodeToString(sum[:]) || st.SizeBytes != int64(len(data)) || st.Revision <= 0 || st.ObjectCount < 10 ||
+		st.ClusterUID != string(cl.UID) || st.StartTime == nil || st.CompletionTime == nil {
+		t.Errorf("status %+v for a file of %d bytes, sha256 %x", st, len(data), sum)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if !slices.Contains(bk.Finalizers, backupFinalizer) {
+		t.Errorf("finalizers %v", bk.Finalizers)
+	}
+
+	if err := e.wc.ClusterBackups(ns).Delete(e.ctx, "demo-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testserver.WaitFor(t, "backup gone", waitLong, func() (bool, error) {
+		_, err := e.wc.ClusterBackups(ns).Get(e.ctx, "demo-1", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("backup file after delete: %v", err)
+	}
+}
+
+func TestBackupOfUnreachableClusterFails(t *testing.T) {
+	e := newEnv(t, nil)
+	e.start(func(c *Config) { c.BackupDir, c.BackupRetry = t.TempDir(), 2*time.Second })
+	e.createCluster("demo", 0)
+	e.waitStatus("demo", wharfv1.StatusCreateComplete)
+	for _, h := range e.prov.All() {
+		e.prov.DeleteHost(e.ctx, h.Cluster, h.Name) // the master is gone
+	}
+	e.createBackup("demo-1", "demo")
+	bk := e.waitBackup("demo-1")
+	if bk.Status.Phase != wharfv1.BackupFailed || !strings.Contains(bk.Status.Reason, "snapshot from") {
+		t.Errorf("backup of a dead cluster: %s %q", bk.Status.Phase, bk.Status.Reason)
+	}
+}
+
+func TestParseBackupSchedule(t *testing.T) {
+	for _, tt := range []struct {
+		labels map[string]string
+		want   backupSchedule
+		ok     bool
+		err    string
+	}{
+		{labels: nil},
+		{labels: map[string]string{"backup_interval": "1h"}, want: backupSchedule{time.Hour, 7}, ok: true},
+		{labels: map[string]string{"backup_interval": "30m", "backup_retention": "2"}, want: backupSchedule{30 * time.Minute, 2}, ok: true},
+		{labels: map[string]string{"backup_interval": "10s"}, err: "at least 1m0s"},
+		{labels: map[string]string{"backup_interval": "daily"}, err: "want a duration"},
+		{labels: map[string]string{"backup_interval": "1h", "backup_retention": "0"}, err: "at least 1"},
+	} {
+		got, ok, err := parseBackupSchedule(tt.labels)
+		if ok != tt.ok || (tt.ok && got != tt.want) || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%v: %+v %v %v", tt.labels, got, ok, err)
+		}
+	}
+}
+
+func TestPlanSchedule(t *testing.T) {
+	now := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	cl := &wharfv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "demo", UID: types.UID("u1")}}
+	backup := func(age time.Duration, deleting bool) *wharfv1.ClusterBackup {
+		b := &wharfv1.ClusterBackup{ObjectMeta: metav1.ObjectMeta{
+			Name:              fmt.Sprintf("demo-auto-%s", now.Add(-age).Format("20060102150405")),
+			CreationTimestamp: metav1.NewTime(now.Add(-age)),
+		}}
+		if deleting {
+			b.DeletionTimestamp = new(metav1.NewTime(now))
+		}
+		return b
+	}
+	hourly := backupSchedule{time.Hour, 3}
+	for _, tt := range []struct {
+		name      string
+		s         backupSchedule
+		scheduled []*wharfv1.ClusterBackup
+		take      string
+		drop      []string
+	}{
+		{name: "first", s: hourly, take: "demo-auto-20261208100000"},
+		{name: "not due", s: hourly, scheduled: []*wharfv1.ClusterBackup{backup(30*time.Minute, false)}},
+		{name: "due", s: hourly, scheduled: []*wharfv1.ClusterBackup{backup(time.Hour, false)}, take: "demo-auto-20261208100000"},
+		{name: "due, oldest beyond retention dropped", s: hourly,
+			scheduled: []*wharfv1.ClusterBackup{backup(2*time.Hour, false), backup(4*time.Hour, false), backup(3*time.Hour, false), backup(5*time.Hour, false)},
+			take:      "demo-auto-20261208100000", drop: []string{"demo-auto-20261208050000", "demo-auto-20261208060000"}},
+		{name: "not due, over retention", s: hourly,
+			scheduled: []*wharfv1.ClusterBackup{backup(10*time.Minute, false), backup(70*time.Minute, false), backup(130*time.Minute, false), backup(190*time.Minute, false)},
+			drop:      []string{"demo-auto-20261208065000"}},
+		{name: "deleting ones do not count", s: hourly,
+			scheduled: []*wharfv1.ClusterBackup{backup(10*time.Minute, true), backup(2*time.Hour, false)},
+			take:      "demo-auto-20261208100000"},
+		{name: "retention one", s: backupSchedule{time.Hour, 1}, scheduled: []*wharfv1.ClusterBackup{backup(2*time.Hour, false)},
+			take: "demo-auto-20261208100000", drop: []string{"demo-auto-20261208080000"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			take, drop := planSchedule(cl, tt.s, tt.scheduled, now)
+			if take != tt.take || !cmp.Equal(drop, tt.drop) {
+				t.Errorf("take %q drop %v, want %q %v", take, drop, tt.take, tt.drop)
+			}
+		})
+	}
+}
