@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
+	"wharf.dev/wharf/internal/testserver"
+)
+
+// setBackupStatus plays the controller's part.
+func (e *serviceEnv) setBackupStatus(name string, st wharfv1.ClusterBackupStatus) {
+	e.t.Helper()
+	ctx := context.Background()
+	b, err := e.c.ClusterBackups("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b.Status = st
+	if _, err := e.c.ClusterBackups("default").UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestClusterBackupCommands(t *testing.T) {
+	e := newClusterEnv(t)
+	out := e.must("cluster", "backup", "create", "demo", "--name", "demo-1")
+	testserver.Contains(t, out, "Request to back up cluster demo as demo-1 has been accepted.")
+	e.must("cluster", "backup", "create", "demo") // a default name
+	e.fails([]string{"cluster", "backup", "create", "nope"}, `cluster "nope" not found in project "default"`)
+	e.fails([]string{"cluster", "backup", "create", "demo", "--name", "demo-1"}, `cluster backup "demo-1" already exists`)
+	e.fails([]string{"cluster", "backup", "create", "demo", "--name", "Bad_Name"}, `invalid cluster backup "Bad_Name"`, "--name (metadata.name)")
+
+	sha := strings.Repeat("ab", 32)
+	e.setBackupStatus("demo-1", wharfv1.ClusterBackupStatus{Phase: wharfv1.BackupCompleted, SizeBytes: 3 << 20, SHA256: sha, Revision: 77, ObjectCount: 120})
+	out = e.must("cluster", "backup", "list", "demo")
+	testserver.Contains(t, out, "| name ", "| demo-1 ", "| Completed", "3.0 MiB", "| 77 ")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(e.must("cluster", "backup", "list", "-f", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0]["name"] != "demo-1" || list[0]["revision"] != float64(77) {
+		t.Errorf("list -f json: %v", list)
+	}
+	if got := e.must("cluster", "backup", "list", "other", "-f", "value", "-c", "name"); got != "" {
+		t.Errorf("backups of another cluster: %q", got)
+	}
+	if got := e.must("cluster", "backup", "show", "demo/demo-1", "-f", "value", "-c", "sha256", "-c", "object_count"); got != sha+"\n120\n" {
+		t.Errorf("show -f value: %q", got)
+	}
+	e.fails([]string{"cluster", "backup", "show", "other/demo-1"}, "backup demo-1 is of cluster demo, not other")
+	e.fails([]string{"cluster", "backup", "show", "nope"}, `cluster backup "nope" not found`)
+
+	// A backup of a cluster being deleted is refused.
+	e.setStatus("demo", func(s *wharfv1.ClusterStatus) { s.Status = wharfv1.StatusDeleteInProgress })
+	e.fails([]string{"cluster", "backup", "create", "demo"}, "cluster demo is being deleted")
+
+	out = e.must("cluster", "backup", "delete", "demo-1")
+	testserver.Contains(t, out, "Request to delete backup demo-1 has been accepted.")
+	e.fails([]string{"cluster", "backup", "show", "demo-1"}, `cluster backup "demo-1" not found`)
+}
