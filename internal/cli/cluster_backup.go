@@ -53,7 +53,7 @@ func newBackupCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 			if name == "" {
 				name = args[0] + "-" + time.Now().UTC().Format("20060102150405")
 			}
-			b, err := s.wharf.ClusterBackups(s.project).Create(ctx, &wharfv1.ClusterBackup{
+			_, err := s.wharf.ClusterBackups(s.project).Create(ctx, &wharfv1.ClusterBackup{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.project},
 				Spec:       wharfv1.ClusterBackupSpec{Cluster: args[0]},
 			}, metav1.CreateOptions{})
@@ -65,7 +65,8 @@ func newBackupCreateCmd(sf *serviceFlags, stdio Stdio) *cobra.Command {
 				return nil
 			}
 			start := time.Now()
-			if b, err = s.waitBackup(ctx, name, w.timeoutOr(defaultWaitTimeout)); err != nil {
+			b, err := s.waitBackup(ctx, name, w.timeoutOr(defaultWaitTimeout))
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdio.Err, "Backup %s of cluster %s completed in %s\n", name, args[0], since(start))
