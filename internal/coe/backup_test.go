@@ -171,3 +171,86 @@ func TestPlanSchedule(t *testing.T) {
 		})
 	}
 }
+
+func TestClusterFromBackup(t *testing.T) {
+	e := newEnv(t, nil)
+	dir := t.TempDir()
+	e.start(func(c *Config) { c.BackupDir = dir })
+	e.createCluster("demo", 1)
+	cl := e.waitStatus("demo", wharfv1.StatusCreateComplete)
+	kube := e.kube(cl)
+	if _, err := kube.CoreV1().ConfigMaps("default").Create(e.ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "precious"}, Data: map[string]string{"k": "v"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.createBackup("demo-1", "demo")
+	if bk := e.waitBackup("demo-1"); bk.Status.Phase != wharfv1.BackupCompleted {
+		t.Fatalf("backup: %s %s", bk.Status.Phase, bk.Status.Reason)
+	}
+	if err := kube.CoreV1().ConfigMaps("default").Delete(e.ctx, "precious", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	e.createCluster("again", 1, func(c *wharfv1.Cluster) { c.Spec.FromBackup = "demo-1" })
+	again := e.waitStatus("again", wharfv1.StatusCreateComplete)
+	if again.Status.APIAddress == cl.Status.APIAddress {
+		t.Fatalf("the restored cluster shares the API address %s", cl.Status.APIAddress)
+	}
+	rkube := e.kube(again)
+	cm, err := rkube.CoreV1().ConfigMaps("default").Get(e.ctx, "precious", metav1.GetOptions{})
+	if err != nil || cm.Data["k"] != "v" {
+		t.Fatalf("configmap in the restored cluster: %v %v", cm, err)
+	}
+	// Only the new cluster's nodes: the old one's were dropped at the restore.
+	nodes, err := rkube.CoreV1().Nodes().List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if !strings.HasPrefix(n.Name, "again-") {
+			t.Errorf("node %s in the restored cluster", n.Name)
+		}
+	}
+	// Its master got the snapshot and the flags; the old cluster is untouched.
+	if _, err := kube.CoreV1().ConfigMaps("default").Get(e.ctx, "precious", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the old cluster's deleted configmap: %v", err)
+	}
+}
+
+func TestClusterFromBadBackupFails(t *testing.T) {
+	e := newEnv(t, nil)
+	dir := t.TempDir()
+	e.start(func(c *Config) { c.BackupDir = dir })
+	e.createCluster("demo", 0)
+	e.waitStatus("demo", wharfv1.StatusCreateComplete)
+	e.createBackup("demo-1", "demo")
+	e.createBackup("demo-2", "demo")
+	e.waitBackup("demo-1")
+	e.waitBackup("demo-2")
+	// One file corrupted, one truncated, behind the service's back.
+	p1, p2 := filepath.Join(dir, ns, "demo", "demo-1.db"), filepath.Join(dir, ns, "demo", "demo-2.db")
+	data, err := os.ReadFile(p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x10
+	if err := os.WriteFile(p1, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p2, 4096); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.prov.All())
+	for backup, want := range map[string]string{"demo-1": "corrupted", "demo-2": "truncated"} {
+		name := "from-" + backup
+		e.createCluster(name, 1, func(c *wharfv1.Cluster) { c.Spec.FromBackup = backup })
+		cl := e.waitFor(name, "failed", func(cl *wharfv1.Cluster) bool { return cl.Status.Status == wharfv1.StatusCreateFailed })
+		if !strings.Contains(cl.Status.StatusReason, "bad etcd snapshot") || !strings.Contains(cl.Status.StatusReason, want) {
+			t.Errorf("%s: reason %q, want a bad snapshot (%s)", name, cl.Status.StatusReason, want)
+		}
+	}
+	if got := len(e.prov.All()); got != before {
+		t.Errorf("%d hosts after the refused restores, %d before", got, before)
+	}
+}

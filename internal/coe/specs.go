@@ -32,6 +32,7 @@ type hostSpecs struct {
 	registry   string // the service's registry URL ("" none)
 	registryCA []byte
 	lbBlock    string // the cluster's load balancer addresses ("" none)
+	restore    *restoreSource
 }
 
 func (c *Controller) specsFor(cl *wharfv1.Cluster, e *env, cr *credentials, apiAddress, pullToken string) *hostSpecs {
@@ -82,6 +83,7 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 	if s.lbBlock != "" {
 		spec.Args = append(spec.Args, "--lb-cidr", s.lbBlock)
 	}
+	s.restore.addTo(&spec)
 	return spec
 }
 
