@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -174,6 +175,26 @@ func (s *service) getBackup(ctx context.Context, ref string) (*wharfv1.ClusterBa
 		return nil, fmt.Errorf("backup %s is of cluster %s, not %s: see `wharf cluster backup list %s`", name, b.Spec.Cluster, cluster, cluster)
 	}
 	return b, nil
+}
+
+// backupToRestore checks a --from-backup reference ("" none) and returns
+// the backup's name: it must exist and be Completed.
+func (s *service) backupToRestore(ctx context.Context, ref string) (string, error) {
+	if ref == "" {
+		return "", nil
+	}
+	b, err := s.getBackup(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("--from-backup: %w", err)
+	}
+	if b.Status.Phase != wharfv1.BackupCompleted {
+		reason := ""
+		if b.Status.Reason != "" {
+			reason = ": " + b.Status.Reason
+		}
+		return "", fmt.Errorf("--from-backup: backup %s is %s, not Completed%s", b.Name, cmp.Or(b.Status.Phase, "Pending"), reason)
+	}
+	return b.Name, nil
 }
 
 // waitBackup follows a backup until it is Completed; Failed is an error.

@@ -55,6 +55,20 @@ func TestClusterBackupCommands(t *testing.T) {
 	e.fails([]string{"cluster", "backup", "show", "other/demo-1"}, "backup demo-1 is of cluster demo, not other")
 	e.fails([]string{"cluster", "backup", "show", "nope"}, `cluster backup "nope" not found`)
 
+	// A cluster from a backup: a Completed one of the named cluster.
+	e.fails([]string{"cluster", "create", "c2", "--template", "k8s-local", "--from-backup", "other/demo-1"}, "--from-backup: backup demo-1 is of cluster demo, not other")
+	e.fails([]string{"cluster", "create", "c2", "--template", "k8s-local", "--from-backup", "nope"}, `--from-backup: cluster backup "nope" not found`)
+	pending := e.must("cluster", "backup", "list", "-f", "value", "-c", "name", "-c", "phase")
+	if !strings.Contains(pending, "demo-1 Completed") {
+		t.Fatalf("backups: %q", pending)
+	}
+	e.must("cluster", "backup", "create", "demo", "--name", "demo-3")
+	e.fails([]string{"cluster", "create", "c2", "--template", "k8s-local", "--from-backup", "demo-3"}, "backup demo-3 is Pending, not Completed")
+	e.must("cluster", "create", "c2", "--template", "k8s-local", "--from-backup", "demo/demo-1")
+	if got := e.must("cluster", "show", "c2", "-f", "value", "-c", "from_backup"); got != "demo-1\n" {
+		t.Errorf("from_backup: %q", got)
+	}
+
 	// A backup of a cluster being deleted is refused.
 	e.setStatus("demo", func(s *wharfv1.ClusterStatus) { s.Status = wharfv1.StatusDeleteInProgress })
 	e.fails([]string{"cluster", "backup", "create", "demo"}, "cluster demo is being deleted")
