@@ -1,0 +1,121 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"wharf.dev/wharf/internal/testserver"
+)
+
+// TestClusterBackupRestore is the issue's backup session: a cluster with
+// the hello app and a ConfigMap, a backup, the objects deleted, a new
+// cluster from the backup with the objects back and the app's pods
+// running on the new cluster's nodes; corrupted and truncated backup files
+// refused before anything is made; a backup of a cluster being deleted
+// refused.
+func TestClusterBackupRestore(t *testing.T) {
+	s := startService(t)
+	s.template("k8s-local")
+	s.must("cluster", "create", "src", "--template", "k8s-local", "--node-count", "1", "--wait")
+	k, _ := s.cluster("src")
+	k.Eventually(`src-node-0\s+Ready`, "get", "nodes")
+	k.Run("apply", "-f", "examples/hello/")
+	k.Run("rollout", "status", "deployment/hello", "--timeout=90s")
+	k.Run("create", "configmap", "precious", "--from-literal", "k=v")
+
+	testserver.Contains(t, s.must("cluster", "backup", "create", "src", "--name", "src-1", "--wait"), "src-1", "Completed")
+	show := s.must("cluster", "backup", "show", "src/src-1", "-f", "value", "-c", "phase", "-c", "sha256")
+	file := filepath.Join(s.stateDir, "backups", "default", "src", "src-1.db")
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 || !strings.HasPrefix(show, "Completed\n") {
+		t.Fatalf("backup file: %v %v; show: %q", fi, err, show)
+	}
+	k.Run("delete", "deployment", "hello")
+	k.Run("delete", "configmap", "precious")
+
+	// Two more backups, damaged behind the service's back.
+	s.must("cluster", "backup", "create", "src", "--name", "src-2", "--wait")
+	s.must("cluster", "backup", "create", "src", "--name", "src-3", "--wait")
+	bad := filepath.Join(s.stateDir, "backups", "default", "src", "src-2.db")
+	data, err := os.ReadFile(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x20
+	if err := os.WriteFile(bad, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(s.stateDir, "backups", "default", "src", "src-3.db"), 8192); err != nil {
+		t.Fatal(err)
+	}
+	for backup, want := range map[string]string{"src-2": "corrupted", "src-3": "truncated"} {
+		name := "from-" + backup
+		out, err := s.wharf("cluster", "create", name, "--template", "k8s-local", "--node-count", "1", "--from-backup", "src/"+backup, "--wait")
+		if err == nil || !strings.Contains(out, "bad etcd snapshot") || !strings.Contains(out, want) {
+			t.Errorf("cluster from %s: %v\n%s", backup, err, out)
+		}
+		if addrs := s.field(name, "master_addresses"); addrs != "" {
+			t.Errorf("cluster from %s has masters %q", backup, addrs)
+		}
+		if left := hostTraces(name + "-" + s.field(name, "uuid")[:8]); len(left) > 0 {
+			t.Errorf("cluster from %s made hosts: %v", backup, left)
+		}
+		s.must("cluster", "delete", name, "--wait")
+	}
+
+	start := time.Now()
+	s.must("cluster", "create", "dst", "--template", "k8s-local", "--node-count", "1", "--from-backup", "src/src-1", "--wait")
+	t.Logf("cluster from a backup: CREATE_COMPLETE in %s", time.Since(start))
+	if s.field("dst", "api_address") == s.field("src", "api_address") {
+		t.Fatal("the new cluster has the old one's API address")
+	}
+	dk, dclient := s.cluster("dst")
+	dk.Eventually(`dst-node-0\s+Ready`, "get", "nodes")
+	testserver.Contains(t, dk.Run("get", "configmap", "precious", "-o", "jsonpath={.data.k}"), "v")
+	dk.Run("rollout", "status", "deployment/hello", "--timeout=90s")
+	ctx := testContext(t)
+	testserver.WaitFor(t, "hello's pods on the new nodes only", 90*time.Second, func() (bool, error) {
+		pods, err := dclient.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+		if err != nil || len(pods.Items) == 0 {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if !strings.HasPrefix(p.Spec.NodeName, "dst-") || p.Status.Phase != corev1.PodRunning {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	nodes := dk.Run("get", "nodes", "-o", "name")
+	if strings.Contains(nodes, "src-") {
+		t.Errorf("the old cluster's nodes in the new one: %s", nodes)
+	}
+	// The old cluster still lacks what was deleted from it.
+	if out, err := k.Cmd("", "get", "configmap", "precious").CombinedOutput(); err == nil {
+		t.Errorf("configmap back in the old cluster: %s", out)
+	}
+
+	// A cluster being deleted is not backed up; its backups outlive it.
+	s.must("cluster", "delete", "src")
+	if out, err := s.wharf("cluster", "backup", "create", "src"); err == nil || !strings.Contains(out, "being deleted") {
+		t.Errorf("backup of a cluster being deleted: %v\n%s", err, out)
+	}
+	s.must("cluster", "delete", "dst", "--wait")
+	testserver.WaitFor(t, "src gone", 90*time.Second, func() (bool, error) {
+		out, _ := s.wharf("cluster", "list", "-f", "value", "-c", "name")
+		return !strings.Contains(out, "src"), nil
+	})
+	testserver.Contains(t, s.must("cluster", "backup", "list", "src"), "src-1")
+	s.must("cluster", "backup", "delete", "src-1")
+	testserver.WaitFor(t, "backup file removed", 30*time.Second, func() (bool, error) {
+		_, err := os.Stat(file)
+		return os.IsNotExist(err), nil
+	})
+}
