@@ -102,11 +102,17 @@ func TestClusterBackupRestore(t *testing.T) {
 		t.Errorf("configmap back in the old cluster: %s", out)
 	}
 
-	// A cluster being deleted is not backed up; its backups outlive it.
+	// A cluster being deleted is not backed up (a finalizer of the test's
+	// holds it in deletion); its backups outlive it.
+	sk := testserver.NewKubectl(t, "33", s.kubeconfig())
+	sk.Run("patch", "clusters.wharf.dev", "src", "--type", "json", "-p", `[{"op":"add","path":"/metadata/finalizers/-","value":"e2e.wharf.dev/hold"}]`)
 	s.must("cluster", "delete", "src")
 	if out, err := s.wharf("cluster", "backup", "create", "src"); err == nil || !strings.Contains(out, "being deleted") {
 		t.Errorf("backup of a cluster being deleted: %v\n%s", err, out)
 	}
+	// Once the controller is done (its finalizer gone), the test's goes.
+	sk.Eventually(`^\["e2e.wharf.dev/hold"\]$`, "get", "clusters.wharf.dev", "src", "-o", "jsonpath={.metadata.finalizers}")
+	sk.Run("patch", "clusters.wharf.dev", "src", "--type", "merge", "-p", `{"metadata":{"finalizers":null}}`)
 	s.must("cluster", "delete", "dst", "--wait")
 	testserver.WaitFor(t, "src gone", 90*time.Second, func() (bool, error) {
 		out, _ := s.wharf("cluster", "list", "-f", "value", "-c", "name")
@@ -118,4 +124,52 @@ func TestClusterBackupRestore(t *testing.T) {
 		_, err := os.Stat(file)
 		return os.IsNotExist(err), nil
 	})
+}
+
+// TestServiceBackupRestoreE2E: a running service's state archived, the
+// service stopped, the archive restored into a new state dir and started:
+// the same clusters (stored), templates and CA. A damaged archive is refused
+// and leaves nothing.
+func TestServiceBackupRestoreE2E(t *testing.T) {
+	s := newService(t)
+	if out, err := s.wharf("service", "start", "--state-dir", s.stateDir, "--listen", s.listen, "--disable-cluster-controller"); err != nil {
+		t.Fatalf("service start: %v\n%s", err, out)
+	}
+	s.template("k8s-local")
+	s.must("cluster", "create", "kept", "--template", "k8s-local", "--node-count", "3")
+	archive := filepath.Join(testDir(t, "wsb"), "service.tgz")
+	testserver.Contains(t, s.must("service", "backup", "--state-dir", s.stateDir, "-o", archive), "running service", "sha256")
+	s.must("service", "stop", "--state-dir", s.stateDir)
+
+	// Damaged copies are refused, nothing is left.
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(filepath.Dir(archive), "bad.tgz")
+	os.WriteFile(bad, data[:len(data)-100], 0o600)
+	target := filepath.Join(filepath.Dir(archive), "restored")
+	if out, err := s.wharf("service", "restore", "--state-dir", target, "-f", bad); err == nil || !strings.Contains(out, "bad service backup") {
+		t.Errorf("restore of a truncated archive: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("a refused restore left %s: %v", target, err)
+	}
+
+	r := newService(t)
+	r.stateDir = target
+	testserver.Contains(t, r.must("service", "restore", "--state-dir", r.stateDir, "-f", archive), "service state restored into")
+	if out, err := r.wharf("service", "start", "--state-dir", r.stateDir, "--listen", r.listen, "--disable-cluster-controller"); err != nil {
+		t.Fatalf("start of the restored service: %v\n%s", err, out)
+	}
+	testserver.Contains(t, r.must("cluster", "list", "-f", "value", "-c", "name", "-c", "node_count"), "kept 3")
+	testserver.Contains(t, r.must("cluster", "template", "list"), "k8s-local")
+	old, _ := os.ReadFile(filepath.Join(s.stateDir, "server", "pki", "ca.crt"))
+	restored, _ := os.ReadFile(filepath.Join(r.stateDir, "server", "pki", "ca.crt"))
+	if len(old) == 0 || string(old) != string(restored) {
+		t.Error("the restored service has another CA")
+	}
+	if out, err := r.wharf("service", "restore", "--state-dir", r.stateDir, "-f", archive); err == nil || !strings.Contains(out, "not empty") {
+		t.Errorf("restore over a live state dir: %v\n%s", err, out)
+	}
 }
