@@ -116,7 +116,11 @@ func Backup(ctx context.Context, o Options, file string) (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	for _, rel := range o.backupEntries() {
-		if err := addFile(tw, rel, filepath.Join(o.StateDir, filepath.FromSlash(rel)), info.Files); err != nil {
+		err := addFile(tw, rel, filepath.Join(o.StateDir, filepath.FromSlash(rel)), info.Files)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // gone since the walk: a running service's temporary file
+		}
+		if err != nil {
 			return BackupInfo{}, err
 		}
 	}
@@ -155,7 +159,8 @@ func Backup(ctx context.Context, o Options, file string) (BackupInfo, error) {
 // the clusters' backups. Sockets, logs and the pid file stay.
 func (o Options) backupEntries() []string {
 	var out []string
-	skip := map[string]bool{"server/etcd": true}
+	// Uploads in progress to the registry are not images yet.
+	skip := map[string]bool{"server/etcd": true, "server/registry/uploads": true}
 	walk := func(root string, keep func(rel string) bool) {
 		filepath.WalkDir(filepath.Join(o.StateDir, root), func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
