@@ -3,15 +3,14 @@ package coe
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
+	"wharf.dev/wharf/internal/resources"
 )
 
 // Scheduled backups: a cluster with the label backup_interval=<duration>
@@ -20,12 +19,8 @@ import (
 // are deleted. They carry LabelScheduledBackup=<cluster uid>, so a later
 // cluster of the same name does not prune an earlier one's backups.
 
-const (
-	defaultBackupRetention = 7
-	minBackupInterval      = time.Minute
-	// backupScheduleTick is how often schedules are looked at.
-	backupScheduleTick = 10 * time.Second
-)
+// backupScheduleTick is how often schedules are looked at.
+const backupScheduleTick = 10 * time.Second
 
 // backupSchedule is a cluster's schedule from its labels.
 type backupSchedule struct {
@@ -33,22 +28,11 @@ type backupSchedule struct {
 	retention int
 }
 
-// parseBackupSchedule reads the labels; ok is false without a schedule.
-func parseBackupSchedule(labels map[string]string) (s backupSchedule, ok bool, err error) {
-	iv, set := labels[wharfv1.LabelBackupInterval]
-	if !set || iv == "" {
-		return s, false, nil
-	}
-	if s.interval, err = time.ParseDuration(iv); err != nil || s.interval < minBackupInterval {
-		return s, false, fmt.Errorf("label %s=%q: want a duration of at least %s (e.g. 1h)", wharfv1.LabelBackupInterval, iv, minBackupInterval)
-	}
-	s.retention = defaultBackupRetention
-	if r, set := labels[wharfv1.LabelBackupRetention]; set && r != "" {
-		if s.retention, err = strconv.Atoi(r); err != nil || s.retention < 1 {
-			return s, false, fmt.Errorf("label %s=%q: want a number of backups, at least 1", wharfv1.LabelBackupRetention, r)
-		}
-	}
-	return s, true, nil
+// parseBackupSchedule reads the labels (resources.BackupSchedule); ok is
+// false without a schedule.
+func parseBackupSchedule(labels map[string]string) (backupSchedule, bool, error) {
+	iv, r, ok, err := resources.BackupSchedule(labels)
+	return backupSchedule{interval: iv, retention: r}, ok, err
 }
 
 // planSchedule decides, for one cluster, the backup to take now ("" none)

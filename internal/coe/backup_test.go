@@ -254,3 +254,34 @@ func TestClusterFromBadBackupFails(t *testing.T) {
 		t.Errorf("%d hosts after the refused restores, %d before", got, before)
 	}
 }
+
+func TestScheduledBackup(t *testing.T) {
+	e := newEnv(t, nil)
+	e.start(func(c *Config) { c.BackupDir = t.TempDir() })
+	e.createCluster("demo", 0, func(c *wharfv1.Cluster) {
+		c.Spec.Labels = map[string]string{wharfv1.LabelBackupInterval: "1h", wharfv1.LabelBackupRetention: "2"}
+	})
+	cl := e.waitStatus("demo", wharfv1.StatusCreateComplete)
+	var auto *wharfv1.ClusterBackup
+	testserver.WaitFor(t, "a scheduled backup", waitLong, func() (bool, error) {
+		list, err := e.wc.ClusterBackups(ns).List(e.ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for i, b := range list.Items {
+			if strings.HasPrefix(b.Name, "demo-auto-") && b.Status.Phase == wharfv1.BackupCompleted {
+				auto = &list.Items[i]
+			}
+		}
+		return auto != nil, nil
+	})
+	if auto.Labels[wharfv1.LabelScheduledBackup] != string(cl.UID) || auto.Spec.Cluster != "demo" {
+		t.Errorf("scheduled backup %s: labels %v, cluster %s", auto.Name, auto.Labels, auto.Spec.Cluster)
+	}
+	// Not due again for an hour: still one backup after the next tick.
+	time.Sleep(backupScheduleTick + time.Second)
+	list, err := e.wc.ClusterBackups(ns).List(e.ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 {
+		t.Errorf("backups after another tick: %d (%v)", len(list.Items), err)
+	}
+}

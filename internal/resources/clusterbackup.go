@@ -3,6 +3,8 @@ package resources
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -155,4 +157,41 @@ func reasonSuffix(r string) string {
 		return ""
 	}
 	return ": " + r
+}
+
+// Scheduled backups' labels (wharfv1.LabelBackupInterval, LabelBackupRetention).
+const (
+	DefaultBackupRetention = 7
+	MinBackupInterval      = time.Minute
+)
+
+// BackupSchedule reads a cluster's backup labels: ok is false without
+// backup_interval; err says what is wrong with either label.
+func BackupSchedule(labels map[string]string) (interval time.Duration, retention int, ok bool, err error) {
+	iv := labels[wharfv1.LabelBackupInterval]
+	if iv == "" {
+		return 0, 0, false, nil
+	}
+	if interval, err = time.ParseDuration(iv); err != nil || interval < MinBackupInterval {
+		return 0, 0, false, fmt.Errorf("label %s=%q: want a duration of at least %s (e.g. 1h)", wharfv1.LabelBackupInterval, iv, MinBackupInterval)
+	}
+	retention = DefaultBackupRetention
+	if r := labels[wharfv1.LabelBackupRetention]; r != "" {
+		if retention, err = strconv.Atoi(r); err != nil || retention < 1 {
+			return 0, 0, false, fmt.Errorf("label %s=%q: want a number of backups, at least 1", wharfv1.LabelBackupRetention, r)
+		}
+	}
+	return interval, retention, true, nil
+}
+
+// validateBackupLabels refuses backup labels the controller could not use.
+func validateBackupLabels(labels map[string]string, p *field.Path) field.ErrorList {
+	if _, _, _, err := BackupSchedule(labels); err != nil {
+		key := wharfv1.LabelBackupInterval
+		if strings.Contains(err.Error(), wharfv1.LabelBackupRetention) {
+			key = wharfv1.LabelBackupRetention
+		}
+		return field.ErrorList{field.Invalid(p.Key(key), labels[key], err.Error())}
+	}
+	return nil
 }

@@ -147,3 +147,20 @@ func TestClusterBackupRow(t *testing.T) {
 		t.Errorf("row (-want +got):\n%s", diff)
 	}
 }
+
+func TestBackupLabels(t *testing.T) {
+	for _, tt := range []struct {
+		labels map[string]string
+		want   []wantErr
+	}{
+		{labels: map[string]string{"backup_interval": "1h", "backup_retention": "24"}},
+		{labels: map[string]string{"backup_retention": "3"}}, // no schedule: unused
+		{labels: map[string]string{"backup_interval": "daily"}, want: []wantErr{invalid("spec.labels[backup_interval]")}},
+		{labels: map[string]string{"backup_interval": "30s"}, want: []wantErr{invalid("spec.labels[backup_interval]")}},
+		{labels: map[string]string{"backup_interval": "1h", "backup_retention": "0"}, want: []wantErr{invalid("spec.labels[backup_retention]")}},
+	} {
+		c := &wharfv1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo"}, Spec: wharfv1.ClusterSpec{Template: "t", Labels: tt.labels}}
+		Clusters().Default(c)
+		checkErrs(t, Clusters().Validate(c), tt.want...)
+	}
+}
