@@ -155,6 +155,12 @@ func checkTrailer(f *os.File, size int64, whole, db hash.Hash) error {
 // inspectDB opens the database read-only, runs bbolt's consistency check
 // and counts the revision and live keys as etcdutl's status does.
 func inspectDB(path string) (rev int64, keys int, err error) {
+	// bbolt panics on some malformed pages: a damaged file is an error here.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("database: %v", r)
+		}
+	}()
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		return 0, 0, fmt.Errorf("open database: %w", err)
