@@ -197,6 +197,39 @@ func (s *service) backupToRestore(ctx context.Context, ref string) (string, erro
 	return b.Name, nil
 }
 
+// restoreCheckTimeout bounds checkRestore's wait for the service.
+var restoreCheckTimeout = 15 * time.Second
+
+// checkRestore waits until the service has checked the backup a new
+// cluster is made from (its first step recorded, or the backup step
+// failed). The service checks the file before it makes anything: a
+// refused backup leaves only the Cluster object, which is deleted, and
+// the error says why. A service that does not answer in time (no
+// controller) leaves the cluster to its later status.
+func (s *service) checkRestore(ctx context.Context, name, backup string) error {
+	var refused string
+	err := waitObject(ctx, s.wharf.Clusters(s.project), &wharfv1.Cluster{}, s.project, name, restoreCheckTimeout, false, func(o runtime.Object) (bool, error) {
+		c := o.(*wharfv1.Cluster)
+		if c.Status.Status == wharfv1.StatusCreateFailed && c.Status.Faults[wharfv1.StepBackup] != "" {
+			refused = c.Status.Faults[wharfv1.StepBackup]
+			return true, nil
+		}
+		return len(c.Status.Steps) > 0 || c.Status.Status == wharfv1.StatusCreateComplete || c.Status.Status == wharfv1.StatusCreateFailed, nil
+	})
+	switch {
+	case errors.Is(err, errWaitTimeout):
+		return nil
+	case err != nil:
+		return err
+	case refused == "":
+		return nil
+	}
+	if err := s.wharf.Clusters(s.project).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("cluster %s not created from backup %s: %s (and deleting the failed cluster: %w)", name, backup, refused, s.explain(err, "cluster", name, nil))
+	}
+	return fmt.Errorf("cluster %s not created from backup %s: %s", name, backup, refused)
+}
+
 // waitBackup follows a backup until it is Completed; Failed is an error.
 func (s *service) waitBackup(ctx context.Context, name string, timeout time.Duration) (*wharfv1.ClusterBackup, error) {
 	var last *wharfv1.ClusterBackup

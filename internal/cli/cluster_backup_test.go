@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -64,9 +65,33 @@ func TestClusterBackupCommands(t *testing.T) {
 	}
 	e.must("cluster", "backup", "create", "demo", "--name", "demo-3")
 	e.fails([]string{"cluster", "create", "c2", "--template", "k8s-local", "--from-backup", "demo-3"}, "backup demo-3 is Pending, not Completed")
+	// No controller here: the CLI waits a moment for the service's check, then leaves it.
+	restoreCheckTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { restoreCheckTimeout = 15 * time.Second })
 	e.must("cluster", "create", "c2", "--template", "k8s-local", "--from-backup", "demo/demo-1")
 	if got := e.must("cluster", "show", "c2", "-f", "value", "-c", "from_backup"); got != "demo-1\n" {
 		t.Errorf("from_backup: %q", got)
+	}
+
+	// The service refuses the backup's file (the controller's part played
+	// here): the CLI says why and deletes the cluster, of which nothing was made.
+	restoreCheckTimeout = 10 * time.Second
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		testserver.WaitFor(t, "c3 created", 10*time.Second, func() (bool, error) {
+			_, err := e.c.Clusters("default").Get(context.Background(), "c3", metav1.GetOptions{})
+			return err == nil, nil
+		})
+		e.setStatus("c3", func(s *wharfv1.ClusterStatus) {
+			s.Status, s.StatusReason = wharfv1.StatusCreateFailed, "backup: bad etcd snapshot (corrupted)"
+			s.Faults = map[string]string{wharfv1.StepBackup: "backup demo-1: bad etcd snapshot (corrupted)"}
+		})
+	}()
+	e.fails([]string{"cluster", "create", "c3", "--template", "k8s-local", "--from-backup", "demo-1"}, "cluster c3 not created from backup demo-1: backup demo-1: bad etcd snapshot (corrupted)")
+	<-done
+	if _, err := e.c.Clusters("default").Get(context.Background(), "c3", metav1.GetOptions{}); err == nil {
+		t.Error("the refused cluster is still there")
 	}
 
 	// A backup of a cluster being deleted is refused.

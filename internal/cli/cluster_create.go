@@ -101,6 +101,11 @@ func (s *service) createCluster(ctx context.Context, stdio Stdio, name string, o
 	if err != nil {
 		return s.explain(err, "cluster", name, clusterFlags)
 	}
+	if from != "" {
+		if err := s.checkRestore(ctx, name, from); err != nil {
+			return err
+		}
+	}
 	if !o.wait.wait {
 		fmt.Fprintf(stdio.Out, "Request to create cluster %s accepted (uuid %s)\n", name, created.UID)
 		return nil

@@ -22,7 +22,7 @@ import (
 // are the backup's.
 
 // stepRestore names the check of the backup in a failed create's status.
-const stepRestore = "backup"
+const stepRestore = wharfv1.StepBackup
 
 // fileRestoreSnapshot is where the snapshot goes on the first master,
 // below its state dir.

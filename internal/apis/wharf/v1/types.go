@@ -284,6 +284,10 @@ const (
 	LabelScheduledBackup = "wharf.dev/scheduled-backup"
 )
 
+// StepBackup is the create step that checks spec.fromBackup's file, before
+// anything is made; a failure is in status.faults[StepBackup].
+const StepBackup = "backup"
+
 // ClusterBackupStatus describes the snapshot.
 type ClusterBackupStatus struct {
 	Phase  string `json:"phase,omitempty"`
