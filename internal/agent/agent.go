@@ -284,7 +284,9 @@ func Run(ctx context.Context, cfg Config) error {
 // joinRetrying joins, waiting out a server that is not up yet. A refusal
 // (wrong token, wrong CA) is final.
 func joinRetrying(ctx context.Context, log *slog.Logger, cfg Config, addresses []string) (*Credentials, error) {
-	wait := time.Second
+	// Short at first: a multi-master cluster's workers start with its
+	// masters and join within a second or two.
+	wait := 100 * time.Millisecond
 	for {
 		creds, err := Join(ctx, cfg.ServerURL, cfg.Token, cfg.StateDir, cfg.NodeName, addresses,
 			WithCAFile(cfg.CAFile), WithJoinLogger(log))

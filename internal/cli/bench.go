@@ -117,6 +117,13 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	clusterCmd.Flags().IntVar(&cc.PowerCuts, "power-cuts", 5, "power cuts measured")
 	clusterCmd.Flags().DurationVar(&cc.Saturate, "saturate", 30*time.Second, "how long to saturate the CPUs while watching nodes (0: skip)")
 
+	hc := bench.HAConfig{}
+	haCmd := sub("ha", "Clusters of several masters: 3+3 create, write throughput 3 vs 1 masters, etcd leader power cut, quorum recovery (root)",
+		func(ctx context.Context, env bench.Env) error { return bench.HA(ctx, env, stdio.Out, hc) })
+	haCmd.Flags().IntVar(&hc.Runs, "runs", 3, "3+3 clusters created")
+	haCmd.Flags().IntVar(&hc.Writers, "writers", 8, "concurrent writers in the throughput runs")
+	haCmd.Flags().DurationVar(&hc.Load, "load", 5*time.Second, "each throughput run")
+
 	svc := bench.ServicesConfig{}
 	svcCmd := sub("services", "Service proxy and DNS on this machine's node: cluster IP vs pod IP, change propagation, memory, DNS QPS (root)",
 		func(ctx context.Context, env bench.Env) error { return bench.Services(ctx, env, stdio.Out, svc) })
@@ -167,6 +174,6 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 		func(ctx context.Context, env bench.Env) error { return bench.Backup(ctx, env, stdio.Out, bkc) })
 	bkCmd.Flags().IntVar(&bkc.Objects, "objects", 10000, "ConfigMaps of 1 KiB in the server")
 	bkCmd.Flags().IntVar(&bkc.Runs, "runs", 3, "backups and restores, one after the other")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd, stsCmd, bkCmd)
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, haCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd, stsCmd, bkCmd)
 	return cmd
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,13 @@ and writes:
   <data-dir>/join-token         for agents joining the cluster
 
 Storage is an etcd member embedded in this process (data in <data-dir>/etcd)
-unless --etcd-servers names an external cluster.`,
+unless --etcd-servers names an external cluster.
+
+Several masters: each runs a server with --etcd-peer-address and the same CA,
+service-account key and tokens; the first starts a cluster, the others name it
+with --join and their members join as learners, promoted once caught up. The
+server whose member leads etcd holds --vip, the cluster's API address
+(docs/ha.md).`,
 		Example: `  wharf server --data-dir /tmp/w1 --listen 127.0.0.1:6443 &
   export KUBECONFIG=/tmp/w1/admin.kubeconfig
   kubectl get nodes`,
@@ -34,12 +41,18 @@ unless --etcd-servers names an external cluster.`,
 			}
 			o.Logger = g.logger(stdio.Err)
 			tuneGC()
-			s, err := controlplane.Start(cmd.Context(), o)
-			if err != nil {
-				return err
+			for {
+				s, err := controlplane.Start(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdio.Err, "wharf server ready at %s\nexport KUBECONFIG=%s\n", s.URL, s.AdminKubeconfig)
+				// A member made the only one of a new cluster (quorum
+				// recovery) starts again in this process.
+				if err := s.Wait(cmd.Context()); !errors.Is(err, controlplane.ErrRestart) {
+					return err
+				}
 			}
-			fmt.Fprintf(stdio.Err, "wharf server ready at %s\nexport KUBECONFIG=%s\n", s.URL, s.AdminKubeconfig)
-			return s.Wait(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
@@ -48,6 +61,11 @@ unless --etcd-servers names an external cluster.`,
 	f.StringVar(&o.AdvertiseAddress, "advertise-address", "", "address other hosts use to reach this server (default: the listen address, or 127.0.0.1)")
 	f.StringSliceVar(&o.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	f.StringSliceVar(&o.EtcdServers, "etcd-servers", nil, "external etcd endpoints (default: embedded etcd)")
+	f.StringVar(&o.EtcdPeerAddress, "etcd-peer-address", "", "host:port where the embedded etcd member meets its peers, with TLS from the cluster CA (clients: the port below); makes this server one master of several")
+	f.StringVar(&o.EtcdName, "etcd-name", "", "name of the embedded etcd member (default: the host of --etcd-peer-address)")
+	f.StringSliceVar(&o.Join, "join", nil, "API URLs of the cluster's running servers: on a first start the etcd member joins their cluster (with --etcd-peer-address)")
+	f.DurationVar(&o.EtcdElectionTimeout, "etcd-election-timeout", 0, "how long etcd members wait for a silent leader before electing another (default 500ms)")
+	f.StringVar(&o.VIP, "vip", "", "the cluster's API address: the server whose etcd member leads adds it to its interface and announces it (with --etcd-peer-address)")
 	f.DurationVar(&o.NodeGracePeriod, "node-grace-period", 0, "how long a node may miss lease renewals before it is marked unreachable (default 5s)")
 	f.DurationVar(&o.EvictionTimeout, "eviction-timeout", 0, "how long pods stay on an unreachable node before eviction (default 3s)")
 	f.DurationVar(&o.MetricsInterval, "metric-resolution", 0, "how often nodes' resource usage is scraped for metrics.k8s.io (default 15s)")

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -125,12 +127,21 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 	specs := c.specsFor(cl, e, cr, "", pull)
 	specs.restore = restore.forHost(masterPlan.names()[0])
+	if isHA(cl) {
+		vip, err := apiVIP(cl)
+		if err != nil {
+			return failStep(stepMasterHosts, nil, err)
+		}
+		specs.vip, specs.bootstrapMaster = vip.String(), masterPlan.names()[0]
+		specs.apiAddress = "https://" + net.JoinHostPort(specs.vip, strconv.Itoa(c.cfg.APIPort))
+	}
 	masters, errs := createHosts(ctx, e.prov, specsOf(specs, provider.RoleMaster, masterPlan.names()))
 	if faults, err := hostErrors(errs); err != nil {
 		return failStep(stepMasterHosts, faults, err)
 	}
-	master := masters[masterPlan.names()[0]]
-	specs.apiAddress = apiAddressOf(master, c.cfg.APIPort)
+	if specs.apiAddress == "" {
+		specs.apiAddress = apiAddressOf(masters[masterPlan.names()[0]], c.cfg.APIPort)
+	}
 	if cl, err = c.addStep(ctx, cl, stepMasterHosts, func(st *wharfv1.ClusterStatus) {
 		st.APIAddress, st.MasterAddresses = specs.apiAddress, addresses(masters)
 	}); err != nil {
@@ -140,8 +151,31 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	if err != nil {
 		return err
 	}
+	var workerSpecs []provider.HostSpec
+	var names []string
+	for _, p := range workerPlans {
+		workerSpecs = append(workerSpecs, specsOf(specs, provider.RoleWorker, p.names())...)
+		names = append(names, p.names()...)
+	}
+	// Workers of a multi-master cluster know the API's address before it
+	// answers: they are made while the masters start, and join when it
+	// does. A single master's address is its host's, known only now.
+	type made struct {
+		hosts map[string]provider.Host
+		errs  map[string]error
+	}
+	early := make(chan made, 1)
+	if isHA(cl) {
+		go func() {
+			h, errs := createHosts(ctx, e.prov, workerSpecs)
+			early <- made{h, errs}
+		}()
+	}
 	wctx, stop := c.watchHosts(ctx, e, masterPlan.names())
 	err = c.waitAPI(wctx, kube, specs.apiAddress)
+	if err == nil && isHA(cl) {
+		err = c.waitMasters(wctx, cr, masters)
+	}
 	stop()
 	if err != nil {
 		return failStep(stepControlPlane, faultsOf(err), err)
@@ -157,13 +191,13 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	}
 
 	// Workers, all groups at once.
-	var workerSpecs []provider.HostSpec
-	var names []string
-	for _, p := range workerPlans {
-		workerSpecs = append(workerSpecs, specsOf(specs, provider.RoleWorker, p.names())...)
-		names = append(names, p.names()...)
+	var workers map[string]provider.Host
+	if isHA(cl) {
+		m := <-early
+		workers, errs = m.hosts, m.errs
+	} else {
+		workers, errs = createHosts(ctx, e.prov, workerSpecs)
 	}
-	workers, errs := createHosts(ctx, e.prov, workerSpecs)
 	if faults, err := hostErrors(errs); err != nil {
 		return failStep(stepWorkerHosts, faults, err)
 	}
@@ -195,6 +229,13 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 	reasons := map[string]string{"api": "ok"}
 	for n := range nodes {
 		reasons[n] = readyReason
+	}
+	if isHA(cl) {
+		// Every master was a voter with a leader a moment ago: say so
+		// per master from the start, as the health loop will.
+		if _, masters, err := c.probeMasters(ctx, cl, cr); err == nil {
+			maps.Copy(reasons, masters)
+		}
 	}
 	_, err = c.addStep(ctx, cl, stepNodesReady, func(st *wharfv1.ClusterStatus) {
 		st.Status, st.StatusReason, st.Faults = wharfv1.StatusCreateComplete, "", nil

@@ -107,7 +107,7 @@ func checkSpecs(t *testing.T, e *testEnv, cl *wharfv1.Cluster, hosts []provider.
 		if h.Role == provider.RoleMaster {
 			want = []string{"server", "--data-dir", h.StateDir + "/server", "--listen", fmt.Sprintf("%s:%d", h.Address, apiPort),
 				"--advertise-address", h.Address, "--cluster-cidr", wire.DefaultClusterCIDR, "--service-cidr", wire.DefaultServiceCIDR}
-			files = []string{"server/pki/ca.crt", "server/pki/ca.key", "server/tokens.json"}
+			files = []string{"server/pki/ca.crt", "server/pki/ca.key", "server/pki/service-account.key", "server/tokens.json"}
 		} else {
 			cr, _ := parseCredentialsOf(t, e, cl)
 			want = []string{"agent", "--server", cl.Status.APIAddress, "--token", cr.joinToken, "--state-dir", h.StateDir + "/agent",

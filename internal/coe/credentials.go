@@ -27,11 +27,13 @@ const (
 	keyCAKey      = "ca.key"
 	keyAdminToken = "admin-token"
 	keyJoinSecret = "join-secret"
+	keySAKey      = "service-account.key"
 )
 
 // credentials are a cluster's CA and tokens.
 type credentials struct {
 	caPEM, caKeyPEM        []byte
+	saKeyPEM               []byte // the service account key; older clusters have none
 	adminToken, joinSecret string
 	// joinToken is what agents join with (wire.JoinToken).
 	joinToken string
@@ -107,8 +109,11 @@ func newCredentials(cluster string) (map[string][]byte, error) {
 	if _, err := pki.EnsureCA(dir, "wharf-"+cluster+"-ca"); err != nil {
 		return nil, fmt.Errorf("make CA: %w", err)
 	}
+	if _, err := pki.EnsureKey(filepath.Join(dir, keySAKey)); err != nil {
+		return nil, fmt.Errorf("make service account key: %w", err)
+	}
 	data := map[string][]byte{keyAdminToken: []byte(randomToken()), keyJoinSecret: []byte(randomToken())}
-	for key, file := range map[string]string{keyCACert: "ca.crt", keyCAKey: "ca.key"} {
+	for key, file := range map[string]string{keyCACert: "ca.crt", keyCAKey: "ca.key", keySAKey: keySAKey} {
 		if data[key], err = os.ReadFile(filepath.Join(dir, file)); err != nil {
 			return nil, fmt.Errorf("make CA: %w", err)
 		}
@@ -118,7 +123,7 @@ func newCredentials(cluster string) (map[string][]byte, error) {
 
 func parseCredentials(data map[string][]byte) (*credentials, error) {
 	cr := &credentials{
-		caPEM: data[keyCACert], caKeyPEM: data[keyCAKey],
+		caPEM: data[keyCACert], caKeyPEM: data[keyCAKey], saKeyPEM: data[keySAKey],
 		adminToken: string(data[keyAdminToken]), joinSecret: string(data[keyJoinSecret]),
 	}
 	if len(cr.caKeyPEM) == 0 || cr.adminToken == "" || cr.joinSecret == "" {

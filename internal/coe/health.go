@@ -132,6 +132,19 @@ func (c *Controller) probe(ctx context.Context, cl *wharfv1.Cluster) (string, ma
 	if err != nil {
 		return unknown(err.Error())
 	}
+	var masters map[string]string
+	healthy := true
+	if isHA(cl) {
+		quorum, reasons, err := c.probeMasters(ctx, cl, cr)
+		if err != nil {
+			return unknown(err.Error())
+		}
+		if !quorum {
+			reasons["api"] = "read-only or down: " + reasons["etcd"]
+			return wharfv1.HealthUnhealthy, reasons, cl.Status.LoadBalancers
+		}
+		masters, healthy = reasons, mastersHealthy(reasons)
+	}
 	kube, err := c.clusterAPI(cl, cr, cl.Status.APIAddress)
 	if err != nil {
 		return unknown(err.Error())
@@ -156,6 +169,10 @@ func (c *Controller) probe(ctx context.Context, cl *wharfv1.Cluster) (string, ma
 		if name != "api" && r != readyReason {
 			health = wharfv1.HealthUnhealthy
 		}
+	}
+	maps.Copy(reasons, masters)
+	if !healthy {
+		health = wharfv1.HealthUnhealthy
 	}
 	svcs, err := kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -194,7 +211,7 @@ func (c *Controller) noteReadiness(cl *wharfv1.Cluster, reasons map[string]strin
 		}
 	}
 	for name, r := range reasons {
-		if name == "api" || r == readyReason {
+		if name == "api" || r == readyReason || !isNodeReason(cl, name) {
 			continue
 		}
 		since, ok := hs.notReadySince[name]

@@ -125,8 +125,8 @@ func sizeProblem(g *wharfv1.NodeGroup) string {
 	switch {
 	case s.NodeCount < 0:
 		return fmt.Sprintf("nodeCount %d is negative", s.NodeCount)
-	case s.Role == wharfv1.RoleMaster && s.NodeCount != 1:
-		return fmt.Sprintf("nodeCount %d: only 1 master is supported so far", s.NodeCount)
+	case s.Role == wharfv1.RoleMaster && s.NodeCount%2 == 0:
+		return fmt.Sprintf("nodeCount %d: masters must be an odd number (etcd's quorum)", s.NodeCount)
 	case s.NodeCount < s.MinNodeCount:
 		return fmt.Sprintf("nodeCount %d is below minNodeCount %d", s.NodeCount, s.MinNodeCount)
 	case s.MaxNodeCount != nil && s.NodeCount > *s.MaxNodeCount:

@@ -66,10 +66,10 @@ func TestPlanGroups(t *testing.T) {
 		want:  map[string]want{"c-default-master": {}, "c-default-worker": {remove: []string{"c-node-0", "c-node-10", "c-node-2"}}},
 	}, {
 		name:   "bounds",
-		groups: []*wharfv1.NodeGroup{group("c-default-master", wharfv1.RoleMaster, 3), worker(5, func(s *wharfv1.NodeGroupSpec) { s.MaxNodeCount = ptr.To[int32](3) })},
+		groups: []*wharfv1.NodeGroup{group("c-default-master", wharfv1.RoleMaster, 2), worker(5, func(s *wharfv1.NodeGroupSpec) { s.MaxNodeCount = ptr.To[int32](3) })},
 		hosts:  hostsNamed("c-master-0", "c-node-0"),
 		want: map[string]want{
-			"c-default-master": {invalid: "nodeCount 3: only 1 master is supported so far"},
+			"c-default-master": {invalid: "nodeCount 2: masters must be an odd number (etcd's quorum)"},
 			"c-default-worker": {invalid: "nodeCount 5 is above maxNodeCount 3"},
 		},
 	}, {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -32,7 +33,12 @@ type hostSpecs struct {
 	registry   string // the service's registry URL ("" none)
 	registryCA []byte
 	lbBlock    string // the cluster's load balancer addresses ("" none)
-	restore    *restoreSource
+	// Several masters (ha.go): vip is the API address; bootstrapMaster
+	// starts the etcd cluster unless joinMasters (it exists already).
+	vip             string
+	bootstrapMaster string
+	joinMasters     bool
+	restore         *restoreSource
 }
 
 func (c *Controller) specsFor(cl *wharfv1.Cluster, e *env, cr *credentials, apiAddress, pullToken string) *hostSpecs {
@@ -73,6 +79,10 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 		"server/pki/ca.key":  s.cr.caKeyPEM,
 		"server/tokens.json": tokens,
 	}
+	if len(s.cr.saKeyPEM) > 0 {
+		// Masters share it: a token one signs, every one accepts.
+		spec.Files["server/pki/service-account.key"] = s.cr.saKeyPEM
+	}
 	spec.Args = []string{"server",
 		"--data-dir", "$(STATE_DIR)/server",
 		"--listen", "$(HOST_IP):" + strconv.Itoa(s.apiPort),
@@ -82,6 +92,12 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 	}
 	if s.lbBlock != "" {
 		spec.Args = append(spec.Args, "--lb-cidr", s.lbBlock)
+	}
+	if s.vip != "" {
+		// The cluster's address comes and goes on the interface: listen
+		// on every address, not the host's only.
+		spec.Args[slices.Index(spec.Args, "--listen")+1] = ":" + strconv.Itoa(s.apiPort)
+		spec.Args = append(spec.Args, s.haArgs(name)...)
 	}
 	s.restore.addTo(&spec)
 	return spec

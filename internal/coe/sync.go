@@ -66,6 +66,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		// A failed create stays as it is until the user deletes it.
 		return nil
 	default:
+		if cl.Spec.Recover != "" && cl.Spec.Recover != cl.Status.Recovered {
+			err = c.recoverQuorum(ctx, cl, e)
+			break
+		}
 		err = c.reconcile(ctx, cl, e)
 	}
 	if errors.Is(context.Cause(ctx), errDeleting) && parent.Err() == nil {

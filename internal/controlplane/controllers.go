@@ -120,7 +120,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"nodeipam-controller":       nodeipam.New(log("nodeipam-controller"), client, factory, s.clusterCIDR, nodeipam.WithMaskSize(s.opts.NodeCIDRMaskSize)),
 		"ingress-controller":        ingress.New(log("ingress-controller"), client, factory, recorder("ingress-controller")),
 		"servicelb-controller": servicelb.New(log("servicelb-controller"), client, factory, recorder("service-lb-controller"), s.lbPool,
-			servicelb.WithPoolConfigMap(s.serviceCIDR, s.clusterCIDR)),
+			servicelb.WithPoolConfigMap(s.serviceCIDR, s.clusterCIDR), servicelb.WithReserved(s.reservedLB()...)),
 		"clusterrole-aggregation": rbacaggregation.New(log("clusterrole-aggregation"), client, factory),
 		// Signs with the CA key this process holds: clients never need it.
 		"csrsigning-controller": csrsigning.New(log("csrsigning-controller"), client, factory, s.ca),

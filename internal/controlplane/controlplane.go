@@ -50,6 +50,19 @@ type Options struct {
 	TLSSANs          []string
 	// EtcdServers selects an external etcd cluster instead of the embedded one.
 	EtcdServers []string
+	// EtcdPeerAddress (host:port) makes the embedded member one of a
+	// multi-master cluster's (members.go, docs/ha.md): peers and clients
+	// reach it with TLS there and at the port below. EtcdName names it
+	// (default: the host). Join lists API URLs of the cluster's servers
+	// its member joins through on a first start; none: it starts a new
+	// cluster. EtcdElectionTimeout: storage.DefaultElectionTimeout if 0.
+	EtcdPeerAddress     string
+	EtcdName            string
+	Join                []string
+	EtcdElectionTimeout time.Duration
+	// VIP is the cluster's API address: the server whose member leads
+	// etcd holds it (a multi-master cluster's api_address).
+	VIP string
 	// NodeGracePeriod: a node whose lease is not renewed for this long is
 	// unreachable. EvictionTimeout: its pods are evicted after this. Zero
 	// keeps the defaults, 5 s and 3 s (the nodelifecycle package comment
@@ -140,6 +153,11 @@ type Server struct {
 	AdminKubeconfig string
 	JoinToken       string
 
+	// memberMu serialises etcd membership changes (members.go).
+	memberMu sync.Mutex
+	// abrupt: stop without waiting for clients (a restart, members.go).
+	abrupt atomic.Bool
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errs   chan error
@@ -171,6 +189,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	case "rbac", "none":
 	default:
 		return nil, fmt.Errorf("authorization %q: want rbac or none", opts.Authorization)
+	}
+	if opts.VIP != "" {
+		if _, err := netip.ParseAddr(opts.VIP); err != nil {
+			return nil, fmt.Errorf("virtual address %q: %w", opts.VIP, err)
+		}
+	}
+	if opts.VIP != "" && opts.EtcdPeerAddress == "" {
+		return nil, errors.New("a virtual address needs an etcd member of several (--etcd-peer-address): its holder is the member's leader")
 	}
 	if err := opts.serviceDefaults(); err != nil {
 		return nil, err
@@ -221,7 +247,10 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.openStorage(ctx); err != nil {
+	if err := s.openStorage(ctx, tokens.admin); err != nil {
+		return err
+	}
+	if err := s.finishRestore(ctx); err != nil {
 		return err
 	}
 	st, err := storage.New(ctx, s.log.With("component", "storage"), s.client, storage.NewCodec(resources.NewScheme()))
@@ -358,12 +387,20 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 	ready.Store(true)
+	if s.etcd != nil && o.VIP != "" {
+		if addr, err := netip.ParseAddr(o.VIP); err == nil {
+			s.goRun(func() error { s.holdVIP(ctx, addr); return nil })
+		}
+	}
 	s.log.Info("server ready", "url", s.URL, "kubeconfig", s.AdminKubeconfig)
 	return nil
 }
 
-func (s *Server) openStorage(ctx context.Context) error {
+func (s *Server) openStorage(ctx context.Context, adminToken string) error {
 	o := s.opts
+	if o.EtcdPeerAddress != "" {
+		return s.openMember(ctx, adminToken)
+	}
 	if len(o.EtcdServers) > 0 {
 		c, err := clientv3.New(clientv3.Config{Endpoints: o.EtcdServers, DialTimeout: 10 * time.Second, Context: ctx})
 		if err != nil {
@@ -377,7 +414,7 @@ func (s *Server) openStorage(ctx context.Context) error {
 		return err
 	}
 	s.etcd, s.client = e, e.Client
-	return s.finishRestore(ctx)
+	return nil
 }
 
 // goRun runs f until the server stops; an error from it stops the server.
@@ -440,9 +477,11 @@ func (s *Server) Stop() {
 
 func (s *Server) shutdown() {
 	if s.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.http.Shutdown(sctx)
-		cancel()
+		if !s.abrupt.Load() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.http.Shutdown(sctx)
+			cancel()
+		}
 		s.http.Close()
 	} else if s.listener != nil {
 		s.listener.Close()
@@ -484,6 +523,9 @@ func servingHosts(o Options, host string) []string {
 	}
 	if ip, err := netip.ParsePrefix(o.ServiceCIDR); err == nil {
 		hosts = append(hosts, ip.Masked().Addr().Next().String())
+	}
+	if o.VIP != "" {
+		hosts = append(hosts, o.VIP)
 	}
 	return append(hosts, o.TLSSANs...)
 }

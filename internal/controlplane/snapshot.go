@@ -1,9 +1,11 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -92,7 +94,20 @@ func (o Options) restoreAtStart() error {
 		o.Logger.Info("etcd data present: snapshot already restored, not again", "snapshot", o.RestoreFrom, "dir", dir)
 		return nil
 	}
-	if _, err := storage.RestoreSnapshot(o.Logger, o.RestoreFrom, dir, storage.RestoreConfig{SHA256: o.RestoreSHA256}); err != nil {
+	rc := storage.RestoreConfig{SHA256: o.RestoreSHA256}
+	if o.EtcdPeerAddress != "" {
+		// The first master of several (members.go): its member, named and
+		// reached as openMember makes it; the others join it.
+		if len(o.Join) > 0 {
+			return errors.New("--restore-from restores the first master's etcd: a master that joins (--join) gets the data from the others")
+		}
+		host, _, err := net.SplitHostPort(o.EtcdPeerAddress)
+		if err != nil {
+			return fmt.Errorf("etcd peer address %q: %w", o.EtcdPeerAddress, err)
+		}
+		rc.Name, rc.PeerURL = cmp.Or(o.EtcdName, host), "https://"+o.EtcdPeerAddress
+	}
+	if _, err := storage.RestoreSnapshot(o.Logger, o.RestoreFrom, dir, rc); err != nil {
 		return fmt.Errorf("restore from %s: %w", o.RestoreFrom, err)
 	}
 	if err := os.WriteFile(filepath.Join(o.DataDir, restoredMarker), []byte(o.RestoreFrom+"\n"), 0o600); err != nil {

@@ -84,14 +84,29 @@ func EnsureCA(dir, name string) (*CA, error) {
 // EnsureServing loads <name>.crt/.key from dir, or issues a new serving
 // certificate when missing, expiring within 30 days, or not covering hosts.
 func (ca *CA) EnsureServing(dir, name string, hosts []string) (tls.Certificate, error) {
-	certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	certFile, keyFile, err := ca.ensureHost(dir, name, hosts, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.LoadX509KeyPair(certFile, keyFile)
+}
+
+// EnsurePeer is EnsureServing for a certificate that also authenticates
+// its holder as a client, as an etcd member's does towards its peers; it
+// returns the files' paths, which is what etcd takes.
+func (ca *CA) EnsurePeer(dir, name string, hosts []string) (certFile, keyFile string, err error) {
+	return ca.ensureHost(dir, name, hosts, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+func (ca *CA) ensureHost(dir, name string, hosts []string, usages ...x509.ExtKeyUsage) (certFile, keyFile string, err error) {
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	if cert, _, _, err := load(certFile, keyFile); err == nil && covers(cert, hosts) && time.Until(cert.NotAfter) > 30*24*time.Hour {
-		return tls.LoadX509KeyPair(certFile, keyFile)
+		return certFile, keyFile, nil
 	}
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: usages,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -100,10 +115,7 @@ func (ca *CA) EnsureServing(dir, name string, hosts []string) (tls.Certificate, 
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	if err := ca.issue(dir, certFile, keyFile, tmpl); err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.LoadX509KeyPair(certFile, keyFile)
+	return certFile, keyFile, ca.issue(dir, certFile, keyFile, tmpl)
 }
 
 // IssueClient issues a client certificate for user in groups (Subject CN and O).

@@ -25,13 +25,11 @@ const DefaultCreateTimeout = 10 * time.Minute
 // for them to stay DNS labels.
 const MaxClusterNameLength = 40
 
-// masterCounts are the sizes an etcd quorum works with; supportedMasterCounts
-// those the cluster controller can build today (one master until the
-// high-availability issue lands).
-var (
-	masterCounts          = []int32{1, 3, 5, 7}
-	supportedMasterCounts = []int32{1}
-)
+// masterCounts are the sizes an etcd quorum works with: an even number
+// tolerates no more failures than the odd number below it.
+var masterCounts = []int32{1, 3, 5, 7}
+
+const masterCountReason = "must be 1, 3, 5 or 7: etcd needs a majority of its members, so an even count survives no more failures than the odd count below it and a larger one only slows writes"
 
 var clusterStatuses = []string{
 	wharfv1.StatusCreateInProgress, wharfv1.StatusCreateComplete, wharfv1.StatusCreateFailed,
@@ -115,9 +113,7 @@ func validateCluster(c *wharfv1.Cluster) field.ErrorList {
 	mp := p.Child("masterCount")
 	switch {
 	case !oneOf(s.MasterCount, masterCounts...):
-		errs = append(errs, field.Invalid(mp, s.MasterCount, "must be 1, 3, 5 or 7: an odd number keeps etcd's quorum"))
-	case !oneOf(s.MasterCount, supportedMasterCounts...):
-		errs = append(errs, field.Invalid(mp, s.MasterCount, "not supported yet: one master until high availability"))
+		errs = append(errs, field.Invalid(mp, s.MasterCount, masterCountReason))
 	}
 	errs = append(errs, validateNonnegative(int64(s.NodeCount), p.Child("nodeCount"))...)
 	if t := s.CreateTimeout; t != nil && t.Duration <= 0 {
@@ -150,8 +146,37 @@ func validateClusterUpdate(c, old *wharfv1.Cluster) field.ErrorList {
 	p := field.NewPath("spec")
 	errs := apivalidation.ValidateImmutableField(c.Spec.Template, old.Spec.Template, p.Child("template"))
 	errs = append(errs, apivalidation.ValidateImmutableField(c.Spec.FromBackup, old.Spec.FromBackup, p.Child("fromBackup"))...)
-	return append(errs, apivalidation.ValidateImmutableField(c.Spec.MasterCount, old.Spec.MasterCount, p.Child("masterCount"))...)
+	errs = append(errs, apivalidation.ValidateImmutableField(c.Spec.MasterCount, old.Spec.MasterCount, p.Child("masterCount"))...)
+	if c.Spec.Recover != old.Spec.Recover {
+		errs = append(errs, validateRecover(c, old, p.Child("recover"))...)
+	}
+	return errs
 }
+
+// validateRecover: a quorum is rebuilt only where it is lost, so that a
+// recover asked of a healthy cluster touches nothing.
+func validateRecover(c, old *wharfv1.Cluster, p *field.Path) field.ErrorList {
+	etcd := old.Status.HealthStatusReason["etcd"]
+	switch {
+	case c.Spec.Recover == "":
+		return field.ErrorList{field.Invalid(p, c.Spec.Recover, "cannot be cleared")}
+	case old.Spec.MasterCount <= 1:
+		return field.ErrorList{field.Forbidden(p, "a cluster of one master has no quorum to rebuild: restore it from a backup instead")}
+	case old.DeletionTimestamp != nil:
+		return field.ErrorList{field.Forbidden(p, "the cluster is being deleted")}
+	case !strings.HasPrefix(etcd, QuorumLostReason):
+		why := etcd
+		if why == "" {
+			why = "its health is " + orNone(old.Status.HealthStatus)
+		}
+		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("the cluster's etcd quorum is not lost (%s): nothing to recover", why))}
+	}
+	return nil
+}
+
+// QuorumLostReason starts the etcd health reason of a cluster whose etcd
+// lost its quorum; recover is accepted then only.
+const QuorumLostReason = "etcd quorum lost"
 
 func validateClusterStatus(c, _ *wharfv1.Cluster) field.ErrorList {
 	var errs field.ErrorList

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/google/go-cmp/cmp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,9 +48,11 @@ func TestClusterValidation(t *testing.T) {
 		{name: "public template of another project", mutate: func(c *wharfv1.Cluster) { c.Spec.Template = "ops/k8s" }},
 		{name: "zero workers", mutate: func(c *wharfv1.Cluster) { c.Spec.NodeCount = 0 }},
 		{name: "master count 2", mutate: func(c *wharfv1.Cluster) { c.Spec.MasterCount = 2 }, want: []wantErr{invalid("spec.masterCount")},
-			detail: "spec.masterCount: Invalid value: 2: must be 1, 3, 5 or 7: an odd number keeps etcd's quorum"},
-		{name: "master count 3", mutate: func(c *wharfv1.Cluster) { c.Spec.MasterCount = 3 }, want: []wantErr{invalid("spec.masterCount")},
-			detail: "spec.masterCount: Invalid value: 3: not supported yet: one master until high availability"},
+			detail: "spec.masterCount: Invalid value: 2: " + masterCountReason},
+		{name: "master count 4", mutate: func(c *wharfv1.Cluster) { c.Spec.MasterCount = 4 }, want: []wantErr{invalid("spec.masterCount")}},
+		{name: "master count 9", mutate: func(c *wharfv1.Cluster) { c.Spec.MasterCount = 9 }, want: []wantErr{invalid("spec.masterCount")}},
+		{name: "master count 3", mutate: func(c *wharfv1.Cluster) { c.Spec.MasterCount = 3 }},
+		{name: "master count 7", mutate: func(c *wharfv1.Cluster) { c.Spec.MasterCount = 7 }},
 		{name: "node count -1", mutate: func(c *wharfv1.Cluster) { c.Spec.NodeCount = -1 }, want: []wantErr{invalid("spec.nodeCount")}},
 		{name: "no template", mutate: func(c *wharfv1.Cluster) { c.Spec.Template = "" }, want: []wantErr{required("spec.template")}},
 		{name: "template path", mutate: func(c *wharfv1.Cluster) { c.Spec.Template = "a/b/c" }, want: []wantErr{invalid("spec.template")}},
@@ -92,6 +96,36 @@ func TestClusterUpdateAndStatusValidation(t *testing.T) {
 			c := old.DeepCopy()
 			tt.mutate(c)
 			checkErrs(t, Clusters().ValidateUpdate(c, old), tt.want...)
+		})
+	}
+	// Recover: accepted only while the quorum is said lost.
+	ha := old.DeepCopy()
+	ha.Spec.MasterCount = 3
+	lost := ha.DeepCopy()
+	lost.Status.HealthStatus = wharfv1.HealthUnhealthy
+	lost.Status.HealthStatusReason = map[string]string{"etcd": QuorumLostReason + ": 1 of 3 members"}
+	healthy := ha.DeepCopy()
+	healthy.Status.HealthStatusReason = map[string]string{"etcd": "3 of 3 members up"}
+	deleting := lost.DeepCopy()
+	deleting.DeletionTimestamp = ptr.To(ago(time.Second))
+	recovers := []struct {
+		name string
+		old  *wharfv1.Cluster
+		to   string
+		want []wantErr
+	}{
+		{name: "quorum lost", old: lost, to: "r1"},
+		{name: "healthy", old: healthy, to: "r1", want: []wantErr{forbidden("spec.recover")}},
+		{name: "health unknown yet", old: ha, to: "r1", want: []wantErr{forbidden("spec.recover")}},
+		{name: "one master", old: old, to: "r1", want: []wantErr{forbidden("spec.recover")}},
+		{name: "being deleted", old: deleting, to: "r1", want: []wantErr{forbidden("spec.recover")}},
+		{name: "cleared", old: func() *wharfv1.Cluster { c := lost.DeepCopy(); c.Spec.Recover = "r0"; return c }(), to: "", want: []wantErr{invalid("spec.recover")}},
+	}
+	for _, tt := range recovers {
+		t.Run("recover "+tt.name, func(t *testing.T) {
+			c := tt.old.DeepCopy()
+			c.Spec.Recover = tt.to
+			checkErrs(t, Clusters().ValidateUpdate(c, tt.old), tt.want...)
 		})
 	}
 	statuses := []struct {

@@ -104,8 +104,8 @@ func validateNodeGroup(g *wharfv1.NodeGroup) field.ErrorList {
 		errs = append(errs, field.Invalid(rp, s.Role, fmt.Sprintf("only %s holds the masters", DefaultMasterGroup(s.Cluster))))
 	case s.Role == wharfv1.RoleWorker && g.Name == DefaultMasterGroup(s.Cluster):
 		errs = append(errs, field.Invalid(rp, s.Role, "the default master group holds the masters"))
-	case s.Role == wharfv1.RoleMaster && !oneOf(s.NodeCount, supportedMasterCounts...):
-		errs = append(errs, field.Invalid(p.Child("nodeCount"), s.NodeCount, "not supported yet: one master until high availability"))
+	case s.Role == wharfv1.RoleMaster && !oneOf(s.NodeCount, masterCounts...):
+		errs = append(errs, field.Invalid(p.Child("nodeCount"), s.NodeCount, masterCountReason))
 	}
 	errs = append(errs, validateNodeCounts(s, p)...)
 	errs = append(errs, validateLabels(s.Labels, p.Child("labels"))...)

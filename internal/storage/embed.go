@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
@@ -30,7 +31,32 @@ type EmbeddedConfig struct {
 	InitialCluster string
 	// UnsafeNoFsync is for tests only: a crash can lose acknowledged writes.
 	UnsafeNoFsync bool
+	// TLS secures the client and peer listeners of a member other hosts
+	// reach (nil: plain HTTP, for a member on loopback).
+	TLS *MemberTLS
+	// Join starts a member just added to a running cluster (InitialCluster
+	// lists it with the others); a member with data rejoins on its own.
+	Join bool
+	// ForceNewCluster restarts a member with data as the only member of
+	// its cluster, keeping its data: quorum recovery (etcd's
+	// --force-new-cluster). Only for the one survivor chosen to rebuild.
+	ForceNewCluster bool
+	// ElectionTimeout of a member with peers (default
+	// DefaultElectionTimeout); the heartbeat is a tenth of it.
+	ElectionTimeout time.Duration
 }
+
+// MemberTLS are a member's certificate (used to serve clients and peers,
+// and as a client towards peers) and the CA both sides must chain to.
+type MemberTLS struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// DefaultElectionTimeout is how long followers wait for a silent leader
+// before electing another. etcd's default is 1 s for WAN-ish latencies;
+// masters of one cluster share a LAN, so half that keeps a power cut of
+// the leader to about a second of unavailable writes.
+const DefaultElectionTimeout = 500 * time.Millisecond
 
 // Embedded is a running etcd member and an in-process client to it.
 type Embedded struct {
@@ -70,14 +96,37 @@ func StartEmbedded(ctx context.Context, logger *slog.Logger, c EmbeddedConfig) (
 	cfg.InitialCluster = cfg.Name + "=" + peer
 	if c.InitialCluster != "" {
 		cfg.InitialCluster = c.InitialCluster
-	} else {
+	}
+	if c.InitialCluster == "" && c.TLS == nil {
 		// One member needs no network slack: a short election makes it
 		// leader in ~80 ms instead of ~0.4 s.
 		cfg.TickMs, cfg.ElectionMs = 10, 100
+	} else {
+		election := c.ElectionTimeout
+		if election <= 0 {
+			election = DefaultElectionTimeout
+		}
+		cfg.ElectionMs = uint(election.Milliseconds())
+		cfg.TickMs = max(cfg.ElectionMs/10, 10)
 	}
-	if _, err := os.Stat(filepath.Join(c.Dir, "member")); err == nil {
+	if c.TLS != nil {
+		info := transport.TLSInfo{CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, TrustedCAFile: c.TLS.CAFile, ClientCertAuth: true}
+		cfg.ClientTLSInfo, cfg.PeerTLSInfo = info, info
+	}
+	// Members join one at a time as learners and are promoted once they
+	// caught up; several masters made at once queue up here.
+	cfg.MaxLearners = 6
+	// etcd's strict check refuses a reconfiguration until the leader has
+	// been connected to a majority for 5 s: each master made after the
+	// first would wait that long. Members here only ever join as learners
+	// (no quorum change) and are promoted once caught up (etcd checks
+	// that on its own), so the check buys nothing.
+	cfg.StrictReconfigCheck = false
+	cfg.InitialClusterToken = "wharf"
+	if _, err := os.Stat(filepath.Join(c.Dir, "member")); err == nil || c.Join {
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
+	cfg.ForceNewCluster = c.ForceNewCluster
 	cfg.MaxRequestBytes = 4 << 20
 	cfg.QuotaBackendBytes = 8 << 30
 	cfg.UnsafeNoFsync = c.UnsafeNoFsync
@@ -115,6 +164,9 @@ func (e *Embedded) Close() {
 func (e *Embedded) ClientURL() string {
 	return e.etcd.Clients[0].Addr().String()
 }
+
+// Err reports a fatal error of the member (etcd stopped on its own).
+func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 
 // quietCore sends etcd's zap logs to slog at warning level and above, and
 // drops the errors etcd logs while shutting down normally (etcd issue 17424).

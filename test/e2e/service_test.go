@@ -154,6 +154,7 @@ func (s *svc) cluster(name string) (*testserver.KubectlRunner, kubernetes.Interf
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	cfg.QPS, cfg.Burst = -1, -1 // tests that load the API measure it, not client-side throttling
 	return k, kubernetes.NewForConfigOrDie(cfg)
 }
 

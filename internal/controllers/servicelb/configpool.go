@@ -19,6 +19,19 @@ import (
 // Option changes how New builds the controller.
 type Option func(*Controller)
 
+// WithReserved keeps addresses of the pool from services: the cluster's
+// API address lives in its load balancer block (docs/ha.md).
+func WithReserved(addrs ...netip.Addr) Option {
+	return func(c *Controller) {
+		for _, a := range addrs {
+			if c.reserved == nil {
+				c.reserved = map[netip.Addr]bool{}
+			}
+			c.reserved[a] = true
+		}
+	}
+}
+
 // WithPoolConfigMap makes the pool follow the ConfigMap
 // wire.LoadBalancerPoolConfigMap when it exists (else the pool given to New
 // is used): the cluster service writes it, so that a cluster gets or

@@ -141,6 +141,9 @@ func (c *Controller) held(all []*v1.Service) map[netip.Addr]string {
 	for a, s := range winner {
 		held[a] = keyOf(s)
 	}
+	for a := range c.reserved {
+		held[a] = "(reserved)"
+	}
 	for k, r := range c.pending {
 		if _, ok := held[r.addr]; !ok {
 			held[r.addr] = k

@@ -70,6 +70,7 @@ const (
 
 // Controller assigns load balancer addresses to services.
 type Controller struct {
+	reserved map[netip.Addr]bool
 	logger   *slog.Logger
 	client   kubernetes.Interface
 	recorder record.EventRecorder

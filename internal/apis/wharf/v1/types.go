@@ -122,6 +122,10 @@ type ClusterSpec struct {
 	// FromBackup names a Completed ClusterBackup of the cluster's project:
 	// the first master starts from its etcd snapshot (immutable).
 	FromBackup string `json:"fromBackup,omitempty"`
+	// Recover, set to a new value, asks the service to rebuild a lost
+	// etcd quorum (`wharf cluster recover`); accepted only while the
+	// cluster's health says the quorum is lost.
+	Recover string `json:"recover,omitempty"`
 }
 
 // Cluster statuses, as Magnum names them.
@@ -165,6 +169,8 @@ type ClusterStatus struct {
 	// LoadBalancers are the cluster's LoadBalancer services as last seen
 	// (Magnum's list of a cluster's Octavia load balancers).
 	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	// Recovered is the last Spec.Recover the service acted on.
+	Recovered string `json:"recovered,omitempty"`
 	// Steps are the provisioning steps done so far, for `--wait`.
 	Steps     []Step       `json:"steps,omitempty"`
 	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
