@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -245,4 +246,52 @@ func FuzzVerifySnapshot(f *testing.F) {
 		os.WriteFile(file, append(db, sha256Of(db)...), 0o600)
 		storage.VerifySnapshot(file, "")
 	})
+}
+
+// TestRestoreAsFirstOfSeveralMembers: a snapshot restored for a named
+// member with its peer URL starts as that member, and a second member
+// joins it with the data (the first master of a multi-master cluster).
+func TestRestoreAsFirstOfSeveralMembers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	path, info := snapshotOf(t, 5)
+	peerA := freeURL(t)
+	dirA := filepath.Join(t.TempDir(), "etcd")
+	if _, err := storage.RestoreSnapshot(log, path, dirA, storage.RestoreConfig{Name: "a", PeerURL: peerA, SHA256: info.SHA256}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := storage.StartEmbedded(ctx, log, storage.EmbeddedConfig{Dir: dirA, Name: "a", ClientURL: freeURL(t), PeerURL: peerA, InitialCluster: "a=" + peerA, UnsafeNoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	peerB := freeURL(t)
+	resp, err := storage.AddLearner(ctx, a.Client, "b", peerB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := storage.StartEmbedded(ctx, log, storage.EmbeddedConfig{Dir: t.TempDir(), Name: "b", ClientURL: freeURL(t), PeerURL: peerB,
+		InitialCluster: resp.InitialCluster, Join: true, UnsafeNoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for {
+		err := storage.Promote(ctx, a.Client, "b")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, storage.ErrNotCaughtUp) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got, err := b.Client.Get(ctx, "/registry/things/", clientv3.WithPrefix())
+	if err != nil || len(got.Kvs) != 4 {
+		t.Fatalf("the joined member holds %v (%v), want the snapshot's 4 keys", got, err)
+	}
+	if got.Header.Revision < info.Revision {
+		t.Errorf("revision %d after the join, snapshot's %d", got.Header.Revision, info.Revision)
+	}
 }
