@@ -176,3 +176,28 @@ func TestServiceBackupRestoreE2E(t *testing.T) {
 		t.Errorf("restore over a live state dir: %v\n%s", err, out)
 	}
 }
+
+// TestClusterBackupToHA: a backup of a one-master cluster restored into a
+// cluster of three masters: the first restores the snapshot, the others
+// join it, and the objects are there through the cluster's API address.
+func TestClusterBackupToHA(t *testing.T) {
+	s := startService(t)
+	s.template("k8s-local")
+	s.must("cluster", "create", "one", "--template", "k8s-local", "--node-count", "0", "--wait")
+	k, _ := s.cluster("one")
+	k.Run("create", "configmap", "precious", "--from-literal", "k=v")
+	s.must("cluster", "backup", "create", "one", "--name", "one-1", "--wait")
+	s.must("cluster", "create", "three", "--template", "k8s-local", "--master-count", "3", "--node-count", "1", "--from-backup", "one-1", "--wait")
+	hk, _ := s.cluster("three")
+	testserver.Contains(t, hk.Run("get", "configmap", "precious", "-o", "jsonpath={.data.k}"), "v")
+	hk.Eventually(`three-node-0\s+Ready`, "get", "nodes")
+	if nodes := hk.Run("get", "nodes", "-o", "name"); strings.Contains(nodes, "one-") {
+		t.Errorf("the old cluster's nodes in the new one: %s", nodes)
+	}
+	if got := strings.Fields(s.field("three", "master_addresses")); len(got) != 3 {
+		t.Errorf("master addresses %v, want 3", got)
+	}
+	testserver.WaitFor(t, "HEALTHY", 90*time.Second, func() (bool, error) {
+		return s.field("three", "health_status") == "HEALTHY", nil
+	})
+}
