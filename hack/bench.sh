@@ -8,6 +8,7 @@ bin/wharf bench api --log-level error
 bin/wharf bench rss --log-level error
 bin/wharf bench jobs --log-level error
 bin/wharf bench statefulset --log-level error
+bin/wharf bench backup --log-level error
 if [ "$(id -u)" -eq 0 ]; then
   bin/wharf bench up --log-level error
   bin/wharf bench pods --log-level error

@@ -169,6 +169,11 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 	stsCmd.Flags().IntVar(&stc.Replicas, "replicas", 10, "replicas of the StatefulSet")
 	stsCmd.Flags().IntVar(&stc.Nodes, "nodes", 3, "simulated nodes")
 	stsCmd.Flags().IntVar(&stc.Runs, "runs", 3, "sets created one after the other, per policy")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, haCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd, stsCmd)
+	bkc := bench.BackupConfig{}
+	bkCmd := sub("backup", "etcd backup over HTTPS and restore (--restore-from to server ready) of a server holding 10,000 objects",
+		func(ctx context.Context, env bench.Env) error { return bench.Backup(ctx, env, stdio.Out, bkc) })
+	bkCmd.Flags().IntVar(&bkc.Objects, "objects", 10000, "ConfigMaps of 1 KiB in the server")
+	bkCmd.Flags().IntVar(&bkc.Runs, "runs", 3, "backups and restores, one after the other")
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, haCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd, stsCmd, bkCmd)
 	return cmd
 }

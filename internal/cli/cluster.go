@@ -31,7 +31,7 @@ Clusters live in a project (a namespace of the service): --project.`,
 	sf.register(cmd)
 	cmd.AddCommand(newClusterCreateCmd(sf, stdio), newClusterListCmd(sf, stdio), newClusterShowCmd(sf, stdio),
 		newClusterDeleteCmd(sf, stdio), newClusterUpdateCmd(sf, stdio), newClusterResizeCmd(sf, stdio),
-		newClusterConfigCmd(sf, stdio), newClusterRecoverCmd(sf, stdio), newTemplateCmd(sf, stdio))
+		newClusterConfigCmd(sf, stdio), newClusterRecoverCmd(sf, stdio), newTemplateCmd(sf, stdio), newClusterBackupCmd(sf, stdio))
 	return cmd
 }
 

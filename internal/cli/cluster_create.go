@@ -19,6 +19,7 @@ type clusterCreateOptions struct {
 	labels      []string
 	mergeLabels bool
 	timeout     string
+	fromBackup  string
 	wait        waitFlags
 }
 
@@ -39,7 +40,8 @@ another project's public one, as PROJECT/TEMPLATE.
 Labels are the template's unless --labels is given: then only those, or
 with --merge-labels the template's overridden by --labels.`,
 		Example: `  wharf cluster create demo --template k8s-local --master-count 1 --node-count 2 --wait
-  wharf cluster create ci --template ops/k8s-small --labels auto_healing_enabled=true --merge-labels`,
+  wharf cluster create ci --template ops/k8s-small --labels auto_healing_enabled=true --merge-labels
+  wharf cluster create demo2 --template k8s-local --from-backup demo/demo-20261208 --wait`,
 		Args: exactArgs(1, "NAME"),
 		RunE: sf.withService(func(ctx context.Context, s *service, args []string) error {
 			return s.createCluster(ctx, stdio, args[0], o)
@@ -52,6 +54,7 @@ with --merge-labels the template's overridden by --labels.`,
 	f.StringArrayVar(&o.labels, "labels", nil, "labels, key=value[,key=value...] (repeatable); see --merge-labels")
 	f.BoolVar(&o.mergeLabels, "merge-labels", false, "start from the template's labels and override them with --labels")
 	f.StringVar(&o.timeout, "timeout", "", "how long creation may take before CREATE_FAILED: minutes or a duration (default 10m)")
+	f.StringVar(&o.fromBackup, "from-backup", "", "[CLUSTER/]BACKUP: the new cluster (new hosts, new credentials) starts with the backup's objects")
 	o.wait.register(cmd, "until the cluster is CREATE_COMPLETE, showing each provisioning step")
 	return cmd
 }
@@ -65,6 +68,10 @@ func (s *service) createCluster(ctx context.Context, stdio Stdio, name string, o
 		return err
 	}
 	timeout, err := parseTimeout(o.timeout)
+	if err != nil {
+		return err
+	}
+	from, err := s.backupToRestore(ctx, o.fromBackup)
 	if err != nil {
 		return err
 	}
@@ -86,12 +93,18 @@ func (s *service) createCluster(ctx context.Context, stdio Stdio, name string, o
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.project},
 		Spec: wharfv1.ClusterSpec{
 			Template: o.template, MasterCount: o.masterCount, NodeCount: o.nodeCount, Labels: labels, CreateTimeout: timeout,
+			FromBackup: from,
 		},
 	}
 	start := time.Now()
 	created, err := s.wharf.Clusters(s.project).Create(ctx, c, metav1.CreateOptions{})
 	if err != nil {
 		return s.explain(err, "cluster", name, clusterFlags)
+	}
+	if from != "" {
+		if err := s.checkRestore(ctx, name, from); err != nil {
+			return err
+		}
 	}
 	if !o.wait.wait {
 		fmt.Fprintf(stdio.Out, "Request to create cluster %s accepted (uuid %s)\n", name, created.UID)

@@ -22,6 +22,7 @@ var clusterFlags = map[string]string{
 	"spec.nodeCount":     "--node-count",
 	"spec.labels":        "--labels",
 	"spec.createTimeout": "--timeout",
+	"spec.fromBackup":    "--from-backup",
 }
 
 // clusterRecord is a cluster with Magnum's field names; t (its template,
@@ -57,6 +58,7 @@ func clusterRecord(c *wharfv1.Cluster, t *wharfv1.ClusterTemplate) record {
 		{"coe_version", s.COEVersion},
 		{"container_version", s.ContainerVersion},
 		{"faults", s.Faults},
+		{"from_backup", c.Spec.FromBackup},
 		{"created_at", timestamp(&c.CreationTimestamp)},
 		{"updated_at", timestamp(s.UpdatedAt)},
 	}

@@ -87,7 +87,9 @@ func TestClusterBadInput(t *testing.T) {
 	}{
 		{[]string{"cluster", "create", "x", "--template", "nope"}, []string{`--template (spec.template)`, `cluster template "nope" not found in project "default"`}},
 		{[]string{"cluster", "create", "x", "--template", "k8s-local", "--master-count", "2"}, []string{"--master-count (spec.masterCount): Invalid value: 2: must be 1, 3, 5 or 7"}},
-		{[]string{"cluster", "create", "x", "--template", "k8s-local", "--master-count", "3"}, []string{"not supported yet: one master until high availability"}},
+		{[]string{"cluster", "create", "x", "--template", "k8s-local", "--master-count", "4"}, []string{"--master-count (spec.masterCount): Invalid value: 4: must be 1, 3, 5 or 7"}},
+		{[]string{"cluster", "recover", "demo"}, []string{"spec.recover: Forbidden: a cluster of one master has no quorum to rebuild"}},
+		{[]string{"cluster", "recover", "nope"}, []string{`cluster "nope" not found`}},
 		{[]string{"cluster", "create", "x", "--template", "k8s-local", "--node-count", "-1"}, []string{"--node-count (spec.nodeCount)", "must be greater than or equal to 0"}},
 		{[]string{"cluster", "create", "demo", "--template", "k8s-local"}, []string{`cluster "demo" already exists in project "default"`}},
 		{[]string{"cluster", "create", "My_Cluster", "--template", "k8s-local"}, []string{`invalid cluster "My_Cluster"`, "name: Invalid value", "DNS-1035 label"}},

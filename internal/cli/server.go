@@ -83,5 +83,7 @@ server whose member leads etcd holds --vip, the cluster's API address
 	f.StringVar(&o.Authorization, "authorization", "rbac", "rbac: RBAC and the Node authorizer decide every request; none: every authenticated user may do anything (for benchmarks and single-user experiments)")
 	f.BoolVar(&o.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync etcd writes (tests only: a crash loses acknowledged writes)")
 	f.MarkHidden("unsafe-no-fsync")
+	f.StringVar(&o.RestoreFrom, "restore-from", "", "etcd snapshot to restore on the first start (no etcd data yet in --data-dir); ignored once restored")
+	f.StringVar(&o.RestoreSHA256, "restore-sha256", "", "expected sha256 of the --restore-from file")
 	return cmd
 }

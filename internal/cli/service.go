@@ -57,7 +57,8 @@ admin.kubeconfig (what 'wharf cluster' uses), service.pid, service.log.`,
   wharf cluster create demo --template k8s-local --node-count 2 --wait
   sudo wharf service stop`,
 	}
-	cmd.AddCommand(newServiceRunCmd(g, stdio), newServiceStartCmd(g, stdio), newServiceStopCmd(g, stdio), newServiceStatusCmd(stdio))
+	cmd.AddCommand(newServiceRunCmd(g, stdio), newServiceStartCmd(g, stdio), newServiceStopCmd(g, stdio), newServiceStatusCmd(stdio),
+		newServiceBackupCmd(stdio), newServiceRestoreCmd(g, stdio))
 	return cmd
 }
 

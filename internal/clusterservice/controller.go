@@ -71,6 +71,7 @@ func clusterController(o Options, n local.Network) wire.ServiceController {
 		}
 		defer sshp.close()
 		ccfg.ProviderFor = sshp.forTemplate
+		ccfg.BackupDir = o.backupsDir()
 		return coe.New(ccfg).Run(ctx)
 	}
 }

@@ -10,7 +10,9 @@
 // registry), hosts/ (the local provider's hosts), ssh/ (the ssh
 // provider's records), network.json (the claimed provider network),
 // service.json (the listen address chosen on first start),
-// admin.kubeconfig (what `wharf cluster` uses), service.pid, service.log.
+// admin.kubeconfig (what `wharf cluster` uses), service.pid, service.log,
+// backups/ (clusters' backups). Backup and Restore (backup.go) archive
+// the service's own state and make a new state dir from the archive.
 package clusterservice
 
 import (

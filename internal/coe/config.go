@@ -74,6 +74,11 @@ type Config struct {
 	// Autoscale tunes the host autoscaler of node groups labelled
 	// auto_scaling_enabled=true.
 	Autoscale AutoscaleConfig
+	// BackupDir keeps ClusterBackups' files (backup.go); "": none are taken.
+	// BackupRetry: how long a backup waits for an unreachable cluster API
+	// before it fails (default 1m).
+	BackupDir   string
+	BackupRetry time.Duration
 }
 
 func (cfg *Config) setDefaults() {
@@ -93,6 +98,7 @@ func (cfg *Config) setDefaults() {
 	def(&cfg.DrainTimeout, DefaultDrainTimeout)
 	def(&cfg.UpdateTimeout, DefaultUpdateTimeout)
 	def(&cfg.ResyncPeriod, DefaultResyncPeriod)
+	def(&cfg.BackupRetry, time.Minute)
 	if cfg.APIPort == 0 {
 		cfg.APIPort = DefaultAPIPort
 	}
@@ -117,7 +123,7 @@ func ConfigFromService(env wire.ServiceEnv, providers map[string]provider.Provid
 	return Config{
 		Kube: kube, Wharf: wc, Providers: providers,
 		RegistryURL: env.RegistryURL, RegistryCA: env.CACertPEM,
-		Logger: env.Logger,
+		Logger: env.Logger, BackupDir: serviceBackupDir(env),
 	}, nil
 }
 
@@ -150,6 +156,8 @@ type Controller struct {
 	lbWritten map[types.UID]string
 	// recorder records the autoscaler's decisions on the Clusters.
 	recorder record.EventRecorder
+	// bk takes and schedules ClusterBackups.
+	bk *backups
 }
 
 // New returns a controller; Run starts it.
@@ -171,5 +179,6 @@ func New(cfg Config) *Controller {
 	c.clusters = cfg.Wharf.ClusterInformer("", cfg.ResyncPeriod)
 	c.groups = cfg.Wharf.NodeGroupInformer("", cfg.ResyncPeriod)
 	c.registerHandlers()
+	c.bk = newBackups(c)
 	return c
 }

@@ -80,6 +80,10 @@ func (c *Controller) create(ctx context.Context, cl *wharfv1.Cluster, e *env) er
 // provision runs the create's steps. A step that failed is a *stepError;
 // other errors are the service API's, worth retrying.
 func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env) error {
+	restore, err := c.restoreSource(ctx, cl) // backup_restore.go: checked before anything is made
+	if err != nil {
+		return err
+	}
 	cr, err := c.ensureCredentials(ctx, cl)
 	if err != nil {
 		return err
@@ -122,6 +126,7 @@ func (c *Controller) provision(ctx context.Context, cl *wharfv1.Cluster, e *env)
 		return failStep("node groups", nil, fmt.Errorf("no node group %q", defaultMasterGroup(cl.Name)))
 	}
 	specs := c.specsFor(cl, e, cr, "", pull)
+	specs.restore = restore.forHost(masterPlan.names()[0])
 	if isHA(cl) {
 		vip, err := apiVIP(cl)
 		if err != nil {

@@ -88,6 +88,8 @@ func (r *hostRuntime) startMaster(h provider.Host, args []string) (func(), error
 	advertise := fs.String("advertise-address", "", "")
 	pods := fs.String("cluster-cidr", "", "")
 	services := fs.String("service-cidr", "", "")
+	restoreFrom := fs.String("restore-from", "", "")
+	restoreSHA := fs.String("restore-sha256", "", "")
 	var lbPool []string
 	fs.Func("lb-cidr", "", func(v string) error { lbPool = append(lbPool, v); return nil })
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +106,8 @@ func (r *hostRuntime) startMaster(h provider.Host, args []string) (func(), error
 		NodeGracePeriod:  r.grace,
 		EvictionTimeout:  time.Second,
 		UnsafeNoFsync:    true,
+		RestoreFrom:      *restoreFrom,
+		RestoreSHA256:    *restoreSHA,
 	})
 	if err != nil {
 		return nil, err

@@ -108,6 +108,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info("cluster controller started", "workers", c.cfg.Workers, "providers", slices.Sorted(maps.Keys(c.cfg.Providers)))
 	wg.Go(func() { c.healthLoop(ctx) })
 	wg.Go(func() { c.autoscaleLoop(ctx) })
+	wg.Go(func() { c.bk.run(ctx) })
 	controllerutil.RunWorkers(ctx, c.log, c.queue, c.cfg.Workers, c.sync,
 		controllerutil.KeyAttr("cluster"), controllerutil.FailureMessage("cluster sync failed, retrying"))
 	return nil

@@ -38,6 +38,7 @@ type hostSpecs struct {
 	vip             string
 	bootstrapMaster string
 	joinMasters     bool
+	restore         *restoreSource
 }
 
 func (c *Controller) specsFor(cl *wharfv1.Cluster, e *env, cr *credentials, apiAddress, pullToken string) *hostSpecs {
@@ -98,6 +99,7 @@ func (s *hostSpecs) master(name string) provider.HostSpec {
 		spec.Args[slices.Index(spec.Args, "--listen")+1] = ":" + strconv.Itoa(s.apiPort)
 		spec.Args = append(spec.Args, s.haArgs(name)...)
 	}
+	s.restore.addTo(&spec)
 	return spec
 }
 

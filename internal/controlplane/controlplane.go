@@ -96,6 +96,9 @@ type Options struct {
 	DisableControllers bool
 	// UnsafeNoFsync is for tests: acknowledged writes may be lost on a crash.
 	UnsafeNoFsync bool
+	// RestoreFrom is an etcd snapshot restored on a first start (no etcd
+	// data yet), checked against RestoreSHA256 when set (snapshot.go).
+	RestoreFrom, RestoreSHA256 string
 	// Authorization is "rbac" (the default when empty): RBAC and the Node
 	// authorizer decide every request; or "none": every authenticated
 	// user may do anything (benchmarks, single-user experiments).
@@ -200,6 +203,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.serviceDefaults(); err != nil {
 		return nil, err
 	}
+	if err := opts.restoreAtStart(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -244,6 +250,9 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	if err := s.openStorage(ctx, tokens.admin); err != nil {
+		return err
+	}
+	if err := s.finishRestore(ctx); err != nil {
 		return err
 	}
 	st, err := storage.New(ctx, s.log.With("component", "storage"), s.client, storage.NewCodec(resources.NewScheme()))

@@ -100,6 +100,11 @@ func (s *Server) openMember(ctx context.Context, adminToken string) error {
 		if err := peers.retry(ctx, s, wire.EtcdPromotePath, join, nil); err != nil {
 			return fmt.Errorf("promote etcd member %s: %w", name, err)
 		}
+		// The leader has promoted it; the member itself applies that a
+		// moment later, and serves the API's reads only then.
+		for deadline := time.Now().Add(10 * time.Second); e.Status().Learner && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		s.log.Info("etcd member promoted to voter", "member", name)
 	}
 	return nil

@@ -76,6 +76,7 @@ func (s *Server) startServiceController(ctx context.Context) {
 		ServiceAddress:  addr.String(),
 		RegistryURL:     "https://" + net.JoinHostPort(addr.String(), strconv.Itoa(port)),
 		HostsDir:        o.HostsDir,
+		DataDir:         o.DataDir,
 	}
 	s.goRun(func() error {
 		if err := o.ServiceController(ctx, env); err != nil && ctx.Err() == nil {

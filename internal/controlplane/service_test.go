@@ -42,7 +42,7 @@ func TestServiceMode(t *testing.T) {
 	port := s.listener.Addr().(*net.TCPAddr).Port
 	want := wire.ServiceEnv{
 		URL: s.URL, CACertPEM: s.ca.CertPEM, ProviderNetwork: "10.99.0.0/24", ServiceAddress: "10.99.0.1",
-		RegistryURL: "https://10.99.0.1:" + strconv.Itoa(port), HostsDir: filepath.Join(dir, "hosts"),
+		RegistryURL: "https://10.99.0.1:" + strconv.Itoa(port), HostsDir: filepath.Join(dir, "hosts"), DataDir: dir,
 	}
 	if diff := cmp.Diff(want, env, cmpopts.IgnoreFields(wire.ServiceEnv{}, "Logger", "Loopback")); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
@@ -77,7 +77,7 @@ func TestServiceMode(t *testing.T) {
 	for _, r := range list.APIResources {
 		names = append(names, r.Name)
 	}
-	if diff := cmp.Diff([]string{"clustertemplates", "clusters", "clusters/status", "nodegroups", "nodegroups/status"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"clustertemplates", "clusters", "clusters/status", "nodegroups", "nodegroups/status", "clusterbackups", "clusterbackups/status"}, names); diff != "" {
 		t.Errorf("wharf.dev/v1 resources (-want +got):\n%s", diff)
 	}
 }

@@ -119,6 +119,7 @@ func validateCluster(c *wharfv1.Cluster) field.ErrorList {
 	if t := s.CreateTimeout; t != nil && t.Duration <= 0 {
 		errs = append(errs, field.Invalid(p.Child("createTimeout"), t.Duration.String(), "must be greater than 0"))
 	}
+	errs = append(errs, validateFromBackup(s.FromBackup, p.Child("fromBackup"))...)
 	return append(errs, validateMagnumLabels(s.Labels, p.Child("labels"))...)
 }
 
@@ -144,6 +145,7 @@ func validateTemplateRef(ref string, p *field.Path) field.ErrorList {
 func validateClusterUpdate(c, old *wharfv1.Cluster) field.ErrorList {
 	p := field.NewPath("spec")
 	errs := apivalidation.ValidateImmutableField(c.Spec.Template, old.Spec.Template, p.Child("template"))
+	errs = append(errs, apivalidation.ValidateImmutableField(c.Spec.FromBackup, old.Spec.FromBackup, p.Child("fromBackup"))...)
 	errs = append(errs, apivalidation.ValidateImmutableField(c.Spec.MasterCount, old.Spec.MasterCount, p.Child("masterCount"))...)
 	if c.Spec.Recover != old.Spec.Recover {
 		errs = append(errs, validateRecover(c, old, p.Child("recover"))...)
@@ -211,7 +213,7 @@ func admitCluster(ctx context.Context, obj, old runtime.Object, objs Objects) er
 		return apierrors.NewInvalid(wharfv1.SchemeGroupVersion.WithKind("Cluster").GroupKind(), c.Name, field.ErrorList{field.Invalid(
 			field.NewPath("spec", "template"), c.Spec.Template, fmt.Sprintf("cluster template %q not found in project %q", c.Spec.Template, c.Namespace))})
 	}
-	return nil
+	return admitFromBackup(ctx, c, objs)
 }
 
 // errClusterCreating is why a cluster being created may not be deleted:

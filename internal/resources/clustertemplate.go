@@ -210,7 +210,7 @@ func validateMagnumLabels(labels map[string]string, p *field.Path) field.ErrorLi
 			errs = append(errs, field.TooLong(p.Key(k), "", 1024))
 		}
 	}
-	return errs
+	return append(errs, validateBackupLabels(labels, p)...)
 }
 
 // admitClusterTemplate keeps a template that clusters use as it was, but

@@ -147,10 +147,10 @@ func TestServiceRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(reg.All()), len(Builtin())+3; got != want {
+	if got, want := len(reg.All()), len(Builtin())+4; got != want {
 		t.Errorf("%d resources, want %d", got, want)
 	}
-	for _, r := range []*Resource{ClusterTemplates(), Clusters(), NodeGroups()} {
+	for _, r := range []*Resource{ClusterTemplates(), Clusters(), NodeGroups(), ClusterBackups()} {
 		t.Run(r.GVR.Resource, func(t *testing.T) {
 			got, ok := reg.Get(r.GVR)
 			if !ok || got.Kind != r.Kind || !got.Namespaced || len(got.ShortNames) != 1 || got.Categories[0] != "wharf" {
@@ -158,13 +158,18 @@ func TestServiceRegistry(t *testing.T) {
 			}
 			// Every hook copes with an empty object.
 			obj := r.New()
-			r.Default(obj)
+			if r.Default != nil {
+				r.Default(obj)
+			}
 			_ = r.Validate(obj)
 			if r.ValidateUpdate != nil {
 				_ = r.ValidateUpdate(obj, r.New())
 			}
 			if cells := r.Row(obj); len(cells) != len(r.Columns) {
 				t.Errorf("%d cells for %d columns", len(cells), len(r.Columns))
+			}
+			if r.ValidateDelete == nil {
+				return
 			}
 			if err := r.ValidateDelete(context.Background(), obj, memObjects{}); err != nil {
 				t.Errorf("delete of an empty object: %v", err)

@@ -103,5 +103,5 @@ func Builtin() []*Resource {
 // Service returns the resources of the cluster service: a cluster's, and
 // the cluster templates, clusters and node groups it manages.
 func Service() []*Resource {
-	return append(Builtin(), ClusterTemplates(), Clusters(), NodeGroups())
+	return append(Builtin(), ClusterTemplates(), Clusters(), NodeGroups(), ClusterBackups())
 }

@@ -84,6 +84,9 @@ func TestJoinAsLearner(t *testing.T) {
 		t.Errorf("promoting a voter again: %v", err)
 	}
 	st := b.Status()
+	for deadline := time.Now().Add(10 * time.Second); st.Learner && time.Now().Before(deadline); st = b.Status() {
+		time.Sleep(20 * time.Millisecond) // b applies its promotion a moment after the leader
+	}
 	if st.Learner || st.Leader == "" || len(st.Members) != 2 {
 		t.Errorf("b's view after promotion: %+v; want a voter with a leader among 2 members", st)
 	}

@@ -27,6 +27,8 @@ type ServiceEnv struct {
 	RegistryURL string
 	// HostsDir is where providers keep hosts (S/hosts).
 	HostsDir string
+	// DataDir is the service's state dir (S); cluster backups go in S/backups.
+	DataDir string
 }
 
 // ServiceController runs the cluster controller until ctx ends; an error

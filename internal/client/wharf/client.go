@@ -1,5 +1,5 @@
 // Package wharf is a typed client for the cluster service's wharf.dev/v1
-// objects (cluster templates, clusters and node groups) and the informers
+// objects (cluster templates, clusters, node groups and cluster backups) and the informers
 // built on it: what the wharf CLI and the cluster controller use. It
 // speaks JSON: the kinds have no protobuf encoding.
 package wharf
@@ -36,6 +36,7 @@ type (
 	ClusterTemplateClient = gentype.ClientWithList[*wharfv1.ClusterTemplate, *wharfv1.ClusterTemplateList]
 	ClusterClient         = gentype.ClientWithList[*wharfv1.Cluster, *wharfv1.ClusterList]
 	NodeGroupClient       = gentype.ClientWithList[*wharfv1.NodeGroup, *wharfv1.NodeGroupList]
+	ClusterBackupClient   = gentype.ClientWithList[*wharfv1.ClusterBackup, *wharfv1.ClusterBackupList]
 )
 
 // Client reaches the wharf.dev/v1 API of one server.
@@ -89,4 +90,11 @@ func (c *Client) NodeGroups(namespace string) *NodeGroupClient {
 	return gentype.NewClientWithList("nodegroups", c.rest, ParameterCodec, namespace,
 		func() *wharfv1.NodeGroup { return &wharfv1.NodeGroup{} },
 		func() *wharfv1.NodeGroupList { return &wharfv1.NodeGroupList{} })
+}
+
+// ClusterBackups returns a client of the cluster backups in namespace ("" all).
+func (c *Client) ClusterBackups(namespace string) *ClusterBackupClient {
+	return gentype.NewClientWithList("clusterbackups", c.rest, ParameterCodec, namespace,
+		func() *wharfv1.ClusterBackup { return &wharfv1.ClusterBackup{} },
+		func() *wharfv1.ClusterBackupList { return &wharfv1.ClusterBackupList{} })
 }

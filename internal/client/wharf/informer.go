@@ -74,6 +74,11 @@ func (c *Client) NodeGroupInformer(namespace string, resync time.Duration) cache
 	return NewInformer(c.NodeGroups(namespace), &wharfv1.NodeGroup{}, resync, cache.Indexers{ClusterIndex: clusterIndex}, nil)
 }
 
+// ClusterBackupInformer returns an informer of the cluster backups in namespace ("" all).
+func (c *Client) ClusterBackupInformer(namespace string, resync time.Duration) cache.SharedIndexInformer {
+	return NewInformer(c.ClusterBackups(namespace), &wharfv1.ClusterBackup{}, resync, nil, nil)
+}
+
 // Key is an object's informer key, "namespace/name".
 func Key(obj metav1.Object) string {
 	k, _ := cache.MetaNamespaceKeyFunc(obj)

@@ -25,6 +25,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&ClusterTemplate{}, &ClusterTemplateList{},
 		&Cluster{}, &ClusterList{},
 		&NodeGroup{}, &NodeGroupList{},
+		&ClusterBackup{}, &ClusterBackupList{},
 	)
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)
 	return nil

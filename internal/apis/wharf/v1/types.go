@@ -119,6 +119,9 @@ type ClusterSpec struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// CreateTimeout bounds CREATE_IN_PROGRESS (default 10m).
 	CreateTimeout *metav1.Duration `json:"createTimeout,omitempty"`
+	// FromBackup names a Completed ClusterBackup of the cluster's project:
+	// the first master starts from its etcd snapshot (immutable).
+	FromBackup string `json:"fromBackup,omitempty"`
 	// Recover, set to a new value, asks the service to rebuild a lost
 	// etcd quorum (`wharf cluster recover`); accepted only while the
 	// cluster's health says the quorum is lost.
@@ -249,4 +252,71 @@ type NodeGroupList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []NodeGroup `json:"items"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ClusterBackup is an etcd snapshot of a cluster, taken through the
+// cluster's API and kept by the service (docs/service.md, "Backups"). It
+// outlives its cluster: deleting the backup deletes the file.
+type ClusterBackup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              ClusterBackupSpec   `json:"spec"`
+	Status            ClusterBackupStatus `json:"status,omitempty"`
+}
+
+// ClusterBackupSpec says which cluster to back up.
+type ClusterBackupSpec struct {
+	// Cluster names the cluster, in the backup's namespace.
+	Cluster string `json:"cluster"`
+}
+
+// Backup phases.
+const (
+	BackupPending   = "Pending"
+	BackupCompleted = "Completed"
+	BackupFailed    = "Failed"
+)
+
+// LabelBackupInterval and LabelBackupRetention are the cluster labels of
+// scheduled backups: every interval (a Go duration, at least 1m) a backup
+// <cluster>-auto-<time> is taken, and the oldest scheduled ones beyond
+// retention (default 7) are deleted.
+const (
+	LabelBackupInterval  = "backup_interval"
+	LabelBackupRetention = "backup_retention"
+	// LabelScheduledBackup marks the backups a schedule took (value: the cluster).
+	LabelScheduledBackup = "wharf.dev/scheduled-backup"
+)
+
+// StepBackup is the create step that checks spec.fromBackup's file, before
+// anything is made; a failure is in status.faults[StepBackup].
+const StepBackup = "backup"
+
+// ClusterBackupStatus describes the snapshot.
+type ClusterBackupStatus struct {
+	Phase  string `json:"phase,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// ClusterUID is the backed-up cluster's: a later cluster of the same
+	// name is another cluster.
+	ClusterUID string `json:"clusterUID,omitempty"`
+	SizeBytes  int64  `json:"sizeBytes,omitempty"`
+	// SHA256 is the hex sha256 of the snapshot file.
+	SHA256 string `json:"sha256,omitempty"`
+	// Revision is the etcd revision of the snapshot; ObjectCount the keys
+	// (API objects and a few of the server's own records) it holds.
+	Revision       int64        `json:"revision,omitempty"`
+	ObjectCount    int64        `json:"objectCount,omitempty"`
+	StartTime      *metav1.Time `json:"startTime,omitempty"`
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ClusterBackupList is a list of cluster backups.
+type ClusterBackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterBackup `json:"items"`
 }
