@@ -24,7 +24,7 @@ type candidate struct {
 	done   chan struct{}
 	terms  atomic.Int32 // terms started
 	active atomic.Bool  // lead is running
-	fail atomic.Bool // lead returns an error at once
+	fail   atomic.Bool  // lead returns an error at once
 }
 
 func startCandidate(t *testing.T, client *fake.Clientset, id string, lease time.Duration) *candidate {
