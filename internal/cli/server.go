@@ -8,6 +8,7 @@ import (
 
 	"wharf.dev/wharf/internal/controllers/nodeipam"
 	"wharf.dev/wharf/internal/controlplane"
+	"wharf.dev/wharf/internal/leaderelect"
 	"wharf.dev/wharf/internal/wire"
 )
 
@@ -80,6 +81,9 @@ server whose member leads etcd holds --vip, the cluster's API address
 	f.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultMaskSize, "prefix length of each node's pod CIDR")
 	f.StringSliceVar(&o.LoadBalancerPool, "lb-cidr", nil, "CIDRs LoadBalancer services get addresses from (repeat or comma-separate); none: such services stay pending")
 	f.BoolVar(&o.DisableControllers, "disable-controllers", false, "serve the API only: no scheduler or controllers")
+	f.DurationVar(&o.LeaderElectLeaseDuration, "leader-elect-lease-duration", leaderelect.DefaultLeaseDuration, "how long the controllers' lease lasts unrenewed: another server takes over the scheduler and controllers this long after their leader's last renewal")
+	f.DurationVar(&o.LeaderElectRenewDeadline, "leader-elect-renew-deadline", leaderelect.DefaultRenewDeadline, "how long the leader retries renewing before it stops its controllers; its writes are refused this long after its last renewal")
+	f.DurationVar(&o.LeaderElectRetryPeriod, "leader-elect-retry-period", leaderelect.DefaultRetryPeriod, "how often the lease is renewed, or sought by the other servers")
 	f.StringVar(&o.Authorization, "authorization", "rbac", "rbac: RBAC and the Node authorizer decide every request; none: every authenticated user may do anything (for benchmarks and single-user experiments)")
 	f.BoolVar(&o.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync etcd writes (tests only: a crash loses acknowledged writes)")
 	f.MarkHidden("unsafe-no-fsync")

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
 	"wharf.dev/wharf/internal/controllers/cronjob"
@@ -41,16 +43,37 @@ import (
 	"wharf.dev/wharf/internal/scheduler"
 )
 
-// startControllers starts the scheduler and controllers in this process.
-// They reach the API through the loopback client like any other client.
-func (s *Server) startControllers(ctx context.Context) error {
-	client, err := kubernetes.NewForConfig(s.Loopback)
+// runControllers runs the scheduler and controllers in this process until
+// ctx ends, then stops them and returns once they have stopped: one term
+// of this server's leadership (leader.go). They reach the API through cfg,
+// the fenced loopback client, like any other client. started is told once
+// they run, or why they could not start.
+func (s *Server) runControllers(ctx context.Context, cfg *rest.Config, started func(error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, err := s.startControllers(ctx, cfg)
+	started(err)
 	if err != nil {
+		cancel()
+		if g != nil {
+			g.Wait()
+		}
 		return err
 	}
-	meta, err := metadata.NewForConfig(s.Loopback)
+	return g.Wait()
+}
+
+// startControllers starts the scheduler and controllers, which stop when
+// ctx ends; the group returns once they all have.
+func (s *Server) startControllers(ctx context.Context, cfg *rest.Config) (*errgroup.Group, error) {
+	g, ctx := errgroup.WithContext(ctx)
+	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
 	// The resources the garbage collector and namespace deletion cover:
 	// every kind this server serves that can be listed, watched and deleted.
@@ -58,7 +81,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 	discover := func() ([]gc.Resource, error) { return gc.DiscoverResources(client.Discovery()) }
 	gcResources, err := discover()
 	if err != nil {
-		return fmt.Errorf("discover resources: %w", err)
+		return nil, fmt.Errorf("discover resources: %w", err)
 	}
 	namespaced := func() ([]schema.GroupVersionResource, error) {
 		rs, err := discover()
@@ -84,13 +107,13 @@ func (s *Server) startControllers(ctx context.Context) error {
 		nodeOpts = append(nodeOpts, nodelifecycle.WithGracePeriod(s.opts.NodeGracePeriod))
 	}
 
-	hpaMetrics, err := podautoscaler.NewMetricsSource(s.Loopback)
+	hpaMetrics, err := podautoscaler.NewMetricsSource(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hpaScaler, err := podautoscaler.NewScaler(s.Loopback)
+	hpaScaler, err := podautoscaler.NewScaler(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var hpaOpts []podautoscaler.Option
 	if s.opts.HPASyncPeriod > 0 {
@@ -128,32 +151,31 @@ func (s *Server) startControllers(ctx context.Context) error {
 		"horizontal-pod-autoscaler": podautoscaler.New(log("horizontal-pod-autoscaler"), client, factory, recorder("horizontal-pod-autoscaler"),
 			hpaMetrics, hpaScaler, hpaOpts...),
 	}
-	// The built-in metrics-server: agents are scraped from now on.
-	s.metrics.SetListers(factory.Core().V1().Nodes().Lister(), factory.Core().V1().Pods().Lister())
 	runners["persistentvolume-binder"] = volumebinding.New(log("persistentvolume-binder"), client, factory, recorder("persistentvolume-controller"))
 	runners["volume-protection"] = volumeprotection.New(log("volume-protection"), client, factory)
 	sched := scheduler.New(log("scheduler"), client, factory, recorder("default-scheduler"))
 
 	factory.Start(ctx.Done())
+	// Once ctx ends: the informers stop, and the events still queued go out
+	// (or are refused by the fence, if the lease is already lost).
+	g.Go(func() error { <-ctx.Done(); factory.Shutdown(); broadcaster.Shutdown(); return nil })
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for typ, ok := range factory.WaitForCacheSync(syncCtx.Done()) {
 		if !ok {
-			return fmt.Errorf("informer for %v did not sync", typ)
+			return g, fmt.Errorf("informer for %v did not sync", typ)
 		}
 	}
-	s.goRun(func() error { sched.Run(ctx); return nil })
-	s.goRun(func() error { s.metrics.Run(ctx); return nil })
+	g.Go(func() error { sched.Run(ctx); return nil })
 	for _, r := range runners {
-		s.goRun(func() error { r.Run(ctx, 5); return nil })
+		g.Go(func() error { r.Run(ctx, 5); return nil })
 	}
-	s.goRun(func() error {
+	g.Go(func() error {
 		rediscover(ctx, log("garbage-collector"), rediscoverEvery, discover, collector.SetResources)
 		return nil
 	})
-	s.goRun(func() error { <-ctx.Done(); broadcaster.Shutdown(); return nil })
-	s.startServiceController(ctx)
-	return nil
+	s.startServiceController(ctx, g, cfg)
+	return g, nil
 }
 
 // rediscoverEvery is how often the garbage collector's resources are

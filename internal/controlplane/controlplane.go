@@ -94,6 +94,9 @@ type Options struct {
 	LoadBalancerPool []string
 	// DisableControllers serves the API only (benchmarks of the API alone).
 	DisableControllers bool
+	// LeaderElect*: the timings of the controllers' lease (leader.go);
+	// zero: leaderelect's defaults, 2 s, 1.5 s and 0.25 s.
+	LeaderElectLeaseDuration, LeaderElectRenewDeadline, LeaderElectRetryPeriod time.Duration
 	// UnsafeNoFsync is for tests: acknowledged writes may be lost on a crash.
 	UnsafeNoFsync bool
 	// RestoreFrom is an etcd snapshot restored on a first start (no etcd
@@ -147,6 +150,14 @@ type Server struct {
 	clusterCIDR netip.Prefix
 	serviceCIDR netip.Prefix
 	lbPool      []netip.Prefix
+	// id names this server (leader.go); registry serves /metrics.
+	id       string
+	registry *prometheus.Registry
+	// stopElection, once the server is a candidate, releases the
+	// controllers' lease and stops them; stopEndpoint withdraws this
+	// server from the kubernetes service (apiserverlease.go).
+	stopElection, stopEndpoint func()
+	leaveOnce                  sync.Once
 
 	// URL is where clients reach the server; Loopback is the in-process
 	// clients' configuration; AdminKubeconfig is the path kubectl uses.
@@ -249,6 +260,10 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.id, err = loadServerID(o.DataDir); err != nil {
+		return err
+	}
+	s.registry = prometheus.NewRegistry()
 	if err := s.openStorage(ctx, tokens.admin); err != nil {
 		return err
 	}
@@ -320,7 +335,7 @@ func (s *Server) start(ctx context.Context) error {
 			apiserver.CertificateAuthenticator,
 		),
 		ServiceAccountIssuer: issuer,
-		Metrics:              prometheus.NewRegistry(),
+		Metrics:              s.registry,
 		Authorize:            o.Authorization != "none",
 		NodeAccess:           nodeAccess(),
 		Admission:            admission,
@@ -380,13 +395,19 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.bootstrap(ctx, port); err != nil {
 		return err
 	}
+	if err := s.startEndpoint(ctx, s.kube, port); err != nil {
+		return err
+	}
 	if err := s.writeClientFiles(tokens.admin); err != nil {
 		return err
 	}
 	s.goRun(func() error { s.compact(ctx, st); return nil })
 	s.goRun(func() error { s.api.RunAllocationRepair(ctx, apiserver.DefaultAllocationRepairInterval); return nil })
 	if !o.DisableControllers {
-		if err := s.startControllers(ctx); err != nil {
+		if err := s.startMetrics(ctx); err != nil {
+			return err
+		}
+		if err := s.startElection(ctx); err != nil {
 			return err
 		}
 	}
@@ -475,6 +496,7 @@ func (s *Server) Wait(ctx context.Context) error {
 
 // Stop shuts the server down.
 func (s *Server) Stop() {
+	s.leave()
 	s.cancel()
 	s.shutdown()
 }

@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -126,7 +124,8 @@ func (s *Server) bootstrap(ctx context.Context, port int) error {
 			return err
 		}
 	}
-	return s.publishEndpoint(ctx, client, port)
+	// Its endpoints: apiserverlease.go, started after bootstrap.
+	return nil
 }
 
 // create runs f, which creates what: one that exists already is fine.
@@ -135,52 +134,4 @@ func create(what string, f func() error) error {
 		return fmt.Errorf("bootstrap %s: %w", what, err)
 	}
 	return nil
-}
-
-// publishEndpoint points the kubernetes service at this server, as
-// kube-apiserver's endpoint reconciler does: the Endpoints and the
-// EndpointSlice named kubernetes (the service has no selector), written at
-// every start, since the address or port may have changed. The address is
-// the one clients are given; a loopback one (wharf up's) is not published:
-// the node's agent relays its pods to it.
-func (s *Server) publishEndpoint(ctx context.Context, client kubernetes.Interface, port int) error {
-	addr, err := netip.ParseAddr(clientHost(s.opts))
-	switch {
-	case err != nil || !addr.Is4():
-		s.log.Warn("the kubernetes service gets no endpoint: the server's address is not an IPv4 address", "address", clientHost(s.opts))
-		return nil
-	case addr.IsLoopback():
-		// Not a valid endpoint; every agent relays its pods (agent/apirelay.go).
-		return nil
-	}
-	const name = "kubernetes"
-	ports := []corev1.EndpointPort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}}
-	ep := &corev1.Endpoints{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{discoveryv1.LabelSkipMirror: "true"}},
-		Subsets:    []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: addr.String()}}, Ports: ports}},
-	}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr.String()}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: new("https"), Port: new(int32(port)), Protocol: new(corev1.ProtocolTCP)}},
-	}
-	eps, slices := client.CoreV1().Endpoints("default"), client.DiscoveryV1().EndpointSlices("default")
-	if cur, err := eps.Get(ctx, name, metav1.GetOptions{}); err == nil {
-		ep.ResourceVersion = cur.ResourceVersion
-		_, err = eps.Update(ctx, ep, metav1.UpdateOptions{})
-		if err != nil {
-			return fmt.Errorf("bootstrap endpoints kubernetes: %w", err)
-		}
-	} else if err := create("endpoints kubernetes", func() error { _, err := eps.Create(ctx, ep, metav1.CreateOptions{}); return err }); err != nil {
-		return err
-	}
-	if cur, err := slices.Get(ctx, name, metav1.GetOptions{}); err == nil {
-		slice.ResourceVersion = cur.ResourceVersion
-		if _, err := slices.Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("bootstrap endpointslice kubernetes: %w", err)
-		}
-		return nil
-	}
-	return create("endpointslice kubernetes", func() error { _, err := slices.Create(ctx, slice, metav1.CreateOptions{}); return err })
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/rest"
 
 	"wharf.dev/wharf/internal/resources"
@@ -59,8 +60,9 @@ func (o *Options) servedResources() []*resources.Resource {
 	return nil
 }
 
-// startServiceController starts the cluster controller of a service.
-func (s *Server) startServiceController(ctx context.Context) {
+// startServiceController starts the cluster controller of a service in g,
+// with the controllers' client cfg.
+func (s *Server) startServiceController(ctx context.Context, g *errgroup.Group, cfg *rest.Config) {
 	o := s.opts
 	if !o.Service || o.ServiceController == nil {
 		return
@@ -69,7 +71,7 @@ func (s *Server) startServiceController(ctx context.Context) {
 	port := s.listener.Addr().(*net.TCPAddr).Port
 	env := wire.ServiceEnv{
 		Logger:          s.log.With("component", "cluster-controller"),
-		Loopback:        rest.CopyConfig(s.Loopback),
+		Loopback:        rest.CopyConfig(cfg),
 		URL:             s.URL,
 		CACertPEM:       s.ca.CertPEM,
 		ProviderNetwork: o.ProviderNetwork,
@@ -78,7 +80,7 @@ func (s *Server) startServiceController(ctx context.Context) {
 		HostsDir:        o.HostsDir,
 		DataDir:         o.DataDir,
 	}
-	s.goRun(func() error {
+	g.Go(func() error {
 		if err := o.ServiceController(ctx, env); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("cluster controller: %w", err)
 		}
