@@ -34,8 +34,8 @@ func TestLiveEndpoints(t *testing.T) {
 		{"none", nil, ""},
 		{"one live", []coordinationv1.Lease{lease("10.0.0.1:6443", time.Second)}, "6443=10.0.0.1"},
 		{"sorted, duplicates once", []coordinationv1.Lease{lease("10.0.0.3:6443", 0), lease("10.0.0.1:6443", 0), lease("10.0.0.3:6443", 0)}, "6443=10.0.0.1,10.0.0.3"},
-		{"expired dropped", []coordinationv1.Lease{lease("10.0.0.1:6443", 0), lease("10.0.0.2:6443", 5 * time.Second)}, "6443=10.0.0.1"},
-		{"just alive kept", []coordinationv1.Lease{lease("10.0.0.2:6443", 5*time.Second - time.Nanosecond)}, "6443=10.0.0.2"},
+		{"expired dropped", []coordinationv1.Lease{lease("10.0.0.1:6443", 0), lease("10.0.0.2:6443", 5*time.Second)}, "6443=10.0.0.1"},
+		{"just alive kept", []coordinationv1.Lease{lease("10.0.0.2:6443", 5*time.Second-time.Nanosecond)}, "6443=10.0.0.2"},
 		{"loopback, IPv6, unspecified and garbage not published", []coordinationv1.Lease{
 			lease("127.0.0.1:6443", 0), lease("[fd00::1]:6443", 0), lease("0.0.0.0:6443", 0), lease("nonsense", 0), lease("10.0.0.1:0", 0), lease("10.0.0.1:99999", 0),
 		}, ""},
