@@ -174,6 +174,13 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 		func(ctx context.Context, env bench.Env) error { return bench.Backup(ctx, env, stdio.Out, bkc) })
 	bkCmd.Flags().IntVar(&bkc.Objects, "objects", 10000, "ConfigMaps of 1 KiB in the server")
 	bkCmd.Flags().IntVar(&bkc.Runs, "runs", 3, "backups and restores, one after the other")
-	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, haCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd, stsCmd, bkCmd)
+
+	fc := bench.FailoverConfig{}
+	failoverCmd := sub("failover-controllers", "Servers on one etcd: kill -9 of the controllers' leader to the first controller action by the next",
+		func(ctx context.Context, env bench.Env) error { return bench.FailoverControllers(ctx, env, stdio.Out, fc) })
+	failoverCmd.Flags().IntVar(&fc.Servers, "servers", 3, "servers sharing one etcd")
+	failoverCmd.Flags().IntVar(&fc.Runs, "runs", 5, "power cuts measured")
+
+	cmd.AddCommand(schedCmd, apiCmd, apiextCmd, rssCmd, upCmd, podsCmd, clusterCmd, haCmd, svcCmd, ingCmd, jobsCmd, volCmd, vbCmd, dsCmd, stsCmd, bkCmd, failoverCmd)
 	return cmd
 }
