@@ -177,7 +177,9 @@ Nothing is asserted: the numbers are for docs/benchmarks.md and for comparing ru
 
 	fc := bench.FailoverConfig{}
 	failoverCmd := sub("failover-controllers", "Servers on one etcd: kill -9 of the controllers' leader to the first controller action by the next",
-		func(ctx context.Context, env bench.Env) error { return bench.FailoverControllers(ctx, env, stdio.Out, fc) })
+		func(ctx context.Context, env bench.Env) error {
+			return bench.FailoverControllers(ctx, env, stdio.Out, fc)
+		})
 	failoverCmd.Flags().IntVar(&fc.Servers, "servers", 3, "servers sharing one etcd")
 	failoverCmd.Flags().IntVar(&fc.Runs, "runs", 5, "power cuts measured")
 
