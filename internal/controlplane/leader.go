@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -160,7 +162,10 @@ func (s *Server) startMetrics(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	factory := informers.NewSharedInformerFactory(client, 0)
+	// The scraper reads pods' name, UID and labels only, and nodes'
+	// labels and addresses: the cache keeps little else, so that the
+	// leader, which also holds the controllers' full cache, pays little.
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(slimForMetrics))
 	s.metrics.SetListers(factory.Core().V1().Nodes().Lister(), factory.Core().V1().Pods().Lister())
 	factory.Start(ctx.Done())
 	s.goRun(func() error {
@@ -169,4 +174,18 @@ func (s *Server) startMetrics(ctx context.Context) error {
 		return nil
 	})
 	return nil
+}
+
+// slimForMetrics drops what the metrics-server's cache does not use.
+func slimForMetrics(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+			Name: o.Name, Namespace: o.Namespace, UID: o.UID, Labels: o.Labels, ResourceVersion: o.ResourceVersion,
+		}}, nil
+	case *corev1.Node:
+		o.ManagedFields, o.Status.Images, o.Annotations = nil, nil, nil
+		return o, nil
+	}
+	return obj, nil
 }
