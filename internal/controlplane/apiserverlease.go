@@ -53,6 +53,10 @@ type endpointReconciler struct {
 	id       string
 	endpoint string // host:port
 	acquired metav1.MicroTime
+	// renewed is the renew time this server last wrote: a lease found with
+	// another one and another endpoint is another server's with this id.
+	renewed   *metav1.MicroTime
+	duplicate bool // that was logged
 }
 
 func (r *endpointReconciler) leaseName() string { return "apiserver-" + r.id }
@@ -79,15 +83,33 @@ func (r *endpointReconciler) renew(ctx context.Context) error {
 	}
 	cur, err := leases.Get(ctx, want.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		_, err = leases.Create(ctx, want, metav1.CreateOptions{})
-		return err
+		if _, err = leases.Create(ctx, want, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		r.renewed = &now
+		return nil
 	}
 	if err != nil {
 		return err
 	}
+	if r.renewed != nil && cur.Spec.RenewTime != nil && !sameMicro(cur.Spec.RenewTime.Time, r.renewed.Time) &&
+		cur.Annotations[apiserverEndpointAnnotation] != r.endpoint && !r.duplicate {
+		// Both servers keep renewing; the kubernetes service flaps between them.
+		r.log.Error("another server renews this server's lease: both have the same server id (a copied data dir?); remove server-id from one data dir and restart it",
+			"lease", r.leaseName(), "other", cur.Annotations[apiserverEndpointAnnotation])
+		r.duplicate = true
+	}
 	want.ResourceVersion = cur.ResourceVersion
-	_, err = leases.Update(ctx, want, metav1.UpdateOptions{})
-	return err
+	if _, err = leases.Update(ctx, want, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	r.renewed = &now
+	return nil
+}
+
+// sameMicro compares times as a Lease stores them, to the microsecond.
+func sameMicro(a, b time.Time) bool {
+	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
 }
 
 // reconcile writes the kubernetes service's endpoints from the live leases

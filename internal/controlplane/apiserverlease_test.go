@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -151,4 +152,36 @@ func TestEndpointReconciler(t *testing.T) {
 		t.Fatal("c's long-expired lease was not deleted")
 	}
 	expect("a back", "10.0.0.1:6443")
+}
+
+// TestEndpointReconcilerDuplicateID: two servers with one id (a copied data
+// dir) are reported; one server renewing alone is not.
+func TestEndpointReconcilerDuplicateID(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC))
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	a := &endpointReconciler{log: log, client: client, clk: clk, id: "x", endpoint: "10.0.0.1:6443"}
+	b := &endpointReconciler{log: slog.New(slog.DiscardHandler), client: client, clk: clk, id: "x", endpoint: "10.0.0.2:6443"}
+	for range 3 {
+		clk.SetTime(clk.Now().Add(time.Second + time.Nanosecond))
+		if err := a.renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if logs.Len() > 0 {
+		t.Fatalf("a server renewing its own lease reported: %s", logs.String())
+	}
+	clk.SetTime(clk.Now().Add(time.Second))
+	if err := b.renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(clk.Now().Add(time.Second))
+	if err := a.renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "same server id") || !strings.Contains(logs.String(), "10.0.0.2:6443") {
+		t.Fatalf("duplicate id not reported: %q", logs.String())
+	}
 }

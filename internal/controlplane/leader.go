@@ -119,6 +119,8 @@ func (s *Server) startElection(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-e.Observed():
+	case <-time.After(time.Minute):
+		return fmt.Errorf("leader election: lease %s/%s not readable after a minute", leaderLeaseNamespace, leaderLeaseName)
 	}
 	if e.Holder() != e.Identity() {
 		s.log.Info("another server runs the controllers", "holder", e.Holder())
