@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,9 @@ type Elector struct {
 	mu       sync.Mutex
 	holder   string        // the last holder observed
 	observed chan struct{} // closed once a holder (or none) was first observed
+	work     *work         // the running work, if any
+	leading  bool          // a term holds the lease
+	endTerm  context.CancelFunc
 }
 
 // New checks cfg and returns an elector; Run starts it.
@@ -144,7 +148,10 @@ func (e *Elector) newElector(ctx context.Context, started func(context.Context),
 		LeaseDuration:   e.cfg.LeaseDuration,
 		RenewDeadline:   e.cfg.RenewDeadline,
 		RetryPeriod:     e.cfg.RetryPeriod,
-		ReleaseOnCancel: true,
+		// Released by Run itself (release): client-go's release also follows
+		// a lost lease, which would make a lease this process gets straight
+		// back look like someone else's.
+		ReleaseOnCancel: false,
 		Name:            e.cfg.Namespace + "/" + e.cfg.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: started,
@@ -170,63 +177,166 @@ func (e *Elector) observe(holder string) {
 	default:
 		close(e.observed)
 	}
+	if holder != "" && holder != e.cfg.Identity && e.work != nil && !e.leading {
+		w := e.work
+		go e.stopWork(w) // another leads: this one's work is fenced and idle
+	}
 }
 
-// Run is a candidate until ctx ends. Each time it acquires the lease it
-// calls lead with a context that ends when the lease is lost (or ctx
-// ends); lead must return only once all its work has stopped. An error
-// from lead ends the term: the lease is released and, after a retry
-// period, sought again. Run never returns before ctx ends, and on return
-// the lease has been released if it was held.
+// Run is a candidate until ctx ends. When it acquires the lease it starts
+// lead with a context that ends when the work must stop; lead must return
+// only once all its work has stopped. Run never returns before ctx ends,
+// and on return the work has stopped and the lease has been released.
+//
+// Losing the lease closes the fence at once (the work can no longer
+// write), and the work is stopped as soon as another process is seen
+// holding the lease, or when this one has not got it back within a lease
+// duration. If this process gets it back first, with no other holder in
+// between (the lease's transition count unchanged), the work goes on:
+// a server whose renewals were slow for a moment (an overloaded API, an
+// etcd election) does not rebuild every cache from scratch, which would
+// load it further. An error from lead releases the lease; it is sought
+// again after a retry period.
 func (e *Elector) Run(ctx context.Context, lead func(context.Context) error) {
 	for ctx.Err() == nil {
-		failed := e.term(ctx, lead)
-		if failed {
+		if failed := e.term(ctx, lead); failed {
 			select {
 			case <-ctx.Done():
 			case <-time.After(e.cfg.RetryPeriod):
 			}
 		}
 	}
+	// Release first: the fence closes with it, so the work cannot write
+	// while it winds down, and another process leads at once.
+	e.release()
+	e.stopWork(nil)
 }
 
-// term is one candidacy: it returns once the lease is lost or released
-// and lead has returned; failed reports an error from lead.
-func (e *Elector) term(ctx context.Context, lead func(context.Context) error) (failed bool) {
-	ctx, cancel := context.WithCancel(ctx)
+// release empties the lease if this process holds it, as client-go's
+// release does: another candidate may then take it without waiting.
+func (e *Elector) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RenewDeadline)
 	defer cancel()
-	finished := make(chan struct{})
-	var err error
-	started := func(lctx context.Context) {
-		defer close(finished)
-		e.leader.Set(1)
-		e.log.Info("acquired the controllers' lease: starting the scheduler and controllers", "lease", e.cfg.Namespace+"/"+e.cfg.Name)
-		if err = lead(lctx); err != nil && lctx.Err() == nil {
-			e.log.Error("the controllers failed: releasing their lease", "err", err)
-			cancel() // renewals stop and the lease is released
-		} else {
-			err = nil
-		}
+	rec, _, err := e.lock.Get(ctx)
+	if err != nil || rec.HolderIdentity != e.cfg.Identity {
+		return
 	}
-	stopped := func() { e.fence.Revoke() }
-	le, lerr := e.newElector(ctx, started, stopped)
-	if lerr != nil { // checked by New
-		e.log.Error("leader election", "err", lerr)
+	now := metav1.NewTime(e.cfg.Clock.Now())
+	err = e.lock.Update(ctx, resourcelock.LeaderElectionRecord{
+		LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now,
+	})
+	if err != nil {
+		e.log.Warn("could not release the controllers' lease: another server takes it when it expires", "err", err)
+	}
+}
+
+// work is lead running.
+type work struct {
+	cancel      context.CancelFunc
+	done        chan struct{}
+	failed      atomic.Bool // lead returned an error by itself
+	transitions int         // the lease's transition count when it started
+}
+
+func (w *work) stop() {
+	w.cancel()
+	<-w.done
+}
+
+// stopWork stops the running work if it is w (nil: whatever runs).
+func (e *Elector) stopWork(w *work) {
+	e.mu.Lock()
+	cur := e.work
+	if cur == nil || (w != nil && cur != w) {
+		e.mu.Unlock()
+		return
+	}
+	e.work = nil
+	e.mu.Unlock()
+	cur.stop()
+	e.log.Info("the scheduler and controllers stopped")
+}
+
+// started is the elector's OnStartedLeading: go on with the running work
+// if nobody else held the lease since it started, else start it afresh.
+func (e *Elector) started(ctx, lctx context.Context, lead func(context.Context) error, endTerm context.CancelFunc) {
+	e.mu.Lock()
+	if lctx.Err() != nil { // the term ended before this ran
+		e.mu.Unlock()
+		return
+	}
+	e.leading, e.endTerm = true, endTerm
+	e.leader.Set(1)
+	old := e.work
+	if old != nil && old.transitions == e.lock.transitions() && !old.failed.Load() {
+		e.mu.Unlock()
+		e.log.Info("got the controllers' lease back: the scheduler and controllers go on")
+		return
+	}
+	e.mu.Unlock()
+	if old != nil {
+		e.log.Info("another server held the controllers' lease meanwhile: restarting the scheduler and controllers")
+		e.stopWork(old)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if lctx.Err() != nil || e.work != nil {
+		return
+	}
+	e.log.Info("acquired the controllers' lease: starting the scheduler and controllers", "lease", e.cfg.Namespace+"/"+e.cfg.Name)
+	wctx, cancel := context.WithCancel(ctx)
+	w := &work{cancel: cancel, done: make(chan struct{}), transitions: e.lock.transitions()}
+	e.work = w
+	go func() {
+		defer close(w.done)
+		if err := lead(wctx); err != nil && wctx.Err() == nil {
+			w.failed.Store(true)
+			e.log.Error("the controllers failed: releasing their lease", "err", err)
+			e.mu.Lock()
+			end := e.endTerm
+			e.mu.Unlock()
+			end() // renewals stop and the lease is released
+		}
+	}()
+}
+
+// term is one candidacy: it returns once the lease is lost or released;
+// failed reports that the work failed.
+func (e *Elector) term(ctx context.Context, lead func(context.Context) error) (failed bool) {
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	le, err := e.newElector(tctx, func(lctx context.Context) { e.started(ctx, lctx, lead, cancel) }, e.fence.Revoke)
+	if err != nil { // checked by New
+		e.log.Error("leader election", "err", err)
 		return true
 	}
 	before := e.lock.held.Load()
-	le.Run(ctx)
+	le.Run(tctx)
 	e.fence.Revoke()
-	if e.lock.held.Load() == before {
-		return false // never acquired: ctx ended
-	}
-	// Acquired: the elector started lead in a goroutine; the lease has been
-	// lost or released and lead's context is done. Wait until its work stops
-	// before becoming a candidate again.
-	<-finished
+	e.mu.Lock()
+	w := e.work
+	e.leading = false
 	e.leader.Set(0)
-	if ctx.Err() == nil || err != nil {
-		e.log.Warn("lost the controllers' lease: the scheduler and controllers stopped", "lease", e.cfg.Namespace+"/"+e.cfg.Name)
+	e.mu.Unlock()
+	if e.lock.held.Load() == before || ctx.Err() != nil {
+		return false // never acquired, or stopping: Run stops the work
 	}
-	return err != nil
+	if w != nil && w.failed.Load() {
+		e.release()
+		e.stopWork(w)
+		return true
+	}
+	if w != nil {
+		e.log.Warn("lost the controllers' lease: their writes are refused; they stop once another server holds it, or in a lease duration",
+			"lease", e.cfg.Namespace+"/"+e.cfg.Name)
+		time.AfterFunc(e.cfg.LeaseDuration, func() {
+			e.mu.Lock()
+			idle := !e.leading
+			e.mu.Unlock()
+			if idle {
+				e.stopWork(w)
+			}
+		})
+	}
+	return false
 }

@@ -63,10 +63,11 @@ func (c *candidate) stop() {
 
 func (c *candidate) leading() bool { return c.active.Load() && c.e.Fence().Held() }
 
-// TestElector: one leader at a time; a leader whose renewals fail stops its
-// work, closes its fence and becomes a candidate; a clean stop releases
-// the lease so another takes over without waiting for it to expire; Run
-// returns only after the work stopped.
+// TestElector: one leader at a time; a leader whose renewals fail closes
+// its fence, and stops its work once another holds the lease; a clean stop
+// releases the lease so another takes over without waiting for it to
+// expire; Run returns only after the work stopped; work resumed after
+// another's term starts afresh.
 func TestElector(t *testing.T) {
 	client := fake.NewClientset()
 	// Renewals by "a" fail while blockA is set (a partition, or a pause).
@@ -87,13 +88,14 @@ func TestElector(t *testing.T) {
 	}
 
 	blockA.Store(true)
-	testwait.For(t, "a to stop leading once its renewals fail", func() (bool, string) {
-		return !a.active.Load() && !a.e.Fence().Held(), ""
+	testwait.For(t, "a's fence to close once its renewals fail", func() (bool, string) {
+		return !a.e.Fence().Held(), ""
 	})
 	testwait.For(t, "b to take over", func() (bool, string) { return b.leading(), b.e.Holder() })
-	if a.active.Load() {
-		t.Fatal("a and b lead at once")
+	if a.e.Fence().Held() {
+		t.Fatal("a's fence is open while b leads")
 	}
+	testwait.For(t, "a's work to stop once b holds the lease", func() (bool, string) { return !a.active.Load(), "" })
 	blockA.Store(false)
 
 	// b stops cleanly: a, a candidate again, takes over at once (the
@@ -131,15 +133,20 @@ func TestElectorFailedTerm(t *testing.T) {
 // identity would wait for the lease (an hour here) to expire.
 func TestElectorRestartSameIdentity(t *testing.T) {
 	client := fake.NewClientset()
+	var dead atomic.Bool
+	client.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if dead.Load() {
+			return true, nil, errors.New("dead")
+		}
+		return false, nil, nil
+	})
 	const lease = time.Hour
 	first := startCandidate(t, client, "a", lease)
 	testwait.For(t, "the first process to lead", func() (bool, string) { return first.leading(), "" })
 	// It dies without releasing: its last writes fail.
-	client.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, errors.New("dead")
-	})
+	dead.Store(true)
 	first.stop()
-	client.ReactionChain = client.ReactionChain[1:]
+	dead.Store(false)
 	l, err := client.CoordinationV1().Leases("kube-system").Get(context.Background(), "wharf-controllers", metav1.GetOptions{})
 	if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != "a" {
 		t.Fatalf("the dead process's lease: %v %+v", err, l)
@@ -150,5 +157,40 @@ func TestElectorRestartSameIdentity(t *testing.T) {
 	testwait.For(t, "the restarted process to lead", func() (bool, string) { return again.leading(), "" })
 	if other.leading() {
 		t.Fatal("another identity took an unexpired lease")
+	}
+}
+
+// TestElectorKeepsWorkOnQuickReacquire: a lone leader whose renewals fail
+// for a while closes its fence, and, getting the lease back with nobody in
+// between, opens it again without restarting its work; one that does not
+// get it back within a lease duration stops its work.
+func TestElectorKeepsWorkOnQuickReacquire(t *testing.T) {
+	client := fake.NewClientset()
+	var block atomic.Bool
+	client.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if block.Load() {
+			return true, nil, errors.New("API overloaded")
+		}
+		return false, nil, nil
+	})
+	a := startCandidate(t, client, "a", time.Second)
+	testwait.For(t, "a to lead", func() (bool, string) { return a.leading(), "" })
+
+	block.Store(true)
+	testwait.For(t, "a's fence to close", func() (bool, string) { return !a.e.Fence().Held(), "" })
+	block.Store(false)
+	testwait.For(t, "a to lead again", func() (bool, string) { return a.leading(), "" })
+	if n := a.terms.Load(); n != 1 {
+		t.Fatalf("work started %d times, want 1: a quick re-acquire restarted it", n)
+	}
+
+	// Renewals fail for longer than a lease: the work stops, and starts
+	// afresh once the lease is back.
+	block.Store(true)
+	testwait.For(t, "a's work to stop", func() (bool, string) { return !a.active.Load(), "" })
+	block.Store(false)
+	testwait.For(t, "a to lead again", func() (bool, string) { return a.leading(), fmt.Sprint(a.terms.Load()) })
+	if n := a.terms.Load(); n != 2 {
+		t.Fatalf("work started %d times, want 2", n)
 	}
 }

@@ -23,7 +23,12 @@ type renewalLock struct {
 	// held counts the successful writes naming this identity: the elector
 	// loop uses it to know whether a term began.
 	held atomic.Int64
+	// lastTransitions is the lease's transition count this process last
+	// wrote as holder: it changes only when another holder came between.
+	lastTransitions atomic.Int64
 }
+
+func (l *renewalLock) transitions() int { return int(l.lastTransitions.Load()) }
 
 func (l *renewalLock) Create(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
 	return l.write(ctx, r, l.Interface.Create)
@@ -43,6 +48,7 @@ func (l *renewalLock) write(ctx context.Context, r resourcelock.LeaderElectionRe
 		return err
 	}
 	l.fence.Renewed(sent)
+	l.lastTransitions.Store(int64(r.LeaderTransitions))
 	l.held.Add(1)
 	return nil
 }
