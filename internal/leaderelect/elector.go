@@ -144,10 +144,10 @@ func (e *Elector) newElector(ctx context.Context, started func(context.Context),
 		stopped = func() {}
 	}
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            e.lock,
-		LeaseDuration:   e.cfg.LeaseDuration,
-		RenewDeadline:   e.cfg.RenewDeadline,
-		RetryPeriod:     e.cfg.RetryPeriod,
+		Lock:          e.lock,
+		LeaseDuration: e.cfg.LeaseDuration,
+		RenewDeadline: e.cfg.RenewDeadline,
+		RetryPeriod:   e.cfg.RetryPeriod,
 		// Released by Run itself (release): client-go's release also follows
 		// a lost lease, which would make a lease this process gets straight
 		// back look like someone else's.
