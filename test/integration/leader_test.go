@@ -212,17 +212,6 @@ func copyTree(t *testing.T, from, to string) {
 	}
 }
 
-// live returns the servers whose process runs (stopped ones included).
-func (c *haCluster) live() []*haServer {
-	var out []*haServer
-	for _, s := range c.servers {
-		if s.cmd.ProcessState == nil {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // holder returns the server holding the controllers' lease, read through via.
 func (c *haCluster) holder(ctx context.Context, via *haServer) (*haServer, error) {
 	l, err := via.client.CoordinationV1().Leases("kube-system").Get(ctx, "wharf-controllers", metav1.GetOptions{})
