@@ -93,16 +93,24 @@ func (m *masterEndpoint) do(ctx context.Context, method, url string, out any) er
 	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if res.StatusCode/100 != 2 {
 		var st struct{ Message string }
-		if json.Unmarshal(data, &st) == nil && st.Message != "" {
-			return fmt.Errorf("%s: %s", res.Status, st.Message)
+		if json.Unmarshal(data, &st) != nil || st.Message == "" {
+			st.Message = strings.TrimSpace(string(data))
 		}
-		return fmt.Errorf("%s: %s", res.Status, strings.TrimSpace(string(data)))
+		return &statusError{code: res.StatusCode, status: res.Status, msg: st.Message}
 	}
 	if out == nil {
 		return nil
 	}
 	return json.Unmarshal(data, out)
 }
+
+// statusError is a master's answer other than 2xx.
+type statusError struct {
+	code        int
+	status, msg string
+}
+
+func (e *statusError) Error() string { return e.status + ": " + e.msg }
 
 // memberView is what one master said of its member, or why it said nothing.
 type memberView struct {

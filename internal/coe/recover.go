@@ -15,6 +15,10 @@ import (
 	"wharf.dev/wharf/internal/wire"
 )
 
+// errNothingToRecover: the quorum came back with every master (a leader
+// election seen as a loss): the recovery ends with nothing done.
+var errNothingToRecover = errors.New("the etcd quorum is back with every master: nothing to recover")
+
 // recoverTimeout bounds one quorum recovery.
 const recoverTimeout = 2 * time.Minute
 
@@ -40,6 +44,10 @@ func (c *Controller) recoverQuorum(ctx context.Context, cl *wharfv1.Cluster, e *
 	survivor, err := c.rebuild(rctx, cl, e)
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, errNothingToRecover) {
+		c.log.Info("etcd quorum recovery: nothing to do", "cluster", cl.Namespace+"/"+cl.Name, "reason", err)
+		err = nil
 	}
 	_, werr := c.setStatus(ctx, cl, func(st *wharfv1.ClusterStatus) {
 		st.Recovered, st.ObservedGeneration = request, cl.Generation
@@ -88,7 +96,7 @@ func (c *Controller) rebuild(ctx context.Context, cl *wharfv1.Cluster, e *env) (
 		}
 		c.log.Info("rebuilding the etcd quorum", "cluster", cl.Namespace+"/"+cl.Name, "from", best.host.Name,
 			"revision", best.status.Revision, "applied", best.status.AppliedIndex)
-		if err := ep.do(ctx, http.MethodPost, apiAddressOf(best.host, c.cfg.APIPort)+wire.EtcdForceNewClusterPath, nil); err != nil {
+		if err := c.forceNewCluster(ctx, ep, best.host); err != nil {
 			return "", &hostFault{faults: map[string]string{best.host.Name: "force a new cluster: " + err.Error()}}
 		}
 		if err := c.waitMasters(ctx, cr, map[string]provider.Host{best.host.Name: best.host}); err != nil {
@@ -124,7 +132,7 @@ func (c *Controller) rebuild(ctx context.Context, cl *wharfv1.Cluster, e *env) (
 		}
 	}
 	if len(redo) == 0 {
-		return "", errors.New("the etcd quorum is back with every master: nothing recovered")
+		return leader.host.Name, errNothingToRecover
 	}
 	// Every other master, dead or alive with stale data, is made anew and
 	// joins the survivor through the cluster's address.
@@ -177,4 +185,25 @@ func mostUpToDate(views []memberView) *memberView {
 		}
 	}
 	return best
+}
+
+// forceNewCluster asks the survivor to rebuild. A member refuses while it
+// knows a leader, and a follower forgets a dead leader only once its
+// election timeout passes without a heartbeat: a refusal is asked again
+// for a few seconds, then stands.
+func (c *Controller) forceNewCluster(ctx context.Context, ep *masterEndpoint, h provider.Host) error {
+	url := apiAddressOf(h, c.cfg.APIPort) + wire.EtcdForceNewClusterPath
+	deadline := c.clock.Now().Add(5 * time.Second)
+	for {
+		err := ep.do(ctx, http.MethodPost, url, nil)
+		var se *statusError
+		if err == nil || !errors.As(err, &se) || se.code != http.StatusConflict || c.clock.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-c.clock.After(250 * time.Millisecond):
+		}
+	}
 }
