@@ -10,7 +10,7 @@ import (
 
 	wharfv1 "wharf.dev/wharf/internal/apis/wharf/v1"
 	"wharf.dev/wharf/internal/provider"
-	"wharf.dev/wharf/internal/storage"
+	"wharf.dev/wharf/internal/snapshotfile"
 )
 
 // A cluster made from a backup (spec.fromBackup): before anything is made
@@ -53,7 +53,7 @@ func (c *Controller) restoreSource(ctx context.Context, cl *wharfv1.Cluster) (*r
 		return nil, failStep(stepRestore, nil, fmt.Errorf("this service keeps no backups"))
 	}
 	path := backupPath(c.cfg.BackupDir, bk.Namespace, bk.Spec.Cluster, bk.Name)
-	if _, err := storage.VerifySnapshot(path, bk.Status.SHA256); err != nil {
+	if _, err := snapshotfile.Check(path, bk.Status.SHA256); err != nil {
 		return nil, failStep(stepRestore, nil, fmt.Errorf("backup %s: %w", bk.Name, err))
 	}
 	data, err := os.ReadFile(path)

@@ -1,13 +1,11 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,28 +18,16 @@ import (
 	"go.etcd.io/etcd/server/v3/storage/mvcc"
 	"go.etcd.io/etcd/server/v3/storage/schema"
 	"google.golang.org/protobuf/proto"
+
+	"wharf.dev/wharf/internal/snapshotfile"
 )
 
-// A snapshot file is what etcd's Maintenance.Snapshot streams: a bbolt
-// database followed by the sha256 of that database (etcd pads the database
-// to 512-byte sectors, so the trailer is what makes size%512 == 32). Wharf
-// also records the sha256 of the whole file, so a backup can be checked
-// against the checksum kept beside it before anything is restored.
-
 // ErrBadSnapshot marks a snapshot file that is truncated, corrupted or not
-// a snapshot at all.
-var ErrBadSnapshot = errors.New("bad etcd snapshot")
+// a snapshot at all (package snapshotfile).
+var ErrBadSnapshot = snapshotfile.ErrBad
 
 // SnapshotInfo describes a snapshot file.
-type SnapshotInfo struct {
-	Size int64
-	// SHA256 is the hex sha256 of the whole file.
-	SHA256 string
-	// Revision is the etcd revision the snapshot holds.
-	Revision int64
-	// Keys counts the live keys (not filled by WriteSnapshot).
-	Keys int
-}
+type SnapshotInfo = snapshotfile.Info
 
 // WriteSnapshot streams a snapshot of the etcd behind c to w and returns
 // its size and sha256, and its revision when etcd's stream says it (an
@@ -108,48 +94,14 @@ func SaveSnapshot(ctx context.Context, c *clientv3.Client, path string) (Snapsho
 // empty), etcd's integrity hash in its trailer, and the bbolt database's
 // own consistency; it reports the revision and the number of live keys.
 func VerifySnapshot(path, want string) (SnapshotInfo, error) {
-	f, err := os.Open(path)
+	info, err := snapshotfile.Check(path, want)
 	if err != nil {
-		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return SnapshotInfo{}, fmt.Errorf("snapshot: %w", err)
-	}
-	info := SnapshotInfo{Size: st.Size()}
-	whole, db := sha256.New(), sha256.New()
-	if err := checkTrailer(f, st.Size(), whole, db); err != nil {
-		return info, fmt.Errorf("snapshot %s: %w", path, err)
-	}
-	info.SHA256 = hex.EncodeToString(whole.Sum(nil))
-	if want != "" && !strings.EqualFold(want, info.SHA256) {
-		return info, fmt.Errorf("snapshot %s: %w: sha256 is %s, want %s (corrupted or not this backup's file)", path, ErrBadSnapshot, info.SHA256, want)
+		return info, err
 	}
 	if info.Revision, info.Keys, err = inspectDB(path); err != nil {
 		return info, fmt.Errorf("snapshot %s: %w: %w", path, ErrBadSnapshot, err)
 	}
 	return info, nil
-}
-
-// checkTrailer hashes the file into whole and its database part into db,
-// and checks the database's hash against the trailer etcd appended.
-func checkTrailer(f *os.File, size int64, whole, db hash.Hash) error {
-	if size < 1024+sha256.Size || size%512 != sha256.Size {
-		return fmt.Errorf("%w: %d bytes is not a database plus etcd's sha256 trailer (truncated?)", ErrBadSnapshot, size)
-	}
-	if _, err := io.Copy(io.MultiWriter(whole, db), io.NewSectionReader(f, 0, size-sha256.Size)); err != nil {
-		return fmt.Errorf("read: %w", err)
-	}
-	trailer := make([]byte, sha256.Size)
-	if _, err := f.ReadAt(trailer, size-sha256.Size); err != nil {
-		return fmt.Errorf("read trailer: %w", err)
-	}
-	whole.Write(trailer)
-	if !bytes.Equal(trailer, db.Sum(nil)) {
-		return fmt.Errorf("%w: etcd's integrity hash does not match the data (corrupted)", ErrBadSnapshot)
-	}
-	return nil
 }
 
 // inspectDB opens the database read-only, runs bbolt's consistency check

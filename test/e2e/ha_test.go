@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -130,6 +131,34 @@ func TestHighAvailability(t *testing.T) {
 	}
 	k.Run("rollout", "status", "deployment/web", "--timeout=90s")
 	k.Run("create", "configmap", "after-recover", "--from-literal=k=v")
+
+	// The master whose controllers lead loses power: another server takes
+	// the lease, and a Deployment scaled then converges.
+	holderID := strings.TrimSpace(k.Run("get", "lease", "-n", "kube-system", "wharf-controllers", "-o", "jsonpath={.spec.holderIdentity}"))
+	hosts, err := lp.AllHosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lead *provider.Host
+	for i, h := range hosts {
+		id, _ := os.ReadFile(filepath.Join(h.StateDir, "server", "server-id"))
+		if h.Role == provider.RoleMaster && strings.TrimSpace(string(id)) == holderID {
+			lead = &hosts[i]
+		}
+	}
+	if lead == nil {
+		t.Fatalf("no master's server id is the lease holder %q", holderID)
+	}
+	if err := lp.PowerOff(ctx, lead.Cluster, lead.Name); err != nil {
+		t.Fatal(err)
+	}
+	cut = time.Now()
+	k.Run("scale", "deployment/web", "--replicas", "1")
+	k.Eventually(`^1$`, "get", "deployment", "web", "-o", "jsonpath={.status.replicas}")
+	if now := strings.TrimSpace(k.Run("get", "lease", "-n", "kube-system", "wharf-controllers", "-o", "jsonpath={.spec.holderIdentity}")); now == holderID {
+		t.Errorf("the controllers' lease is still held by the powered-off %s (%s)", lead.Name, holderID)
+	}
+	t.Logf("power cut of %s (controllers' lease): the deployment scaled down %s after the cut", lead.Name, time.Since(cut).Round(time.Millisecond))
 	if out, err := s.wharf("cluster", "recover", "ha"); err == nil {
 		t.Errorf("a second recover of the healthy cluster was accepted: %s", out)
 	}
