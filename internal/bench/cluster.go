@@ -45,14 +45,6 @@ func Cluster(ctx context.Context, env Env, out io.Writer, cfg ClusterConfig) err
 		return err
 	}
 	defer svc.stop()
-	if _, err := svc.wharf.ClusterTemplates("default").Create(ctx, &wharfv1.ClusterTemplate{
-		ObjectMeta: metav1.ObjectMeta{Name: "bench"},
-		// Pods get no resolver: a benchmark never hands them the machine's.
-		Spec: wharfv1.ClusterTemplateSpec{COE: "kubernetes", Provider: "local",
-			Network: wharfv1.Network{DNSNameserver: wharfv1.DNSNameserverNone}},
-	}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
 
 	for _, size := range []int{2, cfg.BigNodes} {
 		var complete, firstPod Latencies
@@ -129,11 +121,19 @@ func startService(ctx context.Context, env Env) (*benchService, error) {
 		return nil, fmt.Errorf("service start: %v\n%s", err, out)
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.kubeconfig"))
-	if err != nil {
-		s.stop()
-		return nil, err
+	if err == nil {
+		s.wharf, err = wharfclient.NewForConfig(rc)
 	}
-	if s.wharf, err = wharfclient.NewForConfig(rc); err != nil {
+	if err == nil {
+		// The template "bench": pods get no resolver, a benchmark never
+		// hands them the machine's.
+		_, err = s.wharf.ClusterTemplates("default").Create(ctx, &wharfv1.ClusterTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "bench"},
+			Spec: wharfv1.ClusterTemplateSpec{COE: "kubernetes", Provider: "local",
+				Network: wharfv1.Network{DNSNameserver: wharfv1.DNSNameserverNone}},
+		}, metav1.CreateOptions{})
+	}
+	if err != nil {
 		s.stop()
 		return nil, err
 	}

@@ -43,13 +43,6 @@ func HA(ctx context.Context, env Env, out io.Writer, cfg HAConfig) error {
 		return err
 	}
 	defer svc.stop()
-	if _, err := svc.wharf.ClusterTemplates("default").Create(ctx, &wharfv1.ClusterTemplate{
-		ObjectMeta: metav1.ObjectMeta{Name: "bench"},
-		Spec: wharfv1.ClusterTemplateSpec{COE: "kubernetes", Provider: "local",
-			Network: wharfv1.Network{DNSNameserver: wharfv1.DNSNameserverNone}},
-	}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
 	var create Latencies
 	for i := range cfg.Runs {
 		name := fmt.Sprintf("ha%d", i)

@@ -220,47 +220,45 @@ func readJoin(r *http.Request) (wire.EtcdJoinRequest, error) {
 	return req, nil
 }
 
-func (s *Server) serveEtcdJoin(w http.ResponseWriter, r *http.Request) {
+// memberChange runs one membership change for a decoded request. Raft
+// takes one change at a time and drops a second proposed meanwhile (its
+// caller would wait for nothing): masters joining at once queue here.
+// Joiners come through the cluster's address, so to one server.
+func (s *Server) memberChange(w http.ResponseWriter, r *http.Request, change func(context.Context, wire.EtcdJoinRequest) (any, error)) {
 	req, err := readJoin(r)
 	if err != nil {
 		writeStatus(w, apierrors.NewBadRequest(err.Error()))
 		return
 	}
-	// Raft takes one membership change at a time and drops a second
-	// proposed meanwhile (its caller would wait for nothing): masters
-	// joining at once queue here. Joiners come through the cluster's
-	// address, so to one server.
 	s.memberMu.Lock()
 	defer s.memberMu.Unlock()
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	resp, err := storage.AddLearner(ctx, s.client, req.Name, req.PeerURL)
-	if err != nil {
+	resp, err := change(ctx, req)
+	switch {
+	case errors.Is(err, storage.ErrNotCaughtUp), errors.Is(err, storage.ErrJoinInProgress):
+		writeStatus(w, apierrors.NewConflict(corev1.Resource("etcd"), req.Name, err))
+	case err != nil:
 		writeStatus(w, apierrors.NewServiceUnavailable(err.Error()))
-		return
+	default:
+		writeJSON(w, resp)
 	}
-	s.log.Info("etcd member added as learner", "member", req.Name, "peer", req.PeerURL, "id", resp.ID)
-	writeJSON(w, resp)
+}
+
+func (s *Server) serveEtcdJoin(w http.ResponseWriter, r *http.Request) {
+	s.memberChange(w, r, func(ctx context.Context, req wire.EtcdJoinRequest) (any, error) {
+		resp, err := storage.AddLearner(ctx, s.client, req.Name, req.PeerURL)
+		if err == nil {
+			s.log.Info("etcd member added as learner", "member", req.Name, "peer", req.PeerURL, "id", resp.ID)
+		}
+		return resp, err
+	})
 }
 
 func (s *Server) serveEtcdPromote(w http.ResponseWriter, r *http.Request) {
-	req, err := readJoin(r)
-	if err != nil {
-		writeStatus(w, apierrors.NewBadRequest(err.Error()))
-		return
-	}
-	s.memberMu.Lock()
-	defer s.memberMu.Unlock()
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	defer cancel()
-	if err := storage.Promote(ctx, s.client, req.Name); errors.Is(err, storage.ErrNotCaughtUp) {
-		writeStatus(w, apierrors.NewConflict(corev1.Resource("etcd"), req.Name, err))
-		return
-	} else if err != nil {
-		writeStatus(w, apierrors.NewServiceUnavailable(err.Error()))
-		return
-	}
-	writeJSON(w, map[string]string{"promoted": req.Name})
+	s.memberChange(w, r, func(ctx context.Context, req wire.EtcdJoinRequest) (any, error) {
+		return map[string]string{"promoted": req.Name}, storage.Promote(ctx, s.client, req.Name)
+	})
 }
 
 // serveForceNewCluster rebuilds a lost quorum from this member: refused
