@@ -88,6 +88,9 @@ func TestResilience(t *testing.T) {
 
 	t.Run("kill -9 of the main process restarts it", func(t *testing.T) {
 		p := pod("app=app")
+		// Ready: the app has started and said "serving" (killed before,
+		// its previous log would be empty).
+		waitReady(p, true)
 		before := restarts(p)
 		pid := c.mainPid(t, p)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
