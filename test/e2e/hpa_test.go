@@ -77,8 +77,11 @@ spec:
 		cgMem := float64(usage - min(inactive, usage))
 		apiMem := m.Containers[0].Usage.Memory().AsApproximateFloat64()
 		t.Logf("memory: cgroup working set %.0f bytes, metrics API %.0f", cgMem, apiMem)
-		if math.Abs(apiMem-cgMem) > 0.1*cgMem {
-			t.Errorf("metrics API says %.0f bytes of working set, the cgroup %.0f: more than 10%% apart", apiMem, cgMem)
+		// The API's figure is from the last scrape (up to 15 s old) and
+		// the burner's few MiB move by a page or two meanwhile: 10 %, or
+		// 1 MiB for so small a process.
+		if math.Abs(apiMem-cgMem) > max(0.1*cgMem, 1<<20) {
+			t.Errorf("metrics API says %.0f bytes of working set, the cgroup %.0f: more than 10%% (and 1 MiB) apart", apiMem, cgMem)
 		}
 		c.Run("delete", "deployment", "burner", "--wait=true")
 	})
