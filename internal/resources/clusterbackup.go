@@ -92,11 +92,8 @@ func admitClusterBackup(ctx context.Context, obj, old runtime.Object, objs Objec
 		return nil
 	}
 	b := obj.(*wharfv1.ClusterBackup)
-	c, err := getCluster(ctx, objs, b.Namespace, b.Spec.Cluster)
+	c, err := clusterOf(ctx, objs, "ClusterBackup", b.Namespace, b.Name, b.Spec.Cluster)
 	switch {
-	case apierrors.IsNotFound(err):
-		return apierrors.NewInvalid(wharfv1.SchemeGroupVersion.WithKind("ClusterBackup").GroupKind(), b.Name, field.ErrorList{field.Invalid(
-			field.NewPath("spec", "cluster"), b.Spec.Cluster, fmt.Sprintf("cluster %q not found in project %q", b.Spec.Cluster, b.Namespace))})
 	case err != nil:
 		return err
 	case c.DeletionTimestamp != nil || c.Status.Status == wharfv1.StatusDeleteInProgress:

@@ -164,11 +164,8 @@ func admitNodeGroup(ctx context.Context, obj, old runtime.Object, objs Objects) 
 		return nil
 	}
 	g := obj.(*wharfv1.NodeGroup)
-	c, err := getCluster(ctx, objs, g.Namespace, g.Spec.Cluster)
+	c, err := clusterOf(ctx, objs, "NodeGroup", g.Namespace, g.Name, g.Spec.Cluster)
 	switch {
-	case apierrors.IsNotFound(err):
-		return apierrors.NewInvalid(wharfv1.SchemeGroupVersion.WithKind("NodeGroup").GroupKind(), g.Name, field.ErrorList{field.Invalid(
-			field.NewPath("spec", "cluster"), g.Spec.Cluster, fmt.Sprintf("cluster %q not found in project %q", g.Spec.Cluster, g.Namespace))})
 	case err != nil:
 		return err
 	case c.DeletionTimestamp != nil:
@@ -195,6 +192,17 @@ func validateNodeGroupDelete(ctx context.Context, obj runtime.Object, objs Objec
 			fmt.Errorf("%s is a default node group of cluster %s: it goes with the cluster (resize it to change its size)", g.Name, c.Name))
 	}
 	return nil
+}
+
+// clusterOf gets the cluster a new object of kind names in spec.cluster;
+// one that does not exist is a 422 on that field.
+func clusterOf(ctx context.Context, objs Objects, kind, namespace, name, cluster string) (*wharfv1.Cluster, error) {
+	c, err := getCluster(ctx, objs, namespace, cluster)
+	if apierrors.IsNotFound(err) {
+		return nil, apierrors.NewInvalid(wharfv1.SchemeGroupVersion.WithKind(kind).GroupKind(), name, field.ErrorList{field.Invalid(
+			field.NewPath("spec", "cluster"), cluster, fmt.Sprintf("cluster %q not found in project %q", cluster, namespace))})
+	}
+	return c, err
 }
 
 func getCluster(ctx context.Context, objs Objects, namespace, name string) (*wharfv1.Cluster, error) {

@@ -70,16 +70,7 @@ func TestJoinAsLearner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	for {
-		err := storage.Promote(ctx, a.Client, "b")
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, storage.ErrNotCaughtUp) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	promote(ctx, t, a, "b")
 	if err := storage.Promote(ctx, a.Client, "b"); err != nil {
 		t.Errorf("promoting a voter again: %v", err)
 	}
@@ -96,5 +87,20 @@ func TestJoinAsLearner(t *testing.T) {
 	}
 	if st.AppliedIndex == 0 || st.Revision < 2 {
 		t.Errorf("b's view: applied %d, revision %d", st.AppliedIndex, st.Revision)
+	}
+}
+
+// promote makes the learner name a voter once it has caught up.
+func promote(ctx context.Context, t *testing.T, leader *storage.Embedded, name string) {
+	t.Helper()
+	for {
+		err := storage.Promote(ctx, leader.Client, name)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, storage.ErrNotCaughtUp) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -277,16 +277,7 @@ func TestRestoreAsFirstOfSeveralMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	for {
-		err := storage.Promote(ctx, a.Client, "b")
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, storage.ErrNotCaughtUp) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	promote(ctx, t, a, "b")
 	got, err := b.Client.Get(ctx, "/registry/things/", clientv3.WithPrefix())
 	if err != nil || len(got.Kvs) != 4 {
 		t.Fatalf("the joined member holds %v (%v), want the snapshot's 4 keys", got, err)
